@@ -1,0 +1,27 @@
+// Each `owl <command>` lives in its own cmd_<name>.cpp and registers itself here.
+// A command's callback sets the exit code through the returned int reference.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace owl::cli {
+
+// Runs after parsing; returns the process exit code.
+using CommandRun = std::function<int()>;
+
+struct Command {
+  CLI::App* app;  // the subcommand, owned by the root app
+  CommandRun run;
+};
+
+// Registration functions, one per command file.
+Command register_inspect(CLI::App& root);
+Command register_synth(CLI::App& root);
+Command register_tokenize(CLI::App& root);
+Command register_template(CLI::App& root);
+
+}  // namespace owl::cli

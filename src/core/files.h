@@ -1,0 +1,65 @@
+// File access for untrusted inputs and crash-safe outputs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace owl::core {
+
+// A read-only memory map of a whole file. Movable, not copyable; unmaps on destruction.
+class MappedFile {
+ public:
+  static Result<MappedFile> open(const std::string& path);
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  void reset();
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+// Writes a file under a temporary name in the same directory and renames it over `path` only on
+// commit() (after fsync), so a failed or interrupted write never leaves a partial file behind.
+// Not thread-safe; one writer per object.
+class AtomicFile {
+ public:
+  static Result<AtomicFile> create(const std::string& path);
+  AtomicFile(AtomicFile&& other) noexcept;
+  AtomicFile& operator=(AtomicFile&&) = delete;
+  AtomicFile(const AtomicFile&) = delete;
+  ~AtomicFile();  // removes the temporary file unless committed
+
+  Status write(const void* data, size_t size);
+  Status write(std::string_view bytes) { return write(bytes.data(), bytes.size()); }
+  Status write_zeros(size_t size);
+  uint64_t offset() const { return offset_; }
+  Status commit();
+
+ private:
+  AtomicFile(std::string path, std::string temp_path, int fd)
+      : path_(std::move(path)), temp_path_(std::move(temp_path)), fd_(fd) {}
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  uint64_t offset_ = 0;
+  bool committed_ = false;
+};
+
+// Reads a whole file into a string (for small text inputs: configs, JSON, templates).
+Result<std::string> read_file(const std::string& path);
+
+}  // namespace owl::core
