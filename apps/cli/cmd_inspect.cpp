@@ -1,10 +1,117 @@
+// owl inspect MODEL [--json]: what a GGUF file holds, from its header.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
+#include "format.h"
+#include "gguf/gguf.h"
+#include "model/model_info.h"
 
 namespace owl::cli {
+namespace {
+
+struct InspectOptions {
+  std::string model;
+  bool json = false;
+  bool all_metadata = false;
+};
+
+nlohmann::json to_json(const model::ModelInfo& info, const gguf::GgufFile& file) {
+  nlohmann::json j;
+  j["path"] = info.path;
+  j["file_size"] = info.file_size;
+  j["gguf_version"] = info.gguf_version;
+  j["architecture"] = info.architecture;
+  j["name"] = info.name;
+  j["license"] = info.license;
+  auto optional = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  j["context_length"] = optional(info.context_length);
+  j["n_embd"] = optional(info.n_embd);
+  j["n_layer"] = optional(info.n_layer);
+  j["n_head"] = optional(info.n_head);
+  j["n_head_kv"] = optional(info.n_head_kv);
+  j["n_ff"] = optional(info.n_ff);
+  j["n_params"] = info.n_params;
+  j["n_tensors"] = info.n_tensors;
+  j["tensor_bytes"] = info.tensor_bytes;
+  nlohmann::json types = nlohmann::json::object();
+  for (const auto& [name, usage] : info.types) {
+    types[name] = {{"tensors", usage.tensors}, {"elements", usage.elements}, {"bytes", usage.bytes}};
+  }
+  j["tensor_types"] = types;
+  j["tokenizer"] = {{"model", info.tokenizer_model},
+                    {"kind", info.tokenizer_kind},
+                    {"pre", info.tokenizer_pre},
+                    {"vocab_size", info.vocab_size}};
+  j["chat_template"] = info.has_chat_template;
+  nlohmann::json metadata = nlohmann::json::object();
+  for (const gguf::MetadataEntry& e : file.metadata()) metadata[e.key] = e.value.to_display();
+  j["metadata"] = metadata;
+  return j;
+}
+
+void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, bool all_metadata) {
+  auto row = [](std::string_view label, const std::string& value) {
+    fmt::print("{:<15}{}\n", label, value);
+  };
+  auto opt = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
+  row("model", info.path);
+  row("file size", fmt::format("{} ({} bytes), GGUF v{}", human_bytes(info.file_size), info.file_size,
+                               info.gguf_version));
+  row("architecture", info.architecture.empty() ? "-" : info.architecture);
+  row("name", info.name.empty() ? "-" : info.name);
+  row("license", info.license.empty() ? "-" : info.license);
+  row("parameters", fmt::format("{} ({})", human_count(info.n_params), info.n_params));
+  row("context", opt(info.context_length));
+  row("shape", fmt::format("n_embd {}, n_layer {}, n_head {}, n_head_kv {}, n_ff {}", opt(info.n_embd),
+                           opt(info.n_layer), opt(info.n_head), opt(info.n_head_kv), opt(info.n_ff)));
+  row("tensors", fmt::format("{} ({})", info.n_tensors, human_bytes(info.tensor_bytes)));
+  for (const auto& [name, usage] : info.types) {
+    row("", fmt::format("{:<6} {:>4} tensors {:>12} params {:>10}", name, usage.tensors,
+                        human_count(usage.elements), human_bytes(usage.bytes)));
+  }
+  std::string tokenizer = info.tokenizer_kind;
+  if (!info.tokenizer_pre.empty()) tokenizer += ", pre " + info.tokenizer_pre;
+  tokenizer += fmt::format(", {} tokens", info.vocab_size);
+  row("tokenizer", tokenizer);
+  row("chat template", info.has_chat_template ? "yes" : "no");
+  fmt::print("metadata ({} keys)\n", file.metadata().size());
+  for (const gguf::MetadataEntry& e : file.metadata()) {
+    const bool long_array = e.value.type == gguf::ValueType::ARRAY && e.value.as_array()->items.size() > 8;
+    if (!all_metadata && long_array) {
+      fmt::print("  {:<44} [{} x {}]\n", e.key, e.value.as_array()->items.size(),
+                 gguf::value_type_name(e.value.as_array()->element_type));
+    } else {
+      fmt::print("  {:<44} {}\n", e.key, e.value.to_display(all_metadata ? SIZE_MAX : 8));
+    }
+  }
+}
+
+int run_inspect(const InspectOptions& options) {
+  auto file = gguf::GgufFile::open(options.model);
+  if (!file) {
+    fmt::print(stderr, "owl inspect: {}\n", file.message());
+    return 1;
+  }
+  const model::ModelInfo info = model::describe_model(*file);
+  if (options.json) {
+    fmt::print("{}\n", to_json(info, *file).dump(2));
+  } else {
+    print_text(info, *file, options.all_metadata);
+  }
+  return 0;
+}
+
+}  // namespace
 
 Command register_inspect(CLI::App& root) {
-  CLI::App* app = root.add_subcommand("inspect", "(not yet available)");
-  return {app, [] { return 1; }};
+  auto options = std::make_shared<InspectOptions>();
+  CLI::App* app = root.add_subcommand("inspect", "Show what a GGUF model holds: architecture, size, types, tokenizer");
+  app->add_option("model", options->model, "GGUF model file")->required();
+  app->add_flag("--json", options->json, "Print JSON instead of text");
+  app->add_flag("--all", options->all_metadata, "Print every metadata value in full");
+  return {app, [options] { return run_inspect(*options); }};
 }
 
 }  // namespace owl::cli

@@ -145,9 +145,9 @@ class GgufFile {
 };
 
 // Builds a GGUF file (version 3). Tensor data is borrowed: it must stay alive until write().
+// The data alignment is `general.alignment` when set (a u32 power of two), else 32.
 class GgufWriter {
  public:
-  explicit GgufWriter(uint32_t alignment = kDefaultAlignment) : alignment_(alignment) {}
 
   // Sets (or replaces) a metadata entry; entries keep the order of first insertion.
   void set(std::string key, Value value);
@@ -164,7 +164,6 @@ class GgufWriter {
     TensorInfo info;
     std::span<const uint8_t> data;
   };
-  uint32_t alignment_;
   std::vector<MetadataEntry> metadata_;
   std::vector<PendingTensor> tensors_;
 };

@@ -1,0 +1,63 @@
+#include "model/model_info.h"
+
+namespace owl::model {
+namespace {
+
+std::string string_or_empty(const gguf::GgufFile& file, const std::string& key) {
+  const gguf::Value* v = file.find(key);
+  const std::string* s = v ? v->as_string() : nullptr;
+  return s ? *s : std::string();
+}
+
+std::optional<int64_t> int_or_none(const gguf::GgufFile& file, const std::string& key) {
+  const gguf::Value* v = file.find(key);
+  return v ? v->as_int() : std::nullopt;
+}
+
+std::string tokenizer_kind(const std::string& model) {
+  if (model == "llama") return "SentencePiece (llama)";
+  if (model == "gpt2") return "byte-level BPE (gpt2)";
+  if (model == "bert") return "WordPiece (bert)";
+  if (model == "t5") return "Unigram (t5)";
+  if (model == "rwkv") return "RWKV (rwkv)";
+  if (model.empty() || model == "none") return "none";
+  return model;
+}
+
+}  // namespace
+
+ModelInfo describe_model(const gguf::GgufFile& file) {
+  ModelInfo info;
+  info.path = file.path();
+  info.file_size = file.file_size();
+  info.gguf_version = file.version();
+  info.architecture = string_or_empty(file, "general.architecture");
+  info.name = string_or_empty(file, "general.name");
+  info.license = string_or_empty(file, "general.license");
+  const std::string& arch = info.architecture;
+  info.context_length = int_or_none(file, arch + ".context_length");
+  info.n_embd = int_or_none(file, arch + ".embedding_length");
+  info.n_layer = int_or_none(file, arch + ".block_count");
+  info.n_head = int_or_none(file, arch + ".attention.head_count");
+  info.n_head_kv = int_or_none(file, arch + ".attention.head_count_kv");
+  info.n_ff = int_or_none(file, arch + ".feed_forward_length");
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    TypeUsage& usage = info.types[std::string(gguf::type_info(t.type).name)];
+    usage.tensors += 1;
+    usage.elements += t.n_elements();
+    usage.bytes += t.n_bytes;
+    info.n_params += t.n_elements();
+    info.tensor_bytes += t.n_bytes;
+  }
+  info.n_tensors = static_cast<int64_t>(file.tensors().size());
+  info.tokenizer_model = string_or_empty(file, "tokenizer.ggml.model");
+  info.tokenizer_kind = tokenizer_kind(info.tokenizer_model);
+  info.tokenizer_pre = string_or_empty(file, "tokenizer.ggml.pre");
+  if (const gguf::Value* tokens = file.find("tokenizer.ggml.tokens")) {
+    if (const gguf::Array* a = tokens->as_array()) info.vocab_size = static_cast<int64_t>(a->items.size());
+  }
+  info.has_chat_template = file.find("tokenizer.chat_template") != nullptr;
+  return info;
+}
+
+}  // namespace owl::model

@@ -1,0 +1,119 @@
+// Runs the owl binary as a user would and checks what it prints and its exit code.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gguf/gguf.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+RunResult run_owl(const std::string& args) {
+  const std::string command = std::string(OWL_BINARY) + " " + args + " 2>&1";
+  RunResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+const std::string kModel = std::string(OWL_SOURCE_DIR) + "/models/stories260K.gguf";
+
+TEST(Cli, HelpListsCommands) {
+  RunResult r = run_owl("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* command : {"inspect", "synth", "tokenize", "template"}) {
+    EXPECT_NE(r.out.find(command), std::string::npos) << command;
+  }
+  RunResult sub = run_owl("inspect --help");
+  EXPECT_EQ(sub.exit_code, 0);
+  EXPECT_NE(sub.out.find("--json"), std::string::npos);
+}
+
+TEST(Cli, UnknownCommandsAndOptionsAreErrors) {
+  EXPECT_NE(run_owl("frobnicate").exit_code, 0);
+  RunResult r = run_owl("inspect " + kModel + " --no-such-option");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--no-such-option"), std::string::npos) << r.out;
+}
+
+TEST(Cli, InspectText) {
+  RunResult r = run_owl("inspect " + kModel);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* expected : {"architecture   llama", "parameters     292.80 K (292800)", "context        2048",
+                               "n_embd 64, n_layer 5, n_head 8, n_head_kv 4, n_ff 172",
+                               "SentencePiece (llama), 512 tokens", "chat template  no"}) {
+    EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;
+  }
+}
+
+TEST(Cli, InspectJson) {
+  RunResult r = run_owl("inspect --json " + std::string(OWL_SHARED_DIR) + "/models/kq256.q4_k_m.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["n_embd"], 256);
+  EXPECT_EQ(j["tensor_types"]["q4_k"]["tensors"], 13);
+  EXPECT_EQ(j["tensor_types"]["q6_k"]["tensors"], 3);
+  EXPECT_EQ(j["tokenizer"]["vocab_size"], 512);
+  EXPECT_EQ(j["chat_template"], false);
+}
+
+TEST(Cli, InspectMalformedFileGivesReaderErrorAndExitOne) {
+  RunResult r = run_owl("inspect " + std::string(OWL_SOURCE_DIR) + "/tests/data/gguf/duplicate_key.gguf");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("duplicate metadata key 'test.u32'"), std::string::npos) << r.out;
+  RunResult missing = run_owl("inspect /nonexistent.gguf");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.out.find("/nonexistent.gguf: cannot open"), std::string::npos) << missing.out;
+}
+
+TEST(Cli, SynthWritesTheRequestedShapeAndType) {
+  const std::string out = (fs::temp_directory_path() / ("owl_cli_synth_" + std::to_string(::getpid()) + ".gguf")).string();
+  RunResult r = run_owl("synth --n-embd 128 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 256 --type q4_k --vocab-from " +
+                        kModel + " -o " + out + " --seed 7");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto file = owl::gguf::GgufFile::open(out);
+  ASSERT_TRUE(file.ok()) << file.message();
+  EXPECT_EQ(*file->get_int("llama.embedding_length"), 128);
+  EXPECT_EQ(*file->get_int("llama.attention.head_count_kv"), 2);
+  EXPECT_EQ(file->get_string_array("tokenizer.ggml.tokens")->size(), 512u);
+  // q4_k needs rows of 256: 128-wide rows fall back to F16; norms are F32.
+  EXPECT_EQ(file->find_tensor("blk.0.attn_q.weight")->type, owl::gguf::TensorType::F16);
+  EXPECT_EQ(file->find_tensor("blk.1.ffn_down.weight")->type, owl::gguf::TensorType::Q4_K);
+  EXPECT_EQ(file->find_tensor("output_norm.weight")->type, owl::gguf::TensorType::F32);
+  EXPECT_EQ(file->find_tensor("output.weight")->ne[1], 512);
+
+  // The same seed gives the same file; a bad shape is refused by name.
+  const std::string again = out + ".again.gguf";
+  ASSERT_EQ(run_owl("synth --n-embd 128 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 256 --type q4_k --vocab-from " +
+                    kModel + " -o " + again + " --seed 7 -t 1").exit_code, 0);
+  auto second = owl::gguf::GgufFile::open(again);
+  ASSERT_TRUE(second.ok());
+  const auto* a = file->find_tensor("blk.1.ffn_down.weight");
+  const auto* b = second->find_tensor("blk.1.ffn_down.weight");
+  EXPECT_EQ(std::memcmp(a->data, b->data, a->n_bytes), 0);
+  RunResult bad = run_owl("synth --n-embd 100 --n-layer 1 --n-head 3 --n-head-kv 1 --n-ff 64 -o " + out + ".bad");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--n-embd 100 is not a multiple of --n-head 3"), std::string::npos) << bad.out;
+  EXPECT_FALSE(fs::exists(out + ".bad"));
+  fs::remove(out);
+  fs::remove(again);
+}
+
+}  // namespace
