@@ -1,5 +1,6 @@
 // IEEE half (F16) and bfloat16 (BF16) conversions, bit-exact with ggml's:
-// both round to nearest even; BF16 keeps NaN a quiet NaN.
+// both round to nearest even; NaN stays a (quiet) NaN. f16_to_f32 / f32_to_f16 give the same
+// bits as the F16C instructions for every input (tests/quant/half_test.cpp).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +14,8 @@ inline float f16_to_f32(uint16_t h) {
   uint32_t mant = h & 0x3ffu;
   uint32_t bits;
   if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf / nan
+    // inf / nan; a signalling nan comes back quiet, as from F16C and ggml's conversion
+    bits = sign | 0x7f800000u | (mant << 13) | (mant != 0 ? 0x00400000u : 0u);
   } else if (exp != 0) {
     bits = sign | ((exp + 112u) << 23) | (mant << 13);
   } else if (mant == 0) {

@@ -8,9 +8,6 @@
 
 namespace owl::quant {
 
-// Round half to even, as ggml's nearest_int (which the K-quant reference code uses).
-inline int nearest_int(float x) { return static_cast<int>(std::nearbyint(x)); }
-
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     float amax = 0.0f;
@@ -38,6 +35,8 @@ void quantize_row_q8_1(const float* x, BlockQ8_1* y, int64_t n) {
   }
 }
 
+// The Q8_K quantizer is llama.cpp's quantize_row_q8_K_ref; an all-zero block is all zero
+// bytes (ggml leaves bsums unwritten there).
 void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float amax = 0.0f;
