@@ -1,0 +1,185 @@
+#include "sample/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace owl::sample {
+
+using core::make_error;
+
+core::Status validate(const SamplingParams& p, int64_t n_vocab) {
+  if (!std::isfinite(p.temperature) || p.temperature > 100.0f) return make_error("sampling: temperature {} out of range", p.temperature);
+  if (!(p.top_p >= 0.0f && p.top_p <= 1.0f)) return make_error("sampling: top_p {} outside [0, 1]", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return make_error("sampling: min_p {} outside [0, 1]", p.min_p);
+  if (!(p.typical_p > 0.0f && p.typical_p <= 1.0f)) return make_error("sampling: typical_p {} outside (0, 1]", p.typical_p);
+  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) return make_error("sampling: repeat_penalty {} must be positive", p.repeat_penalty);
+  if (!(std::fabs(p.frequency_penalty) <= 2.0f)) return make_error("sampling: frequency_penalty {} outside [-2, 2]", p.frequency_penalty);
+  if (!(std::fabs(p.presence_penalty) <= 2.0f)) return make_error("sampling: presence_penalty {} outside [-2, 2]", p.presence_penalty);
+  if (p.repeat_last_n < -1) return make_error("sampling: repeat_last_n {} must be >= -1", p.repeat_last_n);
+  if (p.n_probs < 0 || p.n_probs > 100) return make_error("sampling: n_probs {} outside 0..100", p.n_probs);
+  for (const auto& [token, bias] : p.logit_bias) {
+    if (token < 0 || token >= n_vocab) return make_error("sampling: logit_bias token {} outside the vocabulary of {}", token, n_vocab);
+    if (std::isnan(bias)) return make_error("sampling: logit_bias for token {} is NaN", token);
+  }
+  return {};
+}
+
+Sampler::Sampler(SamplingParams params, int64_t n_vocab)
+    : params_(std::move(params)), n_vocab_(n_vocab), rng_(params_.seed) {
+  cand_.reserve(static_cast<size_t>(n_vocab));
+  counts_.assign(static_cast<size_t>(n_vocab), 0);
+}
+
+void Sampler::accept(int32_t token) {
+  if (token >= 0 && token < n_vocab_) history_.push_back(token);
+}
+
+void Sampler::reset() {
+  history_.clear();
+  rng_.seed(params_.seed);
+}
+
+void Sampler::apply_penalties() {
+  const SamplingParams& p = params_;
+  if (p.repeat_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f) return;
+  const size_t n = p.repeat_last_n < 0 ? history_.size()
+                                       : std::min(history_.size(), static_cast<size_t>(p.repeat_last_n));
+  const auto first = history_.end() - static_cast<std::ptrdiff_t>(n);
+  for (auto it = first; it != history_.end(); ++it) ++counts_[static_cast<size_t>(*it)];
+  for (Candidate& c : cand_) {  // cand_ is still indexed by token here
+    const int32_t count = counts_[static_cast<size_t>(c.token)];
+    if (count == 0) continue;
+    c.logit = c.logit > 0 ? c.logit / p.repeat_penalty : c.logit * p.repeat_penalty;
+    c.logit -= static_cast<float>(count) * p.frequency_penalty + p.presence_penalty;
+  }
+  for (auto it = first; it != history_.end(); ++it) counts_[static_cast<size_t>(*it)] = 0;
+}
+
+void Sampler::top_k(size_t k) {
+  k = std::min(k, cand_.size());
+  auto by_logit = [](const Candidate& a, const Candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
+  };
+  std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k), cand_.end(), by_logit);
+  cand_.resize(k);
+}
+
+// Sorted candidates get probabilities p (softmax of their logits).
+void Sampler::softmax() {
+  const float max = cand_.front().logit;
+  double sum = 0;
+  for (Candidate& c : cand_) {
+    c.p = std::exp(c.logit - max);
+    sum += c.p;
+  }
+  for (Candidate& c : cand_) c.p = static_cast<float>(c.p / sum);
+}
+
+// Locally typical sampling (Meister et al. 2022): keep the tokens whose surprise is closest to
+// the entropy until their mass reaches p.
+void Sampler::typical(float p) {
+  softmax();
+  double entropy = 0;
+  for (const Candidate& c : cand_) {
+    if (c.p > 0) entropy -= c.p * std::log(c.p);
+  }
+  scratch_.resize(cand_.size());
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    scratch_[i] = static_cast<float>(std::fabs(-std::log(cand_[i].p) - entropy));
+  }
+  std::vector<Candidate> sorted = cand_;  // only when typical sampling is enabled
+  std::vector<size_t> order(cand_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scratch_[a] < scratch_[b]; });
+  double mass = 0;
+  size_t keep = 0;
+  for (; keep < order.size(); ++keep) {
+    mass += sorted[order[keep]].p;
+    if (mass >= p) {
+      ++keep;
+      break;
+    }
+  }
+  keep = std::max<size_t>(1, std::min(keep, order.size()));
+  cand_.clear();
+  for (size_t i = 0; i < keep; ++i) cand_.push_back(sorted[order[i]]);
+  std::stable_sort(cand_.begin(), cand_.end(), [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
+}
+
+void Sampler::top_p(float p) {
+  softmax();
+  double mass = 0;
+  size_t keep = cand_.size();
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    mass += cand_[i].p;
+    if (mass >= p) {
+      keep = i + 1;
+      break;
+    }
+  }
+  cand_.resize(keep);
+}
+
+void Sampler::min_p(float p) {
+  // In logit space: keep tokens with logit >= max + log(p).
+  const float threshold = cand_.front().logit + std::log(p);
+  size_t keep = 1;
+  while (keep < cand_.size() && cand_[keep].logit >= threshold) ++keep;
+  cand_.resize(keep);
+}
+
+void Sampler::report_logprobs(const float* logits, Sampled& out) {
+  float max = logits[0];
+  for (int64_t i = 1; i < n_vocab_; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n_vocab_; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_z = max + std::log(sum);
+  out.logprob = static_cast<float>(logits[out.token] - log_z);
+  out.top.clear();
+  if (params_.n_probs <= 0) return;
+  scratch_.assign(logits, logits + n_vocab_);
+  std::vector<int32_t>& idx = order_;
+  idx.resize(static_cast<size_t>(n_vocab_));
+  std::iota(idx.begin(), idx.end(), 0);
+  const size_t k = std::min(static_cast<size_t>(params_.n_probs), idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
+    return scratch_[a] > scratch_[b] || (scratch_[a] == scratch_[b] && a < b);
+  });
+  for (size_t i = 0; i < k; ++i) out.top.push_back({idx[i], static_cast<float>(logits[idx[i]] - log_z)});
+}
+
+Sampled Sampler::sample(const float* logits) {
+  const SamplingParams& p = params_;
+  cand_.resize(static_cast<size_t>(n_vocab_));
+  for (int64_t i = 0; i < n_vocab_; ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  for (const auto& [token, bias] : p.logit_bias) cand_[static_cast<size_t>(token)].logit += bias;
+  apply_penalties();
+  Sampled out;
+  if (p.temperature <= 0.0f) {
+    top_k(1);
+    out.token = cand_.front().token;
+  } else {
+    top_k(p.top_k > 0 ? static_cast<size_t>(p.top_k) : cand_.size());
+    if (p.typical_p < 1.0f) typical(p.typical_p);
+    if (p.top_p < 1.0f) top_p(p.top_p);
+    if (p.min_p > 0.0f) min_p(p.min_p);
+    for (Candidate& c : cand_) c.logit /= p.temperature;
+    softmax();
+    // A draw in [0, 1) from 53 random bits: the same on every platform for a given seed.
+    const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+    double acc = 0;
+    out.token = cand_.back().token;
+    for (const Candidate& c : cand_) {
+      acc += c.p;
+      if (u < acc) {
+        out.token = c.token;
+        break;
+      }
+    }
+  }
+  report_logprobs(logits, out);
+  return out;
+}
+
+}  // namespace owl::sample

@@ -1,0 +1,82 @@
+// Token sampling: logit bias, repetition/frequency/presence penalties, top-k, typical, top-p,
+// min-p, temperature, then a seeded draw (or argmax at temperature 0), in llama.cpp's order.
+// Log-probabilities are reported from the model's own distribution: a log-softmax over the
+// full vocabulary of the raw logits, before any of the transformations above.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+
+namespace owl::sample {
+
+struct SamplingParams {
+  float temperature = 0.8f;  // <= 0: greedy
+  int top_k = 40;            // <= 0: off
+  float top_p = 0.95f;       // >= 1: off
+  float min_p = 0.05f;       // <= 0: off
+  float typical_p = 1.0f;    // >= 1: off
+  float repeat_penalty = 1.0f;    // 1: off; divides positive logits / multiplies negative ones
+  int repeat_last_n = 64;         // tokens of history the penalties look at; -1: all
+  float frequency_penalty = 0.0f; // minus count * penalty
+  float presence_penalty = 0.0f;  // minus penalty once a token appeared
+  std::vector<std::pair<int32_t, float>> logit_bias;  // added to the raw logits
+  uint64_t seed = 0xdecafbadull;
+  int n_probs = 0;  // report this many most likely tokens with their log-probabilities
+};
+
+// Checks ranges; names the parameter and the value.
+core::Status validate(const SamplingParams& params, int64_t n_vocab);
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct Sampled {
+  int32_t token = 0;
+  float logprob = 0.0f;            // of `token` under the model's distribution
+  std::vector<TokenLogprob> top;   // n_probs entries, most likely first
+};
+
+// One per sequence: holds the history for penalties and the random stream.
+// Not thread-safe; sample() reuses internal buffers (typical sampling alone allocates).
+class Sampler {
+ public:
+  Sampler(SamplingParams params, int64_t n_vocab);
+
+  // Picks the next token from one row of logits [n_vocab]; does not record it (see accept).
+  Sampled sample(const float* logits);
+  // Records a token of the sequence (prompt or generated) for the penalties.
+  void accept(int32_t token);
+  void reset();
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  struct Candidate {
+    int32_t token;
+    float logit;
+    float p;
+  };
+  void apply_penalties();
+  void top_k(size_t k);
+  void softmax();
+  void typical(float p);
+  void top_p(float p);
+  void min_p(float p);
+  void report_logprobs(const float* logits, Sampled& out);
+
+  SamplingParams params_;
+  int64_t n_vocab_;
+  std::mt19937_64 rng_;
+  std::vector<int32_t> history_;
+  std::vector<Candidate> cand_;
+  std::vector<int32_t> counts_;
+  std::vector<float> scratch_;
+  std::vector<int32_t> order_;
+};
+
+}  // namespace owl::sample

@@ -1,0 +1,121 @@
+#include "sample/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+namespace owl::sample {
+namespace {
+
+std::vector<float> random_logits(int n, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = d(rng);
+  return x;
+}
+
+int argmax(const std::vector<float>& x) { return static_cast<int>(std::max_element(x.begin(), x.end()) - x.begin()); }
+
+TEST(Sampler, GreedyIsArgmax) {
+  for (uint64_t seed = 1; seed < 6; ++seed) {
+    const auto logits = random_logits(101, seed);
+    Sampler s({.temperature = 0.0f}, 101);
+    EXPECT_EQ(s.sample(logits.data()).token, argmax(logits));
+  }
+}
+
+TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
+  const auto logits = random_logits(257, 3);
+  auto draw = [&](uint64_t seed) {
+    Sampler s({.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = seed}, 257);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 50; ++i) out.push_back(s.sample(logits.data()).token);
+    return out;
+  };
+  EXPECT_EQ(draw(7), draw(7));
+  EXPECT_NE(draw(7), draw(8));
+}
+
+TEST(Sampler, UntruncatedDrawsFollowTheSoftmax) {
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};  // p = k / 10
+  Sampler s({.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 11}, 4);
+  std::map<int, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++counts[s.sample(logits.data()).token];
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(counts[k] / static_cast<double>(n), (k + 1) / 10.0, 0.015) << k;
+}
+
+TEST(Sampler, TruncationsKeepTheRightTokens) {
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
+  auto support = [&](SamplingParams p) {
+    p.temperature = 1.0f;
+    Sampler s(p, 4);
+    std::map<int, int> seen;
+    for (int i = 0; i < 2000; ++i) ++seen[s.sample(logits.data()).token];
+    std::vector<int> tokens;
+    for (const auto& [t, c] : seen) tokens.push_back(t);
+    return tokens;
+  };
+  EXPECT_EQ(support({.top_k = 2, .top_p = 1.0f, .min_p = 0.0f}), (std::vector<int>{2, 3}));
+  // top_p 0.6: 0.4 + 0.3 = 0.7 >= 0.6 keeps two tokens.
+  EXPECT_EQ(support({.top_k = 0, .top_p = 0.6f, .min_p = 0.0f}), (std::vector<int>{2, 3}));
+  // min_p 0.5: keep p >= 0.5 * 0.4 = 0.2, i.e. tokens 1, 2, 3.
+  EXPECT_EQ(support({.top_k = 0, .top_p = 1.0f, .min_p = 0.5f}), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(support({.top_k = 0, .top_p = 1.0f, .min_p = 0.0f}), (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST(Sampler, LogitBiasAndPenalties) {
+  auto logits = random_logits(50, 5);
+  const int best = argmax(logits);
+  const int other = (best + 1) % 50;
+  Sampler biased({.temperature = 0.0f, .logit_bias = {{other, 100.0f}}}, 50);
+  EXPECT_EQ(biased.sample(logits.data()).token, other);
+
+  Sampler penalized({.temperature = 0.0f, .presence_penalty = 2.0f}, 50);
+  std::vector<float> flat(50, 0.0f);
+  flat[3] = 1.0f;
+  flat[4] = 0.5f;
+  EXPECT_EQ(penalized.sample(flat.data()).token, 3);
+  penalized.accept(3);
+  EXPECT_EQ(penalized.sample(flat.data()).token, 4);  // 1 - 2 < 0.5
+
+  Sampler repeat({.temperature = 0.0f, .repeat_penalty = 3.0f}, 50);
+  repeat.accept(3);
+  EXPECT_EQ(repeat.sample(flat.data()).token, 4);  // 1 / 3 < 0.5
+  Sampler window({.temperature = 0.0f, .repeat_penalty = 3.0f, .repeat_last_n = 1}, 50);
+  window.accept(3);
+  window.accept(7);
+  EXPECT_EQ(window.sample(flat.data()).token, 3) << "3 is outside the last-1 window";
+}
+
+TEST(Sampler, LogprobsAreTheFullSoftmaxOfRawLogits) {
+  const auto logits = random_logits(300, 9);
+  // Truncation and temperature must not change the reported log-probabilities.
+  Sampler s({.temperature = 0.3f, .top_k = 5, .seed = 1, .n_probs = 10}, 300);
+  const Sampled out = s.sample(logits.data());
+  double z = 0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  ASSERT_EQ(out.top.size(), 10u);
+  EXPECT_EQ(out.top[0].token, argmax(logits));
+  for (size_t i = 0; i < out.top.size(); ++i) {
+    EXPECT_NEAR(out.top[i].logprob, logits[static_cast<size_t>(out.top[i].token)] - std::log(z), 1e-4);
+    if (i > 0) EXPECT_LE(out.top[i].logprob, out.top[i - 1].logprob);
+  }
+  EXPECT_NEAR(out.logprob, logits[static_cast<size_t>(out.token)] - std::log(z), 1e-4);
+}
+
+TEST(Sampler, ValidateNamesTheParameter) {
+  EXPECT_TRUE(validate({}, 10).ok());
+  auto r = validate({.top_p = 1.5f}, 10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("top_p 1.5"), std::string::npos);
+  r = validate({.logit_bias = {{10, 1.0f}}}, 10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("logit_bias token 10"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace owl::sample
