@@ -23,5 +23,7 @@ Command register_inspect(CLI::App& root);
 Command register_synth(CLI::App& root);
 Command register_tokenize(CLI::App& root);
 Command register_template(CLI::App& root);
+Command register_bench(CLI::App& root);
+Command register_logits(CLI::App& root);
 
 }  // namespace owl::cli

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
       owl::cli::register_synth(root),
       owl::cli::register_tokenize(root),
       owl::cli::register_template(root),
+      owl::cli::register_bench(root),
+      owl::cli::register_logits(root),
   };
   try {
     root.parse(argc, argv);

@@ -1,0 +1,117 @@
+// owl bench: prompt-processing and generation tokens/s, as llama-bench reports them.
+#include <chrono>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "format.h"
+#include "kernels/cpu_features.h"
+#include "model/bench.h"
+#include "model/model_info.h"
+
+namespace owl::cli {
+namespace {
+
+struct BenchArgs {
+  std::vector<std::string> models;
+  model::BenchOptions options;
+  std::string output = "md";
+};
+
+// "llama 1.10B Q4_0": architecture, parameters, the type holding most bytes.
+std::string model_type(const model::ModelInfo& info) {
+  std::string main_type;
+  uint64_t most = 0;
+  for (const auto& [name, usage] : info.types) {
+    if (usage.bytes > most) {
+      most = usage.bytes;
+      main_type = name;
+    }
+  }
+  for (char& c : main_type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string params = human_count(info.n_params);
+  params.erase(std::remove(params.begin(), params.end(), ' '), params.end());
+  return fmt::format("{} {} {}", info.architecture, params, main_type);
+}
+
+std::string size_mib(uint64_t bytes) {
+  const double mib = static_cast<double>(bytes) / (1024.0 * 1024.0);
+  return mib >= 1024.0 ? fmt::format("{:.2f} GiB", mib / 1024.0) : fmt::format("{:.2f} MiB", mib);
+}
+
+int run_bench(const BenchArgs& args) {
+  const std::string isa(kernels::isa_name(kernels::select_isa(kernels::detect_cpu_features())));
+  nlohmann::json records = nlohmann::json::array();
+  if (args.output == "md") {
+    fmt::print("| model | size | params | backend | threads | test | t/s |\n");
+    fmt::print("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+  }
+  for (const std::string& path : args.models) {
+    auto model = model::load_model(path);
+    if (!model) {
+      fmt::print(stderr, "owl bench: {}\n", model.message());
+      return 1;
+    }
+    const model::ModelInfo info = model::describe_model((*model)->file);
+    auto results = model::run_bench(**model, args.options);
+    if (!results) {
+      fmt::print(stderr, "owl bench: {}\n", results.message());
+      return 1;
+    }
+    for (const model::BenchResult& r : *results) {
+      if (args.output == "md") {
+        fmt::print("| {} | {} | {} | CPU ({}) | {} | {} | {:.2f} ± {:.2f} |\n", model_type(info),
+                   size_mib(info.tensor_bytes), human_count(info.n_params), isa, args.options.n_threads, r.test,
+                   r.avg_ts, r.stddev_ts);
+        std::fflush(stdout);
+        continue;
+      }
+      const std::time_t now = std::time(nullptr);
+      char stamp[32];
+      std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+      std::vector<double> samples_ts;
+      for (double ns : r.samples_ns) samples_ts.push_back(1e9 * static_cast<double>(r.n_prompt + r.n_gen) / ns);
+      records.push_back({{"build_commit", "owl"},
+                         {"backends", "CPU"},
+                         {"isa", isa},
+                         {"model_filename", path},
+                         {"model_type", model_type(info)},
+                         {"model_size", info.tensor_bytes},
+                         {"model_n_params", info.n_params},
+                         {"n_batch", args.options.n_batch},
+                         {"n_threads", args.options.n_threads},
+                         {"type_k", "f16"},
+                         {"type_v", "f16"},
+                         {"n_prompt", r.n_prompt},
+                         {"n_gen", r.n_gen},
+                         {"test_time", stamp},
+                         {"avg_ns", static_cast<int64_t>(r.avg_ns)},
+                         {"stddev_ns", static_cast<int64_t>(r.stddev_ns)},
+                         {"avg_ts", r.avg_ts},
+                         {"stddev_ts", r.stddev_ts},
+                         {"samples_ns", r.samples_ns},
+                         {"samples_ts", samples_ts}});
+    }
+  }
+  if (args.output == "json") fmt::print("{}\n", records.dump(2));
+  return 0;
+}
+
+}  // namespace
+
+Command register_bench(CLI::App& root) {
+  auto args = std::make_shared<BenchArgs>();
+  model::BenchOptions& o = args->options;
+  CLI::App* app = root.add_subcommand("bench", "Prompt-processing and generation speed (tokens/s), as llama-bench measures it");
+  app->add_option("-m,--model", args->models, "GGUF model file (repeat for several)")->required();
+  app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens processed in one batch (0: skip)")->capture_default_str();
+  app->add_option("-n,--n-gen", o.n_gen, "Tokens generated one at a time (0: skip)")->capture_default_str();
+  app->add_option("-t,--threads", o.n_threads, "Threads")->capture_default_str();
+  app->add_option("-r,--repetitions", o.repetitions, "Repetitions of each test")->capture_default_str();
+  app->add_option("-b,--batch-size", o.n_batch, "Largest batch per forward pass")->capture_default_str();
+  app->add_option("-o,--output", args->output, "Output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
+  return {app, [args] { return run_bench(*args); }};
+}
+
+}  // namespace owl::cli

@@ -1,0 +1,136 @@
+// The architecture registry: how each supported `general.architecture` maps onto the generic
+// block's options. Numerical rules follow llama.cpp (see ../shared/reference/synthetic/README.md).
+#include <cmath>
+
+#include "model/config.h"
+
+namespace owl::model {
+namespace {
+
+using core::make_error;
+using kernels::RopeMode;
+
+template <typename T, typename U>
+core::Status read_into(const core::Result<T>& result, U& out) {
+  if (!result) return result.error();
+  out = static_cast<U>(*result);
+  return {};
+}
+
+core::Status read_common(const gguf::GgufFile& f, ModelConfig& c) {
+  const std::string& a = c.arch;
+  auto need = [&](const std::string& key, int64_t& out) -> core::Status {
+    auto v = f.get_int(a + key);
+    if (!v) return v.error();
+    if (*v <= 0 || *v > (int64_t{1} << 24)) return make_error("model: {}{} = {} out of range", a, key, *v);
+    out = *v;
+    return {};
+  };
+  OWL_TRY(need(".embedding_length", c.n_embd));
+  OWL_TRY(need(".block_count", c.n_layer));
+  OWL_TRY(need(".attention.head_count", c.n_head));
+  OWL_TRY(need(".feed_forward_length", c.n_ff));
+  auto kv = f.get_int_or(a + ".attention.head_count_kv", c.n_head);
+  if (!kv) return kv.error();
+  c.n_head_kv = *kv;
+  if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0) {
+    return make_error("model: head_count {} is not a multiple of head_count_kv {}", c.n_head, c.n_head_kv);
+  }
+  auto head_dim = f.get_int_or(a + ".attention.key_length", c.n_embd / c.n_head);
+  auto value_dim = f.get_int_or(a + ".attention.value_length", head_dim ? *head_dim : 0);
+  if (!head_dim) return head_dim.error();
+  if (!value_dim) return value_dim.error();
+  if (*head_dim != *value_dim) {
+    return make_error("model: key_length {} != value_length {} is not supported", *head_dim, *value_dim);
+  }
+  c.head_dim = *head_dim;
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024) {
+    return make_error("model: head dimension {} out of range", c.head_dim);
+  }
+  auto n_ctx = f.get_int_or(a + ".context_length", 2048);
+  auto eps = f.get_float_or(a + ".attention.layer_norm_rms_epsilon", 1e-5);
+  auto n_rot = f.get_int_or(a + ".rope.dimension_count", c.head_dim);
+  auto base = f.get_float_or(a + ".rope.freq_base", 10000.0);
+  if (!n_ctx) return n_ctx.error();
+  if (!eps) return eps.error();
+  if (!n_rot) return n_rot.error();
+  if (!base) return base.error();
+  c.n_ctx_train = *n_ctx;
+  c.norm_eps = static_cast<float>(*eps);
+  c.n_rot = *n_rot;
+  if (c.n_rot <= 0 || c.n_rot > c.head_dim || c.n_rot % 2 != 0) {
+    return make_error("model: rope.dimension_count {} invalid for head dimension {}", c.n_rot, c.head_dim);
+  }
+  c.rope_freq_base = static_cast<float>(*base);
+  auto base_swa = f.get_float_or(a + ".rope.freq_base_swa", *base);
+  if (!base_swa) return base_swa.error();
+  c.rope_freq_base_swa = static_cast<float>(*base_swa);
+
+  auto scaling = f.get_string_or(a + ".rope.scaling.type", "none");
+  if (!scaling) return scaling.error();
+  if (*scaling == "linear") {
+    auto factor = f.get_float(a + ".rope.scaling.factor");
+    if (!factor) return factor.error();
+    if (*factor <= 0) return make_error("model: rope.scaling.factor {} must be positive", *factor);
+    c.rope_freq_scale = static_cast<float>(1.0 / *factor);
+  } else if (*scaling != "none") {
+    return make_error("model: rope scaling type '{}' is not supported (none, linear)", *scaling);
+  }
+  c.kq_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return {};
+}
+
+core::Status apply_gemma(const gguf::GgufFile& f, ModelConfig& c) {
+  c.rope_mode = RopeMode::kNeox;
+  c.activation = Activation::kGeluTanh;
+  c.post_norms = true;
+  c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
+  // Q is scaled by 1/sqrt(head_dim) before attention (query_pre_attn_scalar), kq_scale = 1.
+  c.q_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  c.kq_scale = 1.0f;
+  return read_into(f.get_int_or(c.arch + ".attention.sliding_window", 0), c.sliding_window);
+}
+
+}  // namespace
+
+core::Result<ModelConfig> load_config(const gguf::GgufFile& f) {
+  ModelConfig c;
+  auto arch = f.get_string("general.architecture");
+  if (!arch) return arch.error();
+  c.arch = *arch;
+  const std::string& a = c.arch;
+  if (a != "llama" && a != "qwen2" && a != "qwen3" && a != "phi3" && a != "gemma2" && a != "gemma3") {
+    return make_error("model: architecture '{}' is not supported (llama, qwen2, qwen3, phi3, gemma2, gemma3)", a);
+  }
+  OWL_TRY(read_common(f, c));
+  if (a == "llama") {
+    c.rope_mode = RopeMode::kNormal;
+  } else if (a == "qwen2") {
+    c.rope_mode = RopeMode::kNeox;
+    c.qkv_bias = true;
+  } else if (a == "qwen3") {
+    c.rope_mode = RopeMode::kNeox;
+    c.qk_norm = true;
+  } else if (a == "phi3") {
+    c.rope_mode = RopeMode::kNeox;
+    c.q_scale = c.kq_scale;  // phi3 scales Q, not the scores
+    c.kq_scale = 1.0f;
+  } else if (a == "gemma2") {
+    OWL_TRY(apply_gemma(f, c));
+    c.swa_pattern = 2;
+    OWL_TRY(read_into(f.get_float_or(a + ".attn_logit_softcapping", 0.0), c.attn_softcap));
+    OWL_TRY(read_into(f.get_float_or(a + ".final_logit_softcapping", 0.0), c.final_softcap));
+  } else if (a == "gemma3") {
+    OWL_TRY(apply_gemma(f, c));
+    c.qk_norm = true;
+    c.swa_pattern = 6;
+    c.rope_freq_base_swa = 10000.0f;
+  }
+  auto tokens = f.find("tokenizer.ggml.tokens");
+  if (tokens != nullptr && tokens->as_array() != nullptr) {
+    c.n_vocab = static_cast<int64_t>(tokens->as_array()->items.size());
+  }
+  return c;
+}
+
+}  // namespace owl::model

@@ -1,0 +1,82 @@
+#include "model/bench.h"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "model/forward.h"
+
+namespace owl::model {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void summarize(BenchResult& r, int64_t n_tokens) {
+  std::vector<double> ts;
+  for (double ns : r.samples_ns) ts.push_back(1e9 * static_cast<double>(n_tokens) / ns);
+  auto mean_sd = [](const std::vector<double>& v, double& mean, double& sd) {
+    mean = 0;
+    for (double x : v) mean += x;
+    mean /= static_cast<double>(v.size());
+    sd = 0;
+    for (double x : v) sd += (x - mean) * (x - mean);
+    sd = v.size() > 1 ? std::sqrt(sd / static_cast<double>(v.size() - 1)) : 0.0;
+  };
+  mean_sd(r.samples_ns, r.avg_ns, r.stddev_ns);
+  mean_sd(ts, r.avg_ts, r.stddev_ts);
+}
+
+// One timed run; the cache starts empty each time.
+core::Result<double> time_run(const Model& model, Context& ctx, const std::vector<int32_t>& tokens, bool prompt,
+                              std::vector<float>& logits) {
+  ctx.kv.clear();
+  Batch batch;
+  const auto start = Clock::now();
+  if (prompt) {
+    for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, i + 1 == tokens.size());
+    OWL_TRY(forward(model, batch, ctx, logits.data()));
+  } else {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      batch.clear();
+      batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+      OWL_TRY(forward(model, batch, ctx, logits.data()));
+    }
+  }
+  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
+  if (o.repetitions < 1) return core::make_error("bench: repetitions {} must be at least 1", o.repetitions);
+  const int64_t n_ctx = std::max<int64_t>(std::max(o.n_prompt, o.n_gen), 1);
+  auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads});
+  if (!ctx) return ctx.error();
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(model.config.n_vocab - 1));
+  std::vector<float> logits(static_cast<size_t>(model.config.n_vocab));
+  std::vector<BenchResult> results;
+  for (const bool prompt : {true, false}) {
+    const int64_t n = prompt ? o.n_prompt : o.n_gen;
+    if (n <= 0) continue;
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    for (int32_t& t : tokens) t = pick(rng);
+    BenchResult r;
+    r.test = (prompt ? "pp" : "tg") + std::to_string(n);
+    r.n_prompt = prompt ? n : 0;
+    r.n_gen = prompt ? 0 : n;
+    auto warmup = time_run(model, **ctx, std::vector<int32_t>(tokens.begin(), tokens.begin() + std::min<int64_t>(n, 16)),
+                           prompt, logits);
+    if (!warmup) return warmup.error();
+    for (int rep = 0; rep < o.repetitions; ++rep) {
+      auto ns = time_run(model, **ctx, tokens, prompt, logits);
+      if (!ns) return ns.error();
+      r.samples_ns.push_back(*ns);
+    }
+    summarize(r, n);
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+}  // namespace owl::model

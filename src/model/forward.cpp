@@ -1,0 +1,300 @@
+// The generic transformer block (pre-norm, RoPE attention with GQA, gated FFN) with the
+// per-architecture options of ModelConfig. Shapes are noted as [rows][columns].
+#include "model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/half.h"
+#include "quant/quant.h"
+
+namespace owl::model {
+namespace {
+
+using core::make_error;
+
+// Row views of the step's activations, all [n_tokens][width] with the widths noted.
+struct Step {
+  const Model& model;
+  Context& ctx;
+  const int32_t* token;
+  const int32_t* pos;
+  const int32_t* seq;
+  int64_t n;  // tokens in this step
+};
+
+void matmul(Context& ctx, const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
+            int64_t n_rows) {
+  kernels::MatmulArgs a;
+  a.w_type = w.type;
+  a.w = w.data;
+  a.x = x;
+  a.y = y;
+  a.n_in = w.n_in;
+  a.n_out = w.n_out;
+  a.n_rows = n_rows;
+  a.x_stride = x_stride;
+  a.y_stride = y_stride;
+  a.scratch = ctx.matmul_scratch.data();
+  a.scratch_bytes = ctx.matmul_scratch.size();
+  kernels::matmul(ctx.kernels, ctx.pool, a);
+}
+
+void rms_norm_rows(const Context& ctx, const float* x, const Weight& w, float* y, int64_t n_rows, int64_t width,
+                   int64_t stride, float eps) {
+  for (int64_t r = 0; r < n_rows; ++r) ctx.kernels.rms_norm(x + r * stride, w.f32(), y + r * stride, width, eps);
+}
+
+void add_bias(float* y, const Weight& b, int64_t n_rows, int64_t stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t i = 0; i < b.n_in; ++i) y[r * stride + i] += b.f32()[i];
+  }
+}
+
+// Q, K, V of every token into ctx.qkv [n][n_q + 2 n_kv], RoPE applied, Q scaled.
+void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
+  const ModelConfig& c = s.model.config;
+  Context& ctx = s.ctx;
+  const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
+  float* q = ctx.qkv.data();
+  float* k = q + n_q;
+  float* v = k + n_kv;
+  if (l.attn_qkv.present()) {
+    matmul(ctx, l.attn_qkv, ctx.cur.data(), c.n_embd, q, width, s.n);
+  } else {
+    matmul(ctx, l.attn_q, ctx.cur.data(), c.n_embd, q, width, s.n);
+    matmul(ctx, l.attn_k, ctx.cur.data(), c.n_embd, k, width, s.n);
+    matmul(ctx, l.attn_v, ctx.cur.data(), c.n_embd, v, width, s.n);
+  }
+  if (c.qkv_bias) {
+    add_bias(q, l.attn_q_bias, s.n, width);
+    add_bias(k, l.attn_k_bias, s.n, width);
+    add_bias(v, l.attn_v_bias, s.n, width);
+  }
+  if (c.qk_norm) {  // per head, before RoPE
+    for (int64_t t = 0; t < s.n; ++t) {
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        float* row = q + t * width + h * c.head_dim;
+        ctx.kernels.rms_norm(row, l.attn_q_norm.f32(), row, c.head_dim, c.norm_eps);
+      }
+      for (int64_t h = 0; h < c.n_head_kv; ++h) {
+        float* row = k + t * width + h * c.head_dim;
+        ctx.kernels.rms_norm(row, l.attn_k_norm.f32(), row, c.head_dim, c.norm_eps);
+      }
+    }
+  }
+  kernels::RopeParams rope;
+  rope.head_dim = static_cast<int>(c.head_dim);
+  rope.n_rot = static_cast<int>(c.n_rot);
+  rope.mode = c.rope_mode;
+  rope.freq_base = c.is_swa_layer(il) ? c.rope_freq_base_swa : c.rope_freq_base;
+  rope.freq_scale = c.rope_freq_scale;
+  rope.freq_factors = s.model.weights.rope_freqs.present() ? s.model.weights.rope_freqs.f32() : nullptr;
+  rope.stride = width;
+  rope.n_head = static_cast<int>(c.n_head);
+  ctx.kernels.rope(rope, q, s.n, s.pos);
+  rope.n_head = static_cast<int>(c.n_head_kv);
+  ctx.kernels.rope(rope, k, s.n, s.pos);
+  if (c.q_scale != 1.0f) {
+    for (int64_t t = 0; t < s.n; ++t) {
+      for (int64_t i = 0; i < n_q; ++i) q[t * width + i] *= c.q_scale;
+    }
+  }
+}
+
+// Stores K/V, then attends each run of consecutive tokens of one sequence over its slot.
+void compute_attention(const Step& s, int64_t il) {
+  const ModelConfig& c = s.model.config;
+  Context& ctx = s.ctx;
+  const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
+  for (int64_t t = 0; t < s.n; ++t) {
+    const float* k = ctx.qkv.data() + t * width + n_q;
+    const float* v = k + n_kv;
+    uint16_t* k_cell = ctx.kv.k(il, s.seq[t]) + s.pos[t] * n_kv;
+    uint16_t* v_cell = ctx.kv.v(il, s.seq[t]) + s.pos[t] * n_kv;
+    for (int64_t i = 0; i < n_kv; ++i) {
+      k_cell[i] = quant::f32_to_f16(k[i]);
+      v_cell[i] = quant::f32_to_f16(v[i]);
+    }
+  }
+  for (int64_t begin = 0; begin < s.n;) {
+    int64_t end = begin + 1;
+    while (end < s.n && s.seq[end] == s.seq[begin]) ++end;
+    int32_t max_pos = 0;
+    for (int64_t t = begin; t < end; ++t) max_pos = std::max(max_pos, s.pos[t]);
+    kernels::AttentionArgs a;
+    a.q = ctx.qkv.data() + begin * width;
+    a.k = ctx.kv.k(il, s.seq[begin]);
+    a.v = ctx.kv.v(il, s.seq[begin]);
+    a.out = ctx.attn.data() + begin * n_q;
+    a.n_tokens = end - begin;
+    a.n_kv = max_pos + 1;
+    a.n_head = static_cast<int>(c.n_head);
+    a.n_head_kv = static_cast<int>(c.n_head_kv);
+    a.head_dim = static_cast<int>(c.head_dim);
+    a.q_stride = width;
+    a.kv_stride = n_kv;
+    a.out_stride = n_q;
+    a.q_pos = s.pos + begin;
+    a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
+    a.scale = c.kq_scale;
+    a.softcap = c.attn_softcap;
+    a.q_f16 = true;  // as llama.cpp's CPU flash attention
+    a.v_acc_f16 = true;
+    kernels::attention(ctx.kernels, ctx.pool, a);
+    begin = end;
+  }
+}
+
+void add_rows(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void compute_layer(const Step& s, int64_t il) {
+  const ModelConfig& c = s.model.config;
+  const LayerWeights& l = s.model.weights.layers[static_cast<size_t>(il)];
+  Context& ctx = s.ctx;
+  const int64_t n_embd = c.n_embd, n = s.n;
+  float* x = ctx.x.data();
+  float* cur = ctx.cur.data();
+
+  rms_norm_rows(ctx, x, l.attn_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  compute_qkv(s, l, il);
+  compute_attention(s, il);
+  matmul(ctx, l.attn_output, ctx.attn.data(), c.n_embd_q(), cur, n_embd, n);
+  if (c.post_norms) rms_norm_rows(ctx, cur, l.post_attention_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  add_rows(x, cur, n * n_embd);
+
+  // FFN: ctx.ffn [n][2 n_ff] holds gate | up; the activation overwrites gate.
+  rms_norm_rows(ctx, x, l.ffn_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  const int64_t n_ff = c.n_ff, width = 2 * n_ff;
+  float* gate = ctx.ffn.data();
+  if (l.ffn_gate.present()) {
+    matmul(ctx, l.ffn_gate, cur, n_embd, gate, width, n);
+    matmul(ctx, l.ffn_up, cur, n_embd, gate + n_ff, width, n);
+  } else {
+    matmul(ctx, l.ffn_up, cur, n_embd, gate, width, n);
+  }
+  const kernels::GluFn glu = c.activation == Activation::kSilu ? ctx.kernels.swiglu : ctx.kernels.geglu;
+  for (int64_t t = 0; t < n; ++t) glu(gate + t * width, gate + t * width + n_ff, gate + t * width, n_ff);
+  matmul(ctx, l.ffn_down, gate, width, cur, n_embd, n);
+  if (c.post_norms) rms_norm_rows(ctx, cur, l.post_ffw_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  add_rows(x, cur, n * n_embd);
+}
+
+void embed(const Step& s) {
+  const ModelConfig& c = s.model.config;
+  const Weight& e = s.model.weights.token_embd;
+  const int64_t row = gguf::row_bytes(e.type, c.n_embd);
+  for (int64_t t = 0; t < s.n; ++t) {
+    float* x = s.ctx.x.data() + t * c.n_embd;
+    quant::dequantize_row(e.type, static_cast<const uint8_t*>(e.data) + s.token[t] * row, x, c.n_embd);
+    if (c.embd_scale != 1.0f) {
+      for (int64_t i = 0; i < c.n_embd; ++i) x[i] *= c.embd_scale;
+    }
+  }
+}
+
+// Logits of the step's rows that ask for them, written to `out` in order; returns the count.
+int64_t compute_logits(const Step& s, const uint8_t* want, float* out) {
+  const ModelConfig& c = s.model.config;
+  Context& ctx = s.ctx;
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < s.n; ++t) {
+    if (!want[t]) continue;
+    ctx.kernels.rms_norm(ctx.x.data() + t * c.n_embd, s.model.weights.output_norm.f32(),
+                         ctx.cur.data() + n_out * c.n_embd, c.n_embd, c.norm_eps);
+    ++n_out;
+  }
+  if (n_out == 0) return 0;
+  matmul(ctx, s.model.weights.output, ctx.cur.data(), c.n_embd, out, c.n_vocab, n_out);
+  if (c.final_softcap > 0.0f) {
+    for (int64_t i = 0; i < n_out * c.n_vocab; ++i) out[i] = c.final_softcap * std::tanh(out[i] / c.final_softcap);
+  }
+  return n_out;
+}
+
+core::Status validate(const Model& model, const Batch& batch, const Context& ctx) {
+  const size_t n = batch.token.size();
+  if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
+    return make_error("forward: batch arrays differ in length");
+  }
+  std::vector<int64_t> used(static_cast<size_t>(ctx.kv.n_seq()));
+  for (int s = 0; s < ctx.kv.n_seq(); ++s) used[static_cast<size_t>(s)] = ctx.kv.used(s);
+  for (size_t i = 0; i < n; ++i) {
+    if (batch.token[i] < 0 || batch.token[i] >= model.config.n_vocab) {
+      return make_error("forward: token {} at batch row {} outside the vocabulary of {}", batch.token[i], i,
+                        model.config.n_vocab);
+    }
+    if (batch.seq[i] < 0 || batch.seq[i] >= ctx.kv.n_seq()) {
+      return make_error("forward: sequence id {} outside 0..{}", batch.seq[i], ctx.kv.n_seq() - 1);
+    }
+    if (batch.pos[i] < 0 || batch.pos[i] >= ctx.kv.n_ctx()) {
+      return make_error("forward: position {} outside the context of {} tokens", batch.pos[i], ctx.kv.n_ctx());
+    }
+    int64_t& u = used[static_cast<size_t>(batch.seq[i])];
+    if (batch.pos[i] > u) {
+      return make_error("forward: position {} of sequence {} skips ahead of the {} positions it holds",
+                        batch.pos[i], batch.seq[i], u);
+    }
+    u = batch.pos[i] + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+int64_t Batch::n_logits() const {
+  return std::count_if(logits.begin(), logits.end(), [](uint8_t b) { return b != 0; });
+}
+
+Context::Context(const Model& model, const ContextOptions& o)
+    : options(o), kernels(kernels::make_kernels()), pool(o.n_threads) {
+  const ModelConfig& c = model.config;
+  kv = KvCache(c.n_layer, c.n_embd_kv(), o.n_ctx, o.n_seq);
+  const auto b = static_cast<size_t>(o.n_batch);
+  x.resize(b * static_cast<size_t>(c.n_embd));
+  cur.resize(b * static_cast<size_t>(std::max(c.n_embd, c.n_embd_q())));
+  qkv.resize(b * static_cast<size_t>(c.n_embd_q() + 2 * c.n_embd_kv()));
+  attn.resize(b * static_cast<size_t>(c.n_embd_q()));
+  ffn.resize(b * static_cast<size_t>(2 * c.n_ff));
+  size_t scratch = 0;
+  auto need = [&](const Weight& w) {
+    if (w.present()) scratch = std::max(scratch, kernels::matmul_scratch_bytes(kernels, w.type, w.n_in, o.n_batch));
+  };
+  need(model.weights.output);
+  for (const LayerWeights& l : model.weights.layers) {
+    for (const Weight* w : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_qkv, &l.attn_output, &l.ffn_gate, &l.ffn_up,
+                            &l.ffn_down}) {
+      need(*w);
+    }
+  }
+  matmul_scratch.resize(scratch);
+}
+
+core::Result<std::unique_ptr<Context>> make_context(const Model& model, const ContextOptions& options) {
+  ContextOptions o = options;
+  if (o.n_ctx <= 0) o.n_ctx = std::min<int64_t>(model.config.n_ctx_train, 4096);
+  if (o.n_ctx > (int64_t{1} << 20)) return make_error("context: n_ctx {} too large", o.n_ctx);
+  if (o.n_seq <= 0 || o.n_seq > 4096) return make_error("context: n_seq {} out of range 1..4096", o.n_seq);
+  if (o.n_batch <= 0 || o.n_batch > 65536) return make_error("context: n_batch {} out of range", o.n_batch);
+  return std::make_unique<Context>(model, o);
+}
+
+core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* logits) {
+  OWL_TRY(validate(model, batch, ctx));
+  const int64_t n_vocab = model.config.n_vocab;
+  for (int64_t begin = 0; begin < batch.size(); begin += ctx.options.n_batch) {
+    const int64_t n = std::min(ctx.options.n_batch, batch.size() - begin);
+    const Step step{model, ctx, batch.token.data() + begin, batch.pos.data() + begin, batch.seq.data() + begin, n};
+    embed(step);
+    for (int64_t t = 0; t < n; ++t) {
+      ctx.kv.set_used(step.seq[t], step.pos[t] + 1);
+    }
+    for (int64_t il = 0; il < model.config.n_layer; ++il) compute_layer(step, il);
+    logits += compute_logits(step, batch.logits.data() + begin, logits) * n_vocab;
+  }
+  return {};
+}
+
+}  // namespace owl::model

@@ -1,0 +1,113 @@
+// The engine against llama.cpp's logits for every reference dump (criteria of
+// ../shared/reference/README.md), and the engine's own invariants.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "model/forward.h"
+#include "reference.h"
+
+namespace owl::model {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::argmax;
+using testing::kl_divergence;
+using testing::Reference;
+
+const std::string kShared = OWL_SHARED_DIR;
+
+struct Dump {
+  std::string json;
+  std::string models_dir;
+};
+
+std::vector<Dump> all_dumps() {
+  std::vector<Dump> dumps;
+  for (const auto& [dir, models] : {std::pair{kShared + "/reference", kShared + "/models"},
+                                    std::pair{kShared + "/reference/synthetic", kShared + "/reference/synthetic"}}) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.path().extension() == ".json") dumps.push_back({e.path().string(), models});
+    }
+  }
+  std::sort(dumps.begin(), dumps.end(), [](const Dump& a, const Dump& b) { return a.json < b.json; });
+  return dumps;
+}
+
+bool is_float_file(const std::string& model) {
+  const std::string name = fs::path(model).filename().string();
+  return name == "stories260K.gguf" || name.find(".f32.") != std::string::npos ||
+         name.find(".f16.") != std::string::npos || name.find(".bf16.") != std::string::npos;
+}
+
+// F32/F16/BF16/Q8_0 stories260K must reproduce llama.cpp's greedy continuation for 32 tokens.
+bool needs_exact_greedy(const std::string& model) {
+  const std::string name = fs::path(model).filename().string();
+  return name == "stories260K.gguf" || name == "stories260K.f16.gguf" || name == "stories260K.bf16.gguf" ||
+         name == "stories260K.q8_0.gguf";
+}
+
+class LogitsTest : public ::testing::TestWithParam<Dump> {};
+
+TEST_P(LogitsTest, MatchesLlamaCpp) {
+  const Reference ref = testing::load_reference(GetParam().json, GetParam().models_dir);
+  auto model = load_model(ref.model_path);
+  ASSERT_TRUE(model.ok()) << model.message();
+  const int64_t n_vocab = (*model)->config.n_vocab;
+  auto ctx = make_context(**model, {.n_ctx = 512, .n_seq = 1, .n_threads = 2});
+  ASSERT_TRUE(ctx.ok()) << ctx.message();
+
+  Batch batch;
+  for (size_t i = 0; i < ref.tokens.size(); ++i) batch.add(ref.tokens[i], static_cast<int32_t>(i), 0, true);
+  std::vector<float> logits(ref.tokens.size() * static_cast<size_t>(n_vocab));
+  ASSERT_TRUE(forward(**model, batch, **ctx, logits.data()).ok());
+
+  const double bound = is_float_file(ref.model_path) ? 1e-4 : 5e-4;
+  double sum = 0, max = 0;
+  for (size_t i = 0; i < ref.tokens.size(); ++i) {
+    ASSERT_EQ(ref.logits[i].size(), static_cast<size_t>(n_vocab));
+    const double kl = kl_divergence(ref.logits[i].data(), logits.data() + i * n_vocab, n_vocab);
+    sum += kl;
+    max = std::max(max, kl);
+  }
+  const double mean = sum / static_cast<double>(ref.tokens.size());
+  EXPECT_LE(mean, bound) << "mean KL over " << ref.tokens.size() << " positions";
+  EXPECT_LE(max, 10 * bound) << "max KL";
+  RecordProperty("mean_kl", std::to_string(mean));
+
+  // Greedy continuation through single-token decodes (the incremental KV cache path).
+  std::vector<int32_t> greedy;
+  int32_t next = argmax(logits.data() + (ref.tokens.size() - 1) * n_vocab, n_vocab);
+  std::vector<float> row(static_cast<size_t>(n_vocab));
+  for (size_t step = 0; step < ref.greedy.size(); ++step) {
+    greedy.push_back(next);
+    if (next == 2) break;  // EOS of these vocabularies
+    batch.clear();
+    batch.add(next, static_cast<int32_t>(ref.tokens.size() + step), 0, true);
+    ASSERT_TRUE(forward(**model, batch, **ctx, row.data()).ok());
+    next = argmax(row.data(), n_vocab);
+  }
+  if (needs_exact_greedy(ref.model_path)) {
+    const size_t n = std::min<size_t>(32, ref.greedy.size());
+    EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + std::min(n, greedy.size())),
+              std::vector<int32_t>(ref.greedy.begin(), ref.greedy.begin() + n));
+  } else {
+    // Random-weight models have near-ties; compare the first steps only.
+    const size_t n = std::min<size_t>(4, ref.greedy.size());
+    EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + std::min(n, greedy.size())),
+              std::vector<int32_t>(ref.greedy.begin(), ref.greedy.begin() + n));
+  }
+}
+
+std::string dump_name(const ::testing::TestParamInfo<Dump>& info) {
+  std::string name = fs::path(info.param.json).stem().string();
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, LogitsTest, ::testing::ValuesIn(all_dumps()), dump_name);
+
+}  // namespace
+}  // namespace owl::model
