@@ -1,0 +1,191 @@
+// Kernel benchmarks: decode matmul (1 activation row) in GB/s of weights read, per weight type
+// and ISA, next to the machine's measured read bandwidth (a 2-thread streaming sum over 1 GiB);
+// prefill matmul in GFLOP/s. Figures only; nothing here asserts.
+//   owl_bench_kernels [--benchmark_filter=decode/q4_0] [--threads=N]
+#include <benchmark/benchmark.h>
+
+#include <immintrin.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "quant/blocks.h"
+#include "quant/half.h"
+
+namespace owl::kernels {
+namespace {
+
+int g_threads = 2;
+double g_read_gbs = 0.0;
+
+// Sum of 64-bit words in [begin, end): the loads are the work, the adds keep them alive.
+uint64_t stream_sum(const uint64_t* p, size_t n) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    s0 += p[i];
+    s1 += p[i + 1];
+    s2 += p[i + 2];
+    s3 += p[i + 3];
+  }
+  return s0 + s1 + s2 + s3;
+}
+
+double measure_read_bandwidth(core::ThreadPool& pool) {
+  const size_t bytes = size_t{1} << 30;
+  const size_t words = bytes / 8;
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[words]);
+  pool.parallel_for(64, [&](int64_t t, int) {
+    const size_t chunk = words / 64;
+    for (size_t i = t * chunk; i < (t + 1) * chunk; ++i) buf[i] = i;
+  });
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sums(static_cast<size_t>(pool.n_threads()), 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t n_tasks = pool.n_threads();
+    pool.parallel_for(n_tasks, [&](int64_t t, int thread) {
+      const size_t chunk = words / n_tasks;
+      sums[thread] += stream_sum(buf.get() + t * chunk, chunk);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(sums.data());
+    best = std::max(best, bytes / s / 1e9);
+  }
+  return best;
+}
+
+// Weight matrix of random bytes with every scale field set to a finite f16 (float types get
+// real values), so no NaN or denormal slows the float paths.
+std::vector<uint8_t> make_weights(TensorType type, int64_t n_out, int64_t n_in) {
+  const gguf::TensorTypeInfo& info = gguf::type_info(type);
+  const int64_t n_blocks = n_out * n_in / info.block_size;
+  std::vector<uint8_t> w(static_cast<size_t>(n_blocks * info.type_size));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  if (type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16) {
+    for (int64_t i = 0; i < n_blocks; ++i) {
+      const float v = normal(rng);
+      if (type == TensorType::F32) std::memcpy(w.data() + 4 * i, &v, 4);
+      const uint16_t h = type == TensorType::F16 ? quant::f32_to_f16(v) : quant::f32_to_bf16(v);
+      if (type != TensorType::F32) std::memcpy(w.data() + 2 * i, &h, 2);
+    }
+    return w;
+  }
+  for (size_t i = 0; i < w.size(); i += 4) {
+    const uint32_t r = rng();
+    std::memcpy(w.data() + i, &r, std::min<size_t>(4, w.size() - i));
+  }
+  const uint16_t d = quant::f32_to_f16(0.01f);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint8_t* p = w.data() + b * info.type_size;
+    switch (type) {
+      case TensorType::Q2_K: std::memcpy(p + offsetof(quant::BlockQ2_K, d), &d, 2); std::memcpy(p + offsetof(quant::BlockQ2_K, dmin), &d, 2); break;
+      case TensorType::Q3_K: std::memcpy(p + offsetof(quant::BlockQ3_K, d), &d, 2); break;
+      case TensorType::Q6_K: std::memcpy(p + offsetof(quant::BlockQ6_K, d), &d, 2); break;
+      case TensorType::Q4_1: case TensorType::Q5_1: case TensorType::Q4_K: case TensorType::Q5_K:
+        std::memcpy(p, &d, 2); std::memcpy(p + 2, &d, 2); break;
+      default: std::memcpy(p, &d, 2); break;
+    }
+  }
+  return w;
+}
+
+struct Shape {
+  int64_t n_out, n_in;
+};
+
+void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape, int64_t n_rows) {
+  const Kernels k = make_kernels(isa);
+  core::ThreadPool pool(g_threads);
+  // Decode rotates over copies of W totalling >= 512 MiB, as a model's layers do, so each
+  // matmul reads its weights from DRAM rather than from the 32 MiB L3.
+  const std::vector<uint8_t> w0 = make_weights(type, shape.n_out, shape.n_in);
+  const size_t n_copies = n_rows == 1 ? std::max<size_t>(1, (size_t{512} << 20) / w0.size()) : 1;
+  std::vector<uint8_t> w(w0.size() * n_copies);
+  for (size_t c = 0; c < n_copies; ++c) std::memcpy(w.data() + c * w0.size(), w0.data(), w0.size());
+  std::vector<float> x(static_cast<size_t>(n_rows * shape.n_in));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : x) v = normal(rng);
+  std::vector<float> y(static_cast<size_t>(n_rows * shape.n_out));
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(k, type, shape.n_in, n_rows));
+  MatmulArgs args{.w_type = type, .w = w.data(), .x = x.data(), .y = y.data(), .n_in = shape.n_in,
+                        .n_out = shape.n_out, .n_rows = n_rows, .scratch = scratch.data(),
+                        .scratch_bytes = scratch.size()};
+  size_t copy = 0;
+  for (auto _ : state) {
+    args.w = w.data() + copy * w0.size();
+    copy = copy + 1 == n_copies ? 0 : copy + 1;
+    matmul(k, pool, args);
+    benchmark::ClobberMemory();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(iters * w0.size()));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_rows * shape.n_in * shape.n_out * iters / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  if (n_rows == 1 && g_read_gbs > 0) {
+    state.counters["%bw"] = benchmark::Counter(100.0 * w0.size() * iters / 1e9 / g_read_gbs,
+                                               benchmark::Counter::kIsRate);
+  }
+}
+
+void register_all() {
+  const CpuFeatures f = detect_cpu_features();
+  std::vector<Isa> isas{Isa::kScalar};
+  if (f.avx2) isas.push_back(Isa::kAvx2);
+  if (f.avx512 && f.avx512_vnni) isas.push_back(Isa::kAvx512);
+  const TensorType all[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
+                            TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
+                            TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+  const TensorType hot[] = {TensorType::F16, TensorType::BF16, TensorType::Q8_0,
+                            TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K};
+  const Shape decode_shapes[] = {{5632, 2048}, {4096, 4096}};
+  for (TensorType t : all) {
+    for (Isa isa : isas) {
+      for (Shape s : decode_shapes) {
+        const std::string name = "decode/" + std::string(gguf::type_info(t).name) + "/" +
+                                 std::string(isa_name(isa)) + "/" + std::to_string(s.n_out) + "x" + std::to_string(s.n_in);
+        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, s, int64_t{1})
+            ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+      }
+    }
+  }
+  for (TensorType t : hot) {
+    for (Isa isa : isas) {
+      if (isa == Isa::kScalar) continue;  // minutes per iteration; decode shows its speed
+      for (int64_t rows : {64, 512}) {
+        const std::string name = "prefill/" + std::string(gguf::type_info(t).name) + "/" +
+                                 std::string(isa_name(isa)) + "/4096x4096/rows" + std::to_string(rows);
+        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows)
+            ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace owl::kernels
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) owl::kernels::g_threads = std::atoi(argv[i] + 10);
+  }
+  {
+    owl::core::ThreadPool pool(owl::kernels::g_threads);
+    owl::kernels::g_read_gbs = owl::kernels::measure_read_bandwidth(pool);
+  }
+  std::printf("measured read bandwidth: %.1f GB/s (%d threads, streaming sum over 1 GiB, best of 5)\n",
+              owl::kernels::g_read_gbs, owl::kernels::g_threads);
+  benchmark::AddCustomContext("read_bandwidth_GBps", std::to_string(owl::kernels::g_read_gbs));
+  owl::kernels::register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,28 @@
+// Internal: the AVX-512 variants (compiled with -mavx512f/bw/dq/vl/vnni/bf16 -mfma -mf16c).
+// Call only when cpu_features reports avx512 (and avx512_vnni: owl requires both together).
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace owl::kernels {
+
+void dot_f32_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_f16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_bf16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q4_1_q8_1_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q5_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q5_1_q8_1_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q4_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q5_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_q6_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+
+void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n);
+void rms_norm_avx512(const float* x, const float* w, float* y, int64_t n, float eps);
+void softmax_avx512(float* x, int64_t n, float scale, const float* mask);
+void silu_avx512(const float* x, float* y, int64_t n);
+void swiglu_avx512(const float* gate, const float* up, float* y, int64_t n);
+void attention_group_avx512(const AttentionArgs& a, int64_t t, int kv_head);
+
+}  // namespace owl::kernels

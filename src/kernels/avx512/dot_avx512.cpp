@@ -1,0 +1,147 @@
+// AVX-512 dot products. Float weights use 512-bit FMAs; quantized weights share the 256-bit
+// integer kernels of x86/quant_dot.inc, which here compile to VNNI (vpdpbusd / vpdpwssd).
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/avx512/avx512.h"
+#include "kernels/ref/ref.h"
+#include "quant/blocks.h"
+#include "quant/half.h"
+
+namespace owl::kernels {
+namespace {
+
+#include "kernels/x86/quant_dot.inc"
+
+// y[r] = sum_i w[i] x_r[i] over whole 16-lane vectors; the tail (n % 16) goes to the
+// reference. U independent accumulators per row hide FMA latency in decode (NX = 1).
+template <int NX, typename LoadW>
+void dot_float_nx(int64_t n, LoadW load_w, const void* x, size_t x_stride, float* y) {
+  constexpr int U = NX == 1 ? 4 : 2;
+  const float* xr[NX];
+  __m512 acc[NX][U];
+  for (int r = 0; r < NX; ++r) {
+    xr[r] = row_at<float>(x, x_stride, r);
+    for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 16 * U <= n; i += 16 * U) {
+    for (int u = 0; u < U; ++u) {
+      const __m512 wv = load_w(i + 16 * u);
+      for (int r = 0; r < NX; ++r) acc[r][u] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr[r] + i + 16 * u), acc[r][u]);
+    }
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512 wv = load_w(i);
+    for (int r = 0; r < NX; ++r) acc[r][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr[r] + i), acc[r][0]);
+  }
+  for (int r = 0; r < NX; ++r) {
+    for (int u = 1; u < U; ++u) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
+    y[r] = _mm512_reduce_add_ps(acc[r][0]);
+  }
+  if (i < n) {
+    float tail[kMaxDotRows];
+    load_w.tail(n - i, i, static_cast<const uint8_t*>(x) + i * sizeof(float), x_stride, NX, tail);
+    for (int r = 0; r < NX; ++r) y[r] += tail[r];
+  }
+}
+
+struct LoadF32 {
+  const float* w;
+  __m512 operator()(int64_t i) const { return _mm512_loadu_ps(w + i); }
+  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f32_f32_ref(n, w + i, x, s, nx, y); }
+};
+struct LoadF16 {
+  const uint16_t* w;
+  __m512 operator()(int64_t i) const { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); }
+  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f16_f32_ref(n, w + i, x, s, nx, y); }
+};
+struct LoadBF16 {
+  const uint16_t* w;
+  __m512 operator()(int64_t i) const {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_bf16_f32_ref(n, w + i, x, s, nx, y); }
+};
+
+}  // namespace
+
+void dot_f32_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF32{static_cast<const float*>(w)}, x, x_stride, y); });
+}
+void dot_f16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
+}
+void dot_bf16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadBF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
+}
+void dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q4_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q4_1_q8_1_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q4_1_q8_1_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q5_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q5_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q5_1_q8_1_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q5_1_q8_1_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q8_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q4_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q4_K_q8_K_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q5_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q5_K_q8_K_nx<nx()>(n, w, x, x_stride, y); });
+}
+void dot_q6_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_q6_K_q8_K_nx<nx()>(n, w, x, x_stride, y); });
+}
+
+// Per 32-block, bit-exact with quantize_row_q8_0_ref: the max of |x| is exact in any order,
+// 127 / amax is the same scalar division, x * id and round-half-even (vcvtps2dq in the
+// default rounding mode) are the same IEEE operations.
+void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n) {
+  quant::BlockQ8_0* out = static_cast<quant::BlockQ8_0*>(y);
+  for (int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
+    const __m512 v0 = _mm512_loadu_ps(x);
+    const __m512 v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    out[b].d = quant::f32_to_f16(amax / 127.0f);
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)));
+    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), q0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), q1);
+  }
+}
+
+void fill_avx512(Kernels& k) {
+  auto set = [&](TensorType w, DotFn dot) { k.dot[static_cast<uint32_t>(w)].dot = dot; };
+  using T = TensorType;
+  set(T::F32, dot_f32_f32_avx512);
+  set(T::F16, dot_f16_f32_avx512);
+  set(T::BF16, dot_bf16_f32_avx512);
+  set(T::Q4_0, dot_q4_0_q8_0_avx512);
+  set(T::Q4_1, dot_q4_1_q8_1_avx512);
+  set(T::Q5_0, dot_q5_0_q8_0_avx512);
+  set(T::Q5_1, dot_q5_1_q8_1_avx512);
+  set(T::Q8_0, dot_q8_0_q8_0_avx512);
+  set(T::Q4_K, dot_q4_K_q8_K_avx512);
+  set(T::Q5_K, dot_q5_K_q8_K_avx512);
+  set(T::Q6_K, dot_q6_K_q8_K_avx512);
+  k.quantize_q8_0 = quantize_row_q8_0_avx512;
+  k.rms_norm = rms_norm_avx512;
+  k.softmax = softmax_avx512;
+  k.silu = silu_avx512;
+  k.swiglu = swiglu_avx512;
+  k.attention_group = attention_group_avx512;
+}
+
+}  // namespace owl::kernels

@@ -1,0 +1,179 @@
+// AVX-512 row ops and attention. Tails (n % 16) use masked loads/stores, with identical math.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "core/result.h"
+#include "kernels/avx512/avx512.h"
+#include "kernels/ref/ref.h"
+#include "quant/half.h"
+
+namespace owl::kernels {
+namespace {
+
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1); }
+
+// exp(x) to about 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, Cephes expf polynomial for e^r,
+// scaled by 2^n with vscalefps (0 below -104, so exp(-inf) = 0; inf above 88.73).
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(89.0f)), _mm512_set1_ps(-104.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __m512 silu_ps(__m512 x) {
+  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+inline __m512 round_f16_ps(__m512 v) {
+  return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+}  // namespace
+
+// As rms_norm_ref: f32 squares summed in f64 lanes.
+void rms_norm_avx512(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+    const __m512 sq = _mm512_mul_ps(v, v);
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+  }
+  const double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const __m512 scale = _mm512_set1_ps(1.0f / std::sqrt(mean + eps));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), scale);
+    if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
+    _mm512_mask_storeu_ps(y + i, m, v);
+  }
+}
+
+void softmax_avx512(float* x, int64_t n, float scale, const float* mask) {
+  const __m512 sv = _mm512_set1_ps(scale);
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv);
+    if (mask) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, mask + i));
+    _mm512_mask_storeu_ps(x + i, m, v);
+    mx = _mm512_mask_max_ps(mx, m, mx, v);
+  }
+  const float max = _mm512_reduce_max_ps(mx);
+  if (max == -INFINITY) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0.0f;
+    return;
+  }
+  const __m512 maxv = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), maxv));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+  }
+}
+
+void silu_avx512(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, silu_ps(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void swiglu_avx512(const float* gate, const float* up, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 g = silu_ps(_mm512_maskz_loadu_ps(m, gate + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+// attention_group_ref with the head_dim loops on 16-lane vectors: the group's query rows
+// stay in registers' reach (stack, L1) and each K/V row is loaded once for the whole group.
+void attention_group_avx512(const AttentionArgs& a, int64_t t, int kv_head) {
+  const int n_group = a.n_head / a.n_head_kv;
+  const int hd = a.head_dim;
+  if (hd % 16 != 0 || hd > 512 || n_group > 16) return attention_group_ref(a, t, kv_head);
+  const int64_t q_stride = a.q_stride ? a.q_stride : int64_t{a.n_head} * hd;
+  const int64_t kv_stride = a.kv_stride ? a.kv_stride : int64_t{a.n_head_kv} * hd;
+  const int64_t out_stride = a.out_stride ? a.out_stride : int64_t{a.n_head} * hd;
+  const float scale = a.softcap > 0.0f ? a.scale / a.softcap : a.scale;
+  alignas(64) float q[16 * 512];
+  alignas(64) float acc[16 * 512];
+  float m[16], sum[16];
+  for (int g = 0; g < n_group; ++g) {
+    const float* qh = a.q + t * q_stride + int64_t{kv_head * n_group + g} * hd;
+    for (int d = 0; d < hd; d += 16) {
+      __m512 v = _mm512_loadu_ps(qh + d);
+      if (a.q_f16) v = round_f16_ps(v);
+      _mm512_store_ps(q + g * hd + d, v);
+      _mm512_store_ps(acc + g * hd + d, _mm512_setzero_ps());
+    }
+    m[g] = -INFINITY;
+    sum[g] = 0.0f;
+  }
+  for (int64_t j = 0; j < a.n_kv; ++j) {
+    float mv;
+    if (!attention_visible(a, t, j, &mv)) continue;
+    const uint16_t* k = a.k + j * kv_stride + int64_t{kv_head} * hd;
+    const uint16_t* v = a.v + j * kv_stride + int64_t{kv_head} * hd;
+    for (int g = 0; g < n_group; ++g) {
+      const float* qg = q + g * hd;
+      __m512 dot = _mm512_setzero_ps();
+      for (int d = 0; d < hd; d += 16) {
+        const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + d)));
+        dot = _mm512_fmadd_ps(_mm512_load_ps(qg + d), kv, dot);
+      }
+      float s = _mm512_reduce_add_ps(dot) * scale;
+      if (a.softcap > 0.0f) s = a.softcap * std::tanh(s);
+      s += mv;
+      float ms = 1.0f, vs = 1.0f;
+      if (s > m[g]) {
+        ms = std::exp(m[g] - s);
+        m[g] = s;
+      } else {
+        vs = std::exp(s - m[g]);
+      }
+      const __m512 msv = _mm512_set1_ps(ms), vsv = _mm512_set1_ps(vs);
+      float* ag = acc + g * hd;
+      for (int d = 0; d < hd; d += 16) {
+        const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + d)));
+        __m512 u = _mm512_load_ps(ag + d);
+        if (ms != 1.0f) {
+          u = _mm512_mul_ps(u, msv);
+          if (a.v_acc_f16) u = round_f16_ps(u);
+        }
+        u = _mm512_fmadd_ps(vv, vsv, u);
+        if (a.v_acc_f16) u = round_f16_ps(u);
+        _mm512_store_ps(ag + d, u);
+      }
+      sum[g] = sum[g] * ms + vs;
+    }
+  }
+  for (int g = 0; g < n_group; ++g) {
+    const __m512 inv = _mm512_set1_ps(sum[g] == 0.0f ? 0.0f : 1.0f / sum[g]);
+    float* o = a.out + t * out_stride + int64_t{kv_head * n_group + g} * hd;
+    for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_load_ps(acc + g * hd + d), inv));
+  }
+}
+
+}  // namespace owl::kernels

@@ -1,0 +1,145 @@
+// The CPU kernels the inference engine calls, and the dispatch table that picks one variant
+// (scalar reference, AVX2, AVX-512) per op once at start-up.
+//
+// Every table entry has a scalar reference in kernels/ref/ that defines what it computes; the
+// SIMD variants differ from it only in float summation order (tests/kernels check this).
+// Nothing here allocates or throws; shapes are checked with OWL_CHECK (invariants, not input).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "gguf/tensor_type.h"
+#include "kernels/cpu_features.h"
+
+namespace owl::kernels {
+
+using gguf::TensorType;
+
+// y[r] = sum_i w[i] * x_r[i] for r in [0, n_x): one weight row against n_x <= kMaxDotRows
+// activation rows, x_r = x + r * x_stride bytes. n (elements) is a multiple of the weight's
+// block size; w is in the weight format, x in the matching activation format (DotKernel).
+using DotFn = void (*)(int64_t n, const void* w, const void* x, size_t x_stride, int n_x,
+                       float* y);
+inline constexpr int kMaxDotRows = 4;
+
+// Converts one f32 row of n elements to an activation format (Q8_0, Q8_1, Q8_K).
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+
+struct DotKernel {
+  DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul
+  TensorType act_type = TensorType::F32;  // F32, Q8_0, Q8_1 or Q8_K
+};
+
+// One query block against a KV cache; see attention() below.
+struct AttentionArgs {
+  const float* q = nullptr;     // [n_tokens][q_stride], head h at q + h * head_dim
+  const uint16_t* k = nullptr;  // f16 [n_kv][kv_stride], KV head g at k + g * head_dim
+  const uint16_t* v = nullptr;  // f16 [n_kv][kv_stride], as k
+  float* out = nullptr;         // [n_tokens][out_stride], head h at out + h * head_dim
+  int64_t n_tokens = 0;
+  int64_t n_kv = 0;
+  int n_head = 0;
+  int n_head_kv = 0;            // query head h uses KV head h / (n_head / n_head_kv)
+  int head_dim = 0;
+  int64_t q_stride = 0;         // floats between tokens; 0: n_head * head_dim
+  int64_t kv_stride = 0;        // elements between KV entries; 0: n_head_kv * head_dim
+  int64_t out_stride = 0;       // floats between tokens; 0: n_head * head_dim
+  // Key j is visible to query t when kv_pos[j] <= q_pos[t] (causal) and, if window > 0,
+  // q_pos[t] - kv_pos[j] < window. q_pos == nullptr disables the positional mask;
+  // kv_pos == nullptr means kv_pos[j] = j.
+  const int32_t* q_pos = nullptr;
+  const int32_t* kv_pos = nullptr;
+  int32_t window = 0;
+  // Optional additive mask [n_tokens][n_kv]; -inf entries are skipped like positional masks.
+  const float* mask = nullptr;
+  float scale = 1.0f;           // s = scale * q.k
+  float softcap = 0.0f;         // > 0: s = softcap * tanh(s / softcap), before the mask
+  // llama.cpp's CPU flash attention rounds Q to f16 and keeps the V accumulator in f16;
+  // these emulate it (off: f32 throughout).
+  bool q_f16 = false;
+  bool v_acc_f16 = false;
+};
+
+// Attention for the query heads [h0, h0 + n_group) of token t that share KV head h0/n_group.
+using AttentionGroupFn = void (*)(const AttentionArgs& a, int64_t t, int kv_head);
+
+enum class RopeMode { kNormal = 0, kNeox = 2 };  // values as llama.cpp's rope type
+
+struct RopeParams {
+  int n_head = 0;
+  int head_dim = 0;
+  int n_rot = 0;                // rotated dims per head (<= head_dim, even); the rest are copied
+  RopeMode mode = RopeMode::kNormal;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;      // linear position scaling (1 / factor)
+  float attn_factor = 1.0f;     // multiplies cos and sin
+  const float* freq_factors = nullptr;  // [n_rot / 2] divisors of theta (rope_freqs), or null
+  int64_t stride = 0;           // floats between tokens; 0: n_head * head_dim
+};
+
+// In place on x [n_tokens][stride] (heads at x + h * head_dim); pos[t] is token t's position.
+using RopeFn = void (*)(const RopeParams& p, float* x, int64_t n_tokens, const int32_t* pos);
+// y = x / sqrt(mean(x^2) + eps) * w over one row of n; w may be null (no weight). y may be x.
+using RmsNormFn = void (*)(const float* x, const float* w, float* y, int64_t n, float eps);
+// In place over one row: x = softmax(x * scale + mask); mask may be null.
+using SoftmaxFn = void (*)(float* x, int64_t n, float scale, const float* mask);
+using UnaryFn = void (*)(const float* x, float* y, int64_t n);  // y may be x
+// y = act(gate) * up; y may alias gate or up.
+using GluFn = void (*)(const float* gate, const float* up, float* y, int64_t n);
+
+inline constexpr int kTypeSlots = 31;  // TensorType raw values are < 31
+
+struct Kernels {
+  Isa isa = Isa::kScalar;
+  std::array<DotKernel, kTypeSlots> dot{};  // indexed by the raw TensorType value
+  QuantizeRowFn quantize_q8_0 = nullptr;
+  QuantizeRowFn quantize_q8_1 = nullptr;
+  QuantizeRowFn quantize_q8_K = nullptr;
+  RmsNormFn rms_norm = nullptr;
+  SoftmaxFn softmax = nullptr;
+  RopeFn rope = nullptr;
+  UnaryFn silu = nullptr;
+  UnaryFn gelu = nullptr;       // tanh approximation, rounded through f16 as llama.cpp's table
+  GluFn swiglu = nullptr;
+  GluFn geglu = nullptr;
+  AttentionGroupFn attention_group = nullptr;
+
+  const DotKernel& dot_for(TensorType t) const { return dot[static_cast<uint32_t>(t)]; }
+};
+
+// The table for one ISA (which must be supported by this CPU; ops without a variant for it
+// fall back to the next lower ISA, then to the reference).
+Kernels make_kernels(Isa isa);
+// Detects the CPU, applies OWL_ISA and logs the choice on stderr once.
+Kernels make_kernels();
+
+// ---- matmul: Y = X W^T --------------------------------------------------------------------
+struct MatmulArgs {
+  TensorType w_type = TensorType::F32;
+  const void* w = nullptr;  // [n_out] rows of row_bytes(w_type, n_in) bytes, contiguous
+  const float* x = nullptr;  // [n_rows][x_stride] f32
+  float* y = nullptr;        // [n_rows][y_stride] f32
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  int64_t n_rows = 0;
+  int64_t x_stride = 0;  // floats; 0: n_in
+  int64_t y_stride = 0;  // floats; 0: n_out
+  void* scratch = nullptr;  // matmul_scratch_bytes(); holds the quantized activations
+  size_t scratch_bytes = 0;
+};
+
+bool supports_matmul(const Kernels& k, TensorType w_type);
+// Bytes of scratch matmul() needs for these shapes (0 for float weights).
+size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, int64_t n_rows);
+// Quantizes X once (as llama.cpp does for the weight type) then splits the output rows over
+// the pool; prefill tiles so each weight row is used for kMaxDotRows activation rows per load.
+void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
+
+// ---- attention over an f16 KV cache (what llama.cpp's CPU flash-attention path computes) ---
+// Online softmax per query row, f32 scores and accumulators; parallel over tokens x KV heads.
+void attention(const Kernels& k, core::ThreadPool& pool, const AttentionArgs& a);
+
+}  // namespace owl::kernels

@@ -1,0 +1,77 @@
+// Activation quantizers for the quantized dot products. Q8_0/Q8_1 follow llama.cpp's x86
+// path (q = round_half_even(x * (127 / amax)), which its reference C code does not: that uses
+// round-half-away of x / d); Q8_K follows quantize_row_q8_K_ref. SIMD variants are bit-exact.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/ref/ref.h"
+#include "quant/blocks.h"
+#include "quant/half.h"
+
+namespace owl::kernels {
+
+using namespace owl::quant;
+
+// Per 32-block: amax = max|x|, d = amax / 127 (stored f16), q = rint(x * (127 / amax)).
+void quantize_row_q8_0_ref(const float* x, void* y, int64_t n) {
+  BlockQ8_0* out = static_cast<BlockQ8_0*>(y);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    out[b].d = f32_to_f16(amax / 127.0f);
+    for (int j = 0; j < kQK; ++j) out[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  }
+}
+
+// As Q8_0, plus s = f16(d * sum q) with d the f32 scale.
+void quantize_row_q8_1_ref(const float* x, void* y, int64_t n) {
+  BlockQ8_1* out = static_cast<BlockQ8_1*>(y);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < kQK; ++j) {
+      out[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+      sum += out[b].qs[j];
+    }
+    out[b].d = f32_to_f16(d);
+    out[b].s = f32_to_f16(d * static_cast<float>(sum));
+  }
+}
+
+// Per 256-block: max = the value of largest magnitude (first one on ties), iscale = -127 / max,
+// q = min(127, rint(iscale * x)), d = 1 / iscale (f32), bsums = sums of 16-element groups.
+void quantize_row_q8_K_ref(const float* x, void* y, int64_t n) {
+  BlockQ8_K* out = static_cast<BlockQ8_K*>(y);
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < kQK_K; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      std::memset(&out[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < kQK_K; ++j) {
+      const int q = static_cast<int>(std::nearbyint(iscale * x[j]));
+      out[b].qs[j] = static_cast<int8_t>(std::min(127, q));
+    }
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += out[b].qs[16 * g + j];
+      out[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    out[b].d = 1.0f / iscale;
+  }
+}
+
+}  // namespace owl::kernels

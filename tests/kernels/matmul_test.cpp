@@ -1,0 +1,239 @@
+// matmul / dot products: every ISA this CPU has against the scalar reference (tolerance from
+// f32 summation order), and the reference against an fp64 dequantize-then-dot of the f32
+// activations (budget from the activation format's rounding).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernel_test_util.h"
+#include "kernels/ref/ref.h"
+#include "quant/quant.h"
+
+namespace owl::kernels {
+namespace {
+
+using test::Decoded;
+using test::Fill;
+using test::kEps;
+
+const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0,
+                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
+                             TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,
+                             TensorType::Q6_K, TensorType::Q8_K};
+
+// n_in: an odd number of blocks (and, for plain types, not a multiple of any vector width).
+std::vector<int64_t> sizes_for(TensorType t) {
+  const int64_t bs = gguf::type_info(t).block_size;
+  if (bs == 1) return {77, 1031};
+  if (bs == 32) return {32 * 7, 32 * 33};
+  return {256, 256 * 3};
+}
+
+struct Case {
+  TensorType type;
+  int64_t n_in, n_out, n_rows;
+  Fill w_fill;
+  float x_scale;
+  uint32_t seed;
+};
+
+std::string describe(const Case& c, Isa isa) {
+  return std::string(gguf::type_info(c.type).name) + " isa=" + std::string(isa_name(isa)) +
+         " n_in=" + std::to_string(c.n_in) + " n_out=" + std::to_string(c.n_out) +
+         " n_rows=" + std::to_string(c.n_rows) + " fill=" + std::to_string(static_cast<int>(c.w_fill)) +
+         " x_scale=" + std::to_string(c.x_scale) + " seed=" + std::to_string(c.seed);
+}
+
+struct Problem {
+  std::vector<uint8_t> w;   // [n_out] rows
+  std::vector<float> x;     // [n_rows, n_in]
+  std::vector<Decoded> w64; // per output row
+};
+
+Problem make_problem(const Case& c) {
+  std::mt19937 rng(c.seed);
+  Problem p;
+  for (int64_t o = 0; o < c.n_out; ++o) {
+    std::vector<uint8_t> row = test::make_weight_row(c.type, c.n_in, c.w_fill, rng);
+    p.w64.push_back(test::decode_row(c.type, row.data(), c.n_in));
+    p.w.insert(p.w.end(), row.begin(), row.end());
+  }
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  p.x.resize(static_cast<size_t>(c.n_rows * c.n_in));
+  for (float& v : p.x) v = normal(rng) * c.x_scale;
+  return p;
+}
+
+std::vector<float> run_matmul(const Kernels& k, core::ThreadPool& pool, const Case& c, const Problem& p) {
+  std::vector<float> y(static_cast<size_t>(c.n_rows * c.n_out), NAN);
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(k, c.type, c.n_in, c.n_rows));
+  matmul(k, pool,
+         MatmulArgs{.w_type = c.type, .w = p.w.data(), .x = p.x.data(), .y = y.data(), .n_in = c.n_in,
+                    .n_out = c.n_out, .n_rows = c.n_rows, .scratch = scratch.data(),
+                    .scratch_bytes = scratch.size()});
+  return y;
+}
+
+// Per output: S = sum_i (|a_i| + |b_i|) |xq_i| over the quantized activations, the scale of
+// every partial sum; and the budget of the activation rounding against the f32 x.
+struct Bounds {
+  double s = 0.0;
+  double act_err = 0.0;
+  double exact = 0.0;  // fp64 dot of the decoded weights with the original f32 x
+};
+
+Bounds bounds_for(const Kernels& ref, const Case& c, const Problem& p, int64_t r, int64_t o) {
+  const TensorType act = ref.dot_for(c.type).act_type;
+  const float* x = p.x.data() + r * c.n_in;
+  const Decoded& w = p.w64[static_cast<size_t>(o)];
+  std::vector<double> xq(x, x + c.n_in);
+  std::vector<double> step(static_cast<size_t>(c.n_in), 0.0);
+  if (act != TensorType::F32) {
+    std::vector<uint8_t> q(static_cast<size_t>(gguf::row_bytes(act, c.n_in)));
+    const int64_t bs = gguf::type_info(act).block_size;
+    (act == TensorType::Q8_0 ? ref.quantize_q8_0 : act == TensorType::Q8_1 ? ref.quantize_q8_1 : ref.quantize_q8_K)(
+        x, q.data(), c.n_in);
+    xq = test::decode_row(act, q.data(), c.n_in).a;
+    for (int64_t b0 = 0; b0 < c.n_in; b0 += bs) {
+      double amax = 0.0;
+      for (int64_t i = b0; i < b0 + bs; ++i) amax = std::max(amax, std::fabs(double{x[i]}));
+      for (int64_t i = b0; i < b0 + bs; ++i) step[i] = amax / 127.0;
+    }
+  }
+  Bounds bd;
+  for (int64_t i = 0; i < c.n_in; ++i) {
+    bd.s += (std::fabs(w.a[i]) + std::fabs(w.b[i])) * std::fabs(xq[i]);
+    bd.exact += (w.a[i] - w.b[i]) * x[i];
+    // |x - d16 q| <= d / 2 (rounding of q) + |x| 2^-10 (f16 rounding of d).
+    bd.act_err += std::fabs(w.a[i] - w.b[i]) * (0.5 * step[i] + std::fabs(double{x[i]}) / 1024.0);
+  }
+  if (act == TensorType::Q8_1) {  // s = f16(d sum q) is rounded to 11 bits per block
+    for (int64_t b0 = 0; b0 < c.n_in; b0 += 32) {
+      double sx = 0.0;
+      for (int64_t i = b0; i < b0 + 32; ++i) sx += xq[i];
+      bd.act_err += std::fabs(w.b[b0]) * std::fabs(sx) / 1024.0;
+      bd.s += std::fabs(w.b[b0]) * std::fabs(sx);
+    }
+  }
+  return bd;
+}
+
+class MatmulTest : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(MatmulTest, VariantsMatchReferenceAndReferenceMatchesFp64) {
+  const TensorType type = GetParam();
+  const Kernels ref = make_kernels(Isa::kScalar);
+  core::ThreadPool pool(2);
+  const int64_t bs = gguf::type_info(type).block_size;
+  int checked = 0;
+  for (int64_t n_in : sizes_for(type)) {
+    for (int64_t n_rows : {1, 3, 17}) {
+      for (uint32_t seed : {1u, 2u, 3u}) {
+        const Fill fills[] = {Fill::kRandom, Fill::kZeros, Fill::kHuge, Fill::kTiny};
+        // Q8_0/Q8_1 store d as f16: below ~1e-2 it is subnormal and the format loses precision.
+        const TensorType act = ref.dot_for(type).act_type;
+        const float tiny = act == TensorType::Q8_0 || act == TensorType::Q8_1 ? 1.0e-2f : 1.0e-6f;
+        // Q8_1 also stores s = d sum q as f16: |sum x| must stay below 65504.
+        const float huge = act == TensorType::Q8_1 ? 1.0e3f : 1.0e4f;
+        const float x_scales[] = {1.0f, huge, tiny};
+        const Case c{.type = type, .n_in = n_in, .n_out = 13, .n_rows = n_rows,
+                     .w_fill = fills[(seed + n_rows) % 4], .x_scale = x_scales[(seed + n_in) % 3], .seed = seed};
+        const Problem p = make_problem(c);
+        const std::vector<float> y_ref = run_matmul(ref, pool, c, p);
+        // Blocks summed sequentially: each partial sum and each scaled block term rounds once.
+        const double n_terms = static_cast<double>(bs == 1 ? n_in : n_in / bs);
+        for (int64_t r = 0; r < c.n_rows; ++r) {
+          for (int64_t o = 0; o < c.n_out; ++o) {
+            const Bounds bd = bounds_for(ref, c, p, r, o);
+            const double got = y_ref[r * c.n_out + o];
+            const double budget = bd.act_err + 2.0 * (n_terms + 8) * kEps * bd.s + 1e-35;
+            ASSERT_LE(std::fabs(got - bd.exact), budget)
+                << describe(c, Isa::kScalar) << " r=" << r << " o=" << o << " exact=" << bd.exact;
+            if (c.w_fill == Fill::kZeros) ASSERT_EQ(got, 0.0);
+          }
+        }
+        for (Isa isa : test::available_isas()) {
+          if (isa == Isa::kScalar) continue;
+          const std::vector<float> y = run_matmul(make_kernels(isa), pool, c, p);
+          for (int64_t r = 0; r < c.n_rows; ++r) {
+            for (int64_t o = 0; o < c.n_out; ++o) {
+              const Bounds bd = bounds_for(ref, c, p, r, o);
+              const double tol = 2.0 * (n_terms + 8) * kEps * bd.s + 1e-35;
+              ASSERT_LE(std::fabs(double{y[r * c.n_out + o]} - y_ref[r * c.n_out + o]), tol)
+                  << describe(c, isa) << " r=" << r << " o=" << o << " ref=" << y_ref[r * c.n_out + o];
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (test::available_isas().size() > 1) EXPECT_GT(checked, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest, ::testing::ValuesIn(kTypes),
+                         [](const auto& info) { return std::string(gguf::type_info(info.param).name); });
+
+// The test's fp64 decoder agrees with quant's dequantize_row (written separately): a wrong
+// element order in either shows up here rather than as a budget failure above.
+TEST_P(MatmulTest, Fp64DecoderMatchesQuantDequantize) {
+  const TensorType type = GetParam();
+  std::mt19937 rng(17);
+  const int64_t n = sizes_for(type).back();
+  const std::vector<uint8_t> row = test::make_weight_row(type, n, Fill::kRandom, rng);
+  const Decoded d = test::decode_row(type, row.data(), n);
+  std::vector<float> got(static_cast<size_t>(n));
+  ASSERT_TRUE(quant::dequantize_row(type, row.data(), got.data(), n));
+  for (int64_t i = 0; i < n; ++i) {
+    // quant computes d * sc * q - dmin * m in f32: a few roundings of each part.
+    const double w = d.a[i] - d.b[i];
+    ASSERT_NEAR(got[i], w, 4 * kEps * (std::fabs(d.a[i]) + std::fabs(d.b[i]))) << i;
+  }
+}
+
+// Strided X/Y (views) and the dot called directly with every n_x.
+TEST(Matmul, StridesAndRowCountsAgree) {
+  const Kernels k = make_kernels();
+  core::ThreadPool pool(2);
+  const Case c{.type = TensorType::Q4_0, .n_in = 96, .n_out = 7, .n_rows = 5, .w_fill = Fill::kRandom, .x_scale = 1.0f, .seed = 9};
+  const Problem p = make_problem(c);
+  const std::vector<float> y = run_matmul(k, pool, c, p);
+  std::vector<float> xs(static_cast<size_t>(c.n_rows * 100), 0.0f);
+  for (int64_t r = 0; r < c.n_rows; ++r) std::copy_n(p.x.data() + r * c.n_in, c.n_in, xs.data() + r * 100);
+  std::vector<float> ys(static_cast<size_t>(c.n_rows * 9), -1.0f);
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(k, c.type, c.n_in, c.n_rows));
+  matmul(k, pool, MatmulArgs{.w_type = c.type, .w = p.w.data(), .x = xs.data(), .y = ys.data(), .n_in = c.n_in,
+                             .n_out = c.n_out, .n_rows = c.n_rows, .x_stride = 100, .y_stride = 9,
+                             .scratch = scratch.data(), .scratch_bytes = scratch.size()});
+  for (int64_t r = 0; r < c.n_rows; ++r) {
+    for (int64_t o = 0; o < c.n_out; ++o) EXPECT_EQ(ys[r * 9 + o], y[r * c.n_out + o]);
+    EXPECT_EQ(ys[r * 9 + 7], -1.0f);  // untouched beyond n_out
+  }
+}
+
+// The SIMD activation quantizers are bit-exact with the reference, ties included.
+TEST(Quantize, Q8_0VariantsBitExact) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(32 * 41);
+  for (float& v : x) v = normal(rng);
+  for (int j = 0; j < 32; ++j) x[j] = j == 0 ? 127.0f : (j % 2 ? 1.0f : -1.0f) * (j + 0.5f);  // ties
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;
+  for (int j = 64; j < 96; ++j) x[j] *= 1e-30f;
+  std::vector<uint8_t> want(gguf::row_bytes(TensorType::Q8_0, x.size()));
+  quantize_row_q8_0_ref(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  const auto* b0 = reinterpret_cast<const quant::BlockQ8_0*>(want.data());
+  EXPECT_EQ(b0->qs[2], -2);  // -2.5 rounds half to even
+  EXPECT_EQ(b0->qs[3], 4);   // 3.5
+  for (Isa isa : test::available_isas()) {
+    std::vector<uint8_t> got(want.size());
+    make_kernels(isa).quantize_q8_0(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
+}  // namespace
+}  // namespace owl::kernels
