@@ -25,5 +25,7 @@ Command register_tokenize(CLI::App& root);
 Command register_template(CLI::App& root);
 Command register_bench(CLI::App& root);
 Command register_logits(CLI::App& root);
+Command register_run(CLI::App& root);
+Command register_chat(CLI::App& root);
 
 }  // namespace owl::cli

@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   root.require_subcommand(1);
   root.set_version_flag("--version", "owl 0.1.0");
   std::vector<owl::cli::Command> commands = {
+      owl::cli::register_run(root),
+      owl::cli::register_chat(root),
       owl::cli::register_inspect(root),
       owl::cli::register_synth(root),
       owl::cli::register_tokenize(root),

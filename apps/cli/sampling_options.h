@@ -1,0 +1,50 @@
+// The sampling options `owl run` and `owl chat` share, named as llama.cpp names them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "sample/generate.h"
+
+namespace owl::cli {
+
+struct SamplingArgs {
+  sample::GenerateOptions generate;
+  std::vector<std::string> logit_bias;  // "TOKEN=BIAS"
+  int64_t seed = -1;                    // -1: random
+};
+
+inline void add_sampling_options(CLI::App* app, SamplingArgs& a) {
+  sample::SamplingParams& p = a.generate.sampling;
+  app->add_option("-n,--n-predict", a.generate.n_predict, "Tokens to generate (-1: until the context is full)")->capture_default_str();
+  app->add_option("--temp", p.temperature, "Temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top-k", p.top_k, "Top-k (0: off)")->capture_default_str();
+  app->add_option("--top-p", p.top_p, "Top-p (1: off)")->capture_default_str();
+  app->add_option("--min-p", p.min_p, "Min-p (0: off)")->capture_default_str();
+  app->add_option("--typical", p.typical_p, "Locally typical sampling (1: off)")->capture_default_str();
+  app->add_option("--repeat-penalty", p.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  app->add_option("--repeat-last-n", p.repeat_last_n, "History the penalties look at (-1: all)")->capture_default_str();
+  app->add_option("--presence-penalty", p.presence_penalty, "Presence penalty")->capture_default_str();
+  app->add_option("--frequency-penalty", p.frequency_penalty, "Frequency penalty")->capture_default_str();
+  app->add_option("--logit-bias", a.logit_bias, "TOKEN_ID=BIAS added to a token's logit (repeatable)");
+  app->add_option("--stop", a.generate.stop, "Stop when this text is generated (repeatable)");
+  app->add_option("-s,--seed", a.seed, "Random seed (-1: random)")->capture_default_str();
+  app->add_flag("--ignore-eos", a.generate.ignore_eos, "Keep generating after end-of-generation tokens");
+}
+
+// Resolves the seed and parses --logit-bias; an error names the bad value.
+inline core::Status finish_sampling_args(SamplingArgs& a) {
+  sample::SamplingParams& p = a.generate.sampling;
+  p.seed = a.seed < 0 ? std::random_device{}() : static_cast<uint64_t>(a.seed);
+  for (const std::string& item : a.logit_bias) {
+    const size_t eq = item.find('=');
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument(item);
+      p.logit_bias.emplace_back(std::stoi(item.substr(0, eq)), std::stof(item.substr(eq + 1)));
+    } catch (const std::exception&) {
+      return core::make_error("--logit-bias '{}' is not TOKEN_ID=BIAS", item);
+    }
+  }
+  return {};
+}
+
+}  // namespace owl::cli
