@@ -57,7 +57,7 @@ core::Result<GenerateStats> generate(const model::Model& model, model::Context& 
 // Holds back text that might begin a stop string; see StopMatcher::push.
 class StopMatcher {
  public:
-  explicit StopMatcher(const std::vector<std::string>& stop) : stop_(stop) {}
+  explicit StopMatcher(std::vector<std::string> stop) : stop_(std::move(stop)) {}
   // Appends `text`; returns what can be emitted now. Sets stopped() once a stop string appears
   // (the text before it is returned, the rest dropped).
   std::string push(std::string_view text);
@@ -65,7 +65,7 @@ class StopMatcher {
   bool stopped() const { return stopped_; }
 
  private:
-  const std::vector<std::string>& stop_;
+  std::vector<std::string> stop_;
   std::string held_;
   bool stopped_ = false;
 };
