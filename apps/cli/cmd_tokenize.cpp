@@ -18,11 +18,25 @@ struct TokenizeCliOptions {
   bool pieces = false;
 };
 
-// A piece for the terminal: printable ASCII and UTF-8 as is, other bytes escaped.
+// Length of the well-formed UTF-8 character at the start of `s` (0 when malformed or cut short).
+size_t utf8_char_len(std::string_view s) {
+  const auto b = static_cast<unsigned char>(s[0]);
+  const size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+  if (n == 0 || n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(s[k]) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// A piece for the terminal: printable text as is; control characters and bytes that are not a
+// whole UTF-8 character (a piece can hold part of one) escaped.
 std::string escape_piece(std::string_view piece) {
   std::string out;
-  for (char c : piece) {
+  for (size_t i = 0; i < piece.size();) {
+    const char c = piece[i];
     const auto b = static_cast<unsigned char>(c);
+    const size_t n = utf8_char_len(piece.substr(i));
     if (c == '\n') {
       out += "\\n";
     } else if (c == '\t') {
@@ -31,11 +45,14 @@ std::string escape_piece(std::string_view piece) {
       out += "\\r";
     } else if (c == '\\') {
       out += "\\\\";
-    } else if (b < 0x20 || b == 0x7F) {
+    } else if (b < 0x20 || b == 0x7F || n == 0) {
       out += fmt::format("\\x{:02x}", b);
     } else {
-      out.push_back(c);
+      out.append(piece.substr(i, n));
+      i += n;
+      continue;
     }
+    ++i;
   }
   return out;
 }
