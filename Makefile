@@ -18,7 +18,7 @@ build: setup
 	@cmake --build $(BUILD)
 
 run: build
-	@$(BUILD)/apps/cli/owl inspect $(MODEL)
+	@$(BUILD)/apps/cli/owl run -m $(MODEL) -p "Once upon a time" -n 96 --seed 42
 
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j2
