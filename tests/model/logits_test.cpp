@@ -22,6 +22,8 @@ struct Dump {
   std::string models_dir;
 };
 
+void PrintTo(const Dump& dump, std::ostream* os) { *os << dump.json; }
+
 std::vector<Dump> all_dumps() {
   std::vector<Dump> dumps;
   for (const auto& [dir, models] : {std::pair{kShared + "/reference", kShared + "/models"},
@@ -75,27 +77,26 @@ TEST_P(LogitsTest, MatchesLlamaCpp) {
   EXPECT_LE(max, 10 * bound) << "max KL";
   RecordProperty("mean_kl", std::to_string(mean));
 
-  // Greedy continuation through single-token decodes (the incremental KV cache path).
-  std::vector<int32_t> greedy;
-  int32_t next = argmax(logits.data() + (ref.tokens.size() - 1) * n_vocab, n_vocab);
-  std::vector<float> row(static_cast<size_t>(n_vocab));
-  for (size_t step = 0; step < ref.greedy.size(); ++step) {
-    greedy.push_back(next);
+  // Greedy continuation through single-token decodes (the incremental KV cache path). Random-
+  // weight models have near-ties: a step may differ from llama.cpp's only where our logits of the
+  // two tokens are closer than the tolerance of ../shared/reference/synthetic/README.md (the paths
+  // part there). The stories260K files must match exactly.
+  const bool exact = needs_exact_greedy(ref.model_path);
+  const float tie = is_float_file(ref.model_path) ? 2e-3f : 2e-2f;
+  const size_t n_check = exact ? std::min<size_t>(32, ref.greedy.size()) : ref.greedy.size();
+  std::vector<float> row(logits.end() - n_vocab, logits.end());
+  for (size_t step = 0; step < n_check; ++step) {
+    const int32_t next = argmax(row.data(), n_vocab);
+    if (next != ref.greedy[step]) {
+      ASSERT_FALSE(exact) << "greedy step " << step << ": " << next << " instead of " << ref.greedy[step];
+      EXPECT_LE(row[next] - row[ref.greedy[step]], tie)
+          << "greedy step " << step << ": " << next << " instead of " << ref.greedy[step] << " is not a near-tie";
+      break;
+    }
     if (next == 2) break;  // EOS of these vocabularies
     batch.clear();
     batch.add(next, static_cast<int32_t>(ref.tokens.size() + step), 0, true);
     ASSERT_TRUE(forward(**model, batch, **ctx, row.data()).ok());
-    next = argmax(row.data(), n_vocab);
-  }
-  if (needs_exact_greedy(ref.model_path)) {
-    const size_t n = std::min<size_t>(32, ref.greedy.size());
-    EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + std::min(n, greedy.size())),
-              std::vector<int32_t>(ref.greedy.begin(), ref.greedy.begin() + n));
-  } else {
-    // Random-weight models have near-ties; compare the first steps only.
-    const size_t n = std::min<size_t>(4, ref.greedy.size());
-    EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + std::min(n, greedy.size())),
-              std::vector<int32_t>(ref.greedy.begin(), ref.greedy.begin() + n));
   }
 }
 
