@@ -116,4 +116,55 @@ TEST(Cli, SynthWritesTheRequestedShapeAndType) {
   fs::remove(again);
 }
 
+TEST(Cli, TokenizePrintsTheIdsOnOneLine) {
+  RunResult r = run_owl("tokenize -m " + kModel + " -p 'Once upon a time'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "1 403 407 261 378\n");  // ../shared/reference/stories260K.p1.json starts so
+  RunResult no_bos = run_owl("tokenize -m " + kModel + " --no-bos -p 'Once upon a time'");
+  EXPECT_EQ(no_bos.out, "403 407 261 378\n");
+  const std::string file = (fs::temp_directory_path() / ("owl_cli_tok_" + std::to_string(::getpid()))).string();
+  FILE* f = std::fopen(file.c_str(), "wb");
+  std::fputs("Once upon a time\n", f);  // -f keeps the trailing newline
+  std::fclose(f);
+  RunResult from_file = run_owl("tokenize -m " + kModel + " -f " + file);
+  EXPECT_NE(from_file.out, r.out);
+  EXPECT_EQ(from_file.out.rfind("1 403 407 261 378 ", 0), 0u) << from_file.out;
+  fs::remove(file);
+}
+
+TEST(Cli, TemplateWritesThePromptExactly) {
+  const std::string messages = (fs::temp_directory_path() / ("owl_cli_msgs_" + std::to_string(::getpid()) + ".json")).string();
+  FILE* f = std::fopen(messages.c_str(), "wb");
+  std::fputs(R"([{"role": "user", "content": "Hi"}])", f);
+  std::fclose(f);
+  RunResult r = run_owl("template --format chatml --messages " + messages + " --add-generation-prompt");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  fs::remove(messages);
+}
+
+TEST(Cli, RunGeneratesAndReportsSpeed) {
+  RunResult r = run_owl("run -m " + kModel + " -p 'Once upon a time' -n 16 --temp 0 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("generation: 16 tokens"), std::string::npos) << r.out;
+  RunResult bad = run_owl("run -m " + kModel + " -p x --top-p 3");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("top_p 3"), std::string::npos) << bad.out;
+}
+
+TEST(Cli, BenchPrintsLlamaBenchJson) {
+  RunResult r = run_owl("bench -m " + kModel + " -p 16 -n 4 -r 2 -t 1 -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('[')));
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["n_prompt"], 16);
+  EXPECT_EQ(j[1]["n_gen"], 4);
+  for (const auto& row : j) {
+    EXPECT_GT(row["avg_ts"].get<double>(), 0.0);
+    EXPECT_EQ(row["samples_ns"].size(), 2u);
+    EXPECT_TRUE(row.contains("stddev_ts") && row.contains("model_filename") && row.contains("n_threads"));
+  }
+}
+
 }  // namespace
