@@ -146,7 +146,7 @@ TEST(Cli, TemplateWritesThePromptExactly) {
 TEST(Cli, RunGeneratesAndReportsSpeed) {
   RunResult r = run_owl("run -m " + kModel + " -p 'Once upon a time' -n 16 --temp 0 -t 1");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("Once upon a time, there was a little girl"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("generation: 16 tokens"), std::string::npos) << r.out;
   RunResult bad = run_owl("run -m " + kModel + " -p x --top-p 3");
   EXPECT_EQ(bad.exit_code, 1);
