@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every libFuzzer target for a bounded time. Usage: scripts/fuzz.sh BUILD_DIR SECONDS
-# Seeds come from tests/data/<target-without-fuzz_>/ when it exists; crashes go to BUILD_DIR/fuzz-findings.
+# Seeds: tests/data/<target-without-fuzz_>/ when it exists, plus the shared files a target
+# parses (chat templates, tokenizer inputs). Crashes go to BUILD_DIR/fuzz-findings.
 set -euo pipefail
 build=$1
 seconds=$2
@@ -13,6 +14,10 @@ for target in $targets; do
   mkdir -p "$corpus"
   seeds="tests/data/${target#fuzz_}"
   [ -d "$seeds" ] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
+  case "$target" in
+    fuzz_template) cp -n ../shared/templates/*.jinja "$corpus"/ 2>/dev/null || true ;;
+    fuzz_tokenizer) cp -n ../shared/vocab/*.inp "$corpus"/ 2>/dev/null || true ;;
+  esac
   echo "fuzz: $target for ${seconds}s"
   "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
     -artifact_prefix="$findings/$target-" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
