@@ -13,7 +13,9 @@ namespace owl::core {
 // A read-only memory map of a whole file. Movable, not copyable; unmaps on destruction.
 class MappedFile {
  public:
-  static Result<MappedFile> open(const std::string& path);
+  // `populate` maps every page up front (MAP_POPULATE): one pass in the kernel instead of a page
+  // fault per 4 KiB on first touch, which is what loading a model for inference wants.
+  static Result<MappedFile> open(const std::string& path, bool populate = false);
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&& other) noexcept;

@@ -97,10 +97,15 @@ struct ReadLimits {
   int max_array_depth = 8;
 };
 
+struct OpenOptions {
+  ReadLimits limits;
+  bool populate = false;  // map all tensor data up front (for inference; see core::MappedFile)
+};
+
 // A parsed GGUF file. Tensor data is not copied: TensorInfo::data points into the file map.
 class GgufFile {
  public:
-  static Result<GgufFile> open(const std::string& path, const ReadLimits& limits = {});
+  static Result<GgufFile> open(const std::string& path, const OpenOptions& options = {});
   // Parses bytes that the caller keeps alive (used by tests and the fuzzer).
   static Result<GgufFile> parse(std::span<const uint8_t> bytes, const std::string& name = "<memory>",
                                 const ReadLimits& limits = {});

@@ -293,11 +293,11 @@ Result<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, const std::stri
   return Parser(bytes, name, limits).parse();
 }
 
-Result<GgufFile> GgufFile::open(const std::string& path, const ReadLimits& limits) {
-  auto map = core::MappedFile::open(path);
+Result<GgufFile> GgufFile::open(const std::string& path, const OpenOptions& options) {
+  auto map = core::MappedFile::open(path, options.populate);
   if (!map) return core::Error{"gguf: " + map.message()};
   auto shared = std::make_shared<core::MappedFile>(std::move(*map));
-  auto file = parse(std::span<const uint8_t>(shared->data(), shared->size()), path, limits);
+  auto file = parse(std::span<const uint8_t>(shared->data(), shared->size()), path, options.limits);
   if (!file) return file.error();
   file->map_ = std::move(shared);
   return file;

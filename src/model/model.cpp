@@ -97,7 +97,7 @@ core::Status load_layer(WeightLoader& w, const ModelConfig& c, int64_t il, Layer
 }  // namespace
 
 core::Result<std::unique_ptr<Model>> load_model(const std::string& path) {
-  auto file = gguf::GgufFile::open(path);
+  auto file = gguf::GgufFile::open(path, {.populate = true});
   if (!file) return file.error();
   auto model = std::make_unique<Model>();
   model->file = std::move(*file);
