@@ -15,9 +15,23 @@ struct InspectOptions {
   std::string model;
   bool json = false;
   bool all_metadata = false;
+  int64_t n_ctx = 0;  // 0: the model's context length
 };
 
-nlohmann::json to_json(const model::ModelInfo& info, const gguf::GgufFile& file) {
+// MemAvailable from /proc/meminfo, in bytes; 0 when unknown.
+uint64_t available_memory() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof(line), f)) {
+    if (std::sscanf(line, "MemAvailable: %lu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
+
+nlohmann::json to_json(const model::ModelInfo& info, const gguf::GgufFile& file, const model::MemoryEstimate& mem) {
   nlohmann::json j;
   j["path"] = info.path;
   j["file_size"] = info.file_size;
@@ -45,13 +59,20 @@ nlohmann::json to_json(const model::ModelInfo& info, const gguf::GgufFile& file)
                     {"pre", info.tokenizer_pre},
                     {"vocab_size", info.vocab_size}};
   j["chat_template"] = info.has_chat_template;
+  j["memory"] = {{"n_ctx", mem.n_ctx},
+                 {"weights", mem.weights},
+                 {"kv_cache", mem.kv_cache},
+                 {"activations", mem.activations},
+                 {"total", mem.total()},
+                 {"available", available_memory()}};
   nlohmann::json metadata = nlohmann::json::object();
   for (const gguf::MetadataEntry& e : file.metadata()) metadata[e.key] = e.value.to_display();
   j["metadata"] = metadata;
   return j;
 }
 
-void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, bool all_metadata) {
+void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, const model::MemoryEstimate& mem,
+                bool all_metadata) {
   auto row = [](std::string_view label, const std::string& value) {
     fmt::print("{:<15}{}\n", label, value);
   };
@@ -76,6 +97,14 @@ void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, bool a
   tokenizer += fmt::format(", {} tokens", info.vocab_size);
   row("tokenizer", tokenizer);
   row("chat template", info.has_chat_template ? "yes" : "no");
+  const uint64_t available = available_memory();
+  std::string verdict;
+  if (available > 0) {
+    verdict = fmt::format("; {} available: {}", human_bytes(available), mem.total() <= available ? "fits" : "does NOT fit");
+  }
+  row("memory", fmt::format("{} at context {}: weights {} + KV cache {} (f16) + activations {}{}",
+                            human_bytes(mem.total()), mem.n_ctx,
+                  human_bytes(mem.weights), human_bytes(mem.kv_cache), human_bytes(mem.activations), verdict));
   fmt::print("metadata ({} keys)\n", file.metadata().size());
   for (const gguf::MetadataEntry& e : file.metadata()) {
     const bool long_array = e.value.type == gguf::ValueType::ARRAY && e.value.as_array()->items.size() > 8;
@@ -95,10 +124,12 @@ int run_inspect(const InspectOptions& options) {
     return 1;
   }
   const model::ModelInfo info = model::describe_model(*file);
+  const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : info.context_length.value_or(2048);
+  const model::MemoryEstimate mem = model::estimate_memory(info, n_ctx);
   if (options.json) {
-    fmt::print("{}\n", to_json(info, *file).dump(2));
+    fmt::print("{}\n", to_json(info, *file, mem).dump(2));
   } else {
-    print_text(info, *file, options.all_metadata);
+    print_text(info, *file, mem, options.all_metadata);
   }
   return 0;
 }
@@ -111,6 +142,7 @@ Command register_inspect(CLI::App& root) {
   app->add_option("model", options->model, "GGUF model file")->required();
   app->add_flag("--json", options->json, "Print JSON instead of text");
   app->add_flag("--all", options->all_metadata, "Print every metadata value in full");
+  app->add_option("-c,--ctx", options->n_ctx, "Context length for the memory estimate (default: the model's)");
   return {app, [options] { return run_inspect(*options); }};
 }
 

@@ -57,7 +57,22 @@ ModelInfo describe_model(const gguf::GgufFile& file) {
     if (const gguf::Array* a = tokens->as_array()) info.vocab_size = static_cast<int64_t>(a->items.size());
   }
   info.has_chat_template = file.find("tokenizer.chat_template") != nullptr;
+  if (info.n_layer && info.n_head && info.n_embd) {
+    const int64_t head_dim = int_or_none(file, arch + ".attention.key_length").value_or(*info.n_embd / *info.n_head);
+    info.kv_bytes_per_token = 2 * *info.n_layer * info.n_head_kv.value_or(*info.n_head) * head_dim * 2;
+  }
   return info;
+}
+
+MemoryEstimate estimate_memory(const ModelInfo& info, int64_t n_ctx) {
+  MemoryEstimate m;
+  m.n_ctx = n_ctx;
+  m.weights = info.tensor_bytes;
+  m.kv_cache = static_cast<uint64_t>(info.kv_bytes_per_token * n_ctx);
+  // forward() keeps about 4 n_embd + 2 n_ff floats per batch token, plus the logits of one row.
+  const int64_t per_token = 4 * info.n_embd.value_or(0) + 2 * info.n_ff.value_or(0);
+  m.activations = static_cast<uint64_t>((512 * per_token + info.vocab_size) * 4);
+  return m;
 }
 
 }  // namespace owl::model

@@ -38,7 +38,19 @@ struct ModelInfo {
   std::string tokenizer_pre;    // tokenizer.ggml.pre, empty when absent
   int64_t vocab_size = 0;
   bool has_chat_template = false;
+  int64_t kv_bytes_per_token = 0;  // F16 K and V of every layer; 0 when the shape is unknown
 };
+
+// Resident memory to run the model at a context length: the weights (mapped in place), the F16
+// KV cache, and activations for a 512-token batch.
+struct MemoryEstimate {
+  int64_t n_ctx = 0;
+  uint64_t weights = 0;
+  uint64_t kv_cache = 0;
+  uint64_t activations = 0;
+  uint64_t total() const { return weights + kv_cache + activations; }
+};
+MemoryEstimate estimate_memory(const ModelInfo& info, int64_t n_ctx);
 
 // Never fails on a file the reader accepted: absent keys stay empty.
 ModelInfo describe_model(const gguf::GgufFile& file);

@@ -57,7 +57,8 @@ TEST(Cli, InspectText) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* expected : {"architecture   llama", "parameters     292.80 K (292800)", "context        2048",
                                "n_embd 64, n_layer 5, n_head 8, n_head_kv 4, n_ff 172",
-                               "SentencePiece (llama), 512 tokens", "chat template  no"}) {
+                               "SentencePiece (llama), 512 tokens", "chat template  no",
+                               "at context 2048: weights 1.17 MB + KV cache 1.31 MB (f16)"}) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;
   }
 }
@@ -72,6 +73,8 @@ TEST(Cli, InspectJson) {
   EXPECT_EQ(j["tensor_types"]["q6_k"]["tensors"], 3);
   EXPECT_EQ(j["tokenizer"]["vocab_size"], 512);
   EXPECT_EQ(j["chat_template"], false);
+  // 2 (K, V) x 2 layers x 2 KV heads x 64 dims x 2 bytes per token, at the model's 4096 context.
+  EXPECT_EQ(j["memory"]["kv_cache"], 2 * 2 * 2 * 64 * 2 * 4096);
 }
 
 TEST(Cli, InspectMalformedFileGivesReaderErrorAndExitOne) {
