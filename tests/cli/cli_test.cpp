@@ -170,4 +170,17 @@ TEST(Cli, BenchPrintsLlamaBenchJson) {
   }
 }
 
+TEST(Cli, ChatReadsTurnsAndCommands) {
+  const std::string input = (fs::temp_directory_path() / ("owl_cli_chat_" + std::to_string(::getpid()))).string();
+  FILE* f = std::fopen(input.c_str(), "wb");
+  std::fputs("Hello\n/reset\nTell me \\\na story\n/exit\n", f);  // the third line continues
+  std::fclose(f);
+  RunResult r = run_owl("chat -m " + kModel + " -n 8 --seed 3 -t 1 < " + input);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("no chat template; using the chatml format"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(conversation cleared)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("> . "), std::string::npos) << "no continuation prompt:\n" << r.out;
+  fs::remove(input);
+}
+
 }  // namespace
