@@ -51,18 +51,22 @@ void ThreadPool::run(int64_t n_tasks, TaskRef fn) {
   job_ = &fn;
   n_tasks_ = n_tasks;
   next_task_.store(0, std::memory_order_relaxed);
-  busy_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
+  open_.store(true, std::memory_order_seq_cst);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   work(0);
-  // Wait for every worker to leave work(): they may still be running their last task.
+  // Every task has been claimed. Close the job so that a worker that wakes up only now does not
+  // join it, then wait for the workers that did join: they may still run their last task. A
+  // worker the OS has not scheduled yet is not waited for, so a busy machine costs this call
+  // nothing beyond doing the work on fewer threads.
+  open_.store(false, std::memory_order_seq_cst);
   for (int spin = 0;; ++spin) {
-    const int busy = busy_workers_.load(std::memory_order_acquire);
-    if (busy == 0) break;
+    const int active = active_workers_.load(std::memory_order_seq_cst);
+    if (active == 0) break;
     if (spin < kSpinIterations) {
       cpu_relax();
     } else {
-      busy_workers_.wait(busy, std::memory_order_acquire);
+      active_workers_.wait(active, std::memory_order_acquire);
     }
   }
   job_ = nullptr;
@@ -82,8 +86,12 @@ void ThreadPool::worker_loop(int thread) {
     }
     seen = gen;
     if (stop_.load(std::memory_order_relaxed)) return;
-    work(thread);
-    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) busy_workers_.notify_one();
+    // Announce, then look: run() closes the job before it reads active_workers_, so either it
+    // sees this worker (and waits for it) or this worker sees the job closed (and skips it).
+    // A job opened after this worker's generation was read is a valid job to help with.
+    active_workers_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst)) work(thread);
+    if (active_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) active_workers_.notify_one();
   }
 }
 

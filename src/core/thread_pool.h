@@ -34,7 +34,8 @@ class TaskRef {
 //  - parallel_for is called by one thread at a time (the owner, usually the engine thread);
 //    it is not reentrant: fn must not call parallel_for on the same pool.
 //  - parallel_for returns after every task has finished; everything fn wrote happens-before
-//    the return (release/acquire on the completion counter).
+//    the return. It waits only for workers that joined the job: one the OS has not scheduled
+//    yet is left out, and the caller runs the remaining tasks itself.
 //  - fn must not throw. Two tasks run concurrently only on different thread indices, so
 //    per-thread scratch indexed by `thread` needs no locking.
 //  - The hot path allocates nothing: workers spin briefly on a generation counter, then
@@ -69,7 +70,8 @@ class ThreadPool {
   int64_t n_tasks_ = 0;
   alignas(64) std::atomic<uint32_t> generation_{0};
   alignas(64) std::atomic<int64_t> next_task_{0};
-  alignas(64) std::atomic<int> busy_workers_{0};
+  alignas(64) std::atomic<int> active_workers_{0};  // workers inside a job right now
+  std::atomic<bool> open_{false};                    // the current job still takes workers
   std::atomic<bool> stop_{false};
 };
 

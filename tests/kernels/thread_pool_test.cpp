@@ -42,5 +42,22 @@ TEST(ThreadPool, ResultsVisibleAfterReturnAndPerThreadScratchIsPrivate) {
   EXPECT_EQ(per_thread[0] + per_thread[1] + per_thread[2], 200 * 4096);
 }
 
+// More threads than cores: workers often wake after the caller has run every task and closed
+// the job. Those late workers must neither run a task of a finished job nor miss later jobs.
+TEST(ThreadPool, LateWorkersNeverRunAClosedJob) {
+  ThreadPool pool(8);
+  for (int rep = 0; rep < 3000; ++rep) {
+    const int64_t n_tasks = 1 + rep % 5;
+    std::vector<int> hits(static_cast<size_t>(n_tasks), 0);
+    std::atomic<int> total{0};
+    pool.parallel_for(n_tasks, [&](int64_t task, int) {
+      hits[static_cast<size_t>(task)] += 1;  // each task on one thread only: no race
+      total.fetch_add(1, std::memory_order_relaxed);
+    });
+    ASSERT_EQ(total.load(), n_tasks);
+    for (int h : hits) ASSERT_EQ(h, 1);
+  }
+}
+
 }  // namespace
 }  // namespace owl::core
