@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "template/strings.h"
+
 namespace owl::tmpl {
 
 namespace {
@@ -32,24 +34,6 @@ std::string normalise_newlines(std::string_view source) {
   }
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 int hex_value(char c) {
@@ -97,7 +81,7 @@ bool unescape(std::string_view body, std::string& out, std::string& error) {
           error = "illegal Unicode character";
           return false;
         }
-        append_utf8(out, cp);
+        append_code_point(out, cp);
         i += n;
         break;
       }
@@ -107,7 +91,7 @@ bool unescape(std::string_view body, std::string& out, std::string& error) {
           for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7'; ++k) {
             cp = cp * 8 + static_cast<uint32_t>(body[++i] - '0');
           }
-          append_utf8(out, cp);
+          append_code_point(out, cp);
         } else {
           out += '\\';
           out += e;

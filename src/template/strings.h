@@ -12,6 +12,7 @@ namespace owl::tmpl {
 
 std::vector<uint32_t> decode_utf8(std::string_view s);  // invalid bytes map to U+FFFD
 std::string encode_utf8(const std::vector<uint32_t>& cps);
+void append_code_point(std::string& out, uint32_t cp);  // as UTF-8
 void append_code_point(std::string& out, uint32_t cp);
 
 bool py_isspace(uint32_t cp);
