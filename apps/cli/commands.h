@@ -8,6 +8,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace owl::convert {
+struct CompareReport;
+}
+
 namespace owl::cli {
 
 // Runs after parsing; returns the process exit code.
@@ -27,5 +31,13 @@ Command register_bench(CLI::App& root);
 Command register_logits(CLI::App& root);
 Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
+Command register_quantize(CLI::App& root);
+Command register_compare(CLI::App& root);
+Command register_imatrix(CLI::App& root);
+Command register_import(CLI::App& root);
+Command register_export(CLI::App& root);
+
+// The quality report of owl compare, also printed by owl quantize --report (cmd_compare.cpp).
+void print_compare_report(const convert::CompareReport& report, bool json);
 
 }  // namespace owl::cli

@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
       owl::cli::register_template(root),
       owl::cli::register_bench(root),
       owl::cli::register_logits(root),
+      owl::cli::register_quantize(root),
+      owl::cli::register_compare(root),
+      owl::cli::register_imatrix(root),
+      owl::cli::register_import(root),
+      owl::cli::register_export(root),
   };
   try {
     root.parse(argc, argv);

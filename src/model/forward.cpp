@@ -25,6 +25,7 @@ struct Step {
 
 void matmul(Context& ctx, const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
             int64_t n_rows) {
+  if (ctx.observer) ctx.observer->observe(w, x, x_stride, n_rows);
   kernels::MatmulArgs a;
   a.w_type = w.type;
   a.w = w.data;

@@ -45,6 +45,14 @@ struct ContextOptions {
   int n_threads = 0;     // 0: all cores
 };
 
+// Sees the input of every weight matmul: the hook importance matrices (owl imatrix) use.
+// Called on the thread that runs forward(), before the matmul; must not keep the pointer.
+struct ActivationObserver {
+  virtual ~ActivationObserver() = default;
+  // x: [n_rows] rows of w.n_in floats, row i at x + i * x_stride.
+  virtual void observe(const Weight& w, const float* x, int64_t x_stride, int64_t n_rows) const = 0;
+};
+
 // Everything forward() needs besides the weights: the kernels, the threads, the KV cache and
 // scratch buffers sized once for n_batch tokens, so forward() does not allocate.
 // Not thread-safe: one thread calls forward() at a time.
@@ -59,6 +67,7 @@ struct Context {
   std::vector<float> x, cur, qkv, attn, ffn;
   std::vector<uint8_t> matmul_scratch;
   std::vector<int32_t> logit_rows;  // batch indices of the rows that want logits
+  const ActivationObserver* observer = nullptr;  // optional; not owned
 };
 
 core::Result<std::unique_ptr<Context>> make_context(const Model& model, const ContextOptions& options);

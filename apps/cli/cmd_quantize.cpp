@@ -1,0 +1,141 @@
+// owl quantize: a model in a preset mix (q4_k_m, q8_0, ...), with an optional quality report.
+#include <unistd.h>
+
+#include <map>
+
+#include "commands.h"
+#include "convert/compare.h"
+#include "convert/quantize.h"
+#include "core/files.h"
+#include "format.h"
+
+namespace owl::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string input, output, type;
+  int n_threads = 0;
+  std::string imatrix;
+  std::vector<std::string> tensor_types;
+  bool dry_run = false;
+  std::string report;
+  int64_t report_ctx = 256;
+};
+
+std::string shape_text(const gguf::TensorInfo& t) {
+  std::string s;
+  for (int d = 0; d < t.n_dims; ++d) s += (d ? " x " : "") + std::to_string(t.ne[d]);
+  return s;
+}
+
+void print_plan(const convert::QuantizeSummary& s) {
+  fmt::print("{:<28} {:>14}  {:>6} -> {:<6}\n", "tensor", "shape", "from", "to");
+  for (const convert::TensorPlan& p : s.plans) {
+    const char* note = p.fallback ? "  (fallback: rows fit no block of the mix's type)" : p.manual ? "  (--tensor-type)" : "";
+    fmt::print("{:<28} {:>14}  {:>6} -> {:<6}{}\n", p.tensor->name, shape_text(*p.tensor),
+               gguf::type_info(p.tensor->type).name, gguf::type_info(p.target).name, note);
+  }
+}
+
+void print_summary(const QuantizeArgs& a, const convert::QuantizeSummary& s) {
+  std::map<std::string, int> counts;
+  for (const convert::TensorPlan& p : s.plans) ++counts[std::string(gguf::type_info(p.target).name)];
+  std::string mix;
+  for (const auto& [name, n] : counts) mix += fmt::format("{}{} x{}", mix.empty() ? "" : ", ", name, n);
+  fmt::print("{} {} -> {}: {}\n", a.dry_run ? "would write" : "wrote", a.input, a.output, mix);
+  fmt::print("tensor data {} -> {} ({:.2f} bits per weight)", human_bytes(s.input_bytes), human_bytes(s.output_bytes),
+             [&] {
+               int64_t n = 0;
+               for (const convert::TensorPlan& p : s.plans) n += p.tensor->n_elements();
+               return n ? 8.0 * static_cast<double>(s.output_bytes) / static_cast<double>(n) : 0.0;
+             }());
+  if (!a.dry_run) fmt::print(", file {}, {:.2f} s", human_bytes(s.output_file_size), s.seconds);
+  fmt::print("\n");
+  if (s.n_fallback) fmt::print("{} tensors fell back to another type (rows fit no block)\n", s.n_fallback);
+  if (!a.imatrix.empty()) fmt::print("importance matrix used for {} tensors\n", s.n_imatrix_used);
+}
+
+void draw_progress(const convert::QuantizeProgress& p) {
+  constexpr int kWidth = 30;
+  const double f = p.bytes_in_total ? static_cast<double>(p.bytes_in_done) / static_cast<double>(p.bytes_in_total) : 1;
+  const int filled = static_cast<int>(f * kWidth);
+  fmt::print(stderr, "\r[{}{}] {:3.0f}%  {}/{} {:<32.32}", std::string(filled, '#'), std::string(kWidth - filled, ' '),
+             100 * f, p.tensors_done, p.tensors_total, p.tensor);
+  if (p.tensors_done == p.tensors_total) fmt::print(stderr, "\n");
+  std::fflush(stderr);
+}
+
+int run_quantize(const QuantizeArgs& a) {
+  auto preset = convert::find_preset(a.type);
+  if (!preset) {
+    std::string names;
+    for (const auto& p : convert::quant_presets()) names += std::string(names.empty() ? "" : " ") + std::string(p.name);
+    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, names);
+    return 1;
+  }
+  convert::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
+  for (const std::string& spec : a.tensor_types) {
+    auto ov = convert::parse_tensor_type_override(spec);
+    if (!ov) {
+      fmt::print(stderr, "owl quantize: {}\n", ov.message());
+      return 1;
+    }
+    o.overrides.push_back(std::move(*ov));
+  }
+  std::optional<convert::Imatrix> imatrix;
+  if (!a.imatrix.empty()) {
+    auto m = convert::load_imatrix(a.imatrix);
+    if (!m) {
+      fmt::print(stderr, "owl quantize: {}\n", m.message());
+      return 1;
+    }
+    imatrix = std::move(*m);
+    o.imatrix = &*imatrix;
+    o.imatrix_path = a.imatrix;
+  }
+  o.n_threads = a.n_threads;
+  o.dry_run = a.dry_run;
+  if (!a.dry_run && isatty(STDERR_FILENO)) o.on_progress = draw_progress;
+  auto summary = convert::quantize_model(o);
+  if (!summary) {
+    fmt::print(stderr, "owl quantize: {}\n", summary.message());
+    return 1;
+  }
+  if (a.dry_run) print_plan(*summary);
+  print_summary(a, *summary);
+  if (a.report.empty() || a.dry_run) return 0;
+  auto text = core::read_file(a.report);
+  if (!text) {
+    fmt::print(stderr, "owl quantize: --report: {}\n", text.message());
+    return 1;
+  }
+  auto report = convert::compare_models(
+      {.base = a.input, .candidate = a.output, .text = *text, .n_ctx = a.report_ctx, .n_threads = a.n_threads});
+  if (!report) {
+    fmt::print(stderr, "owl quantize: report: {}\n", report.message());
+    return 1;
+  }
+  print_compare_report(*report, false);
+  return 0;
+}
+
+}  // namespace
+
+Command register_quantize(CLI::App& root) {
+  auto args = std::make_shared<QuantizeArgs>();
+  CLI::App* app = root.add_subcommand("quantize", "Quantize a GGUF model to a llama.cpp-style type mix (q4_k_m, q8_0, ...)");
+  app->add_option("input", args->input, "Input GGUF model (F32, F16, BF16, Q8_0, ...)")->required();
+  app->add_option("output", args->output, "Output GGUF file")->required();
+  app->add_option("type", args->type,
+                  "f32 f16 bf16 q8_0 q6_k q5_k_m q5_k_s q5_0 q5_1 q4_k_m q4_k_s q4_0 q4_1 q3_k_l q3_k_m q3_k_s q2_k")
+      ->required();
+  app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
+  app->add_option("--imatrix", args->imatrix, "Importance matrix from owl imatrix (or llama-imatrix's GGUF format)");
+  app->add_option("--tensor-type", args->tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE");
+  app->add_flag("--dry-run", args->dry_run, "Print the type of every tensor; write nothing");
+  app->add_option("--report", args->report, "Text file: after writing, compare the output with the input over it");
+  app->add_option("--report-ctx", args->report_ctx, "Context per chunk for --report")->capture_default_str();
+  return {app, [args] { return run_quantize(*args); }};
+}
+
+}  // namespace owl::cli

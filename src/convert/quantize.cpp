@@ -1,0 +1,147 @@
+// quantize_model: converts each tensor row by row (input type -> f32 -> target type) on a
+// thread pool, keeping llama-quantize's metadata and tensor order.
+#include "convert/quantize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "quant/quant.h"
+#include "quant/weighted.h"
+
+namespace owl::convert {
+
+using core::make_error;
+using gguf::TensorType;
+
+namespace {
+
+// Metadata that llama-quantize drops or sets itself.
+bool replaced_key(std::string_view key) {
+  return key == "general.quantization_version" || key == "general.file_type" || key == "split.no" ||
+         key == "split.count" || key == "split.tensors.count";
+}
+
+void copy_metadata(const gguf::GgufFile& in, const QuantizeOptions& o, int64_t n_imatrix, gguf::GgufWriter& out) {
+  for (const gguf::MetadataEntry& e : in.metadata()) {
+    if (!replaced_key(e.key)) out.set(e.key, e.value);
+  }
+  out.set("general.quantization_version", gguf::Value::u32(2));
+  out.set("general.file_type", gguf::Value::u32(o.preset.file_type));
+  if (o.imatrix) {
+    out.set("quantize.imatrix.file", gguf::Value::string(o.imatrix_path));
+    out.set("quantize.imatrix.entries_count", gguf::Value::i32(static_cast<int32_t>(n_imatrix)));
+    out.set("quantize.imatrix.chunks_count", gguf::Value::i32(static_cast<int32_t>(o.imatrix->chunk_count)));
+    if (!o.imatrix->datasets.empty()) {
+      out.set("quantize.imatrix.dataset", gguf::Value::string(o.imatrix->datasets.front()));
+    }
+  }
+}
+
+// Rows of one tensor, converted in chunks so that every thread has work and the f32 copy of
+// a chunk stays in cache. Each thread owns a scratch row buffer.
+struct TensorJob {
+  const gguf::TensorInfo& in;
+  TensorType target;
+  const float* importance;  // [n_cols] or nullptr
+  uint8_t* out;
+};
+
+void convert_tensor(const TensorJob& job, core::ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
+  const int64_t n_cols = job.in.ne[0];
+  const int64_t n_rows = job.in.n_rows();
+  const int64_t in_row = gguf::row_bytes(job.in.type, n_cols);
+  const int64_t out_row = gguf::row_bytes(job.target, n_cols);
+  const int64_t rows_per_task = std::max<int64_t>(1, (int64_t{1} << 16) / n_cols);
+  const int64_t n_tasks = (n_rows + rows_per_task - 1) / rows_per_task;
+  pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
+    std::vector<float>& row = scratch[static_cast<size_t>(thread)];
+    const int64_t end = std::min(n_rows, (task + 1) * rows_per_task);
+    for (int64_t r = task * rows_per_task; r < end; ++r) {
+      const uint8_t* src = job.in.data + r * in_row;
+      if (job.in.type == TensorType::F32) {
+        std::copy_n(reinterpret_cast<const float*>(src), n_cols, row.data());
+      } else {
+        quant::dequantize_row(job.in.type, src, row.data(), n_cols);
+      }
+      uint8_t* dst = job.out + r * out_row;
+      if (!job.importance || !quant::quantize_row_weighted(job.target, row.data(), dst, n_cols, job.importance)) {
+        quant::quantize_row(job.target, row.data(), dst, n_cols);
+      }
+    }
+  });
+}
+
+core::Status check_imatrix(const QuantizeOptions& o, const std::vector<TensorPlan>& plans) {
+  if (!o.imatrix) return {};
+  for (const TensorPlan& p : plans) {
+    auto it = o.imatrix->entries.find(p.tensor->name);
+    if (it != o.imatrix->entries.end() && static_cast<int64_t>(it->second.sum_sq.size()) != p.tensor->ne[0]) {
+      return make_error("quantize: imatrix {}: entry {} has {} columns, the model's tensor has {}", o.imatrix_path,
+                        p.tensor->name, it->second.sum_sq.size(), p.tensor->ne[0]);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  auto opened = gguf::GgufFile::open(o.input);
+  if (!opened) return opened.error();
+  QuantizeSummary summary;
+  summary.input = std::make_shared<const gguf::GgufFile>(std::move(*opened));
+  const gguf::GgufFile& file = *summary.input;
+  MixOptions mix{o.preset, o.overrides, o.imatrix != nullptr};
+  auto plans = plan_quantization(file, mix);
+  if (!plans) return plans.error();
+  OWL_TRY(check_imatrix(o, *plans));
+  summary.plans = *plans;
+  for (const TensorPlan& p : summary.plans) {
+    summary.input_bytes += p.tensor->n_bytes;
+    summary.output_bytes += static_cast<uint64_t>(gguf::row_bytes(p.target, p.tensor->ne[0]) * p.tensor->n_rows());
+    summary.n_fallback += p.fallback ? 1 : 0;
+  }
+  if (o.dry_run) return summary;
+
+  core::ThreadPool pool(o.n_threads);
+  int64_t max_cols = 1;
+  for (const TensorPlan& p : summary.plans) max_cols = std::max(max_cols, p.tensor->ne[0]);
+  std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.n_threads()), std::vector<float>(max_cols));
+
+  // Output data is kept until the writer has it all; tensors copied unchanged borrow the map.
+  std::vector<std::vector<uint8_t>> buffers(summary.plans.size());
+  gguf::GgufWriter writer;
+  QuantizeProgress progress{0, static_cast<int64_t>(summary.plans.size()), 0, summary.input_bytes, {}};
+  int64_t n_imatrix = 0;
+  for (size_t i = 0; i < summary.plans.size(); ++i) {
+    const TensorPlan& p = summary.plans[i];
+    const gguf::TensorInfo& t = *p.tensor;
+    std::span<const uint8_t> data(t.data, t.n_bytes);
+    if (p.quantize) {
+      std::vector<float> importance;
+      if (o.imatrix && gguf::type_info(p.target).quantized) importance = o.imatrix->importance(t.name, t.ne[0]);
+      n_imatrix += importance.empty() ? 0 : 1;
+      buffers[i].resize(static_cast<size_t>(gguf::row_bytes(p.target, t.ne[0]) * t.n_rows()));
+      convert_tensor({t, p.target, importance.empty() ? nullptr : importance.data(), buffers[i].data()}, pool, scratch);
+      data = buffers[i];
+    }
+    OWL_TRY(writer.add_tensor(t.name, p.target, std::span<const int64_t>(t.ne, static_cast<size_t>(t.n_dims)), data));
+    progress.tensors_done = static_cast<int64_t>(i) + 1;
+    progress.bytes_in_done += t.n_bytes;
+    progress.tensor = t.name;
+    if (o.on_progress) o.on_progress(progress);
+  }
+  summary.n_imatrix_used = n_imatrix;
+  copy_metadata(file, o, n_imatrix, writer);
+  OWL_TRY(writer.write(o.output));
+  auto written = gguf::GgufFile::open(o.output);
+  if (!written) return make_error("quantize: re-reading {}: {}", o.output, written.message());
+  summary.output_file_size = written->file_size();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace owl::convert
