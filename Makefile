@@ -3,6 +3,7 @@
 
 BUILD        ?= build
 MODEL        ?= models/stories260K.gguf
+PORT         ?= 8080
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS  ?=
 
@@ -17,8 +18,10 @@ build: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD)
 
+# The server on the embedded model: the chat page and the OpenAI-compatible API at the URL it prints.
 run: build
-	@$(BUILD)/apps/cli/owl run -m $(MODEL) -p "Once upon a time" -n 96 --seed 42
+	@echo "owl serve: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	@$(BUILD)/apps/cli/owl serve -m $(MODEL) --port $(PORT)
 
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j2

@@ -31,6 +31,7 @@ Command register_bench(CLI::App& root);
 Command register_logits(CLI::App& root);
 Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
+Command register_serve(CLI::App& root);
 Command register_quantize(CLI::App& root);
 Command register_compare(CLI::App& root);
 Command register_imatrix(CLI::App& root);

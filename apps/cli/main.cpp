@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   std::vector<owl::cli::Command> commands = {
       owl::cli::register_run(root),
       owl::cli::register_chat(root),
+      owl::cli::register_serve(root),
       owl::cli::register_inspect(root),
       owl::cli::register_synth(root),
       owl::cli::register_tokenize(root),

@@ -1,0 +1,423 @@
+#include "serve/api.h"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace owl::serve {
+namespace {
+
+std::string type_name(const Json& v) { return v.type_name(); }
+
+ApiError bad(std::string_view param, std::string message) {
+  return ApiError{.status = 400, .message = std::move(message), .param = std::string(param)};
+}
+
+// Reads optional fields of the request object; the first problem is kept in `error`.
+class Fields {
+ public:
+  explicit Fields(const Json& body) : body_(body) {}
+  std::optional<ApiError> error;
+
+  const Json* get(std::string_view key) {
+    auto it = body_.find(key);
+    if (it == body_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+  void number(std::string_view key, double lo, double hi, float& out) {
+    double v = out;
+    if (number(key, lo, hi, v)) out = static_cast<float>(v);
+  }
+  bool number(std::string_view key, double lo, double hi, double& out) {
+    const Json* v = get(key);
+    if (!v || error) return false;
+    if (!v->is_number()) return fail(key, fmt::format("'{}' must be a number, got {}", key, type_name(*v)));
+    const double d = v->get<double>();
+    if (!(d >= lo && d <= hi)) return fail(key, fmt::format("'{}' is {}, outside [{}, {}]", key, d, lo, hi));
+    out = d;
+    return true;
+  }
+  template <typename T>
+  bool integer(std::string_view key, int64_t lo, int64_t hi, T& out) {
+    const Json* v = get(key);
+    if (!v || error) return false;
+    if (!v->is_number_integer()) {
+      if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>() && std::abs(v->get<double>()) < 1e15) {
+        // 5.0 is accepted as 5, as OpenAI does.
+      } else {
+        return fail(key, fmt::format("'{}' must be an integer, got {}", key, v->dump()));
+      }
+    }
+    const auto i = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                       ? std::numeric_limits<int64_t>::max()
+                       : (v->is_number_float() ? static_cast<int64_t>(v->get<double>()) : v->get<int64_t>());
+    if (i < lo || i > hi) return fail(key, fmt::format("'{}' is {}, outside [{}, {}]", key, i, lo, hi));
+    out = static_cast<T>(i);
+    return true;
+  }
+  bool boolean(std::string_view key, bool& out) {
+    const Json* v = get(key);
+    if (!v || error) return false;
+    if (!v->is_boolean()) return fail(key, fmt::format("'{}' must be a boolean, got {}", key, type_name(*v)));
+    out = v->get<bool>();
+    return true;
+  }
+  bool string(std::string_view key, std::string& out) {
+    const Json* v = get(key);
+    if (!v || error) return false;
+    if (!v->is_string()) return fail(key, fmt::format("'{}' must be a string, got {}", key, type_name(*v)));
+    out = v->get<std::string>();
+    return true;
+  }
+  bool fail(std::string_view key, std::string message) {
+    if (!error) error = bad(key, std::move(message));
+    return false;
+  }
+
+ private:
+  const Json& body_;
+};
+
+// Message content: a string, or an array of {"type": "text", "text": ...} parts, joined.
+std::optional<ApiError> flatten_content(Json& message, size_t i) {
+  const std::string param = fmt::format("messages[{}].content", i);
+  auto it = message.find("content");
+  if (it == message.end() || it->is_null()) {
+    message["content"] = "";
+    return std::nullopt;
+  }
+  if (it->is_string()) return std::nullopt;
+  if (!it->is_array()) return bad(param, fmt::format("'{}' must be a string or an array of parts, got {}", param, it->type_name()));
+  std::string text;
+  for (size_t p = 0; p < it->size(); ++p) {
+    const Json& part = (*it)[p];
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
+      return bad(param, fmt::format("'{}[{}]' must be an object with a string 'type'", param, p));
+    }
+    const std::string type = part["type"].get<std::string>();
+    if (type != "text") return bad(param, fmt::format("'{}[{}]': content parts of type '{}' are unsupported", param, p, type));
+    if (!part.contains("text") || !part["text"].is_string()) {
+      return bad(param, fmt::format("'{}[{}].text' must be a string", param, p));
+    }
+    text += part["text"].get<std::string>();
+  }
+  *it = text;
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_messages(const Json& body, CompletionRequest& req) {
+  auto it = body.find("messages");
+  if (it == body.end()) return bad("messages", "'messages' is required");
+  if (!it->is_array()) return bad("messages", fmt::format("'messages' must be an array, got {}", it->type_name()));
+  if (it->empty()) return bad("messages", "'messages' must not be empty");
+  req.messages = *it;
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    Json& m = req.messages[i];
+    const std::string param = fmt::format("messages[{}]", i);
+    if (!m.is_object()) return bad(param, fmt::format("'{}' must be an object, got {}", param, m.type_name()));
+    if (!m.contains("role") || !m["role"].is_string()) return bad(param + ".role", fmt::format("'{}.role' must be a string", param));
+    const std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool") {
+      return bad(param + ".role", fmt::format("'{}.role' is '{}', not one of system, developer, user, assistant, tool", param, role));
+    }
+    if (role == "developer") m["role"] = "system";
+    if (auto e = flatten_content(m, i)) return e;
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_prompt(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) return bad("prompt", "'prompt' is required");
+  const Json* p = &*it;
+  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
+  if (p->is_string()) {
+    req.prompt_text = p->get<std::string>();
+    return std::nullopt;
+  }
+  if (p->is_array() && !p->empty()) {
+    for (const Json& t : *p) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab) {
+        return bad("prompt", fmt::format("'prompt' token {} is not a token id in [0, {})", t.dump(), n_vocab));
+      }
+      req.prompt_tokens.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return std::nullopt;
+  }
+  return bad("prompt", fmt::format("'prompt' must be a string, an array of one string, or an array of token ids; got {}",
+                                   p->dump().substr(0, 64)));
+}
+
+std::optional<ApiError> parse_stop(const Json& body, CompletionRequest& req) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) {
+    req.stop.push_back(it->get<std::string>());
+    return std::nullopt;
+  }
+  if (!it->is_array() || it->size() > 4) return bad("stop", "'stop' must be a string or an array of at most 4 strings");
+  for (const Json& s : *it) {
+    if (!s.is_string()) return bad("stop", fmt::format("'stop' entries must be strings, got {}", s.type_name()));
+    req.stop.push_back(s.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_logit_bias(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) return bad("logit_bias", fmt::format("'logit_bias' must be an object, got {}", it->type_name()));
+  for (const auto& [key, value] : it->items()) {
+    int64_t id = -1;
+    try {
+      size_t used = 0;
+      id = std::stoll(key, &used);
+      if (used != key.size()) id = -1;
+    } catch (const std::exception&) {
+      id = -1;
+    }
+    if (id < 0 || id >= n_vocab) return bad("logit_bias", fmt::format("'logit_bias' key '{}' is not a token id in [0, {})", key, n_vocab));
+    if (!value.is_number() || value.get<double>() < -100 || value.get<double>() > 100) {
+      return bad("logit_bias", fmt::format("'logit_bias' value for {} is {}, not a number in [-100, 100]", key, value.dump()));
+    }
+    req.sampling.logit_bias.emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
+    const std::string type = rf->is_object() && rf->contains("type") && (*rf)["type"].is_string() ? (*rf)["type"].get<std::string>() : "";
+    if (type != "text") {
+      return bad("response_format", fmt::format("'response_format' of type '{}' is unsupported: owl has no constrained decoding yet; "
+                                                "only 'text' is accepted", type.empty() ? rf->dump().substr(0, 64) : type));
+    }
+  }
+  for (const char* key : {"tools", "functions"}) {
+    if (auto t = body.find(key); t != body.end() && !t->is_null() && !(t->is_array() && t->empty())) {
+      return bad(key, fmt::format("'{}' is unsupported: owl has no tool calling yet", key));
+    }
+  }
+  Fields f(body);
+  f.string("model", req.model);
+  f.boolean("stream", req.stream);
+  if (const Json* so = f.get("stream_options")) {
+    if (!so->is_object()) return bad("stream_options", "'stream_options' must be an object");
+    if (auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean()) return bad("stream_options.include_usage", "'stream_options.include_usage' must be a boolean");
+      req.include_usage = iu->get<bool>();
+    }
+  }
+  f.integer("n", 1, kMaxChoices, req.n);
+  f.integer("max_tokens", 1, std::numeric_limits<int32_t>::max(), req.max_tokens);
+  f.integer("max_completion_tokens", 1, std::numeric_limits<int32_t>::max(), req.max_tokens);
+  sample::SamplingParams& s = req.sampling;
+  s.temperature = 1.0f;  // OpenAI's defaults: plain sampling unless asked
+  s.top_p = 1.0f;
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  f.number("temperature", 0, 2, s.temperature);
+  f.number("top_p", 0, 1, s.top_p);
+  f.number("presence_penalty", -2, 2, s.presence_penalty);
+  f.number("frequency_penalty", -2, 2, s.frequency_penalty);
+  f.integer("top_k", 0, n_vocab, s.top_k);
+  f.number("min_p", 0, 1, s.min_p);
+  f.number("typical_p", 0, 1, s.typical_p);
+  f.number("repeat_penalty", 0, 10, s.repeat_penalty);
+  f.boolean("ignore_eos", req.ignore_eos);
+  f.string("user", req.user);
+  int64_t seed = 0;
+  if (f.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), seed)) {
+    s.seed = static_cast<uint64_t>(seed);
+    req.seeded = true;
+  }
+  if (f.error) return f.error;
+  if (auto e = parse_stop(body, req)) return e;
+  return parse_logit_bias(body, req, n_vocab);
+}
+
+std::optional<ApiError> parse_logprobs(const Json& body, CompletionRequest& req) {
+  Fields f(body);
+  if (req.endpoint == Endpoint::kChat) {
+    f.boolean("logprobs", req.logprobs);
+    if (f.integer("top_logprobs", 0, kMaxTopLogprobs, req.top_logprobs) && !req.logprobs) {
+      return bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    }
+  } else {
+    // Completions: `logprobs` is the number of most likely tokens to report.
+    if (f.integer("logprobs", 0, kMaxTopLogprobs, req.top_logprobs)) req.logprobs = true;
+    bool echo = false;
+    if (f.boolean("echo", echo) && echo) return bad("echo", "'echo' is unsupported");
+    std::string suffix;
+    if (f.string("suffix", suffix) && !suffix.empty()) return bad("suffix", "'suffix' is unsupported");
+    int best_of = 1;
+    if (f.integer("best_of", 1, kMaxChoices, best_of) && best_of != 1) return bad("best_of", "'best_of' other than 1 is unsupported");
+  }
+  if (f.error) return f.error;
+  req.sampling.n_probs = req.logprobs ? req.top_logprobs : 0;
+  return std::nullopt;
+}
+
+Json token_bytes(std::string_view piece) {
+  Json bytes = Json::array();
+  for (unsigned char c : piece) bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+Json chat_logprob(const sample::Sampled& s, const tokenizer::Tokenizer& tok) {
+  const std::string_view piece = tok.token_to_piece(s.token, true);
+  Json top = Json::array();
+  for (const sample::TokenLogprob& t : s.top) {
+    const std::string_view p = tok.token_to_piece(t.token, true);
+    top.push_back({{"token", p}, {"logprob", t.logprob}, {"bytes", token_bytes(p)}});
+  }
+  return {{"token", piece}, {"logprob", s.logprob}, {"bytes", token_bytes(piece)}, {"top_logprobs", std::move(top)}};
+}
+
+// Completions' legacy shape: parallel arrays; text_offset counts bytes from `offset`.
+Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, const tokenizer::Tokenizer& tok, size_t offset) {
+  Json j = {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()},
+            {"text_offset", Json::array()}};
+  for (const sample::Sampled* s : tokens) {
+    const std::string_view piece = tok.token_to_piece(s->token, true);
+    j["tokens"].push_back(piece);
+    j["token_logprobs"].push_back(s->logprob);
+    Json top = Json::object();
+    for (const sample::TokenLogprob& t : s->top) top[std::string(tok.token_to_piece(t.token, true))] = t.logprob;
+    j["top_logprobs"].push_back(std::move(top));
+    j["text_offset"].push_back(offset);
+    offset += piece.size();
+  }
+  return j;
+}
+
+}  // namespace
+
+Json error_json(const ApiError& e) {
+  return {{"error",
+           {{"message", e.message},
+            {"type", e.type},
+            {"param", e.param.empty() ? Json(nullptr) : Json(e.param)},
+            {"code", e.code.empty() ? Json(nullptr) : Json(e.code)}}}};
+}
+
+std::string dump_json(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_view body, Endpoint endpoint,
+                                                                   int64_t n_vocab) {
+  Json j;
+  try {
+    j = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    return ApiError{.status = 400, .message = fmt::format("the body is not valid JSON: {}", e.what())};
+  }
+  if (!j.is_object()) return ApiError{.status = 400, .message = fmt::format("the body must be a JSON object, got {}", j.type_name())};
+  CompletionRequest req;
+  req.endpoint = endpoint;
+  try {
+    if (auto e = endpoint == Endpoint::kChat ? parse_messages(j, req) : parse_prompt(j, req, n_vocab)) return *e;
+    if (auto e = parse_common(j, req, n_vocab)) return *e;
+    if (auto e = parse_logprobs(j, req)) return *e;
+  } catch (const Json::exception& e) {  // a shape the checks above missed: still the client's error
+    return ApiError{.status = 400, .message = fmt::format("invalid request: {}", e.what())};
+  }
+  return req;
+}
+
+const char* finish_reason_text(sample::FinishReason reason) {
+  return reason == sample::FinishReason::kLength ? "length" : "stop";
+}
+
+Usage total_usage(const std::vector<ChoiceResult>& choices) {
+  Usage u;
+  for (const ChoiceResult& c : choices) {
+    u.prompt_tokens = std::max(u.prompt_tokens, c.stats.n_prompt);
+    u.completion_tokens += c.stats.n_generated;
+    u.cached_tokens = std::max(u.cached_tokens, c.stats.n_cached);
+  }
+  return u;
+}
+
+Json usage_json(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
+                   const tokenizer::Tokenizer& tok) {
+  const bool chat = req.endpoint == Endpoint::kChat;
+  Json out = {{"id", info.id},
+              {"object", chat ? "chat.completion" : "text_completion"},
+              {"created", info.created},
+              {"model", info.model},
+              {"system_fingerprint", "owl"},
+              {"choices", Json::array()}};
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceResult& c = choices[i];
+    Json logprobs = nullptr;
+    if (req.logprobs && chat) {
+      logprobs = {{"content", Json::array()}};
+      for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, tok));
+    } else if (req.logprobs) {
+      std::vector<const sample::Sampled*> ptrs;
+      for (const sample::Sampled& s : c.tokens) ptrs.push_back(&s);
+      logprobs = completion_logprobs(ptrs, tok, 0);
+    }
+    Json choice = {{"index", i}};
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    } else {
+      choice["text"] = c.text;
+    }
+    choice["logprobs"] = std::move(logprobs);
+    choice["finish_reason"] = finish_reason_text(c.finish);
+    out["choices"].push_back(std::move(choice));
+  }
+  out["usage"] = usage_json(total_usage(choices));
+  return out;
+}
+
+Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
+                const tokenizer::Tokenizer& tok) {
+  const bool chat = req.endpoint == Endpoint::kChat;
+  Json choice = {{"index", part.index}};
+  if (chat) {
+    Json delta = Json::object();
+    if (part.role) delta["role"] = "assistant";
+    if (part.role || !part.finish) delta["content"] = part.text;
+    choice["delta"] = std::move(delta);
+  } else {
+    choice["text"] = part.text;
+  }
+  Json logprobs = nullptr;
+  if (req.logprobs && part.sampled) {
+    logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, tok)})}}
+                    : completion_logprobs({part.sampled}, tok, 0);
+  }
+  choice["logprobs"] = std::move(logprobs);
+  choice["finish_reason"] = part.finish ? Json(finish_reason_text(*part.finish)) : Json(nullptr);
+  Json out = {{"id", info.id},
+              {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", info.created},
+              {"model", info.model},
+              {"system_fingerprint", "owl"},
+              {"choices", Json::array({std::move(choice)})}};
+  if (req.include_usage) out["usage"] = nullptr;
+  return out;
+}
+
+Json make_usage_chunk(const CompletionRequest& req, const ResponseInfo& info, const Usage& usage) {
+  const bool chat = req.endpoint == Endpoint::kChat;
+  return {{"id", info.id},
+          {"object", chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", info.created},
+          {"model", info.model},
+          {"system_fingerprint", "owl"},
+          {"choices", Json::array()},
+          {"usage", usage_json(usage)}};
+}
+
+}  // namespace owl::serve

@@ -1,0 +1,108 @@
+// The OpenAI-compatible request and response shapes: parsing and validating a request body
+// (every error names the parameter and the value, with OpenAI's status and JSON shape), and
+// building responses and stream chunks for /v1/chat/completions and /v1/completions.
+// Reference: the OpenAI API reference (chat/completions, completions, errors); everything here
+// is pure and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sample/generate.h"
+#include "sample/sampler.h"
+#include "serve/stream.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::serve {
+
+using Json = nlohmann::ordered_json;
+
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // "" -> null
+  std::string code;   // "" -> null
+};
+Json error_json(const ApiError& error);
+// Serializes with invalid UTF-8 replaced (model output need not be valid UTF-8).
+std::string dump_json(const Json& j);
+
+enum class Endpoint { kChat, kCompletion };
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;                       // as asked; "" when absent
+  Json messages;                           // chat: messages with content flattened to strings
+  std::string prompt_text;                 // completion, given as text
+  std::vector<int32_t> prompt_tokens;      // completion, given as token ids
+  bool stream = false;
+  bool include_usage = false;
+  int n = 1;
+  int64_t max_tokens = -1;                 // -1: until the context is full
+  std::vector<std::string> stop;
+  sample::SamplingParams sampling;
+  bool seeded = false;                     // `seed` was given
+  bool logprobs = false;
+  int top_logprobs = 0;
+  bool ignore_eos = false;                 // extension (llama.cpp's)
+  std::string user;
+};
+
+inline constexpr int kMaxChoices = 8;
+inline constexpr int kMaxTopLogprobs = 20;
+
+// Parses and validates a body; n_vocab bounds logit_bias keys and prompt token ids.
+std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_view body, Endpoint endpoint,
+                                                                   int64_t n_vocab);
+
+// What one choice produced, collected from its events.
+struct ChoiceResult {
+  std::string text;
+  std::vector<sample::Sampled> tokens;  // with logprobs requested
+  sample::FinishReason finish = sample::FinishReason::kLength;
+  ChoiceStats stats;
+  bool ended = false;
+};
+
+struct ResponseInfo {
+  std::string id;       // "chatcmpl-..." / "cmpl-..."
+  int64_t created = 0;  // unix seconds
+  std::string model;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+};
+Usage total_usage(const std::vector<ChoiceResult>& choices);
+Json usage_json(const Usage& usage);
+
+const char* finish_reason_text(sample::FinishReason reason);  // OpenAI's "stop" / "length"
+
+// The whole (non-streaming) response.
+Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
+                   const tokenizer::Tokenizer& tokenizer);
+
+// One stream chunk of choice `index`: a text delta with its token's logprobs (`sampled` may be
+// null), the opening role delta (chat), or the end with its finish reason.
+struct ChunkPart {
+  int index = 0;
+  bool role = false;
+  std::string text;
+  const sample::Sampled* sampled = nullptr;
+  std::optional<sample::FinishReason> finish;
+};
+Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
+                const tokenizer::Tokenizer& tokenizer);
+// The last chunk with `stream_options.include_usage`: no choices, the usage.
+Json make_usage_chunk(const CompletionRequest& req, const ResponseInfo& info, const Usage& usage);
+
+}  // namespace owl::serve

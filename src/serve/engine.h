@@ -1,0 +1,124 @@
+// The engine: one thread that owns the model's Context and runs the scheduler loop of
+// continuous batching. Each step admits waiting choices into free sequence slots, builds one
+// Batch of every running sequence's next token plus prompt chunks of the sequences still
+// prefilling (a token budget per step, so a long prompt does not stall running streams),
+// runs forward() once, samples each sequence that asked for logits, and pushes the text to the
+// choice's RequestStream. There are no prefill/decode phases: a sequence has computed some of
+// its tokens and the step computes more.
+//
+// Prefix reuse: every slot keeps the tokens its KV cache holds, after it ends too. A new choice
+// takes the free slot whose tokens share the longest prefix with its prompt, or copies that
+// prefix from a busy slot when one shares more, and computes only the rest.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/forward.h"
+#include "sample/generate.h"
+#include "sample/sampler.h"
+#include "serve/metrics.h"
+#include "serve/stream.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::serve {
+
+struct EngineOptions {
+  int n_parallel = 4;         // sequence slots
+  int64_t n_ctx = 0;          // positions per slot; 0: the model's, at most 4096
+  int n_threads = 0;          // 0: all cores
+  int64_t step_tokens = 256;  // tokens one step computes at most (decode tokens first, then prompt chunks)
+  int max_queue = 64;         // choices waiting for a slot before submit() refuses
+};
+
+// One choice to generate.
+struct ChoiceParams {
+  std::vector<int32_t> prompt;
+  sample::SamplingParams sampling;
+  std::vector<std::string> stop;
+  int64_t max_tokens = -1;  // < 0: until the context is full
+  bool ignore_eos = false;
+};
+
+enum class SubmitResult { kAccepted, kQueueFull, kStopping };
+
+// Threading: submit(), gauges(), n_ctx() and stop() may be called from any thread; everything
+// else runs on the engine thread, which owns the Context, the slots and the samplers.
+class Engine {
+ public:
+  // `model`, `tokenizer` and `metrics` must outlive the engine.
+  static core::Result<std::unique_ptr<Engine>> make(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
+                                                    Metrics& metrics, const EngineOptions& options);
+  ~Engine();
+
+  // Queues choices 0..n-1 of one request, all or none; their events go to `stream`.
+  SubmitResult submit(std::vector<ChoiceParams> choices, std::shared_ptr<RequestStream> stream);
+  // Refuses new work; when `cancel`, ends queued and running choices as cancelled at the next step.
+  // Returns at once; the destructor joins the thread.
+  void stop(bool cancel);
+  // Waits until no choice is queued or running, up to `timeout`; true when idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
+
+  EngineGauges gauges() const;
+  int64_t n_ctx() const { return ctx_->kv.n_ctx(); }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    ChoiceParams params;
+    std::shared_ptr<RequestStream> stream;
+    int index = 0;
+  };
+  struct Slot;
+
+  Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer, Metrics& metrics,
+         std::unique_ptr<model::Context> ctx, const EngineOptions& options);
+  void run();
+  void step();
+  void drop_cancelled();
+  void admit();
+  void start(Slot& slot, Pending pending);
+  int64_t build_batch();
+  void sample_outputs();
+  void advance(Slot& slot, const float* logits);
+  void finish(Slot& slot, sample::FinishReason reason);
+  void fail_batch(const std::string& message);
+  void publish_gauges();
+
+  const model::Model& model_;
+  const tokenizer::Tokenizer& tokenizer_;
+  Metrics& metrics_;
+  EngineOptions options_;
+  std::unique_ptr<model::Context> ctx_;
+
+  // Engine thread only.
+  std::vector<std::unique_ptr<Slot>> slots_;
+  model::Batch batch_;
+  std::vector<float> logits_;      // [n_parallel][n_vocab]
+  std::vector<Slot*> batch_slots_; // the slot of each logits row, in order
+  uint64_t admissions_ = 0;
+
+  // Guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  bool cancel_all_ = false;
+  int64_t running_ = 0;
+  EngineGauges gauges_;
+
+  std::thread thread_;
+};
+
+// Length of the common prefix of two token sequences.
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+
+}  // namespace owl::serve

@@ -1,0 +1,74 @@
+// The HTTP front of `owl serve`: OpenAI-compatible endpoints, /health, /metrics, /tokenize,
+// /detokenize and the chat page, on cpp-httplib. Handlers validate a request, render and
+// tokenize its prompt, submit its choices to the Engine and relay the engine's events as a
+// JSON response or server-sent events. A client that disconnects cancels its request: the
+// write fails (streams write a comment line after a second of silence, plain responses that
+// take longer than a second send JSON whitespace) and the engine drops it at its next step.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+#include "model/model.h"
+#include "serve/engine.h"
+#include "serve/metrics.h"
+#include "template/template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                       // 0: any free port (see Server::bind)
+  size_t max_body_bytes = size_t{1} << 20;
+  bool log_content = false;              // put prompts and outputs in the request log
+  int http_threads = 0;                  // 0: enough for every slot and queued request
+  std::function<void(const std::string&)> log;  // one JSON line per request; default: stderr
+};
+
+// What the server serves once the model is loaded; everything must outlive the Server.
+struct ServedModel {
+  std::string name;                      // the id of /v1/models
+  const model::Model* model = nullptr;
+  const tokenizer::Tokenizer* tokenizer = nullptr;
+  const tmpl::Template* chat_template = nullptr;
+  std::string bos_token, eos_token;      // the template's bos_token / eos_token
+  Engine* engine = nullptr;
+  int64_t created = 0;                   // unix seconds, for /v1/models
+};
+
+// Threading: bind(), start() and wait() from the owning thread; set_model(), drain() and stop()
+// from any one thread; handlers run on the HTTP thread pool and read the ServedModel only after
+// set_model() published it.
+class Server {
+ public:
+  Server(ServerOptions options, Metrics& metrics);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one when options.port is 0).
+  core::Result<int> bind();
+  // Serves on a background thread until stop(). /health answers 503 until set_model().
+  void start();
+  void set_model(const ServedModel& served);
+  // Graceful shutdown, step one: new API requests get 503 and /health reports it.
+  void drain();
+  // Waits up to `timeout` for streamed responses still being written; true when none is left.
+  bool wait_streams(std::chrono::milliseconds timeout);
+  // Stops accepting connections, waits for the handlers, and joins the thread.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The chat page (src/serve/web/index.html, built into the binary).
+std::string_view index_html();
+
+}  // namespace owl::serve

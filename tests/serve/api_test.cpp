@@ -1,0 +1,122 @@
+// Request parsing and response shapes, without a server.
+#include "serve/api.h"
+
+#include <gtest/gtest.h>
+
+namespace owl::serve {
+namespace {
+
+constexpr int64_t kVocab = 512;
+
+CompletionRequest parse_ok(std::string_view body, Endpoint e = Endpoint::kChat) {
+  auto r = parse_completion_request(body, e, kVocab);
+  if (auto* err = std::get_if<ApiError>(&r)) ADD_FAILURE() << err->message;
+  return std::holds_alternative<CompletionRequest>(r) ? std::get<CompletionRequest>(r) : CompletionRequest{};
+}
+
+ApiError parse_error(std::string_view body, Endpoint e = Endpoint::kChat) {
+  auto r = parse_completion_request(body, e, kVocab);
+  EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
+  return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
+}
+
+TEST(Api, ChatRequestWithEveryParameter) {
+  const CompletionRequest r = parse_ok(R"({"model":"m","messages":[{"role":"developer","content":"be brief"},
+    {"role":"user","content":[{"type":"text","text":"he"},{"type":"text","text":"llo"}]}],
+    "temperature":0.5,"top_p":0.9,"max_completion_tokens":7,"stop":["a","b"],"seed":-3,"n":2,
+    "presence_penalty":0.5,"frequency_penalty":-0.5,"logit_bias":{"13":-100,"7":2.5},"logprobs":true,
+    "top_logprobs":3,"user":"u1","stream":true,"stream_options":{"include_usage":true}})");
+  EXPECT_EQ(r.model, "m");
+  EXPECT_EQ(r.messages[0]["role"], "system");
+  EXPECT_EQ(r.messages[1]["content"], "hello");
+  EXPECT_FLOAT_EQ(r.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(r.sampling.top_p, 0.9f);
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(r.seeded);
+  EXPECT_EQ(r.sampling.seed, static_cast<uint64_t>(-3));
+  EXPECT_EQ(r.n, 2);
+  EXPECT_FLOAT_EQ(r.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, -0.5f);
+  ASSERT_EQ(r.sampling.logit_bias.size(), 2u);
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.sampling.n_probs, 3);
+  EXPECT_EQ(r.user, "u1");
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+}
+
+TEST(Api, OpenAIDefaultsTurnOffTheCliSamplers) {
+  const CompletionRequest r = parse_ok(R"({"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_FLOAT_EQ(r.sampling.temperature, 1.0f);
+  EXPECT_FLOAT_EQ(r.sampling.top_p, 1.0f);
+  EXPECT_EQ(r.sampling.top_k, 0);
+  EXPECT_FLOAT_EQ(r.sampling.min_p, 0.0f);
+  EXPECT_EQ(r.max_tokens, -1);
+  EXPECT_FALSE(r.seeded);
+  EXPECT_EQ(r.n, 1);
+}
+
+TEST(Api, CompletionPromptForms) {
+  EXPECT_EQ(parse_ok(R"({"prompt":"Once"})", Endpoint::kCompletion).prompt_text, "Once");
+  EXPECT_EQ(parse_ok(R"({"prompt":["Once"]})", Endpoint::kCompletion).prompt_text, "Once");
+  EXPECT_EQ(parse_ok(R"({"prompt":[1,2,3]})", Endpoint::kCompletion).prompt_tokens, (std::vector<int32_t>{1, 2, 3}));
+  const CompletionRequest r = parse_ok(R"({"prompt":"x","logprobs":2})", Endpoint::kCompletion);
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.sampling.n_probs, 2);
+  EXPECT_EQ(parse_error(R"({"prompt":[1,512]})", Endpoint::kCompletion).param, "prompt");
+  EXPECT_EQ(parse_error(R"({"prompt":{"a":1}})", Endpoint::kCompletion).param, "prompt");
+  EXPECT_EQ(parse_error(R"({})", Endpoint::kCompletion).param, "prompt");
+  EXPECT_EQ(parse_error(R"({"prompt":"x","echo":true})", Endpoint::kCompletion).param, "echo");
+}
+
+TEST(Api, ErrorsNameTheParameterAndTheValue) {
+  EXPECT_NE(parse_error("{not json").message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(parse_error("[1]").message.find("JSON object"), std::string::npos);
+  ApiError e = parse_error(R"({"messages":[{"role":"user","content":"hi"}],"temperature":"hot"})");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "temperature");
+  EXPECT_NE(e.message.find("string"), std::string::npos);
+  e = parse_error(R"({"messages":[{"role":"user","content":"hi"}],"temperature":3})");
+  EXPECT_NE(e.message.find("3"), std::string::npos);
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":1.5})").param, "max_tokens");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":0})").param, "max_tokens");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"n":9})").param, "n");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"stop":[1]})").param, "stop");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"stop":["a","b","c","d","e"]})").param, "stop");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"logit_bias":{"x":1}})").param, "logit_bias");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"logit_bias":{"5":101}})").param, "logit_bias");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"top_logprobs":2})").param, "top_logprobs");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"stream":"yes"})").param, "stream");
+  EXPECT_EQ(parse_error(R"({"messages":"hi"})").param, "messages");
+  EXPECT_EQ(parse_error(R"({"messages":[]})").param, "messages");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"wizard","content":"hi"}]})").param, "messages[0].role");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})").param, "messages[0].content");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"model":5})").param, "model");
+}
+
+TEST(Api, ResponseFormatOtherThanTextIsRefusedNotIgnored) {
+  for (const char* type : {"json_object", "json_schema"}) {
+    const ApiError e = parse_error(fmt::format(R"({{"messages":[{{"role":"user","content":"hi"}}],"response_format":{{"type":"{}"}}}})", type));
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param, "response_format");
+    EXPECT_NE(e.message.find("unsupported"), std::string::npos);
+  }
+  parse_ok(R"({"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}})");
+}
+
+TEST(Api, ErrorJsonHasOpenAIsShape) {
+  const Json j = error_json(ApiError{.status = 400, .message = "m", .param = "p"});
+  EXPECT_EQ(j["error"]["message"], "m");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(j["error"]["param"], "p");
+  EXPECT_TRUE(j["error"]["code"].is_null());
+}
+
+TEST(Api, DumpReplacesInvalidUtf8) {
+  const std::string s = dump_json(Json{{"t", std::string("a\xff")}});
+  EXPECT_NE(s.find("a\xef\xbf\xbd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace owl::serve

@@ -1,0 +1,184 @@
+// The scheduler without HTTP: continuous batching gives each sequence what it gets alone,
+// prompts are prefilled in chunks while other streams go on, prefixes are reused, cancelled
+// and queued work is accounted for.
+#include "serve/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "serve_fixture.h"
+
+namespace owl::serve {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Output {
+  std::vector<int32_t> tokens;
+  std::string text;
+  sample::FinishReason finish = sample::FinishReason::kLength;
+  ChoiceStats stats;
+  bool error = false;
+};
+
+Output collect(RequestStream& stream) {
+  Output out;
+  Event e;
+  const auto until = Clock::now() + 60s;
+  while (!stream.finished() && Clock::now() < until) {
+    if (!stream.pop(e, 100ms)) continue;
+    if (e.kind == Event::Kind::kToken) {
+      if (e.has_token) out.tokens.push_back(e.sampled.token);
+      out.text += e.text;
+    } else if (e.kind == Event::Kind::kEnd) {
+      out.finish = e.finish;
+      out.stats = e.stats;
+    } else {
+      out.error = true;
+    }
+  }
+  EXPECT_TRUE(stream.finished()) << "the engine did not end the request in time";
+  return out;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Engine> make(EngineOptions o) {
+    auto e = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics, o);
+    EXPECT_TRUE(e.ok()) << e.message();
+    return e.ok() ? std::move(*e) : nullptr;
+  }
+  std::vector<int32_t> tokens(const std::string& text) { return testing::stories().tokenizer->tokenize(text); }
+  ChoiceParams greedy(const std::string& prompt, int64_t max_tokens) {
+    ChoiceParams p;
+    p.prompt = tokens(prompt);
+    p.sampling.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+  }
+  std::shared_ptr<RequestStream> submit(Engine& e, ChoiceParams p) {
+    auto s = std::make_shared<RequestStream>(1);
+    EXPECT_EQ(e.submit({std::move(p)}, s), SubmitResult::kAccepted);
+    return s;
+  }
+  Metrics metrics;
+};
+
+const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park",
+                                           "One day, a big bird", "The sun was hot and"};
+
+TEST_F(EngineTest, BatchedSequencesEqualEachAlone) {
+  std::vector<Output> alone;
+  {
+    auto engine = make({.n_parallel = 1, .n_ctx = 128, .n_threads = 2});
+    for (const std::string& p : kPrompts) alone.push_back(collect(*submit(*engine, greedy(p, 24))));
+  }
+  auto engine = make({.n_parallel = 4, .n_ctx = 128, .n_threads = 2, .step_tokens = 8});
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const std::string& p : kPrompts) streams.push_back(submit(*engine, greedy(p, 24)));
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    const Output out = collect(*streams[i]);
+    EXPECT_EQ(out.tokens, alone[i].tokens) << kPrompts[i];
+    EXPECT_EQ(out.text, alone[i].text);
+    EXPECT_EQ(out.tokens.size(), 24u);
+    EXPECT_EQ(out.finish, sample::FinishReason::kLength);
+  }
+}
+
+TEST_F(EngineTest, LongPromptIsPrefilledInChunksWhileAStreamGoesOn) {
+  auto engine = make({.n_parallel = 2, .n_ctx = 512, .n_threads = 2, .step_tokens = 24});
+  auto running = submit(*engine, greedy("Once upon a time", 200));
+  Event first;
+  ASSERT_TRUE(running->pop(first, 30s));
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "The cat sat on the mat. ";
+  ChoiceParams p = greedy(long_prompt, 1);
+  ASSERT_GT(p.prompt.size(), 240u);
+  auto late = submit(*engine, p);
+  collect(*late);
+  // Every step of the late prompt's ~10 chunks also computed a token of the running stream.
+  EXPECT_GE(running->pending(), p.prompt.size() / 24 - 1);
+  running->cancel();
+  collect(*running);
+}
+
+TEST_F(EngineTest, PrefixOfAFinishedRequestIsReused) {
+  auto engine = make({.n_parallel = 2, .n_ctx = 256, .n_threads = 2});
+  const Output a = collect(*submit(*engine, greedy("Once upon a time there was a little girl", 8)));
+  EXPECT_EQ(a.stats.n_cached, 0);
+  const std::string longer = "Once upon a time there was a little girl named Lily";
+  const Output b = collect(*submit(*engine, greedy(longer, 8)));
+  // The cache holds a's prompt and what it generated, which may match the longer prompt further.
+  EXPECT_GE(b.stats.n_cached, static_cast<int64_t>(tokens("Once upon a time there was a little girl").size()));
+  auto fresh = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2});
+  EXPECT_EQ(b.tokens, collect(*submit(*fresh, greedy(longer, 8))).tokens);
+  // The same prompt again: everything but the last token comes from the cache.
+  const Output c = collect(*submit(*engine, greedy("Once upon a time there was a little girl", 8)));
+  EXPECT_EQ(c.stats.n_cached, a.stats.n_prompt - 1);
+  EXPECT_EQ(c.tokens, a.tokens);
+}
+
+TEST_F(EngineTest, PrefixOfARunningRequestIsCopied) {
+  auto engine = make({.n_parallel = 2, .n_ctx = 256, .n_threads = 2});
+  const std::string system = "Lily and Tom went to the park to play with a red ball";
+  auto alone_engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2});
+  const Output alone = collect(*submit(*alone_engine, greedy(system + " and", 12)));
+  auto running = submit(*engine, greedy(system, 150));
+  Event e;
+  ASSERT_TRUE(running->pop(e, 30s));  // its prompt is in the cache now
+  const Output b = collect(*submit(*engine, greedy(system + " and", 12)));
+  EXPECT_EQ(b.stats.n_cached, static_cast<int64_t>(tokens(system).size()));
+  EXPECT_EQ(b.tokens, alone.tokens);
+  running->cancel();
+  EXPECT_EQ(collect(*running).finish, sample::FinishReason::kCancelled);
+}
+
+TEST_F(EngineTest, CancelledRequestsFreeTheirSlot) {
+  auto engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .max_queue = 4});
+  auto a = submit(*engine, greedy("Once upon a time", 250));
+  auto queued = submit(*engine, greedy("The little dog", 4));
+  Event e;
+  ASSERT_TRUE(a->pop(e, 30s));
+  a->cancel();
+  const Output out = collect(*a);
+  EXPECT_EQ(out.finish, sample::FinishReason::kCancelled);
+  EXPECT_LT(out.tokens.size() + 1, 250u);
+  EXPECT_EQ(collect(*queued).tokens.size(), 4u);  // the slot went to the queued request
+  EXPECT_TRUE(engine->wait_idle(5s));
+  EXPECT_EQ(engine->gauges().running, 0);
+}
+
+TEST_F(EngineTest, FullQueueRefusesAndStopRefusesAll) {
+  auto engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .max_queue = 1});
+  auto a = submit(*engine, greedy("Once upon a time", 250));
+  auto b = submit(*engine, greedy("Once upon a time", 250));
+  auto c = std::make_shared<RequestStream>(1);
+  EXPECT_EQ(engine->submit({greedy("x", 1)}, c), SubmitResult::kQueueFull);
+  engine->stop(true);
+  EXPECT_EQ(engine->submit({greedy("x", 1)}, c), SubmitResult::kStopping);
+  EXPECT_EQ(collect(*a).finish, sample::FinishReason::kCancelled);
+  EXPECT_EQ(collect(*b).finish, sample::FinishReason::kCancelled);
+}
+
+TEST_F(EngineTest, ContextLimitEndsWithLength) {
+  auto engine = make({.n_parallel = 1, .n_ctx = 32, .n_threads = 2});
+  ChoiceParams p = greedy("Once upon a time", -1);
+  p.ignore_eos = true;
+  const Output out = collect(*submit(*engine, p));
+  EXPECT_EQ(out.finish, sample::FinishReason::kLength);
+  EXPECT_EQ(static_cast<int64_t>(out.tokens.size()) + out.stats.n_prompt, 33);  // the last token needs no position
+}
+
+TEST_F(EngineTest, StopStringsEndWithStopAndAreCut) {
+  auto engine = make({.n_parallel = 1, .n_ctx = 128, .n_threads = 2});
+  const Output full = collect(*submit(*engine, greedy("Once upon a time", 30)));
+  ASSERT_GT(full.text.size(), 12u);
+  ChoiceParams p = greedy("Once upon a time", 30);
+  const std::string stop = full.text.substr(8, 3);
+  p.stop = {stop};
+  const Output out = collect(*submit(*engine, p));
+  EXPECT_EQ(out.finish, sample::FinishReason::kStop);
+  EXPECT_EQ(out.text, full.text.substr(0, full.text.find(stop)));
+}
+
+}  // namespace
+}  // namespace owl::serve
