@@ -56,18 +56,31 @@ void Sampler::apply_penalties() {
   for (auto it = first; it != history_.end(); ++it) counts_[static_cast<size_t>(*it)] = 0;
 }
 
+// Candidates are kept unsorted unless a step needs the order: a full sort of a 150K vocabulary
+// per token would cost more than the rest of a decode step on a small model.
+namespace {
+
+bool by_logit(const Sampler::Candidate& a, const Sampler::Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
+}
+
+}  // namespace
+
+float Sampler::max_logit() const {
+  float max = -INFINITY;
+  for (const Candidate& c : cand_) max = std::max(max, c.logit);
+  return max;
+}
+
 void Sampler::top_k(size_t k) {
-  k = std::min(k, cand_.size());
-  auto by_logit = [](const Candidate& a, const Candidate& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
-  };
+  if (k >= cand_.size()) return;
   std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k), cand_.end(), by_logit);
   cand_.resize(k);
 }
 
-// Sorted candidates get probabilities p (softmax of their logits).
+// Candidates get probabilities p (softmax of their logits), in any order.
 void Sampler::softmax() {
-  const float max = cand_.front().logit;
+  const float max = max_logit();
   double sum = 0;
   for (Candidate& c : cand_) {
     c.p = std::exp(c.logit - max);
@@ -84,31 +97,9 @@ void Sampler::typical(float p) {
   for (const Candidate& c : cand_) {
     if (c.p > 0) entropy -= c.p * std::log(c.p);
   }
-  scratch_.resize(cand_.size());
-  for (size_t i = 0; i < cand_.size(); ++i) {
-    scratch_[i] = static_cast<float>(std::fabs(-std::log(cand_[i].p) - entropy));
-  }
-  std::vector<Candidate> sorted = cand_;  // only when typical sampling is enabled
-  std::vector<size_t> order(cand_.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scratch_[a] < scratch_[b]; });
-  double mass = 0;
-  size_t keep = 0;
-  for (; keep < order.size(); ++keep) {
-    mass += sorted[order[keep]].p;
-    if (mass >= p) {
-      ++keep;
-      break;
-    }
-  }
-  keep = std::max<size_t>(1, std::min(keep, order.size()));
-  cand_.clear();
-  for (size_t i = 0; i < keep; ++i) cand_.push_back(sorted[order[i]]);
-  std::stable_sort(cand_.begin(), cand_.end(), [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
-}
-
-void Sampler::top_p(float p) {
-  softmax();
+  auto surprise_gap = [entropy](const Candidate& c) { return std::fabs(-std::log(c.p) - entropy); };
+  std::stable_sort(cand_.begin(), cand_.end(),
+                   [&](const Candidate& a, const Candidate& b) { return surprise_gap(a) < surprise_gap(b); });
   double mass = 0;
   size_t keep = cand_.size();
   for (size_t i = 0; i < cand_.size(); ++i) {
@@ -118,15 +109,32 @@ void Sampler::top_p(float p) {
       break;
     }
   }
-  cand_.resize(keep);
+  cand_.resize(std::max<size_t>(1, keep));
+}
+
+// The most likely tokens whose mass reaches p: sorts only as many as needed, growing the
+// sorted prefix fourfold until it holds the mass.
+void Sampler::top_p(float p) {
+  softmax();
+  for (size_t k = std::min<size_t>(64, cand_.size());; k = std::min(4 * k, cand_.size())) {
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k), cand_.end(), by_logit);
+    double mass = 0;
+    for (size_t i = 0; i < k; ++i) {
+      mass += cand_[i].p;
+      if (mass >= p) {
+        cand_.resize(i + 1);
+        return;
+      }
+    }
+    if (k == cand_.size()) return;
+  }
 }
 
 void Sampler::min_p(float p) {
   // In logit space: keep tokens with logit >= max + log(p).
-  const float threshold = cand_.front().logit + std::log(p);
-  size_t keep = 1;
-  while (keep < cand_.size() && cand_[keep].logit >= threshold) ++keep;
-  cand_.resize(keep);
+  const float threshold = max_logit() + std::log(p);
+  cand_.erase(std::remove_if(cand_.begin(), cand_.end(), [threshold](const Candidate& c) { return c.logit < threshold; }),
+              cand_.end());
 }
 
 void Sampler::report_logprobs(const float* logits, Sampled& out) {
@@ -138,13 +146,12 @@ void Sampler::report_logprobs(const float* logits, Sampled& out) {
   out.logprob = static_cast<float>(logits[out.token] - log_z);
   out.top.clear();
   if (params_.n_probs <= 0) return;
-  scratch_.assign(logits, logits + n_vocab_);
   std::vector<int32_t>& idx = order_;
   idx.resize(static_cast<size_t>(n_vocab_));
   std::iota(idx.begin(), idx.end(), 0);
   const size_t k = std::min(static_cast<size_t>(params_.n_probs), idx.size());
   std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
-    return scratch_[a] > scratch_[b] || (scratch_[a] == scratch_[b] && a < b);
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
   for (size_t i = 0; i < k; ++i) out.top.push_back({idx[i], static_cast<float>(logits[idx[i]] - log_z)});
 }
@@ -157,10 +164,9 @@ Sampled Sampler::sample(const float* logits) {
   apply_penalties();
   Sampled out;
   if (p.temperature <= 0.0f) {
-    top_k(1);
-    out.token = cand_.front().token;
+    out.token = std::min_element(cand_.begin(), cand_.end(), by_logit)->token;
   } else {
-    top_k(p.top_k > 0 ? static_cast<size_t>(p.top_k) : cand_.size());
+    if (p.top_k > 0) top_k(static_cast<size_t>(p.top_k));
     if (p.typical_p < 1.0f) typical(p.typical_p);
     if (p.top_p < 1.0f) top_p(p.top_p);
     if (p.min_p > 0.0f) min_p(p.min_p);

@@ -43,7 +43,7 @@ struct Sampled {
 };
 
 // One per sequence: holds the history for penalties and the random stream.
-// Not thread-safe; sample() reuses internal buffers (typical sampling alone allocates).
+// Not thread-safe; sample() reuses internal buffers.
 class Sampler {
  public:
   Sampler(SamplingParams params, int64_t n_vocab);
@@ -55,12 +55,14 @@ class Sampler {
   void reset();
   const SamplingParams& params() const { return params_; }
 
- private:
   struct Candidate {
     int32_t token;
     float logit;
     float p;
   };
+
+ private:
+  float max_logit() const;
   void apply_penalties();
   void top_k(size_t k);
   void softmax();
@@ -75,7 +77,6 @@ class Sampler {
   std::vector<int32_t> history_;
   std::vector<Candidate> cand_;
   std::vector<int32_t> counts_;
-  std::vector<float> scratch_;
   std::vector<int32_t> order_;
 };
 

@@ -67,6 +67,32 @@ TEST(Sampler, TruncationsKeepTheRightTokens) {
   EXPECT_EQ(support({.top_k = 0, .top_p = 1.0f, .min_p = 0.0f}), (std::vector<int>{0, 1, 2, 3}));
 }
 
+// top-p over a large vocabulary sorts only a growing prefix: the kept set must still be exactly
+// the most likely tokens whose mass first reaches p.
+TEST(Sampler, TopPOnALargeVocabularyKeepsTheExactNucleus) {
+  const int n = 5000;
+  const auto logits = random_logits(n, 21);
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  double z = 0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  for (float p : {0.5f, 0.9f, 0.99f}) {
+    double mass = 0;
+    size_t nucleus = 0;
+    while (mass < p) mass += std::exp(static_cast<double>(logits[order[nucleus++]])) / z;
+    std::vector<int> allowed(order.begin(), order.begin() + static_cast<long>(nucleus));
+    std::sort(allowed.begin(), allowed.end());
+    Sampler s({.temperature = 1.0f, .top_k = 0, .top_p = p, .min_p = 0.0f, .seed = 3}, n);
+    std::map<int, int> seen;
+    for (int i = 0; i < 400; ++i) ++seen[s.sample(logits.data()).token];
+    for (const auto& [token, count] : seen) {
+      EXPECT_TRUE(std::binary_search(allowed.begin(), allowed.end(), token)) << "p " << p << " token " << token;
+    }
+    EXPECT_GT(nucleus, 64u) << "the test must exercise the growing prefix";
+  }
+}
+
 TEST(Sampler, LogitBiasAndPenalties) {
   auto logits = random_logits(50, 5);
   const int best = argmax(logits);
