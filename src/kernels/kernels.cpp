@@ -1,5 +1,6 @@
 // The dispatch table: the one switch on weight format for matmul, filled once at start-up.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/result.h"
@@ -14,8 +15,8 @@ void fill_ref(Kernels& k) {
   };
   using T = TensorType;
   set(T::F32, dot_f32_f32_ref, T::F32);
-  set(T::F16, dot_f16_f32_ref, T::F32);
-  set(T::BF16, dot_bf16_f32_ref, T::F32);
+  set(T::F16, dot_f16_f16_ref, T::F16);
+  set(T::BF16, dot_bf16_bf16_ref, T::BF16);
   set(T::Q4_0, dot_q4_0_q8_0_ref, T::Q8_0);
   set(T::Q4_1, dot_q4_1_q8_1_ref, T::Q8_1);
   set(T::Q5_0, dot_q5_0_q8_0_ref, T::Q8_0);
@@ -30,6 +31,8 @@ void fill_ref(Kernels& k) {
   k.quantize_q8_0 = quantize_row_q8_0_ref;
   k.quantize_q8_1 = quantize_row_q8_1_ref;
   k.quantize_q8_K = quantize_row_q8_K_ref;
+  k.quantize_f16 = quantize_row_f16_ref;
+  k.quantize_bf16 = quantize_row_bf16_ref;
   k.rms_norm = rms_norm_ref;
   k.softmax = softmax_ref;
   k.rope = rope_ref;
@@ -52,7 +55,13 @@ Kernels make_kernels(Isa isa) {
 
 Kernels make_kernels() {
   const Isa isa = select_isa(detect_cpu_features());
-  std::fprintf(stderr, "owl: kernels: %s\n", std::string(isa_name(isa)).c_str());
+  // Logged only when asked for (an override, or OWL_VERBOSE=1): contexts are made often and
+  // `owl run` prints to the terminal.
+  const char* forced = std::getenv("OWL_ISA");
+  const char* verbose = std::getenv("OWL_VERBOSE");
+  if ((forced != nullptr && *forced != '\0') || (verbose != nullptr && std::string(verbose) == "1")) {
+    std::fprintf(stderr, "owl: kernels: %s\n", std::string(isa_name(isa)).c_str());
+  }
   return make_kernels(isa);
 }
 

@@ -25,12 +25,32 @@ using DotFn = void (*)(int64_t n, const void* w, const void* x, size_t x_stride,
                        float* y);
 inline constexpr int kMaxDotRows = 4;
 
-// Converts one f32 row of n elements to an activation format (Q8_0, Q8_1, Q8_K).
+// Converts one f32 row of n elements to an activation format (F16, BF16, Q8_0, Q8_1, Q8_K).
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+
+// A block of the matmul: y[r * y_stride + o] = dot(w_o, x_r) for o < n_w and r < n_x <= kTileX,
+// with w_o = w + o * w_stride and x_r = x + r * x_stride (bytes); kernels walk the weight rows
+// in register tiles of kTileW. The values are those of DotFn on each pair (same math; only f32
+// summation order differs).
+struct TileArgs {
+  int64_t n = 0;  // elements per row, a multiple of the weight's block size
+  const void* w = nullptr;
+  size_t w_stride = 0;
+  int n_w = 0;
+  const void* x = nullptr;
+  size_t x_stride = 0;
+  int n_x = 0;
+  float* y = nullptr;
+  int64_t y_stride = 0;  // floats between activation rows of y
+};
+using TileFn = void (*)(const TileArgs& t);
+inline constexpr int kTileW = 4;
+inline constexpr int kTileX = 4;
 
 struct DotKernel {
   DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul
-  TensorType act_type = TensorType::F32;  // F32, Q8_0, Q8_1 or Q8_K
+  TileFn tile = nullptr;                // optional; matmul uses it for whole tiles when set
+  TensorType act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
 };
 
 // One query block against a KV cache; see attention() below.
@@ -98,6 +118,8 @@ struct Kernels {
   QuantizeRowFn quantize_q8_0 = nullptr;
   QuantizeRowFn quantize_q8_1 = nullptr;
   QuantizeRowFn quantize_q8_K = nullptr;
+  QuantizeRowFn quantize_f16 = nullptr;
+  QuantizeRowFn quantize_bf16 = nullptr;
   RmsNormFn rms_norm = nullptr;
   SoftmaxFn softmax = nullptr;
   RopeFn rope = nullptr;
@@ -127,15 +149,18 @@ struct MatmulArgs {
   int64_t n_rows = 0;
   int64_t x_stride = 0;  // floats; 0: n_in
   int64_t y_stride = 0;  // floats; 0: n_out
-  void* scratch = nullptr;  // matmul_scratch_bytes(); holds the quantized activations
+  void* scratch = nullptr;  // matmul_scratch_bytes(); holds the converted activations
   size_t scratch_bytes = 0;
 };
 
 bool supports_matmul(const Kernels& k, TensorType w_type);
+// The converter of f32 activation rows to `act` (a DotKernel act_type other than F32).
+QuantizeRowFn activation_quantizer(const Kernels& k, TensorType act);
 // Bytes of scratch matmul() needs for these shapes (0 for float weights).
 size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, int64_t n_rows);
-// Quantizes X once (as llama.cpp does for the weight type) then splits the output rows over
-// the pool; prefill tiles so each weight row is used for kMaxDotRows activation rows per load.
+// Converts X once to the dot's activation format (as llama.cpp does for the weight type), then
+// splits the output over the pool: decode in contiguous runs of weight rows, prefill in
+// (weight rows x activation rows) blocks walked in kTileW x kTileX register tiles.
 void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
 
 // ---- attention over an f16 KV cache (what llama.cpp's CPU flash-attention path computes) ---

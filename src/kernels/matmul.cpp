@@ -1,11 +1,10 @@
-// matmul: Y[n_rows, n_out] = X[n_rows, n_in] W[n_out, n_in]^T, split over the thread pool by
-// blocks of output rows.
+// matmul: Y[n_rows, n_out] = X[n_rows, n_in] W[n_out, n_in]^T, split over the thread pool.
 //
-// Decode (n_rows small) streams W once: each task is a run of output rows, every weight row
-// is read from memory once and dotted with all activation rows. Prefill tiles: a task owns
-// kTileRows weight rows and walks the activation rows in chunks of kChunkRows (which stay in
-// L2), calling the dot on kMaxDotRows activation rows per weight row so that the weight
-// blocks decoded in registers serve several rows.
+// Decode (n_rows <= kTileX) streams W once: each task is a contiguous run of output rows, read
+// from memory once, kTileW rows per kernel call so the activation loads and the horizontal
+// reductions are shared. Prefill is compute-bound: a task owns a block of kBlockW weight rows
+// x kBlockX activation rows (both L2-resident) and walks it in kTileW x kTileX register tiles
+// (the table's tile kernel; dot per weight row where a type has none).
 #include <algorithm>
 
 #include "core/result.h"
@@ -14,16 +13,46 @@
 namespace owl::kernels {
 namespace {
 
-constexpr int64_t kTileRows = 16;    // weight rows per prefill task
-constexpr int64_t kChunkRows = 64;   // activation rows per L2-resident chunk
-constexpr int64_t kMinDecodeRows = 8;
+constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW)
+constexpr int64_t kBlockX = 64;  // activation rows per prefill task (multiple of kTileX)
+constexpr int64_t kTasksPerThread = 4;  // decode: a slow core does not hold the rest up
 
-QuantizeRowFn quantizer(const Kernels& k, TensorType act) {
-  switch (act) {
-    case TensorType::Q8_0: return k.quantize_q8_0;
-    case TensorType::Q8_1: return k.quantize_q8_1;
-    case TensorType::Q8_K: return k.quantize_q8_K;
-    default: return nullptr;
+struct Operands {
+  const DotKernel& dk;
+  int64_t n_in;
+  const uint8_t* w;
+  size_t w_row_bytes;
+  const uint8_t* x;
+  size_t x_row_bytes;
+  float* y;
+  int64_t y_stride;
+};
+
+// Output rows [o0, o0 + n_w) x activation rows [r0, r0 + n_x), n_x <= kTileX.
+void compute_tile(const Operands& op, int64_t o0, int n_w, int64_t r0, int n_x) {
+  if (op.dk.tile != nullptr) {
+    op.dk.tile(TileArgs{.n = op.n_in, .w = op.w + o0 * op.w_row_bytes, .w_stride = op.w_row_bytes, .n_w = n_w,
+                        .x = op.x + r0 * op.x_row_bytes, .x_stride = op.x_row_bytes, .n_x = n_x,
+                        .y = op.y + r0 * op.y_stride + o0, .y_stride = op.y_stride});
+    return;
+  }
+  static_assert(kTileX <= kMaxDotRows);
+  float out[kMaxDotRows];
+  // n_w may exceed kTileW here: dot has no register tile.
+  for (int o = 0; o < n_w; ++o) {
+    op.dk.dot(op.n_in, op.w + (o0 + o) * op.w_row_bytes, op.x + r0 * op.x_row_bytes, op.x_row_bytes, n_x, out);
+    for (int r = 0; r < n_x; ++r) op.y[(r0 + r) * op.y_stride + o0 + o] = out[r];
+  }
+}
+
+// Rows [o0, o1) x [r0, r1), kTileX activation rows at a time (they stay in L1 across the
+// weight rows), in runs of at most kBlockW weight rows.
+void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r += kTileX) {
+    const int n_x = static_cast<int>(std::min<int64_t>(kTileX, r1 - r));
+    for (int64_t o = o0; o < o1; o += kBlockW) {
+      compute_tile(op, o, static_cast<int>(std::min<int64_t>(kBlockW, o1 - o)), r, n_x);
+    }
   }
 }
 
@@ -32,6 +61,17 @@ QuantizeRowFn quantizer(const Kernels& k, TensorType act) {
 bool supports_matmul(const Kernels& k, TensorType w_type) {
   const uint32_t t = static_cast<uint32_t>(w_type);
   return t < kTypeSlots && k.dot[t].dot != nullptr;
+}
+
+QuantizeRowFn activation_quantizer(const Kernels& k, TensorType act) {
+  switch (act) {
+    case TensorType::F16: return k.quantize_f16;
+    case TensorType::BF16: return k.quantize_bf16;
+    case TensorType::Q8_0: return k.quantize_q8_0;
+    case TensorType::Q8_1: return k.quantize_q8_1;
+    case TensorType::Q8_K: return k.quantize_q8_K;
+    default: return nullptr;
+  }
 }
 
 size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, int64_t n_rows) {
@@ -50,12 +90,13 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
   OWL_CHECK(a.n_in % gguf::type_info(dk.act_type).block_size == 0);
   if (a.n_rows <= 0 || a.n_out <= 0) return;
 
-  // Activations in the dot's format: f32 rows are used in place, others quantized once.
+  // Activations in the dot's format: f32 rows are used in place, others converted once.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.x);
   size_t xq_stride = static_cast<size_t>(x_stride) * sizeof(float);
   if (dk.act_type != TensorType::F32) {
     OWL_CHECK(a.scratch_bytes >= matmul_scratch_bytes(k, a.w_type, a.n_in, a.n_rows));
-    const QuantizeRowFn quantize = quantizer(k, dk.act_type);
+    const QuantizeRowFn quantize = activation_quantizer(k, dk.act_type);
+    OWL_CHECK(quantize != nullptr);
     xq_stride = static_cast<size_t>(gguf::row_bytes(dk.act_type, a.n_in));
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
     auto quantize_row = [&](int64_t r, int) { quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in); };
@@ -63,32 +104,29 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     xq = dst;
   }
 
-  const size_t w_row_bytes = static_cast<size_t>(gguf::row_bytes(a.w_type, a.n_in));
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t n_threads = pool.n_threads();
-  // Decode-sized batches: a few tasks per thread so a slow core does not hold the rest up.
-  const int64_t rows_per_task =
-      a.n_rows <= kMaxDotRows
-          ? std::max(kMinDecodeRows, (a.n_out + 4 * n_threads - 1) / (4 * n_threads))
-          : kTileRows;
-  const int64_t n_tasks = (a.n_out + rows_per_task - 1) / rows_per_task;
-  auto task = [&](int64_t task_index, int) {
-    const int64_t o0 = task_index * rows_per_task;
-    const int64_t o1 = std::min(a.n_out, o0 + rows_per_task);
-    float out[kMaxDotRows];
-    for (int64_t c0 = 0; c0 < a.n_rows; c0 += kChunkRows) {
-      const int64_t c1 = std::min(a.n_rows, c0 + kChunkRows);
-      for (int64_t o = o0; o < o1; ++o) {
-        const uint8_t* wr = w + o * w_row_bytes;
-        for (int64_t r = c0; r < c1; r += kMaxDotRows) {
-          const int nx = static_cast<int>(std::min<int64_t>(kMaxDotRows, c1 - r));
-          dk.dot(a.n_in, wr, xq + r * xq_stride, xq_stride, nx, out);
-          for (int i = 0; i < nx; ++i) a.y[(r + i) * y_stride + o] = out[i];
-        }
-      }
-    }
+  const Operands op{.dk = dk, .n_in = a.n_in, .w = static_cast<const uint8_t*>(a.w),
+                    .w_row_bytes = static_cast<size_t>(gguf::row_bytes(a.w_type, a.n_in)), .x = xq,
+                    .x_row_bytes = xq_stride, .y = a.y, .y_stride = y_stride};
+  if (a.n_rows <= kTileX) {
+    // Contiguous runs of whole tiles, a few per thread.
+    const int64_t n_split = kTasksPerThread * pool.n_threads();
+    const int64_t run = std::max<int64_t>(kTileW, (a.n_out + n_split - 1) / n_split / kTileW * kTileW);
+    const int64_t n_tasks = (a.n_out + run - 1) / run;
+    auto task = [&](int64_t t, int) {
+      compute_block(op, t * run, std::min(a.n_out, (t + 1) * run), 0, a.n_rows);
+    };
+    pool.parallel_for(n_tasks, task);
+    return;
+  }
+  const int64_t n_wblocks = (a.n_out + kBlockW - 1) / kBlockW;
+  const int64_t n_xblocks = (a.n_rows + kBlockX - 1) / kBlockX;
+  // Consecutive tasks share the weight block, so a thread's next task finds it in its L2.
+  auto task = [&](int64_t t, int) {
+    const int64_t wb = t / n_xblocks, xb = t % n_xblocks;
+    compute_block(op, wb * kBlockW, std::min(a.n_out, (wb + 1) * kBlockW), xb * kBlockX,
+                  std::min(a.n_rows, (xb + 1) * kBlockX));
   };
-  pool.parallel_for(n_tasks, task);
+  pool.parallel_for(n_wblocks * n_xblocks, task);
 }
 
 }  // namespace owl::kernels

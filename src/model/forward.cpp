@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "quant/half.h"
 #include "quant/quant.h"
 
 namespace owl::model {
@@ -41,9 +40,24 @@ void matmul(Context& ctx, const Weight& w, const float* x, int64_t x_stride, flo
   kernels::matmul(ctx.kernels, ctx.pool, a);
 }
 
-void rms_norm_rows(const Context& ctx, const float* x, const Weight& w, float* y, int64_t n_rows, int64_t width,
+// fn(r0, r1) over row ranges covering [0, n_rows): on the pool for a prefill's many rows (the
+// row ops would otherwise run on one core between parallel matmuls), inline for a few.
+template <typename F>
+void parallel_rows(Context& ctx, int64_t n_rows, F&& fn) {
+  constexpr int64_t kRowsPerTask = 4;
+  if (n_rows < 2 * kRowsPerTask || ctx.pool.n_threads() == 1) {
+    fn(int64_t{0}, n_rows);
+    return;
+  }
+  const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+  ctx.pool.parallel_for(n_tasks, [&](int64_t t, int) { fn(t * kRowsPerTask, std::min(n_rows, (t + 1) * kRowsPerTask)); });
+}
+
+void rms_norm_rows(Context& ctx, const float* x, const Weight& w, float* y, int64_t n_rows, int64_t width,
                    int64_t stride, float eps) {
-  for (int64_t r = 0; r < n_rows; ++r) ctx.kernels.rms_norm(x + r * stride, w.f32(), y + r * stride, width, eps);
+  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) ctx.kernels.rms_norm(x + r * stride, w.f32(), y + r * stride, width, eps);
+  });
 }
 
 void add_bias(float* y, const Weight& b, int64_t n_rows, int64_t stride) {
@@ -72,18 +86,6 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
     add_bias(k, l.attn_k_bias, s.n, width);
     add_bias(v, l.attn_v_bias, s.n, width);
   }
-  if (c.qk_norm) {  // per head, before RoPE
-    for (int64_t t = 0; t < s.n; ++t) {
-      for (int64_t h = 0; h < c.n_head; ++h) {
-        float* row = q + t * width + h * c.head_dim;
-        ctx.kernels.rms_norm(row, l.attn_q_norm.f32(), row, c.head_dim, c.norm_eps);
-      }
-      for (int64_t h = 0; h < c.n_head_kv; ++h) {
-        float* row = k + t * width + h * c.head_dim;
-        ctx.kernels.rms_norm(row, l.attn_k_norm.f32(), row, c.head_dim, c.norm_eps);
-      }
-    }
-  }
   kernels::RopeParams rope;
   rope.head_dim = static_cast<int>(c.head_dim);
   rope.n_rot = static_cast<int>(c.n_rot);
@@ -92,15 +94,30 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
   rope.freq_scale = c.rope_freq_scale;
   rope.freq_factors = s.model.weights.rope_freqs.present() ? s.model.weights.rope_freqs.f32() : nullptr;
   rope.stride = width;
-  rope.n_head = static_cast<int>(c.n_head);
-  ctx.kernels.rope(rope, q, s.n, s.pos);
-  rope.n_head = static_cast<int>(c.n_head_kv);
-  ctx.kernels.rope(rope, k, s.n, s.pos);
-  if (c.q_scale != 1.0f) {
-    for (int64_t t = 0; t < s.n; ++t) {
-      for (int64_t i = 0; i < n_q; ++i) q[t * width + i] *= c.q_scale;
+  parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
+    if (c.qk_norm) {  // per head, before RoPE
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          float* row = q + t * width + h * c.head_dim;
+          ctx.kernels.rms_norm(row, l.attn_q_norm.f32(), row, c.head_dim, c.norm_eps);
+        }
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          float* row = k + t * width + h * c.head_dim;
+          ctx.kernels.rms_norm(row, l.attn_k_norm.f32(), row, c.head_dim, c.norm_eps);
+        }
+      }
     }
-  }
+    kernels::RopeParams r = rope;
+    r.n_head = static_cast<int>(c.n_head);
+    ctx.kernels.rope(r, q + t0 * width, t1 - t0, s.pos + t0);
+    r.n_head = static_cast<int>(c.n_head_kv);
+    ctx.kernels.rope(r, k + t0 * width, t1 - t0, s.pos + t0);
+    if (c.q_scale != 1.0f) {
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t i = 0; i < n_q; ++i) q[t * width + i] *= c.q_scale;
+      }
+    }
+  });
 }
 
 // Stores K/V, then attends each run of consecutive tokens of one sequence over its slot.
@@ -108,16 +125,14 @@ void compute_attention(const Step& s, int64_t il) {
   const ModelConfig& c = s.model.config;
   Context& ctx = s.ctx;
   const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
-  for (int64_t t = 0; t < s.n; ++t) {
-    const float* k = ctx.qkv.data() + t * width + n_q;
-    const float* v = k + n_kv;
-    uint16_t* k_cell = ctx.kv.k(il, s.seq[t]) + s.pos[t] * n_kv;
-    uint16_t* v_cell = ctx.kv.v(il, s.seq[t]) + s.pos[t] * n_kv;
-    for (int64_t i = 0; i < n_kv; ++i) {
-      k_cell[i] = quant::f32_to_f16(k[i]);
-      v_cell[i] = quant::f32_to_f16(v[i]);
+  // quantize_f16 rounds as quant::f32_to_f16 (bit-exact, tested in tests/kernels).
+  parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* k = ctx.qkv.data() + t * width + n_q;
+      ctx.kernels.quantize_f16(k, ctx.kv.k(il, s.seq[t]) + s.pos[t] * n_kv, n_kv);
+      ctx.kernels.quantize_f16(k + n_kv, ctx.kv.v(il, s.seq[t]) + s.pos[t] * n_kv, n_kv);
     }
-  }
+  });
   for (int64_t begin = 0; begin < s.n;) {
     int64_t end = begin + 1;
     while (end < s.n && s.seq[end] == s.seq[begin]) ++end;
@@ -147,8 +162,11 @@ void compute_attention(const Step& s, int64_t il) {
   }
 }
 
-void add_rows(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+// x += y over [n_rows][width] rows.
+void add_rows(Context& ctx, float* x, const float* y, int64_t n_rows, int64_t width) {
+  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * width; i < r1 * width; ++i) x[i] += y[i];
+  });
 }
 
 void compute_layer(const Step& s, int64_t il) {
@@ -164,7 +182,7 @@ void compute_layer(const Step& s, int64_t il) {
   compute_attention(s, il);
   matmul(ctx, l.attn_output, ctx.attn.data(), c.n_embd_q(), cur, n_embd, n);
   if (c.post_norms) rms_norm_rows(ctx, cur, l.post_attention_norm, cur, n, n_embd, n_embd, c.norm_eps);
-  add_rows(x, cur, n * n_embd);
+  add_rows(ctx, x, cur, n, n_embd);
 
   // FFN: ctx.ffn [n][2 n_ff] holds gate | up; the activation overwrites gate.
   rms_norm_rows(ctx, x, l.ffn_norm, cur, n, n_embd, n_embd, c.norm_eps);
@@ -177,10 +195,12 @@ void compute_layer(const Step& s, int64_t il) {
     matmul(ctx, l.ffn_up, cur, n_embd, gate, width, n);
   }
   const kernels::GluFn glu = c.activation == Activation::kSilu ? ctx.kernels.swiglu : ctx.kernels.geglu;
-  for (int64_t t = 0; t < n; ++t) glu(gate + t * width, gate + t * width + n_ff, gate + t * width, n_ff);
+  parallel_rows(ctx, n, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) glu(gate + t * width, gate + t * width + n_ff, gate + t * width, n_ff);
+  });
   matmul(ctx, l.ffn_down, gate, width, cur, n_embd, n);
   if (c.post_norms) rms_norm_rows(ctx, cur, l.post_ffw_norm, cur, n, n_embd, n_embd, c.norm_eps);
-  add_rows(x, cur, n * n_embd);
+  add_rows(ctx, x, cur, n, n_embd);
 }
 
 void embed(const Step& s) {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -91,13 +93,13 @@ Bounds bounds_for(const Kernels& ref, const Case& c, const Problem& p, int64_t r
   const Decoded& w = p.w64[static_cast<size_t>(o)];
   std::vector<double> xq(x, x + c.n_in);
   std::vector<double> step(static_cast<size_t>(c.n_in), 0.0);
+  const bool half = act == TensorType::F16 || act == TensorType::BF16;
   if (act != TensorType::F32) {
     std::vector<uint8_t> q(static_cast<size_t>(gguf::row_bytes(act, c.n_in)));
     const int64_t bs = gguf::type_info(act).block_size;
-    (act == TensorType::Q8_0 ? ref.quantize_q8_0 : act == TensorType::Q8_1 ? ref.quantize_q8_1 : ref.quantize_q8_K)(
-        x, q.data(), c.n_in);
+    activation_quantizer(ref, act)(x, q.data(), c.n_in);
     xq = test::decode_row(act, q.data(), c.n_in).a;
-    for (int64_t b0 = 0; b0 < c.n_in; b0 += bs) {
+    for (int64_t b0 = 0; !half && b0 < c.n_in; b0 += bs) {
       double amax = 0.0;
       for (int64_t i = b0; i < b0 + bs; ++i) amax = std::max(amax, std::fabs(double{x[i]}));
       for (int64_t i = b0; i < b0 + bs; ++i) step[i] = amax / 127.0;
@@ -107,8 +109,14 @@ Bounds bounds_for(const Kernels& ref, const Case& c, const Problem& p, int64_t r
   for (int64_t i = 0; i < c.n_in; ++i) {
     bd.s += (std::fabs(w.a[i]) + std::fabs(w.b[i])) * std::fabs(xq[i]);
     bd.exact += (w.a[i] - w.b[i]) * x[i];
-    // |x - d16 q| <= d / 2 (rounding of q) + |x| 2^-10 (f16 rounding of d).
-    bd.act_err += std::fabs(w.a[i] - w.b[i]) * (0.5 * step[i] + std::fabs(double{x[i]}) / 1024.0);
+    if (act == TensorType::F16) {  // round to nearest: half an ulp, 2^-25 among subnormals
+      bd.act_err += std::fabs(w.a[i]) * (std::fabs(double{x[i]}) * 0x1p-11 + 0x1p-25);
+    } else if (act == TensorType::BF16) {
+      bd.act_err += std::fabs(w.a[i]) * (std::fabs(double{x[i]}) * 0x1p-8 + 0x1p-134);
+    } else {
+      // |x - d16 q| <= d / 2 (rounding of q) + |x| 2^-10 (f16 rounding of d).
+      bd.act_err += std::fabs(w.a[i] - w.b[i]) * (0.5 * step[i] + std::fabs(double{x[i]}) / 1024.0);
+    }
   }
   if (act == TensorType::Q8_1) {  // s = f16(d sum q) is rounded to 11 bits per block
     for (int64_t b0 = 0; b0 < c.n_in; b0 += 32) {
@@ -136,8 +144,8 @@ TEST_P(MatmulTest, VariantsMatchReferenceAndReferenceMatchesFp64) {
         // Q8_0/Q8_1 store d as f16: below ~1e-2 it is subnormal and the format loses precision.
         const TensorType act = ref.dot_for(type).act_type;
         const float tiny = act == TensorType::Q8_0 || act == TensorType::Q8_1 ? 1.0e-2f : 1.0e-6f;
-        // Q8_1 also stores s = d sum q as f16: |sum x| must stay below 65504.
-        const float huge = act == TensorType::Q8_1 ? 1.0e3f : 1.0e4f;
+        // Q8_1 also stores s = d sum q as f16, and F16 activations are f16: below 65504.
+        const float huge = act == TensorType::Q8_1 || act == TensorType::F16 ? 1.0e3f : 1.0e4f;
         const float x_scales[] = {1.0f, huge, tiny};
         const Case c{.type = type, .n_in = n_in, .n_out = 13, .n_rows = n_rows,
                      .w_fill = fills[(seed + n_rows) % 4], .x_scale = x_scales[(seed + n_in) % 3], .seed = seed};
@@ -152,7 +160,9 @@ TEST_P(MatmulTest, VariantsMatchReferenceAndReferenceMatchesFp64) {
             const double budget = bd.act_err + 2.0 * (n_terms + 8) * kEps * bd.s + 1e-35;
             ASSERT_LE(std::fabs(got - bd.exact), budget)
                 << describe(c, Isa::kScalar) << " r=" << r << " o=" << o << " exact=" << bd.exact;
-            if (c.w_fill == Fill::kZeros) ASSERT_EQ(got, 0.0);
+            if (c.w_fill == Fill::kZeros) {
+              ASSERT_EQ(got, 0.0);
+            }
           }
         }
         for (Isa isa : test::available_isas()) {
@@ -171,7 +181,9 @@ TEST_P(MatmulTest, VariantsMatchReferenceAndReferenceMatchesFp64) {
       }
     }
   }
-  if (test::available_isas().size() > 1) EXPECT_GT(checked, 0);
+  if (test::available_isas().size() > 1) {
+    EXPECT_GT(checked, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest, ::testing::ValuesIn(kTypes),
@@ -232,6 +244,60 @@ TEST(Quantize, Q8_0VariantsBitExact) {
     std::vector<uint8_t> got(want.size());
     make_kernels(isa).quantize_q8_0(x.data(), got.data(), static_cast<int64_t>(x.size()));
     EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
+// Q8_K: the first element of largest magnitude sets the scale (ties by sign), q = min(127, ...)
+// and the 16-element sums; zero blocks stay zero.
+TEST(Quantize, Q8_KVariantsBitExact) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(256 * 5);
+  for (float& v : x) v = normal(rng);
+  x[17] = 9.0f;  // block 0: +max first, then -max
+  x[200] = -9.0f;
+  x[256 + 3] = -9.0f;  // block 1: -max first
+  x[256 + 100] = 9.0f;
+  for (int j = 512; j < 768; ++j) x[j] = 0.0f;
+  for (int j = 768; j < 1024; ++j) x[j] = (j % 2 ? 0.5f : -0.5f) * static_cast<float>(j % 7);  // ties
+  std::vector<uint8_t> want(gguf::row_bytes(TensorType::Q8_K, static_cast<int64_t>(x.size())));
+  quantize_row_q8_K_ref(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  const auto* b0 = reinterpret_cast<const quant::BlockQ8_K*>(want.data());
+  EXPECT_EQ(b0[0].qs[17], -127);  // iscale = -127 / max with max = +9
+  EXPECT_EQ(b0[1].qs[3], -127);
+  for (Isa isa : test::available_isas()) {
+    std::vector<uint8_t> got(want.size());
+    make_kernels(isa).quantize_q8_K(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
+// f32 -> f16 / bf16 activation rows: every variant bit-exact with the reference over ties,
+// subnormals, overflow, infinities and NaN, with an odd tail.
+TEST(Quantize, HalfVariantsBitExact) {
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(16 * 9 + 5);
+  for (float& v : x) v = normal(rng);
+  const float specials[] = {0.0f, -0.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f,
+                            65504.0f, 65520.0f, 1e6f, -1e6f, 3e-8f, -6e-6f, 1e-40f, 0x1p-25f,
+                            INFINITY, -INFINITY, NAN, -NAN};
+  for (size_t i = 0; i < std::size(specials); ++i) x[i] = specials[i];
+  for (size_t i = 32; i < 48; ++i) x[i] *= 1e-6f;
+  for (TensorType act : {TensorType::F16, TensorType::BF16}) {
+    const Kernels ref = make_kernels(Isa::kScalar);
+    std::vector<uint8_t> want(gguf::row_bytes(act, static_cast<int64_t>(x.size())));
+    activation_quantizer(ref, act)(x.data(), want.data(), static_cast<int64_t>(x.size()));
+    uint16_t h;
+    std::memcpy(&h, want.data() + 2 * 2, 2);
+    EXPECT_EQ(h, act == TensorType::F16 ? 0x3c00 : 0x3f80);  // 1 + half an ulp: tie to even
+    std::memcpy(&h, want.data() + 2 * (act == TensorType::F16 ? 3 : 5), 2);
+    EXPECT_EQ(h, act == TensorType::F16 ? 0x3c02 : 0x3f82);  // 1 + 1.5 ulp: tie to even, up
+    for (Isa isa : test::available_isas()) {
+      std::vector<uint8_t> got(want.size());
+      activation_quantizer(make_kernels(isa), act)(x.data(), got.data(), static_cast<int64_t>(x.size()));
+      EXPECT_EQ(got, want) << isa_name(isa) << " " << gguf::type_info(act).name;
+    }
   }
 }
 

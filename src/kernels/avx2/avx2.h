@@ -7,8 +7,8 @@
 namespace owl::kernels {
 
 void dot_f32_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
-void dot_f16_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
-void dot_bf16_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_f16_f16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_bf16_bf16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q4_1_q8_1_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q5_0_q8_0_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
@@ -19,6 +19,8 @@ void dot_q5_K_q8_K_avx2(int64_t n, const void* w, const void* x, size_t x_stride
 void dot_q6_K_q8_K_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 
 void quantize_row_q8_0_avx2(const float* x, void* y, int64_t n);
+void quantize_row_f16_avx2(const float* x, void* y, int64_t n);
+void quantize_row_bf16_avx2(const float* x, void* y, int64_t n);
 void rms_norm_avx2(const float* x, const float* w, float* y, int64_t n, float eps);
 void softmax_avx2(float* x, int64_t n, float scale, const float* mask);
 void silu_avx2(const float* x, float* y, int64_t n);

@@ -1,4 +1,4 @@
-// AVX2 dot products: 256-bit FMAs for float weights, x86/quant_dot.inc (maddubs/madd) for
+// AVX2 dot products: 256-bit FMAs for float weights (F16C converts f16 operands), x86/quant_dot.inc (maddubs/madd) for
 // quantized ones.
 #include <immintrin.h>
 
@@ -15,67 +15,70 @@ namespace {
 
 #include "kernels/x86/quant_dot.inc"
 
-// y[r] = sum_i w[i] x_r[i] over whole 8-lane vectors; the tail (n % 8) goes to the reference.
-template <int NX, typename LoadW>
-void dot_float_nx(int64_t n, LoadW load_w, const void* x, size_t x_stride, float* y) {
+// Loads of 8 consecutive elements of a float format as f32.
+struct F32 {
+  static constexpr size_t kBytes = 4;
+  static __m256 load(const void* p, int64_t i) { return _mm256_loadu_ps(static_cast<const float*>(p) + i); }
+};
+struct F16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load(const void* p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i)));
+  }
+};
+struct BF16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load(const void* p, int64_t i) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+
+// y[r] = sum_i w[i] x_r[i] over whole 8-lane vectors (products exact in f32 for f16/bf16
+// operands); the tail (n % 8) goes to the reference `tail`. U independent accumulators per
+// row hide FMA latency in decode (NX = 1).
+template <int NX, typename W, typename X>
+void dot_float_nx(int64_t n, const void* w, const void* x, size_t x_stride, float* y, DotFn tail) {
   constexpr int U = NX == 1 ? 4 : 2;
-  const float* xr[NX];
+  const void* xr[NX];
   __m256 acc[NX][U];
   for (int r = 0; r < NX; ++r) {
-    xr[r] = row_at<float>(x, x_stride, r);
+    xr[r] = static_cast<const uint8_t*>(x) + r * x_stride;
     for (int u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
   }
   int64_t i = 0;
   for (; i + 8 * U <= n; i += 8 * U) {
     for (int u = 0; u < U; ++u) {
-      const __m256 wv = load_w(i + 8 * u);
-      for (int r = 0; r < NX; ++r) acc[r][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr[r] + i + 8 * u), acc[r][u]);
+      const __m256 wv = W::load(w, i + 8 * u);
+      for (int r = 0; r < NX; ++r) acc[r][u] = _mm256_fmadd_ps(wv, X::load(xr[r], i + 8 * u), acc[r][u]);
     }
   }
   for (; i + 8 <= n; i += 8) {
-    const __m256 wv = load_w(i);
-    for (int r = 0; r < NX; ++r) acc[r][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr[r] + i), acc[r][0]);
+    const __m256 wv = W::load(w, i);
+    for (int r = 0; r < NX; ++r) acc[r][0] = _mm256_fmadd_ps(wv, X::load(xr[r], i), acc[r][0]);
   }
   for (int r = 0; r < NX; ++r) {
     for (int u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
     y[r] = hsum_ps(acc[r][0]);
   }
   if (i < n) {
-    float tail[kMaxDotRows];
-    load_w.tail(n - i, i, static_cast<const uint8_t*>(x) + i * sizeof(float), x_stride, NX, tail);
-    for (int r = 0; r < NX; ++r) y[r] += tail[r];
+    float t[kMaxDotRows];
+    tail(n - i, static_cast<const uint8_t*>(w) + i * W::kBytes, static_cast<const uint8_t*>(x) + i * X::kBytes,
+         x_stride, NX, t);
+    for (int r = 0; r < NX; ++r) y[r] += t[r];
   }
 }
-
-struct LoadF32 {
-  const float* w;
-  __m256 operator()(int64_t i) const { return _mm256_loadu_ps(w + i); }
-  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f32_f32_ref(n, w + i, x, s, nx, y); }
-};
-struct LoadF16 {
-  const uint16_t* w;
-  __m256 operator()(int64_t i) const { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))); }
-  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f16_f32_ref(n, w + i, x, s, nx, y); }
-};
-struct LoadBF16 {
-  const uint16_t* w;
-  __m256 operator()(int64_t i) const {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  }
-  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_bf16_f32_ref(n, w + i, x, s, nx, y); }
-};
 
 }  // namespace
 
 void dot_f32_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF32{static_cast<const float*>(w)}, x, x_stride, y); });
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), F32, F32>(n, w, x, x_stride, y, dot_f32_f32_ref); });
 }
-void dot_f16_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
+void dot_f16_f16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), F16, F16>(n, w, x, x_stride, y, dot_f16_f16_ref); });
 }
-void dot_bf16_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadBF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
+void dot_bf16_bf16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), BF16, BF16>(n, w, x, x_stride, y, dot_bf16_bf16_ref); });
 }
 void dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   by_rows(n_x, [&](auto nx) { dot_q4_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });
@@ -131,12 +134,40 @@ void quantize_row_q8_0_avx2(const float* x, void* y, int64_t n) {
   }
 }
 
+// Bit-exact with the references: vcvtps2ph rounds to nearest even (imm 0) like f32_to_f16;
+// bf16 is the same integer rounding as f32_to_bf16, NaN made quiet.
+void quantize_row_f16_avx2(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) quantize_row_f16_ref(x + i, out + i, n - i);
+}
+
+void quantize_row_bf16_avx2(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(64 << 16);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(bias, lsb));
+    const __m256i r = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, _mm256_or_si256(u, quiet), nan), 16);
+    const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), packed);
+  }
+  if (i < n) quantize_row_bf16_ref(x + i, out + i, n - i);
+}
+
 void fill_avx2(Kernels& k) {
   auto set = [&](TensorType w, DotFn dot) { k.dot[static_cast<uint32_t>(w)].dot = dot; };
   using T = TensorType;
   set(T::F32, dot_f32_f32_avx2);
-  set(T::F16, dot_f16_f32_avx2);
-  set(T::BF16, dot_bf16_f32_avx2);
+  set(T::F16, dot_f16_f16_avx2);
+  set(T::BF16, dot_bf16_bf16_avx2);
   set(T::Q4_0, dot_q4_0_q8_0_avx2);
   set(T::Q4_1, dot_q4_1_q8_1_avx2);
   set(T::Q5_0, dot_q5_0_q8_0_avx2);
@@ -146,6 +177,8 @@ void fill_avx2(Kernels& k) {
   set(T::Q5_K, dot_q5_K_q8_K_avx2);
   set(T::Q6_K, dot_q6_K_q8_K_avx2);
   k.quantize_q8_0 = quantize_row_q8_0_avx2;
+  k.quantize_f16 = quantize_row_f16_avx2;
+  k.quantize_bf16 = quantize_row_bf16_avx2;
   k.rms_norm = rms_norm_avx2;
   k.softmax = softmax_avx2;
   k.silu = silu_avx2;

@@ -1,5 +1,7 @@
-// AVX-512 dot products. Float weights use 512-bit FMAs; quantized weights share the 256-bit
-// integer kernels of x86/quant_dot.inc, which here compile to VNNI (vpdpbusd / vpdpwssd).
+// AVX-512 dot products. F32 weights use 512-bit FMAs (F16 and BF16: tile_avx512.cpp, which
+// also holds the register tiles matmul uses for F16, BF16, Q4_0, Q8_0 and Q4_K); the other
+// quantized weights share the 256-bit integer kernels of x86/quant_dot.inc, which here compile
+// to VNNI (vpdpbusd / vpdpwssd).
 #include <immintrin.h>
 
 #include <cstring>
@@ -53,30 +55,10 @@ struct LoadF32 {
   __m512 operator()(int64_t i) const { return _mm512_loadu_ps(w + i); }
   void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f32_f32_ref(n, w + i, x, s, nx, y); }
 };
-struct LoadF16 {
-  const uint16_t* w;
-  __m512 operator()(int64_t i) const { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); }
-  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_f16_f32_ref(n, w + i, x, s, nx, y); }
-};
-struct LoadBF16 {
-  const uint16_t* w;
-  __m512 operator()(int64_t i) const {
-    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-  }
-  void tail(int64_t n, int64_t i, const void* x, size_t s, int nx, float* y) const { dot_bf16_f32_ref(n, w + i, x, s, nx, y); }
-};
-
 }  // namespace
 
 void dot_f32_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF32{static_cast<const float*>(w)}, x, x_stride, y); });
-}
-void dot_f16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
-}
-void dot_bf16_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx()>(n, LoadBF16{static_cast<const uint16_t*>(w)}, x, x_stride, y); });
 }
 void dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   by_rows(n_x, [&](auto nx) { dot_q4_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });
@@ -122,12 +104,69 @@ void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n) {
   }
 }
 
+// Bit-exact with quantize_row_q8_K_ref: the max magnitude is exact in any order, the first
+// element reaching it is found by a compare mask, and x * iscale, round-half-even
+// (vcvtps2dq) and min(127, q) are the reference's own operations.
+void quantize_row_q8_K_avx512(const float* x, void* y, int64_t n) {
+  quant::BlockQ8_K* out = static_cast<quant::BlockQ8_K*>(y);
+  for (int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
+    __m512 amax_v = _mm512_setzero_ps();
+    for (int i = 0; i < quant::kQK_K; i += 16) amax_v = _mm512_max_ps(amax_v, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    const float amax = _mm512_reduce_max_ps(amax_v);
+    if (amax == 0.0f) {
+      std::memset(&out[b], 0, sizeof(quant::BlockQ8_K));
+      continue;
+    }
+    float max = 0.0f;
+    for (int i = 0; i < quant::kQK_K; i += 16) {
+      const __mmask16 hit = _mm512_cmpeq_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + i)), _mm512_set1_ps(amax));
+      if (hit != 0) {
+        max = x[i + __builtin_ctz(hit)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m512 is = _mm512_set1_ps(iscale);
+    for (int g = 0; g < quant::kQK_K / 16; ++g) {
+      __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(x + 16 * g)));
+      q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16 * g), _mm512_cvtsepi32_epi8(q));
+      out[b].bsums[g] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+    }
+    out[b].d = 1.0f / iscale;
+  }
+}
+
+// Bit-exact with the references: vcvtps2ph rounds to nearest even like f32_to_f16; bf16 uses
+// f32_to_bf16's integer rounding (vcvtneps2bf16 would flush denormals to zero).
+void quantize_row_f16_avx512(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_mask_storeu_epi16(out + i, m, h);
+  }
+}
+
+void quantize_row_bf16_avx512(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs_mask), inf);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(64 << 16));
+    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+  }
+}
+
 void fill_avx512(Kernels& k) {
   auto set = [&](TensorType w, DotFn dot) { k.dot[static_cast<uint32_t>(w)].dot = dot; };
   using T = TensorType;
   set(T::F32, dot_f32_f32_avx512);
-  set(T::F16, dot_f16_f32_avx512);
-  set(T::BF16, dot_bf16_f32_avx512);
+  set(T::F16, dot_f16_f16_avx512);
   set(T::Q4_0, dot_q4_0_q8_0_avx512);
   set(T::Q4_1, dot_q4_1_q8_1_avx512);
   set(T::Q5_0, dot_q5_0_q8_0_avx512);
@@ -136,7 +175,20 @@ void fill_avx512(Kernels& k) {
   set(T::Q4_K, dot_q4_K_q8_K_avx512);
   set(T::Q5_K, dot_q5_K_q8_K_avx512);
   set(T::Q6_K, dot_q6_K_q8_K_avx512);
+  auto set_tile = [&](TensorType w, TileFn tile) { k.dot[static_cast<uint32_t>(w)].tile = tile; };
+  set_tile(T::F16, tile_f16_f16_avx512);
+  set_tile(T::Q4_0, tile_q4_0_q8_0_avx512);
+  set_tile(T::Q8_0, tile_q8_0_q8_0_avx512);
+  set_tile(T::Q4_K, tile_q4_K_q8_K_avx512);
+  // vdpbf16ps where the CPU has AVX512_BF16; otherwise BF16 keeps the AVX2 shift-and-FMA.
+  if (detect_cpu_features().avx512_bf16) {
+    set(T::BF16, dot_bf16_bf16_avx512);
+    set_tile(T::BF16, tile_bf16_bf16_avx512);
+  }
   k.quantize_q8_0 = quantize_row_q8_0_avx512;
+  k.quantize_q8_K = quantize_row_q8_K_avx512;
+  k.quantize_f16 = quantize_row_f16_avx512;
+  k.quantize_bf16 = quantize_row_bf16_avx512;
   k.rms_norm = rms_norm_avx512;
   k.softmax = softmax_avx512;
   k.silu = silu_avx512;

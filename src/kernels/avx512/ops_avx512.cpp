@@ -119,7 +119,7 @@ void attention_group_avx512(const AttentionArgs& a, int64_t t, int kv_head) {
   const float scale = a.softcap > 0.0f ? a.scale / a.softcap : a.scale;
   alignas(64) float q[16 * 512];
   alignas(64) float acc[16 * 512];
-  float m[16], sum[16];
+  float sum[16];
   for (int g = 0; g < n_group; ++g) {
     const float* qh = a.q + t * q_stride + int64_t{kv_head * n_group + g} * hd;
     for (int d = 0; d < hd; d += 16) {
@@ -128,41 +128,51 @@ void attention_group_avx512(const AttentionArgs& a, int64_t t, int kv_head) {
       _mm512_store_ps(q + g * hd + d, v);
       _mm512_store_ps(acc + g * hd + d, _mm512_setzero_ps());
     }
-    m[g] = -INFINITY;
     sum[g] = 0.0f;
   }
+  // Per key: the K and V rows are converted once for the whole group, the group's scores form
+  // one vector (lane g) and its online-softmax factors come from one vector exp (exp_ps,
+  // 2 ulp, where the reference calls std::exp); the accumulator updates are the reference's,
+  // in its order.
+  alignas(64) float kf[512], vf[512], sc[16], msa[16], vsa[16];
+  const __mmask16 live = static_cast<__mmask16>((1u << n_group) - 1);
+  __m512 mvec = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < a.n_kv; ++j) {
     float mv;
     if (!attention_visible(a, t, j, &mv)) continue;
     const uint16_t* k = a.k + j * kv_stride + int64_t{kv_head} * hd;
     const uint16_t* v = a.v + j * kv_stride + int64_t{kv_head} * hd;
+    for (int d = 0; d < hd; d += 16) {
+      _mm512_store_ps(kf + d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + d))));
+      _mm512_store_ps(vf + d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + d))));
+    }
     for (int g = 0; g < n_group; ++g) {
       const float* qg = q + g * hd;
       __m512 dot = _mm512_setzero_ps();
-      for (int d = 0; d < hd; d += 16) {
-        const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + d)));
-        dot = _mm512_fmadd_ps(_mm512_load_ps(qg + d), kv, dot);
-      }
+      for (int d = 0; d < hd; d += 16) dot = _mm512_fmadd_ps(_mm512_load_ps(qg + d), _mm512_load_ps(kf + d), dot);
       float s = _mm512_reduce_add_ps(dot) * scale;
       if (a.softcap > 0.0f) s = a.softcap * std::tanh(s);
-      s += mv;
-      float ms = 1.0f, vs = 1.0f;
-      if (s > m[g]) {
-        ms = std::exp(m[g] - s);
-        m[g] = s;
-      } else {
-        vs = std::exp(s - m[g]);
-      }
+      sc[g] = s + mv;
+    }
+    // s > m: ms = exp(m - s), m = s, vs = 1; else ms = 1, vs = exp(s - m).
+    const __m512 sv = _mm512_maskz_load_ps(live, sc);
+    const __mmask16 up = _mm512_mask_cmp_ps_mask(live, sv, mvec, _CMP_GT_OQ);
+    const __m512 e = exp_ps(_mm512_mask_sub_ps(_mm512_sub_ps(sv, mvec), up, mvec, sv));
+    const __m512 one = _mm512_set1_ps(1.0f);
+    _mm512_store_ps(msa, _mm512_mask_blend_ps(up, one, e));
+    _mm512_store_ps(vsa, _mm512_mask_blend_ps(up, e, one));
+    mvec = _mm512_mask_mov_ps(mvec, up, sv);
+    for (int g = 0; g < n_group; ++g) {
+      const float ms = msa[g], vs = vsa[g];
       const __m512 msv = _mm512_set1_ps(ms), vsv = _mm512_set1_ps(vs);
       float* ag = acc + g * hd;
       for (int d = 0; d < hd; d += 16) {
-        const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + d)));
         __m512 u = _mm512_load_ps(ag + d);
         if (ms != 1.0f) {
           u = _mm512_mul_ps(u, msv);
           if (a.v_acc_f16) u = round_f16_ps(u);
         }
-        u = _mm512_fmadd_ps(vv, vsv, u);
+        u = _mm512_fmadd_ps(_mm512_load_ps(vf + d), vsv, u);
         if (a.v_acc_f16) u = round_f16_ps(u);
         _mm512_store_ps(ag + d, u);
       }

@@ -35,24 +35,25 @@ void dot_f32_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, i
   });
 }
 
-// sum_i f16(w[i]) * x[i]; f16 weights, f32 activations.
-void dot_f16_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+// sum_i f16(w[i]) * f16(x[i]); the activation row was rounded to f16 once (quantize_row_f16),
+// as llama.cpp's vec_dot_type for F16 weights. Products of two f16 are exact in f64.
+void dot_f16_f16_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   const uint16_t* wh = static_cast<const uint16_t*>(w);
   for_rows(x, x_stride, n_x, y, [&](const uint8_t* xr) {
-    const float* xf = reinterpret_cast<const float*>(xr);
+    const uint16_t* xh = reinterpret_cast<const uint16_t*>(xr);
     double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(f16_to_f32(wh[i])) * xf[i];
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(f16_to_f32(wh[i])) * f16_to_f32(xh[i]);
     return static_cast<float>(s);
   });
 }
 
-// sum_i bf16(w[i]) * x[i]; bf16 weights, f32 activations.
-void dot_bf16_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
+// sum_i bf16(w[i]) * bf16(x[i]); the activation row was rounded to bf16 once (quantize_row_bf16).
+void dot_bf16_bf16_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   const uint16_t* wh = static_cast<const uint16_t*>(w);
   for_rows(x, x_stride, n_x, y, [&](const uint8_t* xr) {
-    const float* xf = reinterpret_cast<const float*>(xr);
+    const uint16_t* xh = reinterpret_cast<const uint16_t*>(xr);
     double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(bf16_to_f32(wh[i])) * xf[i];
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(bf16_to_f32(wh[i])) * bf16_to_f32(xh[i]);
     return static_cast<float>(s);
   });
 }

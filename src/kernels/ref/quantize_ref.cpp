@@ -74,4 +74,14 @@ void quantize_row_q8_K_ref(const float* x, void* y, int64_t n) {
   }
 }
 
+void quantize_row_f16_ref(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+}
+
+void quantize_row_bf16_ref(const float* x, void* y, int64_t n) {
+  uint16_t* out = static_cast<uint16_t*>(y);
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
 }  // namespace owl::kernels

@@ -11,8 +11,8 @@ namespace owl::kernels {
 
 // ---- dot products: y[r] = dot(w, x_r), weights in <wtype>, activations in <atype> ----------
 void dot_f32_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
-void dot_f16_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
-void dot_bf16_f32_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_f16_f16_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
+void dot_bf16_bf16_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q4_0_q8_0_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q4_1_q8_1_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_q5_0_q8_0_ref(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
@@ -29,6 +29,10 @@ void dot_q8_K_q8_K_ref(int64_t n, const void* w, const void* x, size_t x_stride,
 void quantize_row_q8_0_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t n);
+// f32 -> f16 / bf16 element-wise, round to nearest even (quant/half.h), as ggml's
+// GGML_FP32_TO_FP16 (F16C) and ggml_compute_fp32_to_bf16.
+void quantize_row_f16_ref(const float* x, void* y, int64_t n);
+void quantize_row_bf16_ref(const float* x, void* y, int64_t n);
 
 // ---- element-wise and row ops --------------------------------------------------------------
 void rms_norm_ref(const float* x, const float* w, float* y, int64_t n, float eps);
