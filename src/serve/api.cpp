@@ -309,7 +309,7 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_v
   Json j;
   try {
     j = Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     return ApiError{.status = 400, .message = fmt::format("the body is not valid JSON: {}", e.what())};
   }
   if (!j.is_object()) return ApiError{.status = 400, .message = fmt::format("the body must be a JSON object, got {}", j.type_name())};

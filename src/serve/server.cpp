@@ -54,7 +54,7 @@ std::optional<Json> parse_object(const httplib::Request& req, httplib::Response&
     Json j = Json::parse(req.body);
     if (j.is_object()) return j;
     reply_error(res, ApiError{.message = fmt::format("the body must be a JSON object, got {}", j.type_name())});
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     reply_error(res, ApiError{.message = fmt::format("the body is not valid JSON: {}", e.what())});
   }
   return std::nullopt;

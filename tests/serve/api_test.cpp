@@ -73,6 +73,8 @@ TEST(Api, CompletionPromptForms) {
 TEST(Api, ErrorsNameTheParameterAndTheValue) {
   EXPECT_NE(parse_error("{not json").message.find("not valid JSON"), std::string::npos);
   EXPECT_NE(parse_error("[1]").message.find("JSON object"), std::string::npos);
+  // A number beyond double is a JSON error too (found by fuzz_request), not an exception.
+  EXPECT_NE(parse_error(R"({"model":5e1111111111111})").message.find("not valid JSON"), std::string::npos);
   ApiError e = parse_error(R"({"messages":[{"role":"user","content":"hi"}],"temperature":"hot"})");
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.param, "temperature");

@@ -1,0 +1,19 @@
+// libFuzzer target: OpenAI request bodies. Any bytes are either a valid request or an ApiError
+// with a 4xx status; nothing may crash or throw.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "serve/api.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  for (const auto endpoint : {owl::serve::Endpoint::kChat, owl::serve::Endpoint::kCompletion}) {
+    auto parsed = owl::serve::parse_completion_request(body, endpoint, 512);
+    if (const auto* error = std::get_if<owl::serve::ApiError>(&parsed)) {
+      if (error->status < 400 || error->status >= 500) std::abort();
+      (void)owl::serve::dump_json(owl::serve::error_json(*error));
+    }
+  }
+  return 0;
+}
