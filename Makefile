@@ -28,13 +28,14 @@ test: build
 
 # The tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: setup
-	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOWL_SANITIZE=ON >/dev/null
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g1 -DOWL_SANITIZE=ON \
+	  -DOWL_BUILD_BENCH=OFF >/dev/null
 	@cmake --build build-asan
 	@ctest --test-dir build-asan --output-on-failure -j2
 
 # Each libFuzzer target for FUZZ_SECONDS, seeded with the checked-in corpora.
 fuzz: setup
-	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g1 \
 	  -DOWL_FUZZ=ON -DOWL_BUILD_TESTS=OFF -DOWL_BUILD_BENCH=OFF >/dev/null
 	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
