@@ -1,6 +1,5 @@
 // owl quantize / compare / imatrix / import / export as a user runs them: output and exit codes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -10,28 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "gguf/gguf.h"
+#include "support/run_owl.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-RunResult run_owl(const std::string& args) {
-  const std::string command = std::string(OWL_BINARY) + " " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using owl::testing::RunResult;
+using owl::testing::run_owl;
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
 
