@@ -8,6 +8,7 @@
 #include "kernels/ref/ref.h"
 #include "quant/blocks.h"
 #include "quant/half.h"
+#include "quant/quant.h"
 
 namespace owl::kernels {
 
@@ -45,33 +46,9 @@ void quantize_row_q8_1_ref(const float* x, void* y, int64_t n) {
 
 // Per 256-block: max = the value of largest magnitude (first one on ties), iscale = -127 / max,
 // q = min(127, rint(iscale * x)), d = 1 / iscale (f32), bsums = sums of 16-element groups.
+// Q8_K has one definition: the quant module's, which is llama.cpp's quantize_row_q8_K_ref.
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t n) {
-  BlockQ8_K* out = static_cast<BlockQ8_K*>(y);
-  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < kQK_K; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    if (amax == 0.0f) {
-      std::memset(&out[b], 0, sizeof(BlockQ8_K));
-      continue;
-    }
-    const float iscale = -127.0f / max;
-    for (int j = 0; j < kQK_K; ++j) {
-      const int q = static_cast<int>(std::nearbyint(iscale * x[j]));
-      out[b].qs[j] = static_cast<int8_t>(std::min(127, q));
-    }
-    for (int g = 0; g < kQK_K / 16; ++g) {
-      int sum = 0;
-      for (int j = 0; j < 16; ++j) sum += out[b].qs[16 * g + j];
-      out[b].bsums[g] = static_cast<int16_t>(sum);
-    }
-    out[b].d = 1.0f / iscale;
-  }
+  quant::quantize_row_q8_K(x, static_cast<BlockQ8_K*>(y), n);
 }
 
 void quantize_row_f16_ref(const float* x, void* y, int64_t n) {
