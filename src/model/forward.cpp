@@ -235,12 +235,12 @@ int64_t compute_logits(const Step& s, const uint8_t* want, float* out) {
   return n_out;
 }
 
-core::Status validate(const Model& model, const Batch& batch, const Context& ctx) {
+core::Status validate(const Model& model, const Batch& batch, Context& ctx) {
   const size_t n = batch.token.size();
   if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
     return make_error("forward: batch arrays differ in length");
   }
-  std::vector<int64_t> used(static_cast<size_t>(ctx.kv.n_seq()));
+  std::vector<int64_t>& used = ctx.seq_used;  // sized n_seq once: no allocation per call
   for (int s = 0; s < ctx.kv.n_seq(); ++s) used[static_cast<size_t>(s)] = ctx.kv.used(s);
   for (size_t i = 0; i < n; ++i) {
     if (batch.token[i] < 0 || batch.token[i] >= model.config.n_vocab) {
@@ -273,6 +273,7 @@ Context::Context(const Model& model, const ContextOptions& o)
     : options(o), kernels(kernels::make_kernels()), pool(o.n_threads) {
   const ModelConfig& c = model.config;
   kv = KvCache(c.n_layer, c.n_embd_kv(), o.n_ctx, o.n_seq);
+  seq_used.resize(static_cast<size_t>(o.n_seq));
   const auto b = static_cast<size_t>(o.n_batch);
   x.resize(b * static_cast<size_t>(c.n_embd));
   cur.resize(b * static_cast<size_t>(std::max(c.n_embd, c.n_embd_q())));

@@ -66,7 +66,7 @@ struct Context {
   // Activations of one step: [n_batch][width] each.
   std::vector<float> x, cur, qkv, attn, ffn;
   std::vector<uint8_t> matmul_scratch;
-  std::vector<int32_t> logit_rows;  // batch indices of the rows that want logits
+  std::vector<int64_t> seq_used;    // [n_seq] positions each sequence holds, while a batch is checked
   const ActivationObserver* observer = nullptr;  // optional; not owned
 };
 
