@@ -24,6 +24,21 @@ using detail::ScaleGrid;
 
 // 2-bit packing of Q2_K / Q3_K: each half of 128 elements fills 32 bytes; byte l of the half
 // holds elements l, l + 32, l + 64, l + 96 at bits 0, 2, 4, 6.
+// Re-derives the quants of each 16-element sub-block from its final (stored, rounded) scale,
+// as llama.cpp does once the scales are encoded: L = clamp(round(x / d_j), -half, half - 1) + half.
+// A sub-block whose scale is 0 keeps the L it has.
+template <typename ScaleOf>
+void requantize_16(const float* x, int half, ScaleOf scale_of, int8_t* L) {
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    const float d = scale_of(j);
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i) {
+      const int l = nearest_int(x[16 * j + i] / d);
+      L[16 * j + i] = static_cast<int8_t>(std::max(-half, std::min(half - 1, l)) + half);
+    }
+  }
+}
+
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
   for (int half = 0; half < kQK_K / 128; ++half, L += 128, qs += 32) {
     for (int l = 0; l < 32; ++l) {
@@ -200,14 +215,9 @@ void quantize_row_q3_K(const float* x, BlockQ3_K* y, int64_t n) {
     float scales[kQK_K / 16];
     for (int j = 0; j < kQK_K / 16; ++j) scales[j] = fit_symmetric_q3(16, 4, x + 16 * j, L + 16 * j);
     encode_scales_q3_k(scales, y[b]);
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      const float d = f16_to_f32(y[b].d) * static_cast<float>(get_scale_q3_k(j, y[b].scales) - 32);
-      if (d == 0.0f) continue;
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[16 * j + i] / d);
-        L[16 * j + i] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
-      }
-    }
+    requantize_16(x, 4, [&](int j) {
+      return f16_to_f32(y[b].d) * static_cast<float>(get_scale_q3_k(j, y[b].scales) - 32);
+    }, L);
     pack_q3_k(L, y[b]);
   }
 }
@@ -411,14 +421,7 @@ void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) {
     for (int j = 0; j < kQK_K / 16; ++j) {
       y[b].scales[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[j])));
     }
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      const float d = f16_to_f32(y[b].d) * static_cast<float>(y[b].scales[j]);
-      if (d == 0.0f) continue;
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[16 * j + i] / d);
-        L[16 * j + i] = static_cast<int8_t>(std::max(-32, std::min(31, l)) + 32);
-      }
-    }
+    requantize_16(x, 32, [&](int j) { return f16_to_f32(y[b].d) * static_cast<float>(y[b].scales[j]); }, L);
     pack_q6_k(L, y[b]);
   }
 }
