@@ -12,6 +12,29 @@
 #include <sstream>
 
 namespace owl::core {
+namespace {
+
+// Maps every page of a read-only file mapping now, in 2 MiB pages where the page cache holds the
+// file in 2 MiB folios (MADV_HUGEPAGE also makes the kernel read it into such folios when it is
+// not cached yet). A model's weights are streamed whole for every token, one 4 KiB page after
+// another; with 2 MiB pages the TLB covers them and a step reads them faster. Hints only: a
+// kernel without them maps 4 KiB pages, as MAP_POPULATE would.
+void map_all_pages(void* addr, size_t size) {
+#ifdef MADV_HUGEPAGE
+  ::madvise(addr, size, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_READ
+  if (::madvise(addr, size, MADV_POPULATE_READ) == 0) return;
+#endif
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const auto* p = static_cast<const volatile uint8_t*>(addr);
+  for (size_t i = 0; i < size; i += static_cast<size_t>(page)) (void)p[i];
+}
+
+// Files at least this large are dropped from the page cache once written (see commit()).
+constexpr uint64_t kDropCacheBytes = uint64_t{64} << 20;
+
+}  // namespace
 
 Result<MappedFile> MappedFile::open(const std::string& path, bool populate) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -30,13 +53,14 @@ Result<MappedFile> MappedFile::open(const std::string& path, bool populate) {
   file.path_ = path;
   file.size_ = static_cast<size_t>(st.st_size);
   if (file.size_ > 0) {
-    void* addr = ::mmap(nullptr, file.size_, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+    void* addr = ::mmap(nullptr, file.size_, PROT_READ, MAP_SHARED, fd, 0);
     if (addr == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
       return make_error("{}: cannot mmap {} bytes: {}", path, file.size_, std::strerror(err));
     }
     file.data_ = static_cast<const uint8_t*>(addr);
+    if (populate) map_all_pages(addr, file.size_);
   }
   ::close(fd);
   return file;
@@ -127,6 +151,16 @@ Status AtomicFile::commit() {
     return make_error("{}: cannot rename from {}: {}", path_, temp_path_, std::strerror(errno));
   }
   committed_ = true;
+  if (offset_ >= kDropCacheBytes) {
+    // The written pages sit in the page cache in small folios, and a mapping of them could only
+    // use 4 KiB pages. The data is on disk (fsync above): drop the cached copy so that the first
+    // load reads the file into 2 MiB folios (map_all_pages). Only a hint; failure is harmless.
+    const int rfd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0) {
+      ::posix_fadvise(rfd, 0, 0, POSIX_FADV_DONTNEED);
+      ::close(rfd);
+    }
+  }
   return {};
 }
 

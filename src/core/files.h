@@ -13,8 +13,9 @@ namespace owl::core {
 // A read-only memory map of a whole file. Movable, not copyable; unmaps on destruction.
 class MappedFile {
  public:
-  // `populate` maps every page up front (MAP_POPULATE): one pass in the kernel instead of a page
-  // fault per 4 KiB on first touch, which is what loading a model for inference wants.
+  // `populate` maps every page up front: one pass in the kernel instead of a page fault per
+  // 4 KiB on first touch, in 2 MiB pages where the kernel can, which is what loading a model for
+  // inference wants.
   static Result<MappedFile> open(const std::string& path, bool populate = false);
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
@@ -36,6 +37,8 @@ class MappedFile {
 
 // Writes a file under a temporary name in the same directory and renames it over `path` only on
 // commit() (after fsync), so a failed or interrupted write never leaves a partial file behind.
+// A committed file of 64 MiB or more is dropped from the page cache (it is on disk), so that
+// loading it next reads it into huge pages (see MappedFile::open).
 // Not thread-safe; one writer per object.
 class AtomicFile {
  public:

@@ -260,7 +260,9 @@ void expect_error(const httplib::Result& res, int status, const std::string& par
   ASSERT_TRUE(j.contains("error")) << res->body;
   EXPECT_TRUE(j["error"]["message"].is_string());
   EXPECT_TRUE(j["error"]["type"].is_string());
-  if (!param.empty()) EXPECT_EQ(j["error"]["param"], param);
+  if (!param.empty()) {
+    EXPECT_EQ(j["error"]["param"], param);
+  }
   EXPECT_NE(j["error"]["message"].get<std::string>().find(fragment), std::string::npos) << j["error"]["message"];
 }
 
