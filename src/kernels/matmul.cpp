@@ -4,16 +4,19 @@
 // from memory once, kTileW rows per kernel call so the activation loads and the horizontal
 // reductions are shared. Prefill is compute-bound: a task owns a block of kBlockW weight rows
 // x kBlockX activation rows (both L2-resident) and walks it in kTileW x kTileX register tiles
-// (the table's tile kernel; dot per weight row where a type has none).
+// (the table's tile kernel; dot per weight row where a type has none), or in weight panels of
+// kPanelW rows against all the block's activation rows where the type has a panel kernel.
 #include <algorithm>
 
 #include "core/result.h"
 #include "kernels/kernels.h"
+#include "quant/blocks.h"
 
 namespace owl::kernels {
 namespace {
 
-constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW)
+constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW and kPanelW)
+static_assert(kBlockW % kTileW == 0 && kBlockW % kPanelW == 0);
 constexpr int64_t kBlockX = 64;  // activation rows per prefill task (multiple of kTileX)
 constexpr int64_t kTasksPerThread = 4;  // decode: a slow core does not hold the rest up
 
@@ -58,6 +61,13 @@ void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64
 
 }  // namespace
 
+void bias_q8_0_row(void* x, int64_t n) {
+  auto* blocks = static_cast<quant::BlockQ8_0*>(x);
+  for (int64_t b = 0; b < n / quant::kQK; ++b) {
+    for (int8_t& q : blocks[b].qs) q = static_cast<int8_t>(static_cast<uint8_t>(q) ^ 0x80u);
+  }
+}
+
 bool supports_matmul(const Kernels& k, TensorType w_type) {
   const uint32_t t = static_cast<uint32_t>(w_type);
   return t < kTypeSlots && k.dot[t].dot != nullptr;
@@ -90,6 +100,10 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
   OWL_CHECK(a.n_in % gguf::type_info(dk.act_type).block_size == 0);
   if (a.n_rows <= 0 || a.n_out <= 0) return;
 
+  // Many activation rows: weight panels where the type has them (kernels.h, kPanelW).
+  const bool use_panel = dk.panel != nullptr && a.n_rows > kTileX;
+  OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0);
+
   // Activations in the dot's format: f32 rows are used in place, others converted once.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.x);
   size_t xq_stride = static_cast<size_t>(x_stride) * sizeof(float);
@@ -99,7 +113,10 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     OWL_CHECK(quantize != nullptr);
     xq_stride = static_cast<size_t>(gguf::row_bytes(dk.act_type, a.n_in));
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
-    auto quantize_row = [&](int64_t r, int) { quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in); };
+    auto quantize_row = [&](int64_t r, int) {
+      quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in);
+      if (use_panel) bias_q8_0_row(dst + r * xq_stride, a.n_in);
+    };
     pool.parallel_for(a.n_rows, quantize_row);
     xq = dst;
   }
@@ -123,8 +140,18 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
   // Consecutive tasks share the weight block, so a thread's next task finds it in its L2.
   auto task = [&](int64_t t, int) {
     const int64_t wb = t / n_xblocks, xb = t % n_xblocks;
-    compute_block(op, wb * kBlockW, std::min(a.n_out, (wb + 1) * kBlockW), xb * kBlockX,
-                  std::min(a.n_rows, (xb + 1) * kBlockX));
+    const int64_t o0 = wb * kBlockW, o1 = std::min(a.n_out, (wb + 1) * kBlockW);
+    const int64_t r0 = xb * kBlockX, r1 = std::min(a.n_rows, (xb + 1) * kBlockX);
+    if (!use_panel) {
+      compute_block(op, o0, o1, r0, r1);
+      return;
+    }
+    for (int64_t o = o0; o < o1; o += kPanelW) {
+      dk.panel(TileArgs{.n = a.n_in, .w = op.w + o * op.w_row_bytes, .w_stride = op.w_row_bytes,
+                        .n_w = static_cast<int>(std::min<int64_t>(kPanelW, o1 - o)), .x = xq + r0 * xq_stride,
+                        .x_stride = xq_stride, .n_x = static_cast<int>(r1 - r0), .y = a.y + r0 * y_stride + o,
+                        .y_stride = y_stride});
+    }
   };
   pool.parallel_for(n_wblocks * n_xblocks, task);
 }
