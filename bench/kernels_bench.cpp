@@ -183,7 +183,7 @@ void register_all() {
   for (TensorType t : hot) {
     for (Isa isa : isas) {
       if (isa == Isa::kScalar) continue;  // minutes per iteration; decode shows its speed
-      for (int64_t rows : {64, 512}) {
+      for (int64_t rows : {16, 64, 512}) {
         const std::string name = "prefill/" + std::string(gguf::type_info(t).name) + "/" +
                                  std::string(isa_name(isa)) + "/4096x4096/rows" + std::to_string(rows);
         benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows, false)

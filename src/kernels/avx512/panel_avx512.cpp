@@ -1,4 +1,4 @@
-// AVX-512 weight panels (PanelFn): up to kPanelW = 16 weight rows against any number of
+// AVX-512 weight panels (DotKernel::panel): up to kPanelW = 16 weight rows against any number of
 // activation rows, for matmuls with many activation rows (prefill, batched decode).
 //
 // The 16 rows are repacked on the stack, a chunk of blocks at a time, so that int32 lane l of
@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/avx512/avx512.h"
 #include "quant/blocks.h"
@@ -130,18 +131,12 @@ void panel_q4_0_rows(const TileArgs& t, const PackedQ4_0* pk, int64_t b0, int co
   }
 }
 
-template <typename F>
-inline void by_rows(int n, F&& f) {
-  switch (n) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 5: f(std::integral_constant<int, 5>{}); break;
-    case 6: f(std::integral_constant<int, 6>{}); break;
-    case 7: f(std::integral_constant<int, 7>{}); break;
-    default: f(std::integral_constant<int, 8>{}); break;
-  }
+// f(integral_constant N) for the runtime n in [1, Max].
+template <int Max, typename F>
+inline void with_count(int n, F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
+  }(std::make_integer_sequence<int, Max>{});
 }
 
 }  // namespace
@@ -154,7 +149,8 @@ void panel_q4_0_q8_0_avx512(const TileArgs& t) {
     const int count = static_cast<int>(std::min<int64_t>(kChunkBlocks, nb - b0));
     pack_q4_0(t, b0, count, packed);
     for (int r = 0; r < t.n_x; r += kPanelX) {
-      by_rows(std::min(kPanelX, t.n_x - r), [&](auto nx) { panel_q4_0_rows<nx()>(t, packed, b0, count, r, b0 == 0); });
+      with_count<kPanelX>(std::min(kPanelX, t.n_x - r),
+                          [&](auto nx) { panel_q4_0_rows<nx()>(t, packed, b0, count, r, b0 == 0); });
     }
   }
 }
