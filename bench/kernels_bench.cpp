@@ -4,12 +4,8 @@
 //   owl_bench_kernels [--benchmark_filter=decode/q4_0] [--threads=N]
 #include <benchmark/benchmark.h>
 
-#include <immintrin.h>
-
-#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,61 +19,6 @@ namespace {
 
 int g_threads = 2;
 double g_read_gbs = 0.0;
-
-// Sum of 64-bit words in [begin, end): the loads are the work, the adds keep them alive.
-// 256-bit loads where the CPU has AVX2, so the figure is the memory's and not the core's.
-__attribute__((target("avx2"))) uint64_t stream_sum_avx2(const uint64_t* p, size_t n) {
-  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 4; ++k) {
-      s[k] = _mm256_add_epi64(s[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4 * k)));
-    }
-  }
-  alignas(32) uint64_t w[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(w),
-                     _mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3])));
-  uint64_t total = w[0] + w[1] + w[2] + w[3];
-  for (; i < n; ++i) total += p[i];
-  return total;
-}
-
-uint64_t stream_sum(const uint64_t* p, size_t n) {
-  static const bool avx2 = detect_cpu_features().avx2;
-  if (avx2) return stream_sum_avx2(p, n);
-  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (size_t i = 0; i + 4 <= n; i += 4) {
-    s0 += p[i];
-    s1 += p[i + 1];
-    s2 += p[i + 2];
-    s3 += p[i + 3];
-  }
-  return s0 + s1 + s2 + s3;
-}
-
-double measure_read_bandwidth(core::ThreadPool& pool) {
-  const size_t bytes = size_t{1} << 30;
-  const size_t words = bytes / 8;
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[words]);
-  pool.parallel_for(64, [&](int64_t t, int) {
-    const size_t chunk = words / 64;
-    for (size_t i = t * chunk; i < (t + 1) * chunk; ++i) buf[i] = i;
-  });
-  double best = 0.0;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<uint64_t> sums(static_cast<size_t>(pool.n_threads()), 0);
-    const auto t0 = std::chrono::steady_clock::now();
-    const int64_t n_tasks = pool.n_threads();
-    pool.parallel_for(n_tasks, [&](int64_t t, int thread) {
-      const size_t chunk = words / n_tasks;
-      sums[thread] += stream_sum(buf.get() + t * chunk, chunk);
-    });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    benchmark::DoNotOptimize(sums.data());
-    best = std::max(best, bytes / s / 1e9);
-  }
-  return best;
-}
 
 // Weight matrix of random bytes with every scale field set to a finite f16 (float types get
 // real values), so no NaN or denormal slows the float paths.
@@ -202,7 +143,7 @@ int main(int argc, char** argv) {
   }
   {
     owl::core::ThreadPool pool(owl::kernels::g_threads);
-    owl::kernels::g_read_gbs = owl::kernels::measure_read_bandwidth(pool);
+    owl::kernels::g_read_gbs = owl::kernels::ReadBandwidth().measure(pool, 5);
   }
   std::printf("measured read bandwidth: %.1f GB/s (%d threads, streaming 256-bit sum over 1 GiB, best of 5)\n",
               owl::kernels::g_read_gbs, owl::kernels::g_threads);

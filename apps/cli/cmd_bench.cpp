@@ -40,9 +40,19 @@ std::string size_mib(uint64_t bytes) {
   return mib >= 1024.0 ? fmt::format("{:.2f} GiB", mib / 1024.0) : fmt::format("{:.2f} MiB", mib);
 }
 
+// "tg128 of llama 1.10B F16 reads 2.20 GB of weights per token: 54.1 GB/s, 0.86 of ..."
+std::string bandwidth_note(const std::string& model, const model::BenchResult& r) {
+  std::vector<double> bw = r.read_gbs;
+  std::sort(bw.begin(), bw.end());
+  return fmt::format("{} of {} reads {:.2f} GB of weights per token: {:.2f} of the memory read bandwidth measured "
+                     "before each repetition (median; that bandwidth was {:.1f}-{:.1f} GB/s)\n",
+                     r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), bw.front(), bw.back());
+}
+
 int run_bench(const BenchArgs& args) {
   const std::string isa(kernels::isa_name(kernels::select_isa(kernels::detect_cpu_features())));
   nlohmann::json records = nlohmann::json::array();
+  std::vector<std::string> notes;  // printed under the table
   if (args.output == "md") {
     fmt::print("| model | size | params | backend | threads | test | t/s |\n");
     fmt::print("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
@@ -64,6 +74,7 @@ int run_bench(const BenchArgs& args) {
         fmt::print("| {} | {} | {} | CPU ({}) | {} | {} | {:.2f} ± {:.2f} |\n", model_type(info),
                    size_mib(info.tensor_bytes), human_count(info.n_params), isa, args.options.n_threads, r.test,
                    r.avg_ts, r.stddev_ts);
+        if (!r.read_gbs.empty()) notes.push_back(bandwidth_note(model_type(info), r));
         std::fflush(stdout);
         continue;
       }
@@ -92,9 +103,15 @@ int run_bench(const BenchArgs& args) {
                          {"stddev_ts", r.stddev_ts},
                          {"samples_ns", r.samples_ns},
                          {"samples_ts", samples_ts}});
+      if (!r.read_gbs.empty()) {
+        records.back()["weight_bytes_per_token"] = r.weight_bytes_per_token;
+        records.back()["read_bandwidth_gbs"] = r.read_gbs;
+        records.back()["bandwidth_share"] = r.bandwidth_share;
+      }
     }
   }
   if (args.output == "json") fmt::print("{}\n", records.dump(2));
+  if (!notes.empty()) fmt::print("\n{}", fmt::join(notes, ""));
   return 0;
 }
 
@@ -110,6 +127,8 @@ Command register_bench(CLI::App& root) {
   app->add_option("-t,--threads", o.n_threads, "Threads")->capture_default_str();
   app->add_option("-r,--repetitions", o.repetitions, "Repetitions of each test")->capture_default_str();
   app->add_option("-b,--batch-size", o.n_batch, "Largest batch per forward pass")->capture_default_str();
+  app->add_flag("--bandwidth", o.bandwidth,
+               "Measure the memory read bandwidth before each generation repetition and print generation's share of it");
   app->add_option("-o,--output", args->output, "Output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
   return {app, [args] { return run_bench(*args); }};
 }

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "gguf/tensor_type.h"
@@ -173,5 +175,19 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
 // ---- attention over an f16 KV cache (what llama.cpp's CPU flash-attention path computes) ---
 // Online softmax per query row, f32 scores and accumulators; parallel over tokens x KV heads.
 void attention(const Kernels& k, core::ThreadPool& pool, const AttentionArgs& a);
+
+// ---- memory read bandwidth ------------------------------------------------------------------
+// The machine's read bandwidth in GB/s, the bound of a decode step: the pool's threads stream
+// their shares of a buffer of `bytes` (far larger than the caches); the best of `passes`.
+// Figures for benchmarks, next to what a model reads per token.
+class ReadBandwidth {
+ public:
+  explicit ReadBandwidth(size_t bytes = size_t{1} << 30);
+  double measure(core::ThreadPool& pool, int passes = 3);
+
+ private:
+  std::vector<uint64_t> words_;
+  std::atomic<uint64_t> sink_{0};  // keeps the sums alive
+};
 
 }  // namespace owl::kernels

@@ -1,9 +1,12 @@
 #include "model/bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <random>
 
+#include "kernels/kernels.h"
 #include "model/forward.h"
 
 namespace owl::model {
@@ -45,7 +48,33 @@ core::Result<double> time_run(const Model& model, Context& ctx, const std::vecto
   return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
 }
 
+double bytes(const Weight& w) {
+  return w.present() ? static_cast<double>(gguf::row_bytes(w.type, w.n_in) * w.n_out) : 0.0;
+}
+
 }  // namespace
+
+double weight_bytes_per_token(const Model& model) {
+  const ModelWeights& w = model.weights;
+  double total = bytes(w.output_norm) + bytes(w.output) + bytes(w.rope_freqs);
+  total += static_cast<double>(gguf::row_bytes(w.token_embd.type, w.token_embd.n_in));
+  for (const LayerWeights& l : w.layers) {
+    for (const Weight* m : {&l.attn_norm, &l.attn_q, &l.attn_k, &l.attn_v, &l.attn_qkv, &l.attn_q_bias, &l.attn_k_bias,
+                            &l.attn_v_bias, &l.attn_q_norm, &l.attn_k_norm, &l.attn_output, &l.post_attention_norm,
+                            &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.post_ffw_norm}) {
+      total += bytes(*m);
+    }
+  }
+  return total;
+}
+
+double BenchResult::median_share() const {
+  if (bandwidth_share.empty()) return 0.0;
+  std::vector<double> v = bandwidth_share;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
 
 core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
   if (o.repetitions < 1) return core::make_error("bench: repetitions {} must be at least 1", o.repetitions);
@@ -68,10 +97,21 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
     auto warmup = time_run(model, **ctx, std::vector<int32_t>(tokens.begin(), tokens.begin() + std::min<int64_t>(n, 16)),
                            prompt, logits);
     if (!warmup) return warmup.error();
+    const bool bandwidth = o.bandwidth && !prompt;
+    std::unique_ptr<kernels::ReadBandwidth> meter;
+    if (bandwidth) {
+      meter = std::make_unique<kernels::ReadBandwidth>();
+      r.weight_bytes_per_token = weight_bytes_per_token(model);
+    }
     for (int rep = 0; rep < o.repetitions; ++rep) {
+      if (bandwidth) r.read_gbs.push_back(meter->measure((*ctx)->pool, 2));
       auto ns = time_run(model, **ctx, tokens, prompt, logits);
       if (!ns) return ns.error();
       r.samples_ns.push_back(*ns);
+      if (bandwidth) {
+        const double gbs = r.weight_bytes_per_token * static_cast<double>(n) / *ns;  // bytes per ns = GB/s
+        r.bandwidth_share.push_back(gbs / r.read_gbs.back());
+      }
     }
     summarize(r, n);
     results.push_back(std::move(r));

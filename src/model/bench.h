@@ -18,6 +18,9 @@ struct BenchOptions {
   int n_threads = 2;
   int repetitions = 5;
   int64_t n_batch = 2048;
+  // tg: measure the memory read bandwidth before each repetition (kernels::ReadBandwidth), so
+  // that generation can be read as a share of it on a machine whose bandwidth varies.
+  bool bandwidth = false;
 };
 
 struct BenchResult {
@@ -27,7 +30,17 @@ struct BenchResult {
   std::vector<double> samples_ns;  // one per repetition
   double avg_ns = 0, stddev_ns = 0;
   double avg_ts = 0, stddev_ts = 0;  // tokens per second
+  // tg with BenchOptions::bandwidth: bytes of weights one token reads, and per repetition the
+  // read bandwidth measured just before it (GB/s) and the share of it the tokens read.
+  double weight_bytes_per_token = 0;
+  std::vector<double> read_gbs;
+  std::vector<double> bandwidth_share;
+  double median_share() const;
 };
+
+// Bytes of weights one decode step reads: every matrix and vector of the blocks and the output,
+// one row of the token embedding.
+double weight_bytes_per_token(const Model& model);
 
 core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& options);
 

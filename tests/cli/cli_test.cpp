@@ -155,6 +155,26 @@ TEST(Cli, BenchPrintsLlamaBenchJson) {
   }
 }
 
+// --bandwidth: generation as a share of the memory read bandwidth measured before each repetition.
+TEST(Cli, BenchReportsBandwidthShare) {
+  RunResult r = run_owl("bench -m " + kModel + " -p 0 -n 4 -r 2 -t 1 --bandwidth -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('[')));
+  ASSERT_EQ(j.size(), 1u);
+  const double bytes = j[0]["weight_bytes_per_token"].get<double>();
+  EXPECT_GT(bytes, 0.5 * static_cast<double>(j[0]["model_size"].get<uint64_t>())) << bytes;
+  EXPECT_LE(bytes, static_cast<double>(fs::file_size(kModel)));
+  ASSERT_EQ(j[0]["read_bandwidth_gbs"].size(), 2u);
+  ASSERT_EQ(j[0]["bandwidth_share"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GT(j[0]["read_bandwidth_gbs"][i].get<double>(), 0.0);
+    EXPECT_GT(j[0]["bandwidth_share"][i].get<double>(), 0.0);
+  }
+  RunResult md = run_owl("bench -m " + kModel + " -p 0 -n 4 -r 1 -t 1 --bandwidth");
+  ASSERT_EQ(md.exit_code, 0) << md.out;
+  EXPECT_NE(md.out.find("of the memory read bandwidth measured before each repetition"), std::string::npos) << md.out;
+}
+
 TEST(Cli, ChatReadsTurnsAndCommands) {
   const std::string input = (fs::temp_directory_path() / ("owl_cli_chat_" + std::to_string(::getpid()))).string();
   FILE* f = std::fopen(input.c_str(), "wb");
