@@ -2,6 +2,8 @@
 # Benchmarks `owl serve` at 1, 4 and 16 concurrent streaming clients (64 tokens each) on the
 # 1.1B-parameter Q4_0 synthetic model (made once with owl synth), 2 threads, 16 slots.
 #   bench/serve_bench.sh [OWL_BINARY] [MODEL]     (environment: THREADS, REQUESTS, CLIENTS)
+# REQUESTS (default 16) is per level: 16 at 16 clients is one burst; CLIENTS=16 REQUESTS=64 keeps
+# each client sending (four requests each), the sustained load of a busy server.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 owl="${1:-$root/build/apps/cli/owl}"
