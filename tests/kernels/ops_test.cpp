@@ -208,6 +208,8 @@ TEST(Attention, VariantsMatchReferenceAndFp64) {
       {4, 4, 48, 9, 20, 8, 0.1f, false, false, false},   // sliding window + soft-cap
       {6, 3, 16, 5, 12, 0, 0.0f, true, true, true},      // explicit mask, llama.cpp f16 emulation
       {2, 1, 36, 3, 9, 0, 0.0f, false, false, false},    // head_dim not a multiple of 16
+      {16, 2, 64, 7, 40, 0, 0.0f, false, true, true},    // GQA 8:1 (TinyLlama), f16 emulation
+      {24, 2, 32, 3, 21, 0, 0.0f, false, true, true},    // GQA 12:1: two score trees
   };
   core::ThreadPool pool(2);
   for (const AttnCase& c : cases) {
