@@ -252,10 +252,16 @@ int64_t Engine::build_batch() {
     if (s->busy && s->prefilling()) prefilling.push_back(s.get());
   }
   std::sort(prefilling.begin(), prefilling.end(), [](Slot* a, Slot* b) { return a->last_used < b->last_used; });
+  // A prompt whose rest ends within a quarter of the budget past it is finished in this step:
+  // its first token comes a whole step sooner (in a burst of short prompts, one more first
+  // token per step) for at most a quarter more of a step's time.
+  const auto slack = static_cast<size_t>(options_.step_tokens / 4);
   for (Slot* s : prefilling) {  // then prompt chunks, first admitted first
     if (budget <= 0) break;
     const std::vector<int32_t>& prompt = s->job.params.prompt;
-    const size_t n = std::min(static_cast<size_t>(budget), prompt.size() - s->n_prompt_done);
+    const size_t left = prompt.size() - s->n_prompt_done;
+    size_t n = std::min(static_cast<size_t>(budget), left);
+    if (left - n <= slack) n = left;
     for (size_t i = 0; i < n; ++i) {
       const size_t at = s->n_prompt_done + i;
       batch_.add(prompt[at], static_cast<int32_t>(at), s->id, at + 1 == prompt.size());

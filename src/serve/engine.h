@@ -34,7 +34,9 @@ struct EngineOptions {
   int n_parallel = 4;         // sequence slots
   int64_t n_ctx = 0;          // positions per slot; 0: the model's, at most 4096
   int n_threads = 0;          // 0: all cores
-  int64_t step_tokens = 256;  // tokens one step computes at most (decode tokens first, then prompt chunks)
+  // Tokens one step computes (decode tokens first, then prompt chunks); a prompt that would end
+  // within step_tokens / 4 past it is finished in the same step.
+  int64_t step_tokens = 256;
   int max_queue = 64;         // choices waiting for a slot before submit() refuses
 };
 

@@ -101,6 +101,29 @@ TEST_F(EngineTest, LongPromptIsPrefilledInChunksWhileAStreamGoesOn) {
   collect(*running);
 }
 
+// A prompt that ends within a quarter of the step budget past it takes one step, not two;
+// one that ends further past it is chunked.
+TEST_F(EngineTest, PromptJustOverTheBudgetTakesOneStep) {
+  auto steps = [&] {
+    const std::string text = metrics.render(EngineGauges{});
+    const size_t at = text.find("\nowl_engine_steps_total ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + 24));
+  };
+  auto engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .step_tokens = 16});
+  ChoiceParams p = greedy("Lily and Tom went to the park to play with a red ball", 1);
+  ASSERT_GT(p.prompt.size(), 16u);
+  ASSERT_LE(p.prompt.size(), 20u);  // within 16 / 4 past the budget
+  const double before = steps();
+  collect(*submit(*engine, p));
+  EXPECT_EQ(steps() - before, 1.0);
+  ChoiceParams longer = greedy("Lily and Tom went to the park to play with a red ball and a big blue kite", 1);
+  ASSERT_GT(longer.prompt.size(), 20u);
+  auto fresh = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .step_tokens = 16});
+  const double before_longer = steps();
+  collect(*submit(*fresh, longer));
+  EXPECT_EQ(steps() - before_longer, 2.0);
+}
+
 TEST_F(EngineTest, PrefixOfAFinishedRequestIsReused) {
   auto engine = make({.n_parallel = 2, .n_ctx = 256, .n_threads = 2});
   const Output a = collect(*submit(*engine, greedy("Once upon a time there was a little girl", 8)));
