@@ -199,7 +199,9 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
     }
     reply_error(res, ApiError{.status = 500, .message = fmt::format("internal error: {}", what), .type = "server_error"});
   });
-  s.http.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
+  // Counted when the status is final and before the response is written (a logger would run
+  // after it), so a client that reads /metrics after a reply always finds that reply counted.
+  s.http.set_post_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     s.metrics.count_request(endpoint_label(req.path), res.status);
   });
   add_routes(s);
