@@ -8,11 +8,12 @@
 // horizontal sums: the 16 results of a row are one masked store. The repacking is paid once per
 // chunk and shared by every activation row of the call.
 //
-// Q4_0 x Q8_0: vpdpbusd takes unsigned x signed bytes. The weights are packed signed (q - 8) and
-// the activations come biased unsigned (x + 128, see DotKernel::panel), so a block's integer sum
-// is sum (x + 128)(q - 8) = sum x (q - 8) + 128 sum (q - 8); the last term depends on the
-// weights only and is packed too, as the accumulator's start. Integer sums are exact; only the
-// f32 scaling and summation order differ from the reference.
+// Q4_0 and Q8_0 weights against Q8_0 activations: vpdpbusd takes unsigned x signed bytes. The
+// weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come biased unsigned
+// (x + 128, see DotKernel::panel), so a block's integer sum is sum (x + 128) w = sum x w +
+// 128 sum w; the last term depends on the weights only and is packed too, as the accumulator's
+// start. Integer sums are exact; only the f32 scaling and summation order differ from the
+// reference.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -32,56 +33,92 @@ using quant::BlockQ8_0;
 constexpr int kChunkBlocks = 32;  // 20 KiB packed: stays in L1 while the activation rows pass
 constexpr int kPanelX = 8;        // activation rows per register pass
 
-// One block of the 16 rows.
-struct alignas(64) PackedQ4_0 {
-  __m512i w[8];   // lane l: row l's elements 4g..4g+3 as int8 q - 8
-  __m512i start;  // lane l: -128 sum (q - 8) over row l's block
+// One block of the 16 rows, whatever the weight format: signed 8-bit weights and the
+// accumulator's start that takes the activations' bias off.
+struct alignas(64) PackedBlock {
+  __m512i w[8];   // lane l: row l's elements 4g..4g+3 as int8
+  __m512i start;  // lane l: -128 sum w over row l's block
   __m512 d;       // lane l: row l's scale
 };
 
-// Blocks [b0, b0 + count) of the panel's rows; rows past n_w repeat the last row (their lanes
-// are never stored).
-void pack_q4_0(const TileArgs& t, int64_t b0, int count, PackedQ4_0* out) {
-  const BlockQ4_0* rows[kPanelW];
+// Row pointers of a panel, block b0 on: rows past n_w repeat the last row (their lanes are
+// never stored).
+template <typename Block>
+void panel_rows(const TileArgs& t, int64_t b0, const Block* (&rows)[kPanelW]) {
   for (int l = 0; l < kPanelW; ++l) {
-    rows[l] = reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(t.w) +
-                                                 std::min(l, t.n_w - 1) * t.w_stride) + b0;
+    rows[l] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(t.w) + std::min(l, t.n_w - 1) * t.w_stride) + b0;
   }
-  // z[q] holds the qs of rows 4q..4q+3 (dword 4m + j: row 4q + m, bytes 4j..4j+3). The first
-  // permute gathers dwords j = 0, 1 (then 2, 3) of rows 0..7 of a pair of z, [j][row].
+}
+
+// The 16 bytes at `at[l]` of 16 rows, transposed to dwords: p[j], lane l = bytes 4j..4j+3 of
+// row l. z[q] holds rows 4q..4q+3 (dword 4m + j: row 4q + m); a permute gathers dwords j = 0, 1
+// (then 2, 3) of rows 0..7 of a pair of z, [j][row], and a shuffle joins rows 0..7 and 8..15.
+inline void transpose_16x16(const uint8_t* const (&at)[kPanelW], __m512i (&p)[4]) {
   const __m512i pick01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
   const __m512i pick23 = _mm512_add_epi32(pick01, _mm512_set1_epi32(2));
+  __m512i z[4];
+  for (int q = 0; q < 4; ++q) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q])));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 1])), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 2])), 2);
+    z[q] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 3])), 3);
+  }
+  const __m512i a01 = _mm512_permutex2var_epi32(z[0], pick01, z[1]);
+  const __m512i a23 = _mm512_permutex2var_epi32(z[0], pick23, z[1]);
+  const __m512i b01 = _mm512_permutex2var_epi32(z[2], pick01, z[3]);
+  const __m512i b23 = _mm512_permutex2var_epi32(z[2], pick23, z[3]);
+  p[0] = _mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(1, 0, 1, 0));
+  p[1] = _mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(3, 2, 3, 2));
+  p[2] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(1, 0, 1, 0));
+  p[3] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+// start = -128 sum w and d (the f16 scale at the start of each row's block).
+template <typename Block>
+inline void finish_block(const Block* const (&rows)[kPanelW], int k, PackedBlock& o) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int g = 0; g < 8; ++g) sum = _mm512_dpbusd_epi32(sum, ones, o.w[g]);
+  o.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
+  alignas(32) uint16_t d[kPanelW];
+  for (int l = 0; l < kPanelW; ++l) std::memcpy(&d[l], &rows[l][k].d, 2);
+  o.d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+}
+
+// Q4_0: w = q - 8 from the nibbles (low: elements 4j.., high: 16 + 4j..).
+void pack_q4_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
+  const BlockQ4_0* rows[kPanelW];
+  panel_rows(t, b0, rows);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i eight = _mm512_set1_epi8(8);
-  const __m512i ones = _mm512_set1_epi8(1);
   for (int k = 0; k < count; ++k) {
-    __m512i z[4];
-    for (int q = 0; q < 4; ++q) {
-      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * q][k].qs)));
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * q + 1][k].qs)), 1);
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * q + 2][k].qs)), 2);
-      z[q] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * q + 3][k].qs)), 3);
-    }
-    const __m512i a01 = _mm512_permutex2var_epi32(z[0], pick01, z[1]);
-    const __m512i a23 = _mm512_permutex2var_epi32(z[0], pick23, z[1]);
-    const __m512i b01 = _mm512_permutex2var_epi32(z[2], pick01, z[3]);
-    const __m512i b23 = _mm512_permutex2var_epi32(z[2], pick23, z[3]);
-    // p[j], lane l: bytes 4j..4j+3 of row l's qs (low nibbles: elements 4j.., high: 16 + 4j..).
-    const __m512i p[4] = {_mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(1, 0, 1, 0)),
-                          _mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(3, 2, 3, 2)),
-                          _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(1, 0, 1, 0)),
-                          _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2))};
-    PackedQ4_0& o = out[k];
-    __m512i sum = _mm512_setzero_si512();
+    const uint8_t* at[kPanelW];
+    for (int l = 0; l < kPanelW; ++l) at[l] = rows[l][k].qs;
+    __m512i p[4];
+    transpose_16x16(at, p);
+    PackedBlock& o = out[k];
     for (int j = 0; j < 4; ++j) {
       o.w[j] = _mm512_sub_epi8(_mm512_and_si512(p[j], m4), eight);
       o.w[4 + j] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4), eight);
-      sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(sum, ones, o.w[j]), ones, o.w[4 + j]);
     }
-    o.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
-    alignas(32) uint16_t d[kPanelW];
-    for (int l = 0; l < kPanelW; ++l) std::memcpy(&d[l], &rows[l][k].d, 2);
-    o.d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+    finish_block(rows, k, o);
+  }
+}
+
+// Q8_0: w = q, the two halves of each block transposed.
+void pack_q8_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
+  const BlockQ8_0* rows[kPanelW];
+  panel_rows(t, b0, rows);
+  for (int k = 0; k < count; ++k) {
+    PackedBlock& o = out[k];
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* at[kPanelW];
+      for (int l = 0; l < kPanelW; ++l) at[l] = reinterpret_cast<const uint8_t*>(rows[l][k].qs) + 16 * half;
+      __m512i p[4];
+      transpose_16x16(at, p);
+      for (int j = 0; j < 4; ++j) o.w[4 * half + j] = p[j];
+    }
+    finish_block(rows, k, o);
   }
 }
 
@@ -94,7 +131,7 @@ inline __m512i broadcast_u32(const uint8_t* p) {
 // NX activation rows (biased Q8_0, blocks [b0, b0 + count)) against the packed blocks; adds the
 // 16-lane results to y (first: stores them).
 template <int NX>
-void panel_q4_0_rows(const TileArgs& t, const PackedQ4_0* pk, int64_t b0, int count, int r0, bool first) {
+void panel_rows_q8_0(const TileArgs& t, const PackedBlock* pk, int64_t b0, int count, int r0, bool first) {
   const BlockQ8_0* xb[NX];
 #pragma GCC unroll 8
   for (int r = 0; r < NX; ++r) {
@@ -104,7 +141,7 @@ void panel_q4_0_rows(const TileArgs& t, const PackedQ4_0* pk, int64_t b0, int co
 #pragma GCC unroll 8
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (int k = 0; k < count; ++k) {
-    const PackedQ4_0& p = pk[k];
+    const PackedBlock& p = pk[k];
     __m512i isum[NX];
 #pragma GCC unroll 8
     for (int r = 0; r < NX; ++r) isum[r] = p.start;
@@ -139,20 +176,25 @@ inline void with_count(int n, F&& f) {
   }(std::make_integer_sequence<int, Max>{});
 }
 
-}  // namespace
-
-void panel_q4_0_q8_0_avx512(const TileArgs& t) {
+// Packs each chunk of blocks, then runs every activation row against it.
+template <typename Pack>
+void run_panel(const TileArgs& t, Pack pack) {
   static_assert(kPanelW == 16, "one zmm of int32 lanes per panel");
-  PackedQ4_0 packed[kChunkBlocks];
+  PackedBlock packed[kChunkBlocks];
   const int64_t nb = t.n / quant::kQK;
   for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
     const int count = static_cast<int>(std::min<int64_t>(kChunkBlocks, nb - b0));
-    pack_q4_0(t, b0, count, packed);
+    pack(t, b0, count, packed);
     for (int r = 0; r < t.n_x; r += kPanelX) {
       with_count<kPanelX>(std::min(kPanelX, t.n_x - r),
-                          [&](auto nx) { panel_q4_0_rows<nx()>(t, packed, b0, count, r, b0 == 0); });
+                          [&](auto nx) { panel_rows_q8_0<nx()>(t, packed, b0, count, r, b0 == 0); });
     }
   }
 }
+
+}  // namespace
+
+void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel(t, pack_q4_0); }
+void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel(t, pack_q8_0); }
 
 }  // namespace owl::kernels
