@@ -51,14 +51,15 @@ inline constexpr int kTileX = 4;
 
 // A panel: TileArgs with n_w <= kPanelW weight rows and any number of activation rows, for
 // matmuls with many activation rows. A panel kernel takes Q8_0 activations biased: each int8
-// value stored as the unsigned byte x + 128 (bias_q8_0_row); matmul prepares them.
+// value stored as the unsigned byte x + 128 (bias_q8_0_row; matmul prepares them); Q8_K ones as
+// they are.
 inline constexpr int kPanelW = 16;
 void bias_q8_0_row(void* x, int64_t n);
 
 struct DotKernel {
   DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul
   TileFn tile = nullptr;                // optional; matmul uses it for whole tiles when set
-  TileFn panel = nullptr;               // optional; act_type Q8_0 (biased), see kPanelW
+  TileFn panel = nullptr;               // optional; act_type Q8_0 (biased) or Q8_K, see kPanelW
   TensorType act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
 };
 

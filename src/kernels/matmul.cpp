@@ -102,7 +102,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
 
   // Many activation rows: weight panels where the type has them (kernels.h, kPanelW).
   const bool use_panel = dk.panel != nullptr && a.n_rows > kTileX;
-  OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0);
+  OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0 || dk.act_type == TensorType::Q8_K);
 
   // Activations in the dot's format: f32 rows are used in place, others converted once.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.x);
@@ -115,7 +115,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
     auto quantize_row = [&](int64_t r, int) {
       quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in);
-      if (use_panel) bias_q8_0_row(dst + r * xq_stride, a.n_in);
+      if (use_panel && dk.act_type == TensorType::Q8_0) bias_q8_0_row(dst + r * xq_stride, a.n_in);
     };
     pool.parallel_for(a.n_rows, quantize_row);
     xq = dst;

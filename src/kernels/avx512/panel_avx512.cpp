@@ -23,12 +23,16 @@
 
 #include "kernels/avx512/avx512.h"
 #include "quant/blocks.h"
+#include "quant/half.h"
+#include "quant/quant.h"
 
 namespace owl::kernels {
 namespace {
 
 using quant::BlockQ4_0;
+using quant::BlockQ4_K;
 using quant::BlockQ8_0;
+using quant::BlockQ8_K;
 
 constexpr int kChunkBlocks = 32;  // 20 KiB packed: stays in L1 while the activation rows pass
 constexpr int kPanelX = 8;        // activation rows per register pass
@@ -122,6 +126,18 @@ void pack_q8_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
   }
 }
 
+// y[r0 + r][0..n_w) = acc[r] (first) or += acc[r] (a later chunk of blocks).
+template <int NX>
+inline void store_rows(const TileArgs& t, const __m512 (&acc)[NX], int r0, bool first) {
+  const __mmask16 m = static_cast<__mmask16>((1u << t.n_w) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < NX; ++r) {
+    float* y = t.y + (r0 + r) * t.y_stride;
+    const __m512 v = first ? acc[r] : _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m, y));
+    _mm512_mask_storeu_ps(y, m, v);
+  }
+}
+
 inline __m512i broadcast_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -159,13 +175,7 @@ void panel_rows_q8_0(const TileArgs& t, const PackedBlock* pk, int64_t b0, int c
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), scale, acc[r]);
     }
   }
-  const __mmask16 m = static_cast<__mmask16>((1u << t.n_w) - 1);
-#pragma GCC unroll 8
-  for (int r = 0; r < NX; ++r) {
-    float* y = t.y + (r0 + r) * t.y_stride;
-    if (!first) acc[r] = _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m, y));
-    _mm512_mask_storeu_ps(y, m, acc[r]);
-  }
+  store_rows(t, acc, r0, first);
 }
 
 // f(integral_constant N) for the runtime n in [1, Max].
@@ -176,25 +186,135 @@ inline void with_count(int n, F&& f) {
   }(std::make_integer_sequence<int, Max>{});
 }
 
+// ---- Q4_K x Q8_K ---------------------------------------------------------------------------
+// w = d sc_s q - dmin m_s over sub-block s (32 elements) of a 256-element block. The nibbles q
+// are unsigned and the activations' bytes signed, as vpdpbusd takes them, so nothing is biased:
+// a sub-block's integer sum is scaled by d sc_s (f32, per row lane), and the mins come off once
+// per block as dmin sum_s m_s (bsum_2s + bsum_2s+1), exact in int32 by vpdpwssd.
+
+constexpr int kChunkBlocksK = 4;  // 4 x 4.7 KiB packed
+constexpr int kPanelXK = 4;       // activation rows per register pass
+
+struct alignas(64) PackedQ4_K {
+  __m512i w[8][8];  // [s][g], lane l: row l's elements 32 s + 4 g..+3, the nibbles q
+  __m512 dsc[8];    // lane l: d sc_s of row l
+  __m512i mins[8];  // lane l: m_s of row l in both int16 halves
+  __m512 dmin;      // lane l: dmin of row l
+};
+
+void pack_q4_K(const TileArgs& t, int64_t b0, int count, PackedQ4_K* out) {
+  const BlockQ4_K* rows[kPanelW];
+  panel_rows(t, b0, rows);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int k = 0; k < count; ++k) {
+    PackedQ4_K& o = out[k];
+    for (int c = 0; c < 4; ++c) {  // 32 bytes of qs: sub-block 2c in the low nibbles, 2c + 1 high
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t* at[kPanelW];
+        for (int l = 0; l < kPanelW; ++l) at[l] = rows[l][k].qs + 32 * c + 16 * half;
+        __m512i p[4];
+        transpose_16x16(at, p);
+        for (int j = 0; j < 4; ++j) {
+          o.w[2 * c][4 * half + j] = _mm512_and_si512(p[j], m4);
+          o.w[2 * c + 1][4 * half + j] = _mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4);
+        }
+      }
+    }
+    alignas(64) float dsc[8][kPanelW];
+    alignas(64) int32_t mins[8][kPanelW];
+    alignas(64) float dmin[kPanelW];
+    for (int l = 0; l < kPanelW; ++l) {
+      const float d = quant::f16_to_f32(rows[l][k].d);
+      dmin[l] = quant::f16_to_f32(rows[l][k].dmin);
+      for (int sb = 0; sb < 8; ++sb) {
+        const quant::ScaleMin sm = quant::get_scale_min_k4(sb, rows[l][k].scales);
+        dsc[sb][l] = d * static_cast<float>(sm.scale);
+        mins[sb][l] = static_cast<int32_t>(sm.min) | (static_cast<int32_t>(sm.min) << 16);
+      }
+    }
+    for (int sb = 0; sb < 8; ++sb) {
+      o.dsc[sb] = _mm512_load_ps(dsc[sb]);
+      o.mins[sb] = _mm512_load_si512(mins[sb]);
+    }
+    o.dmin = _mm512_load_ps(dmin);
+  }
+}
+
+template <int NX>
+void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int count, int r0, bool first) {
+  const BlockQ8_K* xb[NX];
+#pragma GCC unroll 4
+  for (int r = 0; r < NX; ++r) {
+    xb[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + b0;
+  }
+  __m512 acc[NX];
+#pragma GCC unroll 4
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (int k = 0; k < count; ++k) {
+    const PackedQ4_K& p = pk[k];
+    __m512 block[NX];
+#pragma GCC unroll 4
+    for (int r = 0; r < NX; ++r) block[r] = _mm512_setzero_ps();
+    for (int sb = 0; sb < 8; ++sb) {
+      __m512i isum[NX];
+#pragma GCC unroll 4
+      for (int r = 0; r < NX; ++r) isum[r] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+        const __m512i w = _mm512_load_si512(&p.w[sb][g]);
+#pragma GCC unroll 4
+        for (int r = 0; r < NX; ++r) {
+          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 32 * sb + 4 * g));
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < NX; ++r) block[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), p.dsc[sb], block[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NX; ++r) {
+      __m512i imin = _mm512_setzero_si512();
+      for (int sb = 0; sb < 8; ++sb) {
+        imin = _mm512_dpwssd_epi32(imin, p.mins[sb], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].bsums + 2 * sb)));
+      }
+      block[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), p.dmin, block[r]);
+      acc[r] = _mm512_fmadd_ps(block[r], _mm512_set1_ps(xb[r][k].d), acc[r]);
+    }
+  }
+  store_rows(t, acc, r0, first);
+}
+
 // Packs each chunk of blocks, then runs every activation row against it.
-template <typename Pack>
-void run_panel(const TileArgs& t, Pack pack) {
+template <int kChunk, int kRowsPerPass, typename Packed, typename Pack, typename Rows>
+void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   static_assert(kPanelW == 16, "one zmm of int32 lanes per panel");
-  PackedBlock packed[kChunkBlocks];
-  const int64_t nb = t.n / quant::kQK;
-  for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
-    const int count = static_cast<int>(std::min<int64_t>(kChunkBlocks, nb - b0));
+  Packed packed[kChunk];
+  const int64_t nb = t.n / block_size;
+  for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+    const int count = static_cast<int>(std::min<int64_t>(kChunk, nb - b0));
     pack(t, b0, count, packed);
-    for (int r = 0; r < t.n_x; r += kPanelX) {
-      with_count<kPanelX>(std::min(kPanelX, t.n_x - r),
-                          [&](auto nx) { panel_rows_q8_0<nx()>(t, packed, b0, count, r, b0 == 0); });
+    for (int r = 0; r < t.n_x; r += kRowsPerPass) {
+      with_count<kRowsPerPass>(std::min(kRowsPerPass, t.n_x - r),
+                               [&](auto nx) { rows(nx, packed, b0, count, r, b0 == 0); });
     }
   }
 }
 
 }  // namespace
 
-void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel(t, pack_q4_0); }
-void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel(t, pack_q8_0); }
+void panel_q4_0_q8_0_avx512(const TileArgs& t) {
+  run_panel<kChunkBlocks, kPanelX, PackedBlock>(t, quant::kQK, pack_q4_0, [&](auto nx, auto... a) {
+    panel_rows_q8_0<nx()>(t, a...);
+  });
+}
+void panel_q8_0_q8_0_avx512(const TileArgs& t) {
+  run_panel<kChunkBlocks, kPanelX, PackedBlock>(t, quant::kQK, pack_q8_0, [&](auto nx, auto... a) {
+    panel_rows_q8_0<nx()>(t, a...);
+  });
+}
+void panel_q4_K_q8_K_avx512(const TileArgs& t) {
+  run_panel<kChunkBlocksK, kPanelXK, PackedQ4_K>(t, quant::kQK_K, pack_q4_K, [&](auto nx, auto... a) {
+    panel_rows_q8_K<nx()>(t, a...);
+  });
+}
 
 }  // namespace owl::kernels
