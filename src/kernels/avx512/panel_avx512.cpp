@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -54,18 +55,21 @@ void panel_rows(const TileArgs& t, int64_t b0, const Block* (&rows)[kPanelW]) {
   }
 }
 
-// The 16 bytes at `at[l]` of 16 rows, transposed to dwords: p[j], lane l = bytes 4j..4j+3 of
-// row l. z[q] holds rows 4q..4q+3 (dword 4m + j: row 4q + m); a permute gathers dwords j = 0, 1
-// (then 2, 3) of rows 0..7 of a pair of z, [j][row], and a shuffle joins rows 0..7 and 8..15.
-inline void transpose_16x16(const uint8_t* const (&at)[kPanelW], __m512i (&p)[4]) {
+// The 16 bytes at `offset` in block k of 16 rows, transposed to dwords: p[j], lane l = bytes
+// 4j..4j+3 of row l. z[q] holds rows 4q..4q+3 (dword 4m + j: row 4q + m); a permute gathers
+// dwords j = 0, 1 (then 2, 3) of rows 0..7 of a pair of z, [j][row], and a shuffle joins rows
+// 0..7 and 8..15.
+template <typename Block>
+inline void transpose_16x16(const Block* const (&rows)[kPanelW], int k, size_t offset, __m512i (&p)[4]) {
+  auto at = [&](int l) { return reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(rows[l] + k) + offset); };
   const __m512i pick01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
   const __m512i pick23 = _mm512_add_epi32(pick01, _mm512_set1_epi32(2));
   __m512i z[4];
   for (int q = 0; q < 4; ++q) {
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q])));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 1])), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 2])), 2);
-    z[q] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at[4 * q + 3])), 3);
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(at(4 * q)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(at(4 * q + 1)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(at(4 * q + 2)), 2);
+    z[q] = _mm512_inserti32x4(v, _mm_loadu_si128(at(4 * q + 3)), 3);
   }
   const __m512i a01 = _mm512_permutex2var_epi32(z[0], pick01, z[1]);
   const __m512i a23 = _mm512_permutex2var_epi32(z[0], pick23, z[1]);
@@ -96,10 +100,8 @@ void pack_q4_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i eight = _mm512_set1_epi8(8);
   for (int k = 0; k < count; ++k) {
-    const uint8_t* at[kPanelW];
-    for (int l = 0; l < kPanelW; ++l) at[l] = rows[l][k].qs;
     __m512i p[4];
-    transpose_16x16(at, p);
+    transpose_16x16(rows, k, offsetof(BlockQ4_0, qs), p);
     PackedBlock& o = out[k];
     for (int j = 0; j < 4; ++j) {
       o.w[j] = _mm512_sub_epi8(_mm512_and_si512(p[j], m4), eight);
@@ -116,10 +118,8 @@ void pack_q8_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
   for (int k = 0; k < count; ++k) {
     PackedBlock& o = out[k];
     for (int half = 0; half < 2; ++half) {
-      const uint8_t* at[kPanelW];
-      for (int l = 0; l < kPanelW; ++l) at[l] = reinterpret_cast<const uint8_t*>(rows[l][k].qs) + 16 * half;
       __m512i p[4];
-      transpose_16x16(at, p);
+      transpose_16x16(rows, k, offsetof(BlockQ8_0, qs) + 16 * half, p);
       for (int j = 0; j < 4; ++j) o.w[4 * half + j] = p[j];
     }
     finish_block(rows, k, o);
@@ -210,10 +210,8 @@ void pack_q4_K(const TileArgs& t, int64_t b0, int count, PackedQ4_K* out) {
     PackedQ4_K& o = out[k];
     for (int c = 0; c < 4; ++c) {  // 32 bytes of qs: sub-block 2c in the low nibbles, 2c + 1 high
       for (int half = 0; half < 2; ++half) {
-        const uint8_t* at[kPanelW];
-        for (int l = 0; l < kPanelW; ++l) at[l] = rows[l][k].qs + 32 * c + 16 * half;
         __m512i p[4];
-        transpose_16x16(at, p);
+        transpose_16x16(rows, k, offsetof(BlockQ4_K, qs) + 32 * c + 16 * half, p);
         for (int j = 0; j < 4; ++j) {
           o.w[2 * c][4 * half + j] = _mm512_and_si512(p[j], m4);
           o.w[2 * c + 1][4 * half + j] = _mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4);
