@@ -61,7 +61,8 @@ core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, co
   if (options.max_queue < 0) return core::make_error("engine: queue size {} is negative", options.max_queue);
   auto ctx = model::make_context(model, {.n_ctx = options.n_ctx,
                                          .n_seq = options.n_parallel,
-                                         .n_batch = std::min<int64_t>(options.step_tokens, 512),
+                                         // a step's tokens, the finishing slack included (build_batch)
+                                         .n_batch = std::min<int64_t>(options.step_tokens + options.step_tokens / 4, 512),
                                          .n_threads = options.n_threads});
   if (!ctx) return ctx.error();
   return std::unique_ptr<Engine>(new Engine(model, tokenizer, metrics, std::move(*ctx), options));
