@@ -6,7 +6,8 @@
 // same 4 activation bytes (a broadcast), and a block of 32 elements is 8 vpdpbusd into one
 // accumulator per activation row, then one convert and one FMA with the 16 rows' scales. No
 // horizontal sums: the 16 results of a row are one masked store. The repacking is paid once per
-// chunk and shared by every activation row of the call.
+// chunk and shared by every activation row of the call. Formats: Q4_0 and Q8_0 (below), Q4_K
+// (its own section further down).
 //
 // Q4_0 and Q8_0 weights against Q8_0 activations: vpdpbusd takes unsigned x signed bytes. The
 // weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come biased unsigned
