@@ -1,4 +1,5 @@
 // owl bench: prompt-processing and generation tokens/s, as llama-bench reports them.
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -42,11 +43,10 @@ std::string size_mib(uint64_t bytes) {
 
 // "tg128 of llama 1.10B F16 reads 2.20 GB of weights per token: 54.1 GB/s, 0.86 of ..."
 std::string bandwidth_note(const std::string& model, const model::BenchResult& r) {
-  std::vector<double> bw = r.read_gbs;
-  std::sort(bw.begin(), bw.end());
+  const auto [low, high] = std::minmax_element(r.read_gbs.begin(), r.read_gbs.end());
   return fmt::format("{} of {} reads {:.2f} GB of weights per token: {:.2f} of the memory read bandwidth measured "
                      "before each repetition (median; that bandwidth was {:.1f}-{:.1f} GB/s)\n",
-                     r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), bw.front(), bw.back());
+                     r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), *low, *high);
 }
 
 int run_bench(const BenchArgs& args) {

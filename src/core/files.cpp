@@ -142,6 +142,12 @@ Status AtomicFile::write_zeros(size_t size) {
 
 Status AtomicFile::commit() {
   if (::fsync(fd_) != 0) return make_error("{}: fsync failed: {}", path_, std::strerror(errno));
+  if (offset_ >= kDropCacheBytes) {
+    // The written pages sit in the page cache in small folios, and a mapping of them could only
+    // use 4 KiB pages. The data is on disk (fsync above): drop the cached copy so that the first
+    // load reads the file into 2 MiB folios (map_all_pages). Only a hint; failure is harmless.
+    ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+  }
   if (::close(fd_) != 0) {
     fd_ = -1;
     return make_error("{}: close failed: {}", path_, std::strerror(errno));
@@ -151,16 +157,6 @@ Status AtomicFile::commit() {
     return make_error("{}: cannot rename from {}: {}", path_, temp_path_, std::strerror(errno));
   }
   committed_ = true;
-  if (offset_ >= kDropCacheBytes) {
-    // The written pages sit in the page cache in small folios, and a mapping of them could only
-    // use 4 KiB pages. The data is on disk (fsync above): drop the cached copy so that the first
-    // load reads the file into 2 MiB folios (map_all_pages). Only a hint; failure is harmless.
-    const int rfd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (rfd >= 0) {
-      ::posix_fadvise(rfd, 0, 0, POSIX_FADV_DONTNEED);
-      ::close(rfd);
-    }
-  }
   return {};
 }
 

@@ -51,10 +51,8 @@ inline constexpr int kTileX = 4;
 
 // A panel: TileArgs with n_w <= kPanelW weight rows and any number of activation rows, for
 // matmuls with many activation rows. A panel kernel takes Q8_0 activations biased: each int8
-// value stored as the unsigned byte x + 128 (bias_q8_0_row; matmul prepares them); Q8_K ones as
-// they are.
+// value stored as the unsigned byte x + 128 (matmul prepares them); Q8_K ones as they are.
 inline constexpr int kPanelW = 16;
-void bias_q8_0_row(void* x, int64_t n);
 
 struct DotKernel {
   DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul

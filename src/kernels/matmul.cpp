@@ -59,14 +59,15 @@ void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64
   }
 }
 
-}  // namespace
-
+// A panel's Q8_0 activations (kernels.h, kPanelW): each int8 value as the unsigned byte x + 128.
 void bias_q8_0_row(void* x, int64_t n) {
   auto* blocks = static_cast<quant::BlockQ8_0*>(x);
   for (int64_t b = 0; b < n / quant::kQK; ++b) {
     for (int8_t& q : blocks[b].qs) q = static_cast<int8_t>(static_cast<uint8_t>(q) ^ 0x80u);
   }
 }
+
+}  // namespace
 
 bool supports_matmul(const Kernels& k, TensorType w_type) {
   const uint32_t t = static_cast<uint32_t>(w_type);

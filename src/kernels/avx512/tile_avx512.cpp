@@ -161,6 +161,22 @@ void tile_bf16_nx(const TileArgs& t) {
 }
 
 // ---- 32-element blocks against Q8_0: Q8_0 and Q4_0 --------------------------------------
+
+// scale[o][r], lane i: d_w d_x of block g0 + i of weight row o and activation row r, for the
+// gn <= 16 blocks [g0, g0 + gn) (a weight block with its f16 scale first, as Q4_0 and Q8_0).
+template <int NW, int NX, typename WBlock>
+inline void scale_products(const WBlock* const (&wb)[NW], const BlockQ8_0* const (&xb)[NX], int64_t g0, int gn,
+                           __m512 (&scale)[NW][NX]) {
+  __m512 dx[NX];
+#pragma GCC unroll 4
+  for (int r = 0; r < NX; ++r) dx[r] = gather_scales(reinterpret_cast<const uint8_t*>(xb[r]), g0, gn, sizeof(BlockQ8_0));
+#pragma GCC unroll 4
+  for (int o = 0; o < NW; ++o) {
+    const __m512 dw = gather_scales(reinterpret_cast<const uint8_t*>(wb[o]), g0, gn, sizeof(WBlock));
+#pragma GCC unroll 4
+    for (int r = 0; r < NX; ++r) scale[o][r] = _mm512_mul_ps(dw, dx[r]);
+  }
+}
 //
 // Q8_0: a block pair (b, b + 1) fills one zmm, [block b | block b + 1] on both sides, and
 // pair_scale_index(k) spreads the scale products of 16 blocks over the int32 lanes of pair k.
@@ -204,17 +220,7 @@ void tile_q8_0_nx(const TileArgs& t) {
   for (int64_t g0 = 0; g0 < nb; g0 += 16) {
     const int gn = static_cast<int>(std::min<int64_t>(16, nb - g0));
     __m512 scale[NW][NX];
-    {
-      __m512 dx[NX];
-    #pragma GCC unroll 4
-      for (int r = 0; r < NX; ++r) dx[r] = gather_scales(reinterpret_cast<const uint8_t*>(xb[r]), g0, gn, sizeof(BlockQ8_0));
-    #pragma GCC unroll 4
-      for (int o = 0; o < NW; ++o) {
-        const __m512 dw = gather_scales(reinterpret_cast<const uint8_t*>(wb[o]), g0, gn, sizeof(WBlock));
-      #pragma GCC unroll 4
-        for (int r = 0; r < NX; ++r) scale[o][r] = _mm512_mul_ps(dw, dx[r]);
-      }
-    }
+    scale_products<NW, NX>(wb, xb, g0, gn, scale);
     for (int k = 0; 2 * k < gn; ++k) {
       const int64_t b = g0 + 2 * k;
       const bool two = 2 * k + 1 < gn;
@@ -318,17 +324,7 @@ void tile_q4_0_nx(const TileArgs& t) {
   for (int64_t g0 = 0; g0 < nb; g0 += 16) {
     const int gn = static_cast<int>(std::min<int64_t>(16, nb - g0));
     __m512 scale[NW][NX];
-    {
-      __m512 dx[NX];
-#pragma GCC unroll 4
-      for (int r = 0; r < NX; ++r) dx[r] = gather_scales(reinterpret_cast<const uint8_t*>(xb[r]), g0, gn, sizeof(BlockQ8_0));
-#pragma GCC unroll 4
-      for (int o = 0; o < NW; ++o) {
-        const __m512 dw = gather_scales(reinterpret_cast<const uint8_t*>(wb[o]), g0, gn, sizeof(BlockQ4_0));
-#pragma GCC unroll 4
-        for (int r = 0; r < NX; ++r) scale[o][r] = _mm512_mul_ps(dw, dx[r]);
-      }
-    }
+    scale_products<NW, NX>(wb, xb, g0, gn, scale);
     for (int k = 0; 4 * k < gn; ++k) {
       const int64_t b = g0 + 4 * k;
       const int count = std::min(4, gn - 4 * k);
