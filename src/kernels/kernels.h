@@ -50,9 +50,11 @@ inline constexpr int kTileW = 4;
 inline constexpr int kTileX = 4;
 
 // A panel: TileArgs with n_w <= kPanelW weight rows and any number of activation rows, for
-// matmuls with many activation rows. A panel kernel takes Q8_0 activations biased: each int8
-// value stored as the unsigned byte x + 128 (matmul prepares them); Q8_K ones as they are.
+// matmuls with many activation rows. A panel kernel takes Q8_K activations as they are, and
+// Q8_0 ones as panel rows (matmul prepares them): the n values biased to unsigned bytes x + 128,
+// then the n / 32 block scales as f32 (panel_q8_0_row_bytes).
 inline constexpr int kPanelW = 16;
+inline constexpr size_t panel_q8_0_row_bytes(int64_t n) { return static_cast<size_t>(n + n / 32 * 4); }
 
 struct DotKernel {
   DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul

@@ -7,10 +7,12 @@
 // (the table's tile kernel; dot per weight row where a type has none), or in weight panels of
 // kPanelW rows against all the block's activation rows where the type has a panel kernel.
 #include <algorithm>
+#include <cstring>
 
 #include "core/result.h"
 #include "kernels/kernels.h"
 #include "quant/blocks.h"
+#include "quant/half.h"
 
 namespace owl::kernels {
 namespace {
@@ -18,6 +20,7 @@ namespace {
 constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW and kPanelW)
 static_assert(kBlockW % kTileW == 0 && kBlockW % kPanelW == 0);
 constexpr int64_t kBlockX = 64;  // activation rows per prefill task (multiple of kTileX)
+constexpr int64_t kPanelBlockX = 64;
 constexpr int64_t kTasksPerThread = 4;  // decode: a slow core does not hold the rest up
 
 struct Operands {
@@ -59,13 +62,20 @@ void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64
   }
 }
 
-// A panel's Q8_0 activations (kernels.h, kPanelW): each int8 value as the unsigned byte x + 128.
-void bias_q8_0_row(void* x, int64_t n) {
-  auto* blocks = static_cast<quant::BlockQ8_0*>(x);
-  for (int64_t b = 0; b < n / quant::kQK; ++b) {
-    for (int8_t& q : blocks[b].qs) q = static_cast<int8_t>(static_cast<uint8_t>(q) ^ 0x80u);
+constexpr int64_t kPanelRowBlocks = 64;  // Q8_0 blocks quantized at a time for panel rows
+
+// Q8_0 blocks as a stretch of a panel row (kernels.h, kPanelW): the values as unsigned bytes
+// x + 128, the scales as f32.
+void to_panel_q8_0(const quant::BlockQ8_0* q, int64_t nb, uint8_t* values, uint8_t* scales) {
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int i = 0; i < quant::kQK; ++i) values[b * quant::kQK + i] = static_cast<uint8_t>(q[b].qs[i]) ^ 0x80u;
+    const float d = quant::f16_to_f32(q[b].d);
+    std::memcpy(scales + b * 4, &d, 4);
   }
 }
+
+// Q8_0 activations of a panel matmul take panel rows.
+bool panel_q8_0(const DotKernel& dk) { return dk.panel != nullptr && dk.act_type == TensorType::Q8_0; }
 
 }  // namespace
 
@@ -87,9 +97,10 @@ QuantizeRowFn activation_quantizer(const Kernels& k, TensorType act) {
 
 size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, int64_t n_rows) {
   OWL_CHECK(supports_matmul(k, w_type));
-  const TensorType act = k.dot_for(w_type).act_type;
-  if (act == TensorType::F32) return 0;
-  return static_cast<size_t>(gguf::row_bytes(act, n_in) * n_rows);
+  const DotKernel& dk = k.dot_for(w_type);
+  if (dk.act_type == TensorType::F32) return 0;
+  const size_t row = static_cast<size_t>(gguf::row_bytes(dk.act_type, n_in));
+  return std::max(row, panel_q8_0(dk) ? panel_q8_0_row_bytes(n_in) : 0) * static_cast<size_t>(n_rows);
 }
 
 void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
@@ -112,13 +123,24 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     OWL_CHECK(a.scratch_bytes >= matmul_scratch_bytes(k, a.w_type, a.n_in, a.n_rows));
     const QuantizeRowFn quantize = activation_quantizer(k, dk.act_type);
     OWL_CHECK(quantize != nullptr);
-    xq_stride = static_cast<size_t>(gguf::row_bytes(dk.act_type, a.n_in));
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
-    auto quantize_row = [&](int64_t r, int) {
-      quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in);
-      if (use_panel && dk.act_type == TensorType::Q8_0) bias_q8_0_row(dst + r * xq_stride, a.n_in);
-    };
-    pool.parallel_for(a.n_rows, quantize_row);
+    if (use_panel && dk.act_type == TensorType::Q8_0) {
+      xq_stride = panel_q8_0_row_bytes(a.n_in);
+      auto quantize_row = [&](int64_t r, int) {
+        quant::BlockQ8_0 q[kPanelRowBlocks];
+        for (int64_t i = 0; i < a.n_in; i += kPanelRowBlocks * quant::kQK) {
+          const int64_t n = std::min<int64_t>(kPanelRowBlocks * quant::kQK, a.n_in - i);
+          quantize(a.x + r * x_stride + i, q, n);
+          uint8_t* row = dst + r * xq_stride;
+          to_panel_q8_0(q, n / quant::kQK, row + i, row + a.n_in + i / quant::kQK * 4);
+        }
+      };
+      pool.parallel_for(a.n_rows, quantize_row);
+    } else {
+      xq_stride = static_cast<size_t>(gguf::row_bytes(dk.act_type, a.n_in));
+      auto quantize_row = [&](int64_t r, int) { quantize(a.x + r * x_stride, dst + r * xq_stride, a.n_in); };
+      pool.parallel_for(a.n_rows, quantize_row);
+    }
     xq = dst;
   }
 
@@ -137,12 +159,13 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     return;
   }
   const int64_t n_wblocks = (a.n_out + kBlockW - 1) / kBlockW;
-  const int64_t n_xblocks = (a.n_rows + kBlockX - 1) / kBlockX;
+  const int64_t block_x = use_panel ? kPanelBlockX : kBlockX;
+  const int64_t n_xblocks = (a.n_rows + block_x - 1) / block_x;
   // Consecutive tasks share the weight block, so a thread's next task finds it in its L2.
   auto task = [&](int64_t t, int) {
     const int64_t wb = t / n_xblocks, xb = t % n_xblocks;
     const int64_t o0 = wb * kBlockW, o1 = std::min(a.n_out, (wb + 1) * kBlockW);
-    const int64_t r0 = xb * kBlockX, r1 = std::min(a.n_rows, (xb + 1) * kBlockX);
+    const int64_t r0 = xb * block_x, r1 = std::min(a.n_rows, (xb + 1) * block_x);
     if (!use_panel) {
       compute_block(op, o0, o1, r0, r1);
       return;

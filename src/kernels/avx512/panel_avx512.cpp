@@ -10,11 +10,11 @@
 // (its own section further down).
 //
 // Q4_0 and Q8_0 weights against Q8_0 activations: vpdpbusd takes unsigned x signed bytes. The
-// weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come biased unsigned
-// (x + 128, see DotKernel::panel), so a block's integer sum is sum (x + 128) w = sum x w +
-// 128 sum w; the last term depends on the weights only and is packed too, as the accumulator's
-// start. Integer sums are exact; only the f32 scaling and summation order differ from the
-// reference.
+// weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come as panel rows,
+// biased unsigned (x + 128) with f32 scales (see kPanelW). A block's integer sum is then
+// sum (x + 128) w = sum x w + 128 sum w; the last term depends on the weights only and is
+// packed too, as the accumulator's start. Integer sums are exact; only the f32 scaling and
+// summation order differ from the reference.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -42,9 +42,9 @@ constexpr int kPanelX = 8;        // activation rows per register pass
 // One block of the 16 rows, whatever the weight format: signed 8-bit weights and the
 // accumulator's start that takes the activations' bias off.
 struct alignas(64) PackedBlock {
-  __m512i w[8];   // lane l: row l's elements 4g..4g+3 as int8
-  __m512i start;  // lane l: -128 sum w over row l's block
-  __m512 d;       // lane l: row l's scale
+  __m512i w[8];         // lane l: row l's elements 4g..4g+3 as int8
+  __m512i start;        // lane l: -128 sum w over row l's block
+  uint16_t d[kPanelW];  // row l's f16 scale (stored one by one: loaded long after, as a vector)
 };
 
 // Row pointers of a panel, block b0 on: rows past n_w repeat the last row (their lanes are
@@ -66,6 +66,7 @@ inline void transpose_16x16(const Block* const (&rows)[kPanelW], int k, size_t o
   const __m512i pick01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
   const __m512i pick23 = _mm512_add_epi32(pick01, _mm512_set1_epi32(2));
   __m512i z[4];
+#pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) {
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(at(4 * q)));
     v = _mm512_inserti32x4(v, _mm_loadu_si128(at(4 * q + 1)), 1);
@@ -82,16 +83,18 @@ inline void transpose_16x16(const Block* const (&rows)[kPanelW], int k, size_t o
   p[3] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// start = -128 sum w and d (the f16 scale at the start of each row's block).
+// start = -128 sum w (four independent sums, not one chain of eight) and d, the f16 scale at
+// the start of each row's block.
 template <typename Block>
 inline void finish_block(const Block* const (&rows)[kPanelW], int k, PackedBlock& o) {
   const __m512i ones = _mm512_set1_epi8(1);
-  __m512i sum = _mm512_setzero_si512();
-  for (int g = 0; g < 8; ++g) sum = _mm512_dpbusd_epi32(sum, ones, o.w[g]);
-  o.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
-  alignas(32) uint16_t d[kPanelW];
-  for (int l = 0; l < kPanelW; ++l) std::memcpy(&d[l], &rows[l][k].d, 2);
-  o.d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+  __m512i sum[4];
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) sum[g] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, o.w[g]), ones, o.w[4 + g]);
+  const __m512i all = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+  o.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(all, 7));
+#pragma GCC unroll 16
+  for (int l = 0; l < kPanelW; ++l) std::memcpy(&o.d[l], &rows[l][k].d, 2);
 }
 
 // Q4_0: w = q - 8 from the nibbles (low: elements 4j.., high: 16 + 4j..).
@@ -104,6 +107,7 @@ void pack_q4_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
     __m512i p[4];
     transpose_16x16(rows, k, offsetof(BlockQ4_0, qs), p);
     PackedBlock& o = out[k];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       o.w[j] = _mm512_sub_epi8(_mm512_and_si512(p[j], m4), eight);
       o.w[4 + j] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4), eight);
@@ -118,9 +122,11 @@ void pack_q8_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
   panel_rows(t, b0, rows);
   for (int k = 0; k < count; ++k) {
     PackedBlock& o = out[k];
+#pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
       __m512i p[4];
       transpose_16x16(rows, k, offsetof(BlockQ8_0, qs) + 16 * half, p);
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) o.w[4 * half + j] = p[j];
     }
     finish_block(rows, k, o);
@@ -145,20 +151,24 @@ inline __m512i broadcast_u32(const uint8_t* p) {
   return _mm512_set1_epi32(static_cast<int>(v));
 }
 
-// NX activation rows (biased Q8_0, blocks [b0, b0 + count)) against the packed blocks; adds the
+// NX activation rows (panel rows, blocks [b0, b0 + count)) against the packed blocks; adds the
 // 16-lane results to y (first: stores them).
 template <int NX>
 void panel_rows_q8_0(const TileArgs& t, const PackedBlock* pk, int64_t b0, int count, int r0, bool first) {
-  const BlockQ8_0* xb[NX];
+  const uint8_t* xq[NX];
+  const float* xd[NX];
 #pragma GCC unroll 8
   for (int r = 0; r < NX; ++r) {
-    xb[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + b0;
+    const uint8_t* row = static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride;
+    xq[r] = row + b0 * quant::kQK;
+    xd[r] = reinterpret_cast<const float*>(row + t.n) + b0;
   }
   __m512 acc[NX];
 #pragma GCC unroll 8
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (int k = 0; k < count; ++k) {
     const PackedBlock& p = pk[k];
+    const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p.d)));
     __m512i isum[NX];
 #pragma GCC unroll 8
     for (int r = 0; r < NX; ++r) isum[r] = p.start;
@@ -167,13 +177,13 @@ void panel_rows_q8_0(const TileArgs& t, const PackedBlock* pk, int64_t b0, int c
       const __m512i w = _mm512_load_si512(&p.w[g]);
 #pragma GCC unroll 8
       for (int r = 0; r < NX; ++r) {
-        isum[r] = _mm512_dpbusd_epi32(isum[r], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 4 * g), w);
+        isum[r] = _mm512_dpbusd_epi32(isum[r], broadcast_u32(xq[r] + k * quant::kQK + 4 * g), w);
       }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < NX; ++r) {
-      const __m512 scale = _mm512_mul_ps(p.d, _mm512_set1_ps(_cvtsh_ss(xb[r][k].d)));
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), scale, acc[r]);
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(xd[r][k]));
+      acc[r] = _mm512_fmadd_ps(v, wd, acc[r]);
     }
   }
   store_rows(t, acc, r0, first);
@@ -282,8 +292,21 @@ void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int co
   store_rows(t, acc, r0, first);
 }
 
+// Asks for the weight blocks the next pack reads: the panel's next chunk, or after its last one
+// the first chunk of the 16 rows that follow (prefetches never fault). They arrive while the
+// activation rows compute against this chunk; packing straight from DRAM would wait for them.
+void prefetch_next_chunk(const TileArgs& t, size_t block_bytes, int64_t b_next, int64_t nb, int chunk) {
+  const auto* w = static_cast<const char*>(t.w);
+  if (b_next >= nb) w += kPanelW * t.w_stride, b_next = 0;
+  const size_t from = static_cast<size_t>(b_next) * block_bytes;
+  const size_t to = static_cast<size_t>(std::min<int64_t>(b_next + chunk, nb)) * block_bytes;
+  for (int l = 0; l < kPanelW; ++l) {
+    for (size_t at = from; at < to; at += 64) _mm_prefetch(w + l * t.w_stride + at, _MM_HINT_T0);
+  }
+}
+
 // Packs each chunk of blocks, then runs every activation row against it.
-template <int kChunk, int kRowsPerPass, typename Packed, typename Pack, typename Rows>
+template <int kChunk, int kRowsPerPass, typename Packed, typename Block, typename Pack, typename Rows>
 void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   static_assert(kPanelW == 16, "one zmm of int32 lanes per panel");
   Packed packed[kChunk];
@@ -291,6 +314,7 @@ void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int count = static_cast<int>(std::min<int64_t>(kChunk, nb - b0));
     pack(t, b0, count, packed);
+    prefetch_next_chunk(t, sizeof(Block), b0 + kChunk, nb, kChunk);
     for (int r = 0; r < t.n_x; r += kRowsPerPass) {
       with_count<kRowsPerPass>(std::min(kRowsPerPass, t.n_x - r),
                                [&](auto nx) { rows(nx, packed, b0, count, r, b0 == 0); });
@@ -301,17 +325,17 @@ void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
 }  // namespace
 
 void panel_q4_0_q8_0_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocks, kPanelX, PackedBlock>(t, quant::kQK, pack_q4_0, [&](auto nx, auto... a) {
+  run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ4_0>(t, quant::kQK, pack_q4_0, [&](auto nx, auto... a) {
     panel_rows_q8_0<nx()>(t, a...);
   });
 }
 void panel_q8_0_q8_0_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocks, kPanelX, PackedBlock>(t, quant::kQK, pack_q8_0, [&](auto nx, auto... a) {
+  run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ8_0>(t, quant::kQK, pack_q8_0, [&](auto nx, auto... a) {
     panel_rows_q8_0<nx()>(t, a...);
   });
 }
 void panel_q4_K_q8_K_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocksK, kPanelXK, PackedQ4_K>(t, quant::kQK_K, pack_q4_K, [&](auto nx, auto... a) {
+  run_panel<kChunkBlocksK, kPanelXK, PackedQ4_K, BlockQ4_K>(t, quant::kQK_K, pack_q4_K, [&](auto nx, auto... a) {
     panel_rows_q8_K<nx()>(t, a...);
   });
 }
