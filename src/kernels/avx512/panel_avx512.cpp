@@ -213,6 +213,31 @@ struct alignas(64) PackedQ4_K {
   __m512 dmin;      // lane l: dmin of row l
 };
 
+// Byte i of each dword lane.
+inline __m512i byte_of(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)); }
+
+// d, dmin and the 6-bit scales and mins of 16 rows' block k (get_scale_min_k4, in lanes): the
+// first 16 bytes of a Q4_K block are d, dmin and the 12 bytes of scales.
+inline void unpack_scales_q4_K(const BlockQ4_K* const (&rows)[kPanelW], int k, PackedQ4_K& o) {
+  static_assert(offsetof(BlockQ4_K, d) == 0 && offsetof(BlockQ4_K, dmin) == 2 && offsetof(BlockQ4_K, scales) == 4);
+  __m512i p[4];  // p[0]: d | dmin << 16; p[1..3]: scales bytes 0..3, 4..7, 8..11
+  transpose_16x16(rows, k, 0, p);
+  const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p[0]));
+  o.dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p[0], 16)));
+  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i a = byte_of(p[1], j), b = byte_of(p[2], j), c = byte_of(p[3], j);
+    const __m512i sc_lo = _mm512_and_si512(a, m63), m_lo = _mm512_and_si512(b, m63);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(c, m15), _mm512_slli_epi32(_mm512_srli_epi32(a, 6), 4));
+    const __m512i m_hi = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(b, 6), 4));
+    o.dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_lo));
+    o.dsc[4 + j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_hi));
+    o.mins[j] = _mm512_or_si512(m_lo, _mm512_slli_epi32(m_lo, 16));
+    o.mins[4 + j] = _mm512_or_si512(m_hi, _mm512_slli_epi32(m_hi, 16));
+  }
+}
+
 void pack_q4_K(const TileArgs& t, int64_t b0, int count, PackedQ4_K* out) {
   const BlockQ4_K* rows[kPanelW];
   panel_rows(t, b0, rows);
@@ -220,32 +245,18 @@ void pack_q4_K(const TileArgs& t, int64_t b0, int count, PackedQ4_K* out) {
   for (int k = 0; k < count; ++k) {
     PackedQ4_K& o = out[k];
     for (int c = 0; c < 4; ++c) {  // 32 bytes of qs: sub-block 2c in the low nibbles, 2c + 1 high
+#pragma GCC unroll 2
       for (int half = 0; half < 2; ++half) {
         __m512i p[4];
         transpose_16x16(rows, k, offsetof(BlockQ4_K, qs) + 32 * c + 16 * half, p);
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
           o.w[2 * c][4 * half + j] = _mm512_and_si512(p[j], m4);
           o.w[2 * c + 1][4 * half + j] = _mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4);
         }
       }
     }
-    alignas(64) float dsc[8][kPanelW];
-    alignas(64) int32_t mins[8][kPanelW];
-    alignas(64) float dmin[kPanelW];
-    for (int l = 0; l < kPanelW; ++l) {
-      const float d = quant::f16_to_f32(rows[l][k].d);
-      dmin[l] = quant::f16_to_f32(rows[l][k].dmin);
-      for (int sb = 0; sb < 8; ++sb) {
-        const quant::ScaleMin sm = quant::get_scale_min_k4(sb, rows[l][k].scales);
-        dsc[sb][l] = d * static_cast<float>(sm.scale);
-        mins[sb][l] = static_cast<int32_t>(sm.min) | (static_cast<int32_t>(sm.min) << 16);
-      }
-    }
-    for (int sb = 0; sb < 8; ++sb) {
-      o.dsc[sb] = _mm512_load_ps(dsc[sb]);
-      o.mins[sb] = _mm512_load_si512(mins[sb]);
-    }
-    o.dmin = _mm512_load_ps(dmin);
+    unpack_scales_q4_K(rows, k, o);
   }
 }
 
