@@ -1,6 +1,8 @@
 // Kernel benchmarks: decode matmul (1 activation row) in GB/s of weights read, per weight type
 // and ISA, next to the machine's measured read bandwidth (a 2-thread streaming sum over 1 GiB);
-// decode from cache (decode_hot: the kernel's compute limit); prefill matmul in GFLOP/s. Figures only; nothing here asserts.
+// decode from cache (decode_hot: the kernel's compute limit); a decode step of 16 sequences
+// (decode_batch, weights from DRAM) and prefill matmul (weights in cache) in GFLOP/s. Figures
+// only; nothing here asserts.
 //   owl_bench_kernels [--benchmark_filter=decode/q4_0] [--threads=N]
 #include <benchmark/benchmark.h>
 
@@ -60,14 +62,14 @@ struct Shape {
   int64_t n_out, n_in;
 };
 
-// hot: W stays in cache (one copy), which shows a decode kernel's compute limit.
+// hot: W stays in cache (one copy): a decode kernel's compute limit, or prefill.
 void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape, int64_t n_rows, bool hot) {
   const Kernels k = make_kernels(isa);
   core::ThreadPool pool(g_threads);
-  // Decode rotates over copies of W totalling >= 512 MiB, as a model's layers do, so each
+  // Otherwise it rotates over copies of W totalling >= 512 MiB, as a model's layers do, so each
   // matmul reads its weights from DRAM rather than from the 32 MiB L3.
   const std::vector<uint8_t> w0 = make_weights(type, shape.n_out, shape.n_in);
-  const size_t n_copies = n_rows == 1 && !hot ? std::max<size_t>(1, (size_t{512} << 20) / w0.size()) : 1;
+  const size_t n_copies = !hot ? std::max<size_t>(1, (size_t{512} << 20) / w0.size()) : 1;
   std::vector<uint8_t> w(w0.size() * n_copies);
   for (size_t c = 0; c < n_copies; ++c) std::memcpy(w.data() + c * w0.size(), w0.data(), w0.size());
   std::vector<float> x(static_cast<size_t>(n_rows * shape.n_in));
@@ -90,7 +92,7 @@ void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape
   state.SetBytesProcessed(static_cast<int64_t>(iters * w0.size()));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_rows * shape.n_in * shape.n_out * iters / 1e9,
                                                  benchmark::Counter::kIsRate);
-  if (n_rows == 1 && !hot && g_read_gbs > 0) {
+  if (!hot && g_read_gbs > 0) {
     state.counters["%bw"] = benchmark::Counter(100.0 * w0.size() * iters / 1e9 / g_read_gbs,
                                                benchmark::Counter::kIsRate);
   }
@@ -124,10 +126,15 @@ void register_all() {
   for (TensorType t : hot) {
     for (Isa isa : isas) {
       if (isa == Isa::kScalar) continue;  // minutes per iteration; decode shows its speed
+      // A decode step of 16 sequences: W from DRAM, as in decode.
+      const std::string batched = "decode_batch/" + std::string(gguf::type_info(t).name) + "/" +
+                                  std::string(isa_name(isa)) + "/5632x2048/rows16";
+      benchmark::RegisterBenchmark(batched.c_str(), bench_matmul, isa, t, Shape{5632, 2048}, int64_t{16}, false)
+          ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
       for (int64_t rows : {16, 64, 512}) {
         const std::string name = "prefill/" + std::string(gguf::type_info(t).name) + "/" +
                                  std::string(isa_name(isa)) + "/4096x4096/rows" + std::to_string(rows);
-        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows, false)
+        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows, true)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
       }
     }
