@@ -1,6 +1,10 @@
 #include "serve/server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -9,6 +13,8 @@
 
 namespace owl::serve {
 namespace {
+
+constexpr int kListenBacklog = 1024;  // pending connections (the kernel caps it at somaxconn)
 
 std::string iso_time_now() {
   const auto now = std::chrono::system_clock::now();
@@ -178,6 +184,10 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
   Impl& s = *impl_;
   s.http.set_payload_max_length(s.options.max_body_bytes);
   s.http.set_keep_alive_timeout(5);
+  s.http.set_socket_options([&s](int sock) {
+    httplib::default_socket_options(sock);
+    s.listen_socket = sock;
+  });
   int threads = s.options.http_threads;
   if (threads <= 0) threads = 64;
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -211,16 +221,22 @@ Server::~Server() { stop(); }
 
 core::Result<int> Server::bind() {
   Impl& s = *impl_;
-  if (s.options.port == 0) {
-    const int port = s.http.bind_to_any_port(s.options.host);
+  int port = s.options.port;
+  if (port == 0) {
+    port = s.http.bind_to_any_port(s.options.host);
     if (port <= 0) return core::make_error("serve: cannot bind {} to any port", s.options.host);
-    return port;
-  }
-  if (!s.http.bind_to_port(s.options.host, s.options.port)) {
+  } else if (!s.http.bind_to_port(s.options.host, port)) {
     return core::make_error("serve: cannot bind {}:{} (in use, or not an address of this machine)", s.options.host,
-                            s.options.port);
+                            port);
   }
-  return s.options.port;
+  // httplib listens with a backlog of 5 connections: in a burst of new clients the kernel drops
+  // the SYNs beyond it, and the clients resend them only a second later. Listening again on the
+  // bound socket deepens the backlog.
+  if (s.listen_socket >= 0 && ::listen(s.listen_socket, kListenBacklog) != 0) {
+    return core::make_error("serve: cannot listen on {}:{} with a backlog of {}: {}", s.options.host, port,
+                            kListenBacklog, std::strerror(errno));
+  }
+  return port;
 }
 
 void Server::start() {

@@ -24,6 +24,7 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int> active_streams{0};               // chunked responses still being written
   std::atomic<uint64_t> next_id{0};
+  int listen_socket = -1;  // the bound socket, as its options hook saw it
   std::mutex log_mutex;
 
   void log(const Json& line);

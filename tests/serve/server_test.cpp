@@ -2,6 +2,13 @@
 // endpoints, streaming, logprobs, every error class, cancellation, prefix reuse, metrics.
 #include "serve/server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <regex>
 #include <thread>
 
@@ -454,6 +461,37 @@ TEST_F(ServerTest, ConcurrentClientsAllSucceed) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 8);
+}
+
+// A burst of new clients must not outrun the listen backlog: the kernel drops SYNs beyond it and
+// the clients resend them only a second later. With nobody accepting yet (bound, not started),
+// the kernel completes exactly as many handshakes as the backlog holds.
+TEST(ServerListenTest, ABurstOfConnectionsFitsTheBacklog) {
+  Metrics metrics;
+  Server server(ServerOptions{.host = "127.0.0.1", .port = 0}, metrics);
+  auto port = server.bind();
+  ASSERT_TRUE(port.ok()) << port.message();
+  constexpr int kClients = 64;
+  std::vector<int> fds;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(*port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);  // EINPROGRESS
+  }
+  int connected = 0;
+  for (int fd : fds) {
+    pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
+    int error = -1;
+    socklen_t len = sizeof error;
+    if (::poll(&p, 1, 500) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0) ++connected;
+    ::close(fd);
+  }
+  EXPECT_EQ(connected, kClients);
 }
 
 }  // namespace
