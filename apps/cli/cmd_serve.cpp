@@ -122,7 +122,9 @@ Command register_serve(CLI::App& root) {
   app->add_option("--parallel", args->engine.n_parallel, "Sequences computed together at most")->capture_default_str();
   app->add_option("-c,--ctx-size", args->engine.n_ctx, "Context per sequence (0: the model's, at most 4096)")->capture_default_str();
   app->add_option("-t,--threads", args->engine.n_threads, "Threads (0: all cores)")->capture_default_str();
-  app->add_option("-b,--batch", args->engine.step_tokens, "Tokens one step computes at most (prompt chunks included)")->capture_default_str();
+  app->add_option("-b,--batch", args->engine.step_tokens,
+                  "Tokens one step computes at most, prompt chunks included (0: 128, or --parallel if more)")
+      ->capture_default_str();
   app->add_option("--queue", args->engine.max_queue, "Requests waiting beyond --parallel before 429")->capture_default_str();
   app->add_option("--chat-template", args->chat_template_file, "Jinja chat template file to use instead of the model's");
   app->add_option("--chat-format", args->chat_format, "Built-in chat format for models without a template")->capture_default_str();

@@ -51,18 +51,22 @@ Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
 }
 
 core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
-                                                   Metrics& metrics, const EngineOptions& options) {
+                                                   Metrics& metrics, EngineOptions options) {
+  if (options.step_tokens == 0) options.step_tokens = std::max<int64_t>(kDefaultStepTokens, options.n_parallel);
   if (options.n_parallel < 1 || options.n_parallel > 256) {
     return core::make_error("engine: --parallel {} out of range 1..256", options.n_parallel);
   }
   if (options.step_tokens < options.n_parallel) {
     return core::make_error("engine: step tokens {} below --parallel {}", options.step_tokens, options.n_parallel);
   }
+  if (options.step_tokens > kMaxStepTokens) {
+    return core::make_error("engine: step tokens {} above the limit of {}", options.step_tokens, kMaxStepTokens);
+  }
   if (options.max_queue < 0) return core::make_error("engine: queue size {} is negative", options.max_queue);
   auto ctx = model::make_context(model, {.n_ctx = options.n_ctx,
                                          .n_seq = options.n_parallel,
                                          // a step's tokens, the finishing slack included (build_batch)
-                                         .n_batch = std::min<int64_t>(options.step_tokens + options.step_tokens / 4, 512),
+                                         .n_batch = options.step_tokens + options.step_tokens / 4,
                                          .n_threads = options.n_threads});
   if (!ctx) return ctx.error();
   return std::unique_ptr<Engine>(new Engine(model, tokenizer, metrics, std::move(*ctx), options));

@@ -30,13 +30,19 @@
 
 namespace owl::serve {
 
+// Steps of this many tokens keep the matmuls efficient, while a burst of short prompts gets its
+// first tokens a few prompts at a time rather than all after one long step.
+inline constexpr int64_t kDefaultStepTokens = 128;
+inline constexpr int64_t kMaxStepTokens = 4096;
+
 struct EngineOptions {
   int n_parallel = 4;         // sequence slots
   int64_t n_ctx = 0;          // positions per slot; 0: the model's, at most 4096
   int n_threads = 0;          // 0: all cores
   // Tokens one step computes (decode tokens first, then prompt chunks); a prompt that would end
-  // within step_tokens / 4 past it is finished in the same step.
-  int64_t step_tokens = 256;
+  // within step_tokens / 4 past it is finished in the same step. 0: kDefaultStepTokens, or
+  // n_parallel if that is more.
+  int64_t step_tokens = 0;
   int max_queue = 64;         // choices waiting for a slot before submit() refuses
 };
 
@@ -57,7 +63,7 @@ class Engine {
  public:
   // `model`, `tokenizer` and `metrics` must outlive the engine.
   static core::Result<std::unique_ptr<Engine>> make(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
-                                                    Metrics& metrics, const EngineOptions& options);
+                                                    Metrics& metrics, EngineOptions options);
   ~Engine();
 
   // Queues choices 0..n-1 of one request, all or none; their events go to `stream`.

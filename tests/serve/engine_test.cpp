@@ -203,5 +203,19 @@ TEST_F(EngineTest, StopStringsEndWithStopAndAreCut) {
   EXPECT_EQ(out.text, full.text.substr(0, full.text.find(stop)));
 }
 
+TEST_F(EngineTest, StepTokensDefaultToTheLargerOfTheDefaultAndTheSlots) {
+  // 200 slots need steps of at least 200 tokens: the default grows to them.
+  EXPECT_TRUE(Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+                           {.n_parallel = 200, .n_ctx = 16, .n_threads = 1}).ok());
+  auto below = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+                            {.n_parallel = 8, .n_ctx = 16, .n_threads = 1, .step_tokens = 4});
+  ASSERT_FALSE(below.ok());
+  EXPECT_NE(below.message().find("step tokens 4 below --parallel 8"), std::string::npos) << below.message();
+  auto above = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+                            {.n_parallel = 1, .n_ctx = 16, .n_threads = 1, .step_tokens = kMaxStepTokens + 1});
+  ASSERT_FALSE(above.ok());
+  EXPECT_NE(above.message().find("above the limit of 4096"), std::string::npos) << above.message();
+}
+
 }  // namespace
 }  // namespace owl::serve
