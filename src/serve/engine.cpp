@@ -315,29 +315,31 @@ void Engine::finish(Slot& slot, sample::FinishReason reason) {
   const double tpot = st.n_generated > 1 ? seconds_between(st.t_first_token, st.t_end) / static_cast<double>(st.n_generated - 1) : 0.0;
   metrics_.observe_latency(seconds_between(arrival, st.t_first_token), tpot, seconds_between(arrival, st.t_end),
                            st.n_generated > 0);
+  {  // before the end event: a client that reads the gauges after its reply sees the slot free
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+  }
   slot.job.stream->push(Event{.kind = Event::Kind::kEnd, .index = slot.job.index, .finish = reason, .stats = st});
   slot.busy = false;
   slot.job = Pending{};
   slot.sampler.reset();
   slot.detok.reset();
   slot.stop.reset();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    --running_;
-  }
   idle_.notify_all();
 }
 
 void Engine::fail_batch(const std::string& message) {
   for (auto& s : slots_) {
     if (!s->busy) continue;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --running_;
+    }
     s->job.stream->push(Event{.kind = Event::Kind::kError, .index = s->job.index, .text = message});
     ctx_->kv.truncate(s->id, 0);
     s->cached.clear();
     s->busy = false;
     s->job = Pending{};
-    std::lock_guard<std::mutex> lock(mutex_);
-    --running_;
   }
   idle_.notify_all();
 }
