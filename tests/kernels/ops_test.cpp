@@ -210,6 +210,11 @@ TEST(Attention, VariantsMatchReferenceAndFp64) {
       {2, 1, 36, 3, 9, 0, 0.0f, false, false, false},    // head_dim not a multiple of 16
       {16, 2, 64, 7, 40, 0, 0.0f, false, true, true},    // GQA 8:1 (TinyLlama), f16 emulation
       {24, 2, 32, 3, 21, 0, 0.0f, false, true, true},    // GQA 12:1: two score trees
+      // Head sizes with a blocked AVX-512 version, over more keys than one block (128):
+      {32, 4, 64, 3, 300, 0, 0.0f, false, true, true},   // TinyLlama's heads, 300 keys
+      {24, 2, 128, 2, 260, 0, 0.0f, true, true, true},   // GQA 12:1, head 128, mask
+      {8, 8, 96, 3, 140, 50, 0.2f, false, false, false}, // head 96 (Phi-3), window + soft-cap
+      {16, 1, 128, 2, 129, 0, 0.0f, false, false, false},  // 16 heads on one KV head
   };
   core::ThreadPool pool(2);
   for (const AttnCase& c : cases) {
@@ -241,6 +246,33 @@ TEST(Attention, VariantsMatchReferenceAndFp64) {
       attention(make_kernels(isa), pool, a);
       const double tol = c.v_acc_f16 ? 4e-3 : 2e-5;
       for (int64_t i = 0; i < q_n; ++i) ASSERT_NEAR(got[i], want[i], tol) << isa_name(isa) << " i=" << i;
+    }
+  }
+}
+
+// Equal scores (zero queries) make every softmax factor exactly 1 (or 0 on the first key), so the
+// emulated f16 accumulator is a rounded running sum of V rows that every variant must reproduce
+// bit for bit: a variant that dropped one of the f16 roundings would be off by many f16 ulps.
+TEST(Attention, F16AccumulatorIsReproducedExactly) {
+  core::ThreadPool pool(2);
+  for (const int head_dim : {32, 64, 128}) {
+    const int n_head = 8, n_head_kv = 2;
+    const int64_t n_tokens = 2, n_kv = 300;
+    const int64_t kv_n = n_kv * n_head_kv * head_dim;
+    const std::vector<float> q(static_cast<size_t>(n_tokens * n_head * head_dim), 0.0f);
+    const std::vector<float> vf = randn(kv_n, 31, 4.0f);
+    std::vector<uint16_t> k(kv_n, 0), v(kv_n);
+    for (int64_t i = 0; i < kv_n; ++i) v[i] = quant::f32_to_f16(vf[i]);
+    AttentionArgs a{.q = q.data(), .k = k.data(), .v = v.data(), .n_tokens = n_tokens, .n_kv = n_kv, .n_head = n_head,
+                    .n_head_kv = n_head_kv, .head_dim = head_dim, .scale = 0.125f, .q_f16 = true, .v_acc_f16 = true};
+    std::vector<float> want(q.size(), NAN);
+    a.out = want.data();
+    attention(make_kernels(Isa::kScalar), pool, a);
+    for (Isa isa : test::available_isas()) {
+      std::vector<float> got(q.size(), NAN);
+      a.out = got.data();
+      attention(make_kernels(isa), pool, a);
+      for (size_t i = 0; i < q.size(); ++i) ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " head_dim " << head_dim << " i=" << i;
     }
   }
 }

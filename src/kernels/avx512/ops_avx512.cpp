@@ -1,7 +1,9 @@
 // AVX-512 row ops and attention. Tails (n % 16) use masked loads/stores, with identical math.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/result.h"
 #include "kernels/avx512/avx512.h"
@@ -107,12 +109,136 @@ void swiglu_avx512(const float* gate, const float* up, float* y, int64_t n) {
   }
 }
 
+// ---- attention -------------------------------------------------------------------------------
+// Keys are taken in blocks of kKeyBlock, in three passes per block:
+//   1. the group's scores of each visible key (S[j][g]);
+//   2. the online softmax factors of every member at once, key by key in the reference's order:
+//      the running max, ms (the accumulator's rescale) and vs (the key's weight), and the sums;
+//   3. the accumulators of kMembers members at a time in registers, key by key, with the
+//      reference's updates (acc = acc ms, acc += v vs, each rounded to f16 under emulation).
+// Pass 3's chains (one per 16 dims per member) are independent, so the f16 round trips of one
+// member overlap another's instead of bounding the loop. A rescale by ms = 1 is exact, so it is
+// applied unconditionally rather than skipped as the reference does.
+namespace {
+
+constexpr int kKeyBlock = 128;
+
+template <int NV, bool kRound>
+void attention_group_blocked(const AttentionArgs& a, int64_t t, int kv_head) {
+  constexpr int hd = 16 * NV;
+  constexpr int kMembers = NV <= 4 ? 4 : 2;  // accumulators in registers: kMembers x NV zmm
+  const int n_group = a.n_head / a.n_head_kv;
+  const int64_t q_stride = a.q_stride ? a.q_stride : int64_t{a.n_head} * hd;
+  const int64_t kv_stride = a.kv_stride ? a.kv_stride : int64_t{a.n_head_kv} * hd;
+  const int64_t out_stride = a.out_stride ? a.out_stride : int64_t{a.n_head} * hd;
+  const float scale = a.softcap > 0.0f ? a.scale / a.softcap : a.scale;
+  __m512 q[16][NV];
+  alignas(64) float acc[16][hd];
+  for (int g = 0; g < n_group; ++g) {
+    const float* qh = a.q + t * q_stride + int64_t{kv_head * n_group + g} * hd;
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) {
+      __m512 v = _mm512_loadu_ps(qh + 16 * n);
+      if (a.q_f16) v = round_f16_ps(v);
+      q[g][n] = v;
+      _mm512_store_ps(acc[g] + 16 * n, _mm512_setzero_ps());
+    }
+  }
+  alignas(64) float S[kKeyBlock][16], MS[kKeyBlock][16], VS[kKeyBlock][16];
+  int64_t key[kKeyBlock];
+  const __mmask16 live = static_cast<__mmask16>((1u << n_group) - 1);
+  __m512 mvec = _mm512_set1_ps(-INFINITY);
+  __m512 sum = _mm512_setzero_ps();
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j0 = 0; j0 < a.n_kv;) {
+    // Pass 1: scores of the next kKeyBlock visible keys.
+    int nk = 0;
+    for (; j0 < a.n_kv && nk < kKeyBlock; ++j0) {
+      float mv;
+      if (!attention_visible(a, t, j0, &mv)) continue;
+      const uint16_t* k = a.k + j0 * kv_stride + int64_t{kv_head} * hd;
+      __m512 kf[NV];
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) kf[n] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * n)));
+      for (int g = 0; g < n_group; ++g) {
+        __m512 dot = _mm512_mul_ps(q[g][0], kf[0]);
+#pragma GCC unroll 8
+        for (int n = 1; n < NV; ++n) dot = _mm512_fmadd_ps(q[g][n], kf[n], dot);
+        float sc = _mm512_reduce_add_ps(dot) * scale;
+        if (a.softcap > 0.0f) sc = a.softcap * std::tanh(sc);
+        S[nk][g] = sc + mv;
+      }
+      key[nk++] = j0;
+    }
+    // Pass 2: s > m: ms = exp(m - s), m = s, vs = 1; else ms = 1, vs = exp(s - m).
+    for (int i = 0; i < nk; ++i) {
+      const __m512 sv = _mm512_maskz_load_ps(live, S[i]);
+      const __mmask16 up = _mm512_mask_cmp_ps_mask(live, sv, mvec, _CMP_GT_OQ);
+      const __m512 e = exp_ps(_mm512_mask_sub_ps(_mm512_sub_ps(sv, mvec), up, mvec, sv));
+      const __m512 ms = _mm512_mask_blend_ps(up, one, e), vs = _mm512_mask_blend_ps(up, e, one);
+      _mm512_store_ps(MS[i], ms);
+      _mm512_store_ps(VS[i], vs);
+      mvec = _mm512_mask_mov_ps(mvec, up, sv);
+      sum = _mm512_add_ps(_mm512_mul_ps(sum, ms), vs);
+    }
+    // Pass 3: the accumulators, kMembers members at a time.
+    for (int g0 = 0; g0 < n_group; g0 += kMembers) {
+      const int nm = std::min(kMembers, n_group - g0);
+      __m512 u[kMembers][NV];
+#pragma GCC unroll 4
+      for (int b = 0; b < kMembers; ++b)
+#pragma GCC unroll 8
+        for (int n = 0; n < NV; ++n) u[b][n] = b < nm ? _mm512_load_ps(acc[g0 + b] + 16 * n) : _mm512_setzero_ps();
+      for (int i = 0; i < nk; ++i) {
+        const uint16_t* v = a.v + key[i] * kv_stride + int64_t{kv_head} * hd;
+        __m512 vf[NV];
+#pragma GCC unroll 8
+        for (int n = 0; n < NV; ++n) vf[n] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 16 * n)));
+#pragma GCC unroll 4
+        for (int b = 0; b < kMembers; ++b) {
+          const __m512 msv = _mm512_set1_ps(MS[i][g0 + b]), vsv = _mm512_set1_ps(VS[i][g0 + b]);
+#pragma GCC unroll 8
+          for (int n = 0; n < NV; ++n) {
+            __m512 x = _mm512_mul_ps(u[b][n], msv);
+            if constexpr (kRound) x = round_f16_ps(x);
+            x = _mm512_fmadd_ps(vf[n], vsv, x);
+            if constexpr (kRound) x = round_f16_ps(x);
+            u[b][n] = x;
+          }
+        }
+      }
+      for (int b = 0; b < nm; ++b)
+#pragma GCC unroll 8
+        for (int n = 0; n < NV; ++n) _mm512_store_ps(acc[g0 + b] + 16 * n, u[b][n]);
+    }
+  }
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, sum);
+  for (int g = 0; g < n_group; ++g) {
+    const __m512 inv = _mm512_set1_ps(sums[g] == 0.0f ? 0.0f : 1.0f / sums[g]);
+    float* o = a.out + t * out_stride + int64_t{kv_head * n_group + g} * hd;
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) _mm512_storeu_ps(o + 16 * n, _mm512_mul_ps(_mm512_load_ps(acc[g] + 16 * n), inv));
+  }
+}
+
+}  // namespace
+
 // attention_group_ref with the head_dim loops on 16-lane vectors: the group's query rows
 // stay in registers' reach (stack, L1) and each K/V row is loaded once for the whole group.
+// Head sizes of 64, 96 and 128 take the blocked version above.
 void attention_group_avx512(const AttentionArgs& a, int64_t t, int kv_head) {
   const int n_group = a.n_head / a.n_head_kv;
   const int hd = a.head_dim;
   if (hd % 16 != 0 || hd > 512 || n_group > 16) return attention_group_ref(a, t, kv_head);
+  if (hd == 64 || hd == 96 || hd == 128) {
+    const auto run = [&]<int NV>(std::integral_constant<int, NV>) {
+      a.v_acc_f16 ? attention_group_blocked<NV, true>(a, t, kv_head) : attention_group_blocked<NV, false>(a, t, kv_head);
+    };
+    if (hd == 64) return run(std::integral_constant<int, 4>{});
+    if (hd == 96) return run(std::integral_constant<int, 6>{});
+    return run(std::integral_constant<int, 8>{});
+  }
   const int64_t q_stride = a.q_stride ? a.q_stride : int64_t{a.n_head} * hd;
   const int64_t kv_stride = a.kv_stride ? a.kv_stride : int64_t{a.n_head_kv} * hd;
   const int64_t out_stride = a.out_stride ? a.out_stride : int64_t{a.n_head} * hd;
