@@ -114,7 +114,8 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
 
   // Many activation rows: weight panels where the type has them (kernels.h, kPanelW).
   const bool use_panel = dk.panel != nullptr && a.n_rows > kTileX;
-  OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0 || dk.act_type == TensorType::Q8_K);
+  OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0 || dk.act_type == TensorType::Q8_K ||
+            dk.act_type == TensorType::F16);
 
   // Activations in the dot's format: f32 rows are used in place, others converted once.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.x);

@@ -26,10 +26,11 @@ const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF1
                              TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,
                              TensorType::Q6_K, TensorType::Q8_K};
 
-// n_in: an odd number of blocks (and, for plain types, not a multiple of any vector width).
+// n_in: an odd number of blocks (and, for plain types, not a multiple of any vector width, then
+// a multiple of all of them).
 std::vector<int64_t> sizes_for(TensorType t) {
   const int64_t bs = gguf::type_info(t).block_size;
-  if (bs == 1) return {77, 1031};
+  if (bs == 1) return {77, 1031, 256};
   if (bs == 32) return {32 * 7, 32 * 33};
   return {256, 256 * 3};
 }

@@ -183,6 +183,7 @@ void fill_avx512(Kernels& k) {
   k.dot[static_cast<uint32_t>(T::Q4_0)].panel = panel_q4_0_q8_0_avx512;
   k.dot[static_cast<uint32_t>(T::Q8_0)].panel = panel_q8_0_q8_0_avx512;
   k.dot[static_cast<uint32_t>(T::Q4_K)].panel = panel_q4_K_q8_K_avx512;
+  k.dot[static_cast<uint32_t>(T::F16)].panel = panel_f16_f16_avx512;
   // vdpbf16ps where the CPU has AVX512_BF16; otherwise BF16 keeps the AVX2 shift-and-FMA.
   if (detect_cpu_features().avx512_bf16) {
     set(T::BF16, dot_bf16_bf16_avx512);

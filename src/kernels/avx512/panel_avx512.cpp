@@ -331,7 +331,83 @@ void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   }
 }
 
+// ---- F16 x F16 --------------------------------------------------------------------------------
+// Products of f16 values are exact in f32, so the panel sums what the dot sums (f32 FMAs of f16 x
+// f16 products; only the order differs). The weights are widened to f32 lanes (row l in lane l),
+// each activation row's chunk is widened once per pass, and an element of 16 rows is one FMA
+// with the activation broadcast from memory: no horizontal sums.
+
+constexpr int kChunkF16 = 128;  // elements per chunk: 8 KiB of packed weights
+constexpr int kPanelXF16 = 16;  // activation rows per register pass
+
+struct Half8 {
+  uint16_t v[8];
+};
+
+// Elements [e0, e0 + count) (multiples of 8) of the 16 rows, widened: out[k] lane l = row l's e0 + k.
+void pack_f16(const TileArgs& t, int64_t e0, int count, __m512* out) {
+  const Half8* rows[kPanelW];
+  panel_rows(t, e0 / 8, rows);
+  for (int k = 0; k < count / 8; ++k) {
+    __m512i p[4];  // lane l: row l's elements 2j, 2j + 1 of these 8
+    transpose_16x16(rows, k, 0, p);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      out[8 * k + 2 * j] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p[j]));
+      out[8 * k + 2 * j + 1] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p[j], 16)));
+    }
+  }
+}
+
+template <int NX>
+void panel_rows_f16(const TileArgs& t, const __m512* pk, int64_t e0, int count, int r0, bool first) {
+  alignas(64) float xf[NX][kChunkF16];
+#pragma GCC unroll 16
+  for (int r = 0; r < NX; ++r) {
+    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + e0;
+    for (int i = 0; i < count; i += 16) {
+      _mm512_store_ps(xf[r] + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+    }
+  }
+  __m512 acc[NX];
+#pragma GCC unroll 16
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int k = 0; k < count; ++k) {
+    const __m512 w = _mm512_load_ps(&pk[k]);
+#pragma GCC unroll 16
+    for (int r = 0; r < NX; ++r) acc[r] = _mm512_fmadd_ps(w, _mm512_set1_ps(xf[r][k]), acc[r]);
+  }
+  store_rows(t, acc, r0, first);
+}
+
 }  // namespace
+
+void panel_f16_f16_avx512(const TileArgs& t) {
+  static_assert(kChunkF16 % 16 == 0);
+  const int64_t n16 = t.n / 16 * 16;
+  alignas(64) __m512 packed[kChunkF16];
+  stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(t.n) * 2);
+  for (int64_t e0 = 0; e0 < n16; e0 += kChunkF16) {
+    const int count = static_cast<int>(std::min<int64_t>(kChunkF16, n16 - e0));
+    pack_f16(t, e0, count, packed);
+    for (int r = 0; r < t.n_x; r += kPanelXF16) {
+      with_count<kPanelXF16>(std::min(kPanelXF16, t.n_x - r),
+                             [&](auto nx) { panel_rows_f16<nx()>(t, packed, e0, count, r, e0 == 0); });
+    }
+  }
+  if (n16 == t.n) return;
+  // The last n % 16 elements, one product at a time (y holds the sums of the rest, if any).
+  for (int r = 0; r < t.n_x; ++r) {
+    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.x) + r * t.x_stride);
+    for (int l = 0; l < t.n_w; ++l) {
+      const auto* w = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.w) + l * t.w_stride);
+      float sum = n16 == 0 ? 0.0f : t.y[r * t.y_stride + l];
+      for (int64_t i = n16; i < t.n; ++i) sum += quant::f16_to_f32(w[i]) * quant::f16_to_f32(x[i]);
+      t.y[r * t.y_stride + l] = sum;
+    }
+  }
+}
 
 void panel_q4_0_q8_0_avx512(const TileArgs& t) {
   run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ4_0>(t, quant::kQK, pack_q4_0, [&](auto nx, auto... a) {
