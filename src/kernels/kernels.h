@@ -59,7 +59,8 @@ inline constexpr size_t panel_q8_0_row_bytes(int64_t n) { return static_cast<siz
 struct DotKernel {
   DotFn dot = nullptr;                  // nullptr: weight type not supported by matmul
   TileFn tile = nullptr;                // optional; matmul uses it for whole tiles when set
-  TileFn panel = nullptr;               // optional; act_type Q8_0 (biased) or Q8_K, see kPanelW
+  TileFn panel = nullptr;               // optional; act_type Q8_0 (panel rows), Q8_K or F16, see kPanelW
+  int panel_above = kTileX;             // matmuls with more activation rows than this use the panel
   TensorType act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
 };
 

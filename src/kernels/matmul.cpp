@@ -113,7 +113,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
   if (a.n_rows <= 0 || a.n_out <= 0) return;
 
   // Many activation rows: weight panels where the type has them (kernels.h, kPanelW).
-  const bool use_panel = dk.panel != nullptr && a.n_rows > kTileX;
+  const bool use_panel = dk.panel != nullptr && a.n_rows > dk.panel_above;
   OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0 || dk.act_type == TensorType::Q8_K ||
             dk.act_type == TensorType::F16);
 

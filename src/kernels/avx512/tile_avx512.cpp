@@ -7,7 +7,7 @@
 // by starting the int32 accumulator at -offset * sum(x) (sum(x) by vpdpbusd, shared by the NW
 // rows). The f16 scales of 16 blocks are converted together per row and their products d_w d_x
 // formed by one multiply per (row, row) pair; a permute spreads them over each step's lanes.
-// Decode-sized tiles prefetch the next tile's rows (see prefetch_next_tile).
+// Tiles prefetch the next tile's rows (see prefetch_next_tile).
 // Integer block sums are exact: only the f32 scaling and summation order differ from the
 // references in ref/dot_ref.cpp.
 #include <immintrin.h>
@@ -74,26 +74,24 @@ inline void for_weight_quads(const TileArgs& t, F&& f) {
 
 // The weight rows of a tile are NW interleaved streams, each a new 4 KiB page or so, which the
 // hardware prefetchers learn too late: fetch the same bytes of the next tile (the next NW rows,
-// contiguous with these) ahead. Prefetches past the end of W are harmless hints.
-// Decode-sized tiles only: in prefill the weights come from L2 and NX rows hide the latency.
+// contiguous with these) ahead. Prefetches past the end of W are harmless hints. A decode step
+// of 3 or 4 sequences needs them as much as one of 1 or 2 (it read W at half the rate without);
+// in prefill the lines are in L2 already and the hints cost little.
 template <int NW, int NX>
 inline void prefetch_next_tile(const TileArgs& t, size_t offset) {
-  if constexpr (NX > 2) return;
 #pragma GCC unroll 4
   for (int o = 0; o < NW; ++o) _mm_prefetch(reinterpret_cast<const char*>(row(t.w, t.w_stride, o + NW) + offset), _MM_HINT_T0);
 }
 
 // The f16 scales at byte offset 0 of blocks [b0, b0 + count) of `block_bytes` each, as f32
-// (lanes >= count are 0). Scalar copies and one conversion: cheaper here than vpgatherdd.
+// (lanes >= count are 0): one masked gather of the dwords there. Sixteen 2-byte copies into a
+// vector that is loaded right away cost a failed store-to-load forward on every call.
 inline __m512 gather_scales(const uint8_t* blocks, int64_t b0, int count, int block_bytes) {
-  alignas(32) uint16_t d[16] = {};
-  const uint8_t* p = blocks + b0 * block_bytes;
-  if (count == 16) {
-    for (int i = 0; i < 16; ++i) std::memcpy(&d[i], p + i * block_bytes, 2);
-  } else {
-    for (int i = 0; i < count; ++i) std::memcpy(&d[i], p + i * block_bytes, 2);
-  }
-  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+  const __m512i at = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                        _mm512_set1_epi32(block_bytes));
+  const __mmask16 m = count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
+  const __m512i d = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, at, blocks + b0 * block_bytes, 1);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
 }
 
 // ---- float weights: F16 x F16 (vcvtph2ps + FMA), BF16 x BF16 (vdpbf16ps) ----------------
