@@ -26,6 +26,7 @@ void tile_q4_K_q8_K_avx512(const TileArgs& t);
 void panel_q4_0_q8_0_avx512(const TileArgs& t);  // Q8_0 activations as panel rows (DotKernel::panel)
 void panel_q8_0_q8_0_avx512(const TileArgs& t);
 void panel_q4_K_q8_K_avx512(const TileArgs& t);  // Q8_K activations as they are
+void panel_q6_K_q8_K_avx512(const TileArgs& t);
 void panel_f16_f16_avx512(const TileArgs& t);    // F16 activations as they are
 
 void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n);

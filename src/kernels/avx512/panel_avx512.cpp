@@ -6,8 +6,8 @@
 // same 4 activation bytes (a broadcast), and a block of 32 elements is 8 vpdpbusd into one
 // accumulator per activation row, then one convert and one FMA with the 16 rows' scales. No
 // horizontal sums: the 16 results of a row are one masked store. The repacking is paid once per
-// chunk and shared by every activation row of the call. Formats: Q4_0 and Q8_0 (below), Q4_K
-// (its own section further down).
+// chunk and shared by every activation row of the call. Formats: Q4_0 and Q8_0 (below), Q4_K,
+// Q6_K and F16 (their own sections further down).
 //
 // Q4_0 and Q8_0 weights against Q8_0 activations: vpdpbusd takes unsigned x signed bytes. The
 // weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come as panel rows,
@@ -303,6 +303,112 @@ void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int co
   store_rows(t, acc, r0, first);
 }
 
+// ---- Q6_K x Q8_K ---------------------------------------------------------------------------
+// w = d sc_s (q - 32) over sub-block s (16 elements) of a 256-element block, q = ql | qh << 4
+// (6 bits, unsigned as vpdpbusd takes it). A sub-block's integer sum is scaled by d sc_s (f32,
+// per row lane); the offset comes off once per block as 32 d sum_s sc_s bsum_s, exact in int32
+// by vpdpwssd on the activations' 16-element sums.
+
+struct alignas(64) PackedQ6_K {
+  __m512i w[16][4];  // [s][g], lane l: row l's elements 16 s + 4 g..+3, the 6-bit q
+  __m512 dsc[16];    // lane l: d sc_s of row l
+  __m512i sc2[8];    // lane l: sc_2i and sc_2i+1 of row l as int16
+  __m512 d32;        // lane l: 32 d of row l
+};
+
+// Byte i of each dword lane, sign-extended.
+inline __m512i sbyte_of(__m512i v, int i) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * i), 24); }
+
+void pack_q6_K(const TileArgs& t, int64_t b0, int count, PackedQ6_K* out) {
+  const quant::BlockQ6_K* rows[kPanelW];
+  panel_rows(t, b0, rows);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+  for (int k = 0; k < count; ++k) {
+    PackedQ6_K& o = out[k];
+    for (int h = 0; h < 2; ++h) {      // halves of 128 elements: ql[64 h..], qh[32 h..]
+#pragma GCC unroll 2
+      for (int c = 0; c < 2; ++c) {    // elements 16 c..16 c + 15 of each 32 of the half
+        __m512i a[4], b[4], hb[4];
+        transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, ql) + 64 * h + 16 * c, a);
+        transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, ql) + 64 * h + 32 + 16 * c, b);
+        transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, qh) + 32 * h + 16 * c, hb);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {  // sub-block 8 h + 2 j + c holds elements 128 h + 32 j + 16 c..
+          const __m512i hi = hb[g];
+          o.w[8 * h + 0 + c][g] = _mm512_or_si512(_mm512_and_si512(a[g], m4), _mm512_slli_epi16(_mm512_and_si512(hi, m2), 4));
+          o.w[8 * h + 2 + c][g] = _mm512_or_si512(_mm512_and_si512(b[g], m4),
+                                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hi, 2), m2), 4));
+          o.w[8 * h + 4 + c][g] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a[g], 4), m4),
+                                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hi, 4), m2), 4));
+          o.w[8 * h + 6 + c][g] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(b[g], 4), m4),
+                                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hi, 6), m2), 4));
+        }
+      }
+    }
+    __m512i sc[4], tail[4];  // sc[q] lane l: scales 4 q..4 q + 3; tail[3]: scales 14, 15 and d
+    transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, scales), sc);
+    transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, scales) + 2, tail);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail[3], 16)));
+    o.d32 = _mm512_mul_ps(d, _mm512_set1_ps(32.0f));
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      __m512i v[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        v[i] = sbyte_of(sc[q], i);
+        o.dsc[4 * q + i] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v[i]));
+      }
+      const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
+      o.sc2[2 * q] = _mm512_or_si512(_mm512_and_si512(v[0], lo16), _mm512_slli_epi32(v[1], 16));
+      o.sc2[2 * q + 1] = _mm512_or_si512(_mm512_and_si512(v[2], lo16), _mm512_slli_epi32(v[3], 16));
+    }
+  }
+}
+
+template <int NX>
+void panel_rows_q6_K(const TileArgs& t, const PackedQ6_K* pk, int64_t b0, int count, int r0, bool first) {
+  const BlockQ8_K* xb[NX];
+#pragma GCC unroll 4
+  for (int r = 0; r < NX; ++r) {
+    xb[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + b0;
+  }
+  __m512 acc[NX];
+#pragma GCC unroll 4
+  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+  for (int k = 0; k < count; ++k) {
+    const PackedQ6_K& p = pk[k];
+    __m512 block[NX];
+#pragma GCC unroll 4
+    for (int r = 0; r < NX; ++r) block[r] = _mm512_setzero_ps();
+    for (int sb = 0; sb < 16; ++sb) {
+      __m512i isum[NX];
+#pragma GCC unroll 4
+      for (int r = 0; r < NX; ++r) isum[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) {
+        const __m512i w = _mm512_load_si512(&p.w[sb][g]);
+#pragma GCC unroll 4
+        for (int r = 0; r < NX; ++r) {
+          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 16 * sb + 4 * g));
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < NX; ++r) block[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), p.dsc[sb], block[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NX; ++r) {
+      __m512i ioff = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        ioff = _mm512_dpwssd_epi32(ioff, p.sc2[i], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].bsums + 2 * i)));
+      }
+      block[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ioff), p.d32, block[r]);
+      acc[r] = _mm512_fmadd_ps(block[r], _mm512_set1_ps(xb[r][k].d), acc[r]);
+    }
+  }
+  store_rows(t, acc, r0, first);
+}
+
 // Reads the panel's weights once, in address order (its rows are contiguous), so that they come
 // from DRAM at the rate of a sequential stream: packing reads 16 rows a few blocks at a time,
 // a pattern that runs at a third of that rate when the weights are not cached (a decode step of
@@ -417,6 +523,11 @@ void panel_q4_0_q8_0_avx512(const TileArgs& t) {
 void panel_q8_0_q8_0_avx512(const TileArgs& t) {
   run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ8_0>(t, quant::kQK, pack_q8_0, [&](auto nx, auto... a) {
     panel_rows_q8_0<nx()>(t, a...);
+  });
+}
+void panel_q6_K_q8_K_avx512(const TileArgs& t) {
+  run_panel<kChunkBlocksK, kPanelXK, PackedQ6_K, quant::BlockQ6_K>(t, quant::kQK_K, pack_q6_K, [&](auto nx, auto... a) {
+    panel_rows_q6_K<nx()>(t, a...);
   });
 }
 void panel_q4_K_q8_K_avx512(const TileArgs& t) {
