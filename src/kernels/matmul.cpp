@@ -4,8 +4,9 @@
 // from memory once, kTileW rows per kernel call so the activation loads and the horizontal
 // reductions are shared. Prefill is compute-bound: a task owns a block of kBlockW weight rows
 // x kBlockX activation rows (both L2-resident) and walks it in kTileW x kTileX register tiles
-// (the table's tile kernel; dot per weight row where a type has none), or in weight panels of
-// kPanelW rows against all the block's activation rows where the type has a panel kernel.
+// (the table's tile kernel; dot per weight row where a type has none), or, where the type has
+// a panel kernel and more than its panel_above rows, owns kBlockW weight rows x kPanelBlockX
+// activation rows in weight panels of kPanelW rows.
 #include <algorithm>
 #include <cstring>
 
@@ -20,7 +21,9 @@ namespace {
 constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW and kPanelW)
 static_assert(kBlockW % kTileW == 0 && kBlockW % kPanelW == 0);
 constexpr int64_t kBlockX = 64;  // activation rows per prefill task (multiple of kTileX)
-constexpr int64_t kPanelBlockX = 64;
+// Activation rows per panel task: a serving step packs each weight panel once (their panel
+// rows, 256 x 1.1 KiB per chunk, stay in L2); 64 measured 4-8% slower on 160 rows, 512 slower.
+constexpr int64_t kPanelBlockX = 256;
 constexpr int64_t kTasksPerThread = 4;  // decode: a slow core does not hold the rest up
 
 struct Operands {
