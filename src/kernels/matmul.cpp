@@ -128,7 +128,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     const QuantizeRowFn quantize = activation_quantizer(k, dk.act_type);
     OWL_CHECK(quantize != nullptr);
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
-    if (use_panel && dk.act_type == TensorType::Q8_0) {
+    if (use_panel && panel_q8_0(dk)) {
       xq_stride = panel_q8_0_row_bytes(a.n_in);
       auto quantize_row = [&](int64_t r, int) {
         quant::BlockQ8_0 q[kPanelRowBlocks];
