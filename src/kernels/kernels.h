@@ -49,8 +49,8 @@ using TileFn = void (*)(const TileArgs& t);
 inline constexpr int kTileW = 4;
 inline constexpr int kTileX = 4;
 
-// A panel: TileArgs with n_w <= kPanelW weight rows and any number of activation rows, for
-// matmuls with many activation rows. A panel kernel takes Q8_K activations as they are, and
+// A panel: TileArgs with n_w <= DotKernel::panel_w (kPanelW, or twice that) weight rows and any
+// number of activation rows, for matmuls with many activation rows. A panel kernel takes Q8_K activations as they are, and
 // Q8_0 ones as panel rows (matmul prepares them): the n values biased to unsigned bytes x + 128,
 // then the n / 32 block scales as f32 (panel_q8_0_row_bytes).
 inline constexpr int kPanelW = 16;
@@ -61,6 +61,7 @@ struct DotKernel {
   TileFn tile = nullptr;                // optional; matmul uses it for whole tiles when set
   TileFn panel = nullptr;               // optional; act_type Q8_0 (panel rows), Q8_K or F16, see kPanelW
   int panel_above = kTileX;             // matmuls with more activation rows than this use the panel
+  int panel_w = kPanelW;                // weight rows per panel call: kPanelW or 2 kPanelW
   TensorType act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
 };
 

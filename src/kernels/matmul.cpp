@@ -6,7 +6,7 @@
 // x kBlockX activation rows (both L2-resident) and walks it in kTileW x kTileX register tiles
 // (the table's tile kernel; dot per weight row where a type has none), or, where the type has
 // a panel kernel and more than its panel_above rows, owns kBlockW weight rows x kPanelBlockX
-// activation rows in weight panels of kPanelW rows.
+// activation rows in weight panels of its panel_w rows.
 #include <algorithm>
 #include <cstring>
 
@@ -18,8 +18,8 @@
 namespace owl::kernels {
 namespace {
 
-constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW and kPanelW)
-static_assert(kBlockW % kTileW == 0 && kBlockW % kPanelW == 0);
+constexpr int64_t kBlockW = 64;  // weight rows per prefill task (multiple of kTileW and 2 kPanelW)
+static_assert(kBlockW % kTileW == 0 && kBlockW % (2 * kPanelW) == 0);
 constexpr int64_t kBlockX = 64;  // activation rows per prefill task (multiple of kTileX)
 // Activation rows per panel task: a serving step packs each weight panel once (their panel
 // rows, 256 x 1.1 KiB per chunk, stay in L2); 64 measured 4-8% slower on 160 rows, 512 slower.
@@ -119,6 +119,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
   const bool use_panel = dk.panel != nullptr && a.n_rows > dk.panel_above;
   OWL_CHECK(!use_panel || dk.act_type == TensorType::Q8_0 || dk.act_type == TensorType::Q8_K ||
             dk.act_type == TensorType::F16);
+  OWL_CHECK(!use_panel || dk.panel_w == kPanelW || dk.panel_w == 2 * kPanelW);
 
   // Activations in the dot's format: f32 rows are used in place, others converted once.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.x);
@@ -174,9 +175,9 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
       compute_block(op, o0, o1, r0, r1);
       return;
     }
-    for (int64_t o = o0; o < o1; o += kPanelW) {
+    for (int64_t o = o0; o < o1; o += dk.panel_w) {
       dk.panel(TileArgs{.n = a.n_in, .w = op.w + o * op.w_row_bytes, .w_stride = op.w_row_bytes,
-                        .n_w = static_cast<int>(std::min<int64_t>(kPanelW, o1 - o)), .x = xq + r0 * xq_stride,
+                        .n_w = static_cast<int>(std::min<int64_t>(dk.panel_w, o1 - o)), .x = xq + r0 * xq_stride,
                         .x_stride = xq_stride, .n_x = static_cast<int>(r1 - r0), .y = a.y + r0 * y_stride + o,
                         .y_stride = y_stride});
     }

@@ -148,8 +148,9 @@ TEST_P(MatmulTest, VariantsMatchReferenceAndReferenceMatchesFp64) {
         // Q8_1 also stores s = d sum q as f16, and F16 activations are f16: below 65504.
         const float huge = act == TensorType::Q8_1 || act == TensorType::F16 ? 1.0e3f : 1.0e4f;
         const float x_scales[] = {1.0f, huge, tiny};
-        // 37 outputs: two whole weight panels (kPanelW) and a partial one.
-        const Case c{.type = type, .n_in = n_in, .n_out = seed == 2 ? 37 : 13, .n_rows = n_rows,
+        // 53 outputs: three whole 16-row weight panels and a partial one; for the 32-row panels,
+        // a whole one and one whose second half is partial.
+        const Case c{.type = type, .n_in = n_in, .n_out = seed == 2 ? 53 : 13, .n_rows = n_rows,
                      .w_fill = fills[(seed + n_rows) % 4], .x_scale = x_scales[(seed + n_in) % 3], .seed = seed};
         const Problem p = make_problem(c);
         const std::vector<float> y_ref = run_matmul(ref, pool, c, p);

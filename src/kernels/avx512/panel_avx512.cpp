@@ -1,5 +1,6 @@
-// AVX-512 weight panels (DotKernel::panel): up to kPanelW = 16 weight rows against any number of
-// activation rows, for matmuls with many activation rows (prefill, batched decode).
+// AVX-512 weight panels (DotKernel::panel): kPanelW = 16 weight rows (Q4_0 and Q8_0: two such
+// panels, 32 rows) against any number of activation rows, for matmuls with many activation rows
+// (prefill, batched decode).
 //
 // The 16 rows are repacked on the stack, a chunk of blocks at a time, so that int32 lane l of
 // a zmm belongs to weight row l: one vpdpbusd then multiplies 4 elements of all 16 rows by the
@@ -437,6 +438,84 @@ void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   }
 }
 
+// Two panels (32 weight rows) against NX activation rows: each broadcast activation feeds both,
+// which halves the activation loads per vpdpbusd (12-17% faster on 512 rows than one panel).
+// Chunks are half as long, so both packed panels stay in L1.
+template <int NX>
+void panel_rows_q8_0_x2(const TileArgs& t0, const TileArgs& t1, const PackedBlock* pk0, const PackedBlock* pk1,
+                        int64_t b0, int count, int r0, bool first) {
+  const uint8_t* xq[NX];
+  const float* xd[NX];
+#pragma GCC unroll 8
+  for (int r = 0; r < NX; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(t0.x) + (r0 + r) * t0.x_stride;
+    xq[r] = row + b0 * quant::kQK;
+    xd[r] = reinterpret_cast<const float*>(row + t0.n) + b0;
+  }
+  __m512 acc0[NX], acc1[NX];
+#pragma GCC unroll 8
+  for (int r = 0; r < NX; ++r) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();
+  for (int k = 0; k < count; ++k) {
+    const PackedBlock& p0 = pk0[k];
+    const PackedBlock& p1 = pk1[k];
+    __m512i s0[NX], s1[NX];
+#pragma GCC unroll 8
+    for (int r = 0; r < NX; ++r) s0[r] = p0.start, s1[r] = p1.start;
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+      const __m512i w0 = _mm512_load_si512(&p0.w[g]);
+      const __m512i w1 = _mm512_load_si512(&p1.w[g]);
+#pragma GCC unroll 8
+      for (int r = 0; r < NX; ++r) {
+        const __m512i x = broadcast_u32(xq[r] + k * quant::kQK + 4 * g);
+        s0[r] = _mm512_dpbusd_epi32(s0[r], x, w0);
+        s1[r] = _mm512_dpbusd_epi32(s1[r], x, w1);
+      }
+    }
+    const __m512 wd0 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p0.d)));
+    const __m512 wd1 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p1.d)));
+#pragma GCC unroll 8
+    for (int r = 0; r < NX; ++r) {
+      const __m512 d = _mm512_set1_ps(xd[r][k]);
+      acc0[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[r]), d), wd0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[r]), d), wd1, acc1[r]);
+    }
+  }
+  store_rows(t0, acc0, r0, first);
+  store_rows(t1, acc1, r0, first);
+}
+
+constexpr int kPanelX2 = 6;         // activation rows per register pass: 24 accumulators
+constexpr int kChunkBlocks2 = 16;   // 2 x 10 KiB packed
+
+// Up to 2 kPanelW rows of Q4_0 or Q8_0: two panels at once, or one where n_w fits in one.
+template <typename Block, typename Pack>
+void run_panel_x2(const TileArgs& t, Pack pack) {
+  if (t.n_w <= kPanelW) {
+    return run_panel<kChunkBlocks, kPanelX, PackedBlock, Block>(t, quant::kQK, pack, [&](auto nx, auto... a) {
+      panel_rows_q8_0<nx()>(t, a...);
+    });
+  }
+  TileArgs t0 = t, t1 = t;
+  t0.n_w = kPanelW;
+  t1.n_w = t.n_w - kPanelW;
+  t1.w = static_cast<const uint8_t*>(t.w) + kPanelW * t.w_stride;
+  t1.y = t.y + kPanelW;
+  PackedBlock packed0[kChunkBlocks2], packed1[kChunkBlocks2];
+  const int64_t nb = t.n / quant::kQK;
+  stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(nb) * sizeof(Block));
+  for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks2) {
+    const int count = static_cast<int>(std::min<int64_t>(kChunkBlocks2, nb - b0));
+    pack(t0, b0, count, packed0);
+    pack(t1, b0, count, packed1);
+    for (int r = 0; r < t.n_x; r += kPanelX2) {
+      with_count<kPanelX2>(std::min(kPanelX2, t.n_x - r), [&](auto nx) {
+        panel_rows_q8_0_x2<nx()>(t0, t1, packed0, packed1, b0, count, r, b0 == 0);
+      });
+    }
+  }
+}
+
 // ---- F16 x F16 --------------------------------------------------------------------------------
 // Products of f16 values are exact in f32, so the panel sums what the dot sums (f32 FMAs of f16 x
 // f16 products; only the order differs). The weights are widened to f32 lanes (row l in lane l),
@@ -515,16 +594,8 @@ void panel_f16_f16_avx512(const TileArgs& t) {
   }
 }
 
-void panel_q4_0_q8_0_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ4_0>(t, quant::kQK, pack_q4_0, [&](auto nx, auto... a) {
-    panel_rows_q8_0<nx()>(t, a...);
-  });
-}
-void panel_q8_0_q8_0_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocks, kPanelX, PackedBlock, BlockQ8_0>(t, quant::kQK, pack_q8_0, [&](auto nx, auto... a) {
-    panel_rows_q8_0<nx()>(t, a...);
-  });
-}
+void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_x2<BlockQ4_0>(t, pack_q4_0); }
+void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel_x2<BlockQ8_0>(t, pack_q8_0); }
 void panel_q6_K_q8_K_avx512(const TileArgs& t) {
   run_panel<kChunkBlocksK, kPanelXK, PackedQ6_K, quant::BlockQ6_K>(t, quant::kQK_K, pack_q6_K, [&](auto nx, auto... a) {
     panel_rows_q6_K<nx()>(t, a...);
