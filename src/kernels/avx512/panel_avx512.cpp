@@ -39,6 +39,7 @@ using quant::BlockQ8_K;
 
 constexpr int kChunkBlocks = 32;  // 20 KiB packed: stays in L1 while the activation rows pass
 constexpr int kPanelX = 8;        // activation rows per register pass
+constexpr int kPanelX2 = 6;       // with two panels: 24 accumulators
 
 // One block of the 16 rows, whatever the weight format: signed 8-bit weights and the
 // accumulator's start that takes the activations' bias off.
@@ -152,42 +153,54 @@ inline __m512i broadcast_u32(const uint8_t* p) {
   return _mm512_set1_epi32(static_cast<int>(v));
 }
 
-// NX activation rows (panel rows, blocks [b0, b0 + count)) against the packed blocks; adds the
-// 16-lane results to y (first: stores them).
-template <int NX>
-void panel_rows_q8_0(const TileArgs& t, const PackedBlock* pk, int64_t b0, int count, int r0, bool first) {
+// NX activation rows (panel rows, blocks [b0, b0 + count)) against NP packed panels: each
+// broadcast activation feeds all NP. Adds each panel's 16-lane results to its y (first: stores).
+template <int NP, int NX>
+void panel_rows_q8_0(const TileArgs (&t)[NP], const PackedBlock* const (&pk)[NP], int64_t b0, int count, int r0,
+                     bool first) {
   const uint8_t* xq[NX];
   const float* xd[NX];
 #pragma GCC unroll 8
   for (int r = 0; r < NX; ++r) {
-    const uint8_t* row = static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride;
+    const uint8_t* row = static_cast<const uint8_t*>(t[0].x) + (r0 + r) * t[0].x_stride;
     xq[r] = row + b0 * quant::kQK;
-    xd[r] = reinterpret_cast<const float*>(row + t.n) + b0;
+    xd[r] = reinterpret_cast<const float*>(row + t[0].n) + b0;
   }
-  __m512 acc[NX];
+  __m512 acc[NP][NX];
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 8
-  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < NX; ++r) acc[p][r] = _mm512_setzero_ps();
   for (int k = 0; k < count; ++k) {
-    const PackedBlock& p = pk[k];
-    const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p.d)));
-    __m512i isum[NX];
+    __m512i isum[NP][NX];
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 8
-    for (int r = 0; r < NX; ++r) isum[r] = p.start;
+      for (int r = 0; r < NX; ++r) isum[p][r] = pk[p][k].start;
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
-      const __m512i w = _mm512_load_si512(&p.w[g]);
+      __m512i w[NP];
+#pragma GCC unroll 2
+      for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(&pk[p][k].w[g]);
 #pragma GCC unroll 8
       for (int r = 0; r < NX; ++r) {
-        isum[r] = _mm512_dpbusd_epi32(isum[r], broadcast_u32(xq[r] + k * quant::kQK + 4 * g), w);
+        const __m512i x = broadcast_u32(xq[r] + k * quant::kQK + 4 * g);
+#pragma GCC unroll 2
+        for (int p = 0; p < NP; ++p) isum[p][r] = _mm512_dpbusd_epi32(isum[p][r], x, w[p]);
       }
     }
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) {
+      const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pk[p][k].d)));
 #pragma GCC unroll 8
-    for (int r = 0; r < NX; ++r) {
-      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(xd[r][k]));
-      acc[r] = _mm512_fmadd_ps(v, wd, acc[r]);
+      for (int r = 0; r < NX; ++r) {
+        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[p][r]), _mm512_set1_ps(xd[r][k]));
+        acc[p][r] = _mm512_fmadd_ps(v, wd, acc[p][r]);
+      }
     }
   }
-  store_rows(t, acc, r0, first);
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p) store_rows(t[p], acc[p], r0, first);
 }
 
 // f(integral_constant N) for the runtime n in [1, Max].
@@ -207,11 +220,12 @@ inline void with_count(int n, F&& f) {
 constexpr int kChunkBlocksK = 4;  // 4 x 4.7 KiB packed
 constexpr int kPanelXK = 4;       // activation rows per register pass
 
+// The packed K-quant blocks share panel_rows_q8_K's fields: w, dsc, pairs, off.
 struct alignas(64) PackedQ4_K {
-  __m512i w[8][8];  // [s][g], lane l: row l's elements 32 s + 4 g..+3, the nibbles q
-  __m512 dsc[8];    // lane l: d sc_s of row l
-  __m512i mins[8];  // lane l: m_s of row l in both int16 halves
-  __m512 dmin;      // lane l: dmin of row l
+  __m512i w[8][8];   // [s][g], lane l: row l's elements 32 s + 4 g..+3, the nibbles q
+  __m512 dsc[8];     // lane l: d sc_s of row l
+  __m512i pairs[8];  // lane l: m_s of row l in both int16 halves (against bsum_2s, bsum_2s+1)
+  __m512 off;        // lane l: dmin of row l
 };
 
 // Byte i of each dword lane.
@@ -224,7 +238,7 @@ inline void unpack_scales_q4_K(const BlockQ4_K* const (&rows)[kPanelW], int k, P
   __m512i p[4];  // p[0]: d | dmin << 16; p[1..3]: scales bytes 0..3, 4..7, 8..11
   transpose_16x16(rows, k, 0, p);
   const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p[0]));
-  o.dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p[0], 16)));
+  o.off = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p[0], 16)));
   const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
 #pragma GCC unroll 4
   for (int j = 0; j < 4; ++j) {
@@ -234,8 +248,8 @@ inline void unpack_scales_q4_K(const BlockQ4_K* const (&rows)[kPanelW], int k, P
     const __m512i m_hi = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(b, 6), 4));
     o.dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_lo));
     o.dsc[4 + j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_hi));
-    o.mins[j] = _mm512_or_si512(m_lo, _mm512_slli_epi32(m_lo, 16));
-    o.mins[4 + j] = _mm512_or_si512(m_hi, _mm512_slli_epi32(m_hi, 16));
+    o.pairs[j] = _mm512_or_si512(m_lo, _mm512_slli_epi32(m_lo, 16));
+    o.pairs[4 + j] = _mm512_or_si512(m_hi, _mm512_slli_epi32(m_hi, 16));
   }
 }
 
@@ -261,8 +275,15 @@ void pack_q4_K(const TileArgs& t, int64_t b0, int count, PackedQ4_K* out) {
   }
 }
 
-template <int NX>
-void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int count, int r0, bool first) {
+// NX activation rows (Q8_K, blocks [b0, b0 + count)) against packed K-quant blocks (Q4_K,
+// Q6_K): a block is sum_s dsc_s isum_s - off sum_i pairs_i . (bsum_2i, bsum_2i+1), where
+// isum_s is sub-block s's integer sum (its kGroups dwords per lane) and the last sum is exact in
+// int32 by vpdpwssd. Adds the 16-lane results to y (first: stores them).
+template <int NX, typename Packed>
+void panel_rows_q8_K(const TileArgs& t, const Packed* pk, int64_t b0, int count, int r0, bool first) {
+  constexpr int kSub = sizeof(Packed::w) / sizeof(Packed::w[0]);
+  constexpr int kGroups = sizeof(Packed::w[0]) / sizeof(__m512i);
+  static_assert(sizeof(Packed::pairs) == 8 * sizeof(__m512i), "16 activation sums per block, in pairs");
   const BlockQ8_K* xb[NX];
 #pragma GCC unroll 4
   for (int r = 0; r < NX; ++r) {
@@ -272,20 +293,21 @@ void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int co
 #pragma GCC unroll 4
   for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
   for (int k = 0; k < count; ++k) {
-    const PackedQ4_K& p = pk[k];
+    const Packed& p = pk[k];
     __m512 block[NX];
 #pragma GCC unroll 4
     for (int r = 0; r < NX; ++r) block[r] = _mm512_setzero_ps();
-    for (int sb = 0; sb < 8; ++sb) {
+    for (int sb = 0; sb < kSub; ++sb) {
       __m512i isum[NX];
 #pragma GCC unroll 4
       for (int r = 0; r < NX; ++r) isum[r] = _mm512_setzero_si512();
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {
+      for (int g = 0; g < kGroups; ++g) {
         const __m512i w = _mm512_load_si512(&p.w[sb][g]);
 #pragma GCC unroll 4
         for (int r = 0; r < NX; ++r) {
-          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 32 * sb + 4 * g));
+          const uint8_t* x = reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 4 * (kGroups * sb + g);
+          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast_u32(x));
         }
       }
 #pragma GCC unroll 4
@@ -293,11 +315,12 @@ void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int co
     }
 #pragma GCC unroll 4
     for (int r = 0; r < NX; ++r) {
-      __m512i imin = _mm512_setzero_si512();
-      for (int sb = 0; sb < 8; ++sb) {
-        imin = _mm512_dpwssd_epi32(imin, p.mins[sb], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].bsums + 2 * sb)));
+      __m512i ioff = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        ioff = _mm512_dpwssd_epi32(ioff, p.pairs[i], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].bsums + 2 * i)));
       }
-      block[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), p.dmin, block[r]);
+      block[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ioff), p.off, block[r]);
       acc[r] = _mm512_fmadd_ps(block[r], _mm512_set1_ps(xb[r][k].d), acc[r]);
     }
   }
@@ -313,8 +336,8 @@ void panel_rows_q8_K(const TileArgs& t, const PackedQ4_K* pk, int64_t b0, int co
 struct alignas(64) PackedQ6_K {
   __m512i w[16][4];  // [s][g], lane l: row l's elements 16 s + 4 g..+3, the 6-bit q
   __m512 dsc[16];    // lane l: d sc_s of row l
-  __m512i sc2[8];    // lane l: sc_2i and sc_2i+1 of row l as int16
-  __m512 d32;        // lane l: 32 d of row l
+  __m512i pairs[8];  // lane l: sc_2i and sc_2i+1 of row l as int16 (against bsum_2i, bsum_2i+1)
+  __m512 off;        // lane l: 32 d of row l
 };
 
 // Byte i of each dword lane, sign-extended.
@@ -350,7 +373,7 @@ void pack_q6_K(const TileArgs& t, int64_t b0, int count, PackedQ6_K* out) {
     transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, scales), sc);
     transpose_16x16(rows, k, offsetof(quant::BlockQ6_K, scales) + 2, tail);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail[3], 16)));
-    o.d32 = _mm512_mul_ps(d, _mm512_set1_ps(32.0f));
+    o.off = _mm512_mul_ps(d, _mm512_set1_ps(32.0f));
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       __m512i v[4];
@@ -360,54 +383,10 @@ void pack_q6_K(const TileArgs& t, int64_t b0, int count, PackedQ6_K* out) {
         o.dsc[4 * q + i] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v[i]));
       }
       const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
-      o.sc2[2 * q] = _mm512_or_si512(_mm512_and_si512(v[0], lo16), _mm512_slli_epi32(v[1], 16));
-      o.sc2[2 * q + 1] = _mm512_or_si512(_mm512_and_si512(v[2], lo16), _mm512_slli_epi32(v[3], 16));
+      o.pairs[2 * q] = _mm512_or_si512(_mm512_and_si512(v[0], lo16), _mm512_slli_epi32(v[1], 16));
+      o.pairs[2 * q + 1] = _mm512_or_si512(_mm512_and_si512(v[2], lo16), _mm512_slli_epi32(v[3], 16));
     }
   }
-}
-
-template <int NX>
-void panel_rows_q6_K(const TileArgs& t, const PackedQ6_K* pk, int64_t b0, int count, int r0, bool first) {
-  const BlockQ8_K* xb[NX];
-#pragma GCC unroll 4
-  for (int r = 0; r < NX; ++r) {
-    xb[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + b0;
-  }
-  __m512 acc[NX];
-#pragma GCC unroll 4
-  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
-  for (int k = 0; k < count; ++k) {
-    const PackedQ6_K& p = pk[k];
-    __m512 block[NX];
-#pragma GCC unroll 4
-    for (int r = 0; r < NX; ++r) block[r] = _mm512_setzero_ps();
-    for (int sb = 0; sb < 16; ++sb) {
-      __m512i isum[NX];
-#pragma GCC unroll 4
-      for (int r = 0; r < NX; ++r) isum[r] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-      for (int g = 0; g < 4; ++g) {
-        const __m512i w = _mm512_load_si512(&p.w[sb][g]);
-#pragma GCC unroll 4
-        for (int r = 0; r < NX; ++r) {
-          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].qs) + 16 * sb + 4 * g));
-        }
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < NX; ++r) block[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), p.dsc[sb], block[r]);
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < NX; ++r) {
-      __m512i ioff = _mm512_setzero_si512();
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        ioff = _mm512_dpwssd_epi32(ioff, p.sc2[i], broadcast_u32(reinterpret_cast<const uint8_t*>(xb[r][k].bsums + 2 * i)));
-      }
-      block[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ioff), p.d32, block[r]);
-      acc[r] = _mm512_fmadd_ps(block[r], _mm512_set1_ps(xb[r][k].d), acc[r]);
-    }
-  }
-  store_rows(t, acc, r0, first);
 }
 
 // Reads the panel's weights once, in address order (its rows are contiguous), so that they come
@@ -421,99 +400,44 @@ void stream_in(const void* w, size_t bytes) {
   __asm__ volatile("" : : "v"(sink));
 }
 
-// Packs each chunk of blocks, then runs every activation row against it.
-template <int kChunk, int kRowsPerPass, typename Packed, typename Block, typename Pack, typename Rows>
+// NP panels of kPanelW rows (t.n_w > (NP - 1) kPanelW rows in all): packs each chunk of blocks
+// of every panel, then runs the activation rows against them, kRowsPerPass at a time:
+// rows(nx, panels' TileArgs[NP], packed[NP], b0, count, r0, first).
+template <int NP, int kChunk, int kRowsPerPass, typename Packed, typename Block, typename Pack, typename Rows>
 void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   static_assert(kPanelW == 16, "one zmm of int32 lanes per panel");
-  Packed packed[kChunk];
+  TileArgs ts[NP];
+  Packed packed[NP][kChunk];
+  const Packed* pk[NP];
+  for (int p = 0; p < NP; ++p) {
+    ts[p] = t;
+    ts[p].w = static_cast<const uint8_t*>(t.w) + p * kPanelW * t.w_stride;
+    ts[p].y = t.y + p * kPanelW;
+    ts[p].n_w = std::min(kPanelW, t.n_w - p * kPanelW);
+    pk[p] = packed[p];
+  }
   const int64_t nb = t.n / block_size;
   stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(nb) * sizeof(Block));
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int count = static_cast<int>(std::min<int64_t>(kChunk, nb - b0));
-    pack(t, b0, count, packed);
+    for (int p = 0; p < NP; ++p) pack(ts[p], b0, count, packed[p]);
     for (int r = 0; r < t.n_x; r += kRowsPerPass) {
       with_count<kRowsPerPass>(std::min(kRowsPerPass, t.n_x - r),
-                               [&](auto nx) { rows(nx, packed, b0, count, r, b0 == 0); });
+                               [&](auto nx) { rows(nx, ts, pk, b0, count, r, b0 == 0); });
     }
   }
 }
 
-// Two panels (32 weight rows) against NX activation rows: each broadcast activation feeds both,
-// which halves the activation loads per vpdpbusd (12-17% faster on 512 rows than one panel).
-// Chunks are half as long, so both packed panels stay in L1.
-template <int NX>
-void panel_rows_q8_0_x2(const TileArgs& t0, const TileArgs& t1, const PackedBlock* pk0, const PackedBlock* pk1,
-                        int64_t b0, int count, int r0, bool first) {
-  const uint8_t* xq[NX];
-  const float* xd[NX];
-#pragma GCC unroll 8
-  for (int r = 0; r < NX; ++r) {
-    const uint8_t* row = static_cast<const uint8_t*>(t0.x) + (r0 + r) * t0.x_stride;
-    xq[r] = row + b0 * quant::kQK;
-    xd[r] = reinterpret_cast<const float*>(row + t0.n) + b0;
-  }
-  __m512 acc0[NX], acc1[NX];
-#pragma GCC unroll 8
-  for (int r = 0; r < NX; ++r) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();
-  for (int k = 0; k < count; ++k) {
-    const PackedBlock& p0 = pk0[k];
-    const PackedBlock& p1 = pk1[k];
-    __m512i s0[NX], s1[NX];
-#pragma GCC unroll 8
-    for (int r = 0; r < NX; ++r) s0[r] = p0.start, s1[r] = p1.start;
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) {
-      const __m512i w0 = _mm512_load_si512(&p0.w[g]);
-      const __m512i w1 = _mm512_load_si512(&p1.w[g]);
-#pragma GCC unroll 8
-      for (int r = 0; r < NX; ++r) {
-        const __m512i x = broadcast_u32(xq[r] + k * quant::kQK + 4 * g);
-        s0[r] = _mm512_dpbusd_epi32(s0[r], x, w0);
-        s1[r] = _mm512_dpbusd_epi32(s1[r], x, w1);
-      }
-    }
-    const __m512 wd0 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p0.d)));
-    const __m512 wd1 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p1.d)));
-#pragma GCC unroll 8
-    for (int r = 0; r < NX; ++r) {
-      const __m512 d = _mm512_set1_ps(xd[r][k]);
-      acc0[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[r]), d), wd0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[r]), d), wd1, acc1[r]);
-    }
-  }
-  store_rows(t0, acc0, r0, first);
-  store_rows(t1, acc1, r0, first);
-}
-
-constexpr int kPanelX2 = 6;         // activation rows per register pass: 24 accumulators
-constexpr int kChunkBlocks2 = 16;   // 2 x 10 KiB packed
-
-// Up to 2 kPanelW rows of Q4_0 or Q8_0: two panels at once, or one where n_w fits in one.
+// Q4_0 and Q8_0, up to 2 kPanelW rows. Over kPanelW rows, two panels per activation pass: each
+// broadcast activation then feeds two vpdpbusd (12-17% faster on 512 rows than one panel),
+// with chunks half as long so that both packed panels stay in L1.
 template <typename Block, typename Pack>
-void run_panel_x2(const TileArgs& t, Pack pack) {
-  if (t.n_w <= kPanelW) {
-    return run_panel<kChunkBlocks, kPanelX, PackedBlock, Block>(t, quant::kQK, pack, [&](auto nx, auto... a) {
-      panel_rows_q8_0<nx()>(t, a...);
-    });
-  }
-  TileArgs t0 = t, t1 = t;
-  t0.n_w = kPanelW;
-  t1.n_w = t.n_w - kPanelW;
-  t1.w = static_cast<const uint8_t*>(t.w) + kPanelW * t.w_stride;
-  t1.y = t.y + kPanelW;
-  PackedBlock packed0[kChunkBlocks2], packed1[kChunkBlocks2];
-  const int64_t nb = t.n / quant::kQK;
-  stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(nb) * sizeof(Block));
-  for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks2) {
-    const int count = static_cast<int>(std::min<int64_t>(kChunkBlocks2, nb - b0));
-    pack(t0, b0, count, packed0);
-    pack(t1, b0, count, packed1);
-    for (int r = 0; r < t.n_x; r += kPanelX2) {
-      with_count<kPanelX2>(std::min(kPanelX2, t.n_x - r), [&](auto nx) {
-        panel_rows_q8_0_x2<nx()>(t0, t1, packed0, packed1, b0, count, r, b0 == 0);
-      });
-    }
-  }
+void run_panel_q8_0(const TileArgs& t, Pack pack) {
+  const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const PackedBlock* const (&pk)[NP], auto... a) {
+    panel_rows_q8_0<NP, nx()>(ts, pk, a...);
+  };
+  if (t.n_w <= kPanelW) return run_panel<1, kChunkBlocks, kPanelX, PackedBlock, Block>(t, quant::kQK, pack, rows);
+  run_panel<2, kChunkBlocks / 2, kPanelX2, PackedBlock, Block>(t, quant::kQK, pack, rows);
 }
 
 // ---- F16 x F16 --------------------------------------------------------------------------------
@@ -594,17 +518,22 @@ void panel_f16_f16_avx512(const TileArgs& t) {
   }
 }
 
-void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_x2<BlockQ4_0>(t, pack_q4_0); }
-void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel_x2<BlockQ8_0>(t, pack_q8_0); }
-void panel_q6_K_q8_K_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocksK, kPanelXK, PackedQ6_K, quant::BlockQ6_K>(t, quant::kQK_K, pack_q6_K, [&](auto nx, auto... a) {
-    panel_rows_q6_K<nx()>(t, a...);
-  });
-}
+void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ4_0>(t, pack_q4_0); }
+void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ8_0>(t, pack_q8_0); }
+
+namespace {
+// The K-quant row kernel on run_panel's single panel.
+template <typename Packed>
+constexpr auto rows_q8_K = [](auto nx, const TileArgs (&ts)[1], const Packed* const (&pk)[1], auto... a) {
+  panel_rows_q8_K<nx(), Packed>(ts[0], pk[0], a...);
+};
+}  // namespace
+
 void panel_q4_K_q8_K_avx512(const TileArgs& t) {
-  run_panel<kChunkBlocksK, kPanelXK, PackedQ4_K, BlockQ4_K>(t, quant::kQK_K, pack_q4_K, [&](auto nx, auto... a) {
-    panel_rows_q8_K<nx()>(t, a...);
-  });
+  run_panel<1, kChunkBlocksK, kPanelXK, PackedQ4_K, BlockQ4_K>(t, quant::kQK_K, pack_q4_K, rows_q8_K<PackedQ4_K>);
+}
+void panel_q6_K_q8_K_avx512(const TileArgs& t) {
+  run_panel<1, kChunkBlocksK, kPanelXK, PackedQ6_K, quant::BlockQ6_K>(t, quant::kQK_K, pack_q6_K, rows_q8_K<PackedQ6_K>);
 }
 
 }  // namespace owl::kernels
