@@ -106,7 +106,7 @@ int run_bench(const BenchArgs& args) {
       if (!r.read_gbs.empty()) {
         records.back()["weight_bytes_per_token"] = r.weight_bytes_per_token;
         records.back()["read_bandwidth_gbs"] = r.read_gbs;
-        records.back()["bandwidth_share"] = r.bandwidth_share;
+        records.back()["bandwidth_share"] = r.bandwidth_shares();
       }
     }
   }

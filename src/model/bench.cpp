@@ -68,9 +68,18 @@ double weight_bytes_per_token(const Model& model) {
   return total;
 }
 
+std::vector<double> BenchResult::bandwidth_shares() const {
+  std::vector<double> shares;
+  for (size_t i = 0; i < read_gbs.size() && i < samples_ns.size(); ++i) {
+    const double gbs = weight_bytes_per_token * static_cast<double>(n_gen) / samples_ns[i];  // bytes per ns = GB/s
+    shares.push_back(gbs / read_gbs[i]);
+  }
+  return shares;
+}
+
 double BenchResult::median_share() const {
-  if (bandwidth_share.empty()) return 0.0;
-  std::vector<double> v = bandwidth_share;
+  std::vector<double> v = bandwidth_shares();
+  if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
@@ -108,10 +117,6 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
       auto ns = time_run(model, **ctx, tokens, prompt, logits);
       if (!ns) return ns.error();
       r.samples_ns.push_back(*ns);
-      if (bandwidth) {
-        const double gbs = r.weight_bytes_per_token * static_cast<double>(n) / *ns;  // bytes per ns = GB/s
-        r.bandwidth_share.push_back(gbs / r.read_gbs.back());
-      }
     }
     summarize(r, n);
     results.push_back(std::move(r));

@@ -31,10 +31,11 @@ struct BenchResult {
   double avg_ns = 0, stddev_ns = 0;
   double avg_ts = 0, stddev_ts = 0;  // tokens per second
   // tg with BenchOptions::bandwidth: bytes of weights one token reads, and per repetition the
-  // read bandwidth measured just before it (GB/s) and the share of it the tokens read.
+  // read bandwidth measured just before it (GB/s).
   double weight_bytes_per_token = 0;
   std::vector<double> read_gbs;
-  std::vector<double> bandwidth_share;
+  // Per repetition, the share of read_gbs that its tokens' weights took; and their median.
+  std::vector<double> bandwidth_shares() const;
   double median_share() const;
 };
 
