@@ -60,9 +60,27 @@ inline const uint8_t* row(const void* base, size_t stride, int i) {
   return static_cast<const uint8_t*>(base) + i * stride;
 }
 
-// f(quad, NW, NX) on each group of up to kTileW weight rows of t.
-template <typename F>
+// How a tile meets one activation row (decode of one sequence: W streams from memory once).
+// kQuads: in groups of kTileW weight rows, like more activation rows. kSingleRows: one weight
+// row at a time, so W is read as one sequential stream instead of kTileW interleaved ones. The
+// interleaved streams (each a 2-8 KiB row) read 5632x2048 F16, BF16 and Q8_0 at 34 GB/s where
+// one stream reads 41-45 (the machine's sequential read rate); Q4_K gains a little. Q4_0 keeps
+// its quads: one row at a time its compute limit (35 GB/s from cache) is below the bandwidth.
+enum class OneActivationRow { kQuads, kSingleRows };
+
+// f(quad, NW, NX) on each group of up to kTileW weight rows of t (single rows, see above).
+template <OneActivationRow kOne = OneActivationRow::kQuads, typename F>
 inline void for_weight_quads(const TileArgs& t, F&& f) {
+  if (kOne == OneActivationRow::kSingleRows && t.n_x == 1) {
+    for (int o = 0; o < t.n_w; ++o) {
+      TileArgs q = t;
+      q.w = row(t.w, t.w_stride, o);
+      q.y = t.y + o;
+      q.n_w = 1;
+      f(q, std::integral_constant<int, 1>{}, std::integral_constant<int, 1>{});
+    }
+    return;
+  }
   for (int o = 0; o < t.n_w; o += kTileW) {
     TileArgs q = t;
     q.w = row(t.w, t.w_stride, o);
@@ -76,7 +94,8 @@ inline void for_weight_quads(const TileArgs& t, F&& f) {
 // hardware prefetchers learn too late: fetch the same bytes of the next tile (the next NW rows,
 // contiguous with these) ahead. Prefetches past the end of W are harmless hints. A decode step
 // of 3 or 4 sequences needs them as much as one of 1 or 2 (it read W at half the rate without);
-// in prefill the lines are in L2 already and the hints cost little.
+// in prefill the lines are in L2 already and the hints cost little. Single rows fetch the next
+// row, one row ahead of the sequential stream.
 template <int NW, int NX>
 inline void prefetch_next_tile(const TileArgs& t, size_t offset) {
 #pragma GCC unroll 4
@@ -431,19 +450,19 @@ void tile_q4_K_nx(const TileArgs& t) {
 }  // namespace
 
 void tile_f16_f16_avx512(const TileArgs& t) {
-  for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_f16_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_f16_nx<nw(), nx()>(q); });
 }
 void tile_bf16_bf16_avx512(const TileArgs& t) {
-  for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_bf16_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_bf16_nx<nw(), nx()>(q); });
 }
 void tile_q4_0_q8_0_avx512(const TileArgs& t) {
   for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_0_nx<nw(), nx()>(q); });
 }
 void tile_q8_0_q8_0_avx512(const TileArgs& t) {
-  for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q8_0_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q8_0_nx<nw(), nx()>(q); });
 }
 void tile_q4_K_q8_K_avx512(const TileArgs& t) {
-  for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_K_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_K_nx<nw(), nx()>(q); });
 }
 
 // Float dots are one-weight-row tiles.
