@@ -29,6 +29,7 @@ void fill_ref(Kernels& k) {
   set(T::Q6_K, dot_q6_K_q8_K_ref, T::Q8_K);
   set(T::Q8_K, dot_q8_K_q8_K_ref, T::Q8_K);
   k.quantize_q8_0 = quantize_row_q8_0_ref;
+  k.quantize_panel_q8_0 = quantize_row_panel_q8_0_ref;
   k.quantize_q8_1 = quantize_row_q8_1_ref;
   k.quantize_q8_K = quantize_row_q8_K_ref;
   k.quantize_f16 = quantize_row_f16_ref;

@@ -128,6 +128,7 @@ struct Kernels {
   Isa isa = Isa::kScalar;
   std::array<DotKernel, kTypeSlots> dot{};  // indexed by the raw TensorType value
   QuantizeRowFn quantize_q8_0 = nullptr;
+  QuantizeRowFn quantize_panel_q8_0 = nullptr;  // Q8_0 as a panel row (kPanelW)
   QuantizeRowFn quantize_q8_1 = nullptr;
   QuantizeRowFn quantize_q8_K = nullptr;
   QuantizeRowFn quantize_f16 = nullptr;

@@ -8,12 +8,10 @@
 // a panel kernel and more than its panel_above rows, owns kBlockW weight rows x kPanelBlockX
 // activation rows in weight panels of its panel_w rows.
 #include <algorithm>
-#include <cstring>
 
 #include "core/result.h"
 #include "kernels/kernels.h"
 #include "quant/blocks.h"
-#include "quant/half.h"
 
 namespace owl::kernels {
 namespace {
@@ -62,18 +60,6 @@ void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64
     for (int64_t o = o0; o < o1; o += kBlockW) {
       compute_tile(op, o, static_cast<int>(std::min<int64_t>(kBlockW, o1 - o)), r, n_x);
     }
-  }
-}
-
-constexpr int64_t kPanelRowBlocks = 64;  // Q8_0 blocks quantized at a time for panel rows
-
-// Q8_0 blocks as a stretch of a panel row (kernels.h, kPanelW): the values as unsigned bytes
-// x + 128, the scales as f32.
-void to_panel_q8_0(const quant::BlockQ8_0* q, int64_t nb, uint8_t* values, uint8_t* scales) {
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int i = 0; i < quant::kQK; ++i) values[b * quant::kQK + i] = static_cast<uint8_t>(q[b].qs[i]) ^ 0x80u;
-    const float d = quant::f16_to_f32(q[b].d);
-    std::memcpy(scales + b * 4, &d, 4);
   }
 }
 
@@ -131,15 +117,8 @@ void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a) {
     uint8_t* dst = static_cast<uint8_t*>(a.scratch);
     if (use_panel && panel_q8_0(dk)) {
       xq_stride = panel_q8_0_row_bytes(a.n_in);
-      auto quantize_row = [&](int64_t r, int) {
-        quant::BlockQ8_0 q[kPanelRowBlocks];
-        for (int64_t i = 0; i < a.n_in; i += kPanelRowBlocks * quant::kQK) {
-          const int64_t n = std::min<int64_t>(kPanelRowBlocks * quant::kQK, a.n_in - i);
-          quantize(a.x + r * x_stride + i, q, n);
-          uint8_t* row = dst + r * xq_stride;
-          to_panel_q8_0(q, n / quant::kQK, row + i, row + a.n_in + i / quant::kQK * 4);
-        }
-      };
+      OWL_CHECK(k.quantize_panel_q8_0 != nullptr);
+      auto quantize_row = [&](int64_t r, int) { k.quantize_panel_q8_0(a.x + r * x_stride, dst + r * xq_stride, a.n_in); };
       pool.parallel_for(a.n_rows, quantize_row);
     } else {
       xq_stride = static_cast<size_t>(gguf::row_bytes(dk.act_type, a.n_in));

@@ -12,6 +12,7 @@
 
 #include "kernel_test_util.h"
 #include "kernels/ref/ref.h"
+#include "quant/half.h"
 #include "quant/quant.h"
 
 namespace owl::kernels {
@@ -246,6 +247,35 @@ TEST(Quantize, Q8_0VariantsBitExact) {
   for (Isa isa : test::available_isas()) {
     std::vector<uint8_t> got(want.size());
     make_kernels(isa).quantize_q8_0(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
+// Panel rows hold Q8_0's values biased to unsigned bytes, then its f16-rounded scales as f32:
+// the reference against Q8_0's own quantizer, the variants bit-exact with the reference.
+TEST(Quantize, PanelQ8_0MatchesQ8_0AndVariantsBitExact) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t n = 32 * 23;
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  for (int j = 0; j < 32; ++j) x[j] = j == 0 ? 127.0f : (j % 2 ? 1.0f : -1.0f) * (j + 0.5f);  // ties
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;
+  for (int j = 64; j < 96; ++j) x[j] *= 1e-30f;  // a subnormal f16 scale
+  std::vector<uint8_t> q8(gguf::row_bytes(TensorType::Q8_0, n));
+  quantize_row_q8_0_ref(x.data(), q8.data(), n);
+  std::vector<uint8_t> want(panel_q8_0_row_bytes(n));
+  quantize_row_panel_q8_0_ref(x.data(), want.data(), n);
+  const auto* blocks = reinterpret_cast<const quant::BlockQ8_0*>(q8.data());
+  for (int64_t b = 0; b < n / 32; ++b) {
+    for (int j = 0; j < 32; ++j) ASSERT_EQ(want[b * 32 + j], static_cast<uint8_t>(blocks[b].qs[j] + 128)) << b;
+    float d;
+    std::memcpy(&d, want.data() + n + b * 4, 4);
+    ASSERT_EQ(d, quant::f16_to_f32(blocks[b].d)) << b;
+  }
+  for (Isa isa : test::available_isas()) {
+    std::vector<uint8_t> got(want.size());
+    make_kernels(isa).quantize_panel_q8_0(x.data(), got.data(), n);
     EXPECT_EQ(got, want) << isa_name(isa);
   }
 }

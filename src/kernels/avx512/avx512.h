@@ -30,6 +30,7 @@ void panel_q6_K_q8_K_avx512(const TileArgs& t);
 void panel_f16_f16_avx512(const TileArgs& t);    // F16 activations as they are
 
 void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n);
+void quantize_row_panel_q8_0_avx512(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_avx512(const float* x, void* y, int64_t n);
 void quantize_row_f16_avx512(const float* x, void* y, int64_t n);
 void quantize_row_bf16_avx512(const float* x, void* y, int64_t n);

@@ -104,6 +104,27 @@ void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n) {
   }
 }
 
+// Bit-exact with quantize_row_panel_q8_0_ref, as the above; the bytes are biased by one xor
+// per half block, and the f16 rounding of d is vcvtps2ph's (quant/half.h gives the same bits).
+void quantize_row_panel_q8_0_avx512(const float* x, void* y, int64_t n) {
+  uint8_t* values = static_cast<uint8_t*>(y);
+  uint8_t* scales = values + n;
+  const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
+  for (int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
+    const __m512 v0 = _mm512_loadu_ps(x);
+    const __m512 v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const float d = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+    std::memcpy(scales + b * 4, &d, 4);
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)));
+    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(values + b * quant::kQK), _mm_xor_si128(q0, bias));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(values + b * quant::kQK + 16), _mm_xor_si128(q1, bias));
+  }
+}
+
 // Bit-exact with quantize_row_q8_K_ref: the max magnitude is exact in any order, the first
 // element reaching it is found by a compare mask, and x * iscale, round-half-even
 // (vcvtps2dq) and min(127, q) are the reference's own operations.
@@ -196,6 +217,7 @@ void fill_avx512(Kernels& k) {
     set_tile(T::BF16, tile_bf16_bf16_avx512);
   }
   k.quantize_q8_0 = quantize_row_q8_0_avx512;
+  k.quantize_panel_q8_0 = quantize_row_panel_q8_0_avx512;
   k.quantize_q8_K = quantize_row_q8_K_avx512;
   k.quantize_f16 = quantize_row_f16_avx512;
   k.quantize_bf16 = quantize_row_bf16_avx512;

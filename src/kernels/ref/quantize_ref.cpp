@@ -26,6 +26,18 @@ void quantize_row_q8_0_ref(const float* x, void* y, int64_t n) {
   }
 }
 
+void quantize_row_panel_q8_0_ref(const float* x, void* y, int64_t n) {
+  uint8_t* values = static_cast<uint8_t*>(y);
+  uint8_t* scales = values + n;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    BlockQ8_0 q;
+    quantize_row_q8_0_ref(x + b * kQK, &q, kQK);
+    for (int j = 0; j < kQK; ++j) values[b * kQK + j] = static_cast<uint8_t>(q.qs[j]) ^ 0x80u;
+    const float d = f16_to_f32(q.d);
+    std::memcpy(scales + b * 4, &d, 4);
+  }
+}
+
 // As Q8_0, plus s = f16(d * sum q) with d the f32 scale.
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n) {
   BlockQ8_1* out = static_cast<BlockQ8_1*>(y);

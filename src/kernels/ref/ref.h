@@ -29,6 +29,9 @@ void dot_q8_K_q8_K_ref(int64_t n, const void* w, const void* x, size_t x_stride,
 void quantize_row_q8_0_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t n);
+// Q8_0 as a panel row (kernels.h, panel_q8_0_row_bytes): the n values q + 128 as unsigned
+// bytes, then the n / 32 scales d (f16-rounded, as Q8_0 stores them) as f32.
+void quantize_row_panel_q8_0_ref(const float* x, void* y, int64_t n);
 // f32 -> f16 / bf16 element-wise, round to nearest even (quant/half.h), as ggml's
 // GGML_FP32_TO_FP16 (F16C) and ggml_compute_fp32_to_bf16.
 void quantize_row_f16_ref(const float* x, void* y, int64_t n);
