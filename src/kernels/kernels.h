@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -175,6 +176,12 @@ size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, i
 // splits the output over the pool: decode in contiguous runs of weight rows, prefill in
 // (weight rows x activation rows) blocks walked in kTileW x kTileX register tiles.
 void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
+// Up to kMaxMatmulGroup matmuls of the same activations (equal x, x_stride, n_in, n_rows; one
+// scratch, the first's): X is converted once where their weight types take the same activation
+// format, and in prefill all their tasks run as one job (Q, K and V; gate and up). Otherwise
+// they run one after another. Each result is the one matmul() gives alone.
+inline constexpr size_t kMaxMatmulGroup = 4;
+void matmul(const Kernels& k, core::ThreadPool& pool, std::span<const MatmulArgs> group);
 
 // ---- attention over an f16 KV cache (what llama.cpp's CPU flash-attention path computes) ---
 // Online softmax per query row, f32 scores and accumulators; parallel over tokens x KV heads.

@@ -3,6 +3,9 @@
 #include "model/forward.h"
 
 #include <algorithm>
+#include <array>
+#include <initializer_list>
+#include <span>
 #include <cmath>
 
 #include "quant/quant.h"
@@ -22,22 +25,39 @@ struct Step {
   int64_t n;  // tokens in this step
 };
 
+// A weight and where its output rows go.
+struct Out {
+  const Weight& w;
+  float* y;
+};
+
+// y = x W^T for each Out over the same x [n_rows][x_stride]; every y has row stride y_stride.
+// Together they convert x once and run as one parallel job (kernels::matmul over a group).
+void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64_t x_stride, int64_t y_stride,
+            int64_t n_rows) {
+  std::array<kernels::MatmulArgs, kernels::kMaxMatmulGroup> args;
+  size_t n = 0;
+  for (const Out& o : outs) {
+    if (ctx.observer) ctx.observer->observe(o.w, x, x_stride, n_rows);
+    kernels::MatmulArgs& a = args.at(n++);
+    a.w_type = o.w.type;
+    a.w = o.w.data;
+    a.x = x;
+    a.y = o.y;
+    a.n_in = o.w.n_in;
+    a.n_out = o.w.n_out;
+    a.n_rows = n_rows;
+    a.x_stride = x_stride;
+    a.y_stride = y_stride;
+    a.scratch = ctx.matmul_scratch.data();
+    a.scratch_bytes = ctx.matmul_scratch.size();
+  }
+  kernels::matmul(ctx.kernels, ctx.pool, std::span<const kernels::MatmulArgs>(args.data(), n));
+}
+
 void matmul(Context& ctx, const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
             int64_t n_rows) {
-  if (ctx.observer) ctx.observer->observe(w, x, x_stride, n_rows);
-  kernels::MatmulArgs a;
-  a.w_type = w.type;
-  a.w = w.data;
-  a.x = x;
-  a.y = y;
-  a.n_in = w.n_in;
-  a.n_out = w.n_out;
-  a.n_rows = n_rows;
-  a.x_stride = x_stride;
-  a.y_stride = y_stride;
-  a.scratch = ctx.matmul_scratch.data();
-  a.scratch_bytes = ctx.matmul_scratch.size();
-  kernels::matmul(ctx.kernels, ctx.pool, a);
+  matmul(ctx, {Out{w, y}}, x, x_stride, y_stride, n_rows);
 }
 
 // fn(r0, r1) over row ranges covering [0, n_rows): on the pool for a prefill's many rows (the
@@ -77,9 +97,7 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
   if (l.attn_qkv.present()) {
     matmul(ctx, l.attn_qkv, ctx.cur.data(), c.n_embd, q, width, s.n);
   } else {
-    matmul(ctx, l.attn_q, ctx.cur.data(), c.n_embd, q, width, s.n);
-    matmul(ctx, l.attn_k, ctx.cur.data(), c.n_embd, k, width, s.n);
-    matmul(ctx, l.attn_v, ctx.cur.data(), c.n_embd, v, width, s.n);
+    matmul(ctx, {Out{l.attn_q, q}, Out{l.attn_k, k}, Out{l.attn_v, v}}, ctx.cur.data(), c.n_embd, width, s.n);
   }
   if (c.qkv_bias) {
     add_bias(q, l.attn_q_bias, s.n, width);
@@ -189,8 +207,7 @@ void compute_layer(const Step& s, int64_t il) {
   const int64_t n_ff = c.n_ff, width = 2 * n_ff;
   float* gate = ctx.ffn.data();
   if (l.ffn_gate.present()) {
-    matmul(ctx, l.ffn_gate, cur, n_embd, gate, width, n);
-    matmul(ctx, l.ffn_up, cur, n_embd, gate + n_ff, width, n);
+    matmul(ctx, {Out{l.ffn_gate, gate}, Out{l.ffn_up, gate + n_ff}}, cur, n_embd, width, n);
   } else {
     matmul(ctx, l.ffn_up, cur, n_embd, gate, width, n);
   }

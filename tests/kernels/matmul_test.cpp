@@ -230,6 +230,61 @@ TEST(Matmul, StridesAndRowCountsAgree) {
   }
 }
 
+// A group of matmuls over the same X (Q, K, V; gate and up) gives each one's result bit for bit,
+// writing into one interleaved Y: weight types that share an activation format (Q4_0, Q8_0)
+// and ones that do not (Q4_K beside Q4_0), at decode, tile and panel row counts, on every ISA.
+TEST(Matmul, GroupsGiveEachMatmulsOwnResult) {
+  core::ThreadPool pool(2);
+  const int64_t n_in = 256;
+  const std::vector<std::vector<std::pair<TensorType, int64_t>>> groups = {
+      {{TensorType::Q4_0, 40}, {TensorType::Q8_0, 8}, {TensorType::Q4_0, 8}},
+      {{TensorType::Q4_0, 24}, {TensorType::Q4_K, 24}},
+      {{TensorType::F16, 20}, {TensorType::F16, 36}},
+      {{TensorType::Q6_K, 16}, {TensorType::Q4_K, 5}, {TensorType::Q4_K, 0}}};
+  for (Isa isa : test::available_isas()) {
+    const Kernels k = make_kernels(isa);
+    for (const auto& group : groups) {
+      for (int64_t n_rows : {1, 3, 20, 300}) {
+        int64_t width = 0;
+        std::vector<Problem> problems;
+        for (size_t i = 0; i < group.size(); ++i) {
+          problems.push_back(make_problem(Case{.type = group[i].first, .n_in = n_in, .n_out = group[i].second,
+                                               .n_rows = n_rows, .w_fill = Fill::kRandom, .x_scale = 1.0f,
+                                               .seed = static_cast<uint32_t>(31 + i)}));
+          problems[i].x = problems[0].x;
+          width += group[i].second;
+        }
+        size_t scratch_bytes = 0;
+        for (const auto& [type, n_out] : group) scratch_bytes = std::max(scratch_bytes, matmul_scratch_bytes(k, type, n_in, n_rows));
+        std::vector<uint8_t> scratch(scratch_bytes);
+        std::vector<float> y(static_cast<size_t>(n_rows * width), NAN);
+        std::vector<MatmulArgs> args;
+        int64_t col = 0;
+        for (size_t i = 0; i < group.size(); ++i) {
+          args.push_back(MatmulArgs{.w_type = group[i].first, .w = problems[i].w.data(), .x = problems[0].x.data(),
+                                    .y = y.data() + col, .n_in = n_in, .n_out = group[i].second, .n_rows = n_rows,
+                                    .y_stride = width, .scratch = scratch.data(), .scratch_bytes = scratch.size()});
+          col += group[i].second;
+        }
+        matmul(k, pool, args);
+        col = 0;
+        for (size_t i = 0; i < group.size(); ++i) {
+          const Case c{.type = group[i].first, .n_in = n_in, .n_out = group[i].second, .n_rows = n_rows};
+          const std::vector<float> alone = run_matmul(k, pool, c, problems[i]);
+          for (int64_t r = 0; r < n_rows; ++r) {
+            for (int64_t o = 0; o < c.n_out; ++o) {
+              ASSERT_EQ(y[r * width + col + o], alone[r * c.n_out + o])
+                  << isa_name(isa) << " part " << i << " " << gguf::type_info(c.type).name << " rows " << n_rows
+                  << " r=" << r << " o=" << o;
+            }
+          }
+          col += group[i].second;
+        }
+      }
+    }
+  }
+}
+
 // The SIMD activation quantizers are bit-exact with the reference, ties included.
 TEST(Quantize, Q8_0VariantsBitExact) {
   std::mt19937 rng(5);
