@@ -60,9 +60,11 @@ void Sampler::apply_penalties() {
 // per token would cost more than the rest of a decode step on a small model.
 namespace {
 
-bool by_logit(const Sampler::Candidate& a, const Sampler::Candidate& b) {
+// A function object rather than a function: the sorts inline it (a function pointer made
+// top-k's partial sort over the vocabulary a quarter of a sample's time).
+constexpr auto by_logit = [](const Sampler::Candidate& a, const Sampler::Candidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
-}
+};
 
 }  // namespace
 
@@ -184,7 +186,7 @@ Sampled Sampler::sample(const float* logits) {
       }
     }
   }
-  report_logprobs(logits, out);
+  if (p.logprobs) report_logprobs(logits, out);
   return out;
 }
 

@@ -25,7 +25,10 @@ struct SamplingParams {
   float presence_penalty = 0.0f;  // minus penalty once a token appeared
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the raw logits
   uint64_t seed = 0xdecafbadull;
-  int n_probs = 0;  // report this many most likely tokens with their log-probabilities
+  // Report the sampled token's log-probability and the n_probs most likely tokens with theirs
+  // (a log-softmax over the whole vocabulary: half of a sample's time, so only on request).
+  bool logprobs = false;
+  int n_probs = 0;
 };
 
 // Checks ranges; names the parameter and the value.
@@ -38,8 +41,8 @@ struct TokenLogprob {
 
 struct Sampled {
   int32_t token = 0;
-  float logprob = 0.0f;            // of `token` under the model's distribution
-  std::vector<TokenLogprob> top;   // n_probs entries, most likely first
+  float logprob = 0.0f;            // of `token` under the model's distribution (if logprobs)
+  std::vector<TokenLogprob> top;   // n_probs entries, most likely first (if logprobs)
 };
 
 // One per sequence: holds the history for penalties and the random stream.

@@ -255,6 +255,7 @@ std::optional<ApiError> parse_logprobs(const Json& body, CompletionRequest& req)
     if (f.integer("best_of", 1, kMaxChoices, best_of) && best_of != 1) return bad("best_of", "'best_of' other than 1 is unsupported");
   }
   if (f.error) return f.error;
+  req.sampling.logprobs = req.logprobs;
   req.sampling.n_probs = req.logprobs ? req.top_logprobs : 0;
   return std::nullopt;
 }

@@ -120,7 +120,7 @@ TEST(Sampler, LogitBiasAndPenalties) {
 TEST(Sampler, LogprobsAreTheFullSoftmaxOfRawLogits) {
   const auto logits = random_logits(300, 9);
   // Truncation and temperature must not change the reported log-probabilities.
-  Sampler s({.temperature = 0.3f, .top_k = 5, .seed = 1, .n_probs = 10}, 300);
+  Sampler s({.temperature = 0.3f, .top_k = 5, .seed = 1, .logprobs = true, .n_probs = 10}, 300);
   const Sampled out = s.sample(logits.data());
   double z = 0;
   for (float l : logits) z += std::exp(static_cast<double>(l));
@@ -128,9 +128,17 @@ TEST(Sampler, LogprobsAreTheFullSoftmaxOfRawLogits) {
   EXPECT_EQ(out.top[0].token, argmax(logits));
   for (size_t i = 0; i < out.top.size(); ++i) {
     EXPECT_NEAR(out.top[i].logprob, logits[static_cast<size_t>(out.top[i].token)] - std::log(z), 1e-4);
-    if (i > 0) EXPECT_LE(out.top[i].logprob, out.top[i - 1].logprob);
+    if (i > 0) {
+      EXPECT_LE(out.top[i].logprob, out.top[i - 1].logprob);
+    }
   }
   EXPECT_NEAR(out.logprob, logits[static_cast<size_t>(out.token)] - std::log(z), 1e-4);
+  // Not asked for: none reported (the same token is drawn).
+  Sampler plain({.temperature = 0.3f, .top_k = 5, .seed = 1, .n_probs = 10}, 300);
+  const Sampled without = plain.sample(logits.data());
+  EXPECT_EQ(without.token, out.token);
+  EXPECT_TRUE(without.top.empty());
+  EXPECT_EQ(without.logprob, 0.0f);
 }
 
 TEST(Sampler, ValidateNamesTheParameter) {

@@ -40,6 +40,7 @@ TEST(Api, ChatRequestWithEveryParameter) {
   EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, -0.5f);
   ASSERT_EQ(r.sampling.logit_bias.size(), 2u);
   EXPECT_TRUE(r.logprobs);
+  EXPECT_TRUE(r.sampling.logprobs);
   EXPECT_EQ(r.sampling.n_probs, 3);
   EXPECT_EQ(r.user, "u1");
   EXPECT_TRUE(r.stream);
@@ -54,6 +55,7 @@ TEST(Api, OpenAIDefaultsTurnOffTheCliSamplers) {
   EXPECT_FLOAT_EQ(r.sampling.min_p, 0.0f);
   EXPECT_EQ(r.max_tokens, -1);
   EXPECT_FALSE(r.seeded);
+  EXPECT_FALSE(r.sampling.logprobs);
   EXPECT_EQ(r.n, 1);
 }
 
