@@ -2,12 +2,13 @@
 //
 // Decode (n_rows <= kTileX) streams W once: each task is a contiguous run of output rows, read
 // from memory once, kTileW rows per kernel call (or one, see tile_avx512.cpp) so the
-// activation loads and the horizontal reductions are shared. Prefill is compute-bound: a task owns a block of kBlockW weight rows
-// x kBlockX activation rows (both L2-resident) and walks it in kTileW x kTileX register tiles
-// (the table's tile kernel; dot per weight row where a type has none), or, where the type has
-// a panel kernel and more than its panel_above rows, owns kBlockW weight rows x kPanelBlockX
-// activation rows in weight panels of its panel_w rows. A group of matmuls over the same X
-// converts it once and, in prefill, runs all their tasks as one job.
+// activation loads and the horizontal reductions are shared. Prefill is compute-bound: a task
+// owns a block of kBlockW weight rows x kBlockX activation rows (both L2-resident) and walks it
+// in kTileW x kTileX register tiles (the table's tile kernel; dot per weight row where a type
+// has none), or, where the type has a panel kernel and more than its panel_above rows, owns
+// kBlockW weight rows x kPanelBlockX activation rows in weight panels of its panel_w rows. A
+// group of matmuls over the same X converts it once and, in prefill, runs all their tasks as
+// one job.
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -204,12 +205,13 @@ void matmul(const Kernels& k, core::ThreadPool& pool, std::span<const MatmulArgs
     for (const MatmulArgs& m : group) matmul(k, pool, m);
     return;
   }
-  const auto [xq, xq_stride] = convert(k, pool, first, parts[0]->format);
   std::array<int64_t, kMaxMatmulGroup + 1> first_task{};
+  for (size_t i = 0; i < group.size(); ++i) first_task[i + 1] = first_task[i] + parts[i]->n_tasks;
+  if (first_task[group.size()] == 0) return;  // no outputs
+  const auto [xq, xq_stride] = convert(k, pool, first, parts[0]->format);
   for (size_t i = 0; i < group.size(); ++i) {
     parts[i]->xq = xq;
     parts[i]->xq_stride = xq_stride;
-    first_task[i + 1] = first_task[i] + parts[i]->n_tasks;
   }
   if (first.n_rows <= kTileX) {
     // Decode: a job per part (one job over all measured 1-3% slower for Q4_0 generation).

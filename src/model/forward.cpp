@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <initializer_list>
 #include <span>
-#include <cmath>
 
 #include "quant/quant.h"
 
@@ -32,7 +32,8 @@ struct Out {
 };
 
 // y = x W^T for each Out over the same x [n_rows][x_stride]; every y has row stride y_stride.
-// Together they convert x once and run as one parallel job (kernels::matmul over a group).
+// Together they convert x once and, in prefill, run as one parallel job (kernels::matmul over
+// a group).
 void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64_t x_stride, int64_t y_stride,
             int64_t n_rows) {
   std::array<kernels::MatmulArgs, kernels::kMaxMatmulGroup> args;

@@ -450,19 +450,23 @@ void tile_q4_K_nx(const TileArgs& t) {
 }  // namespace
 
 void tile_f16_f16_avx512(const TileArgs& t) {
-  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_f16_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(
+      t, [&](const TileArgs& q, auto nw, auto nx) { tile_f16_nx<nw(), nx()>(q); });
 }
 void tile_bf16_bf16_avx512(const TileArgs& t) {
-  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_bf16_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(
+      t, [&](const TileArgs& q, auto nw, auto nx) { tile_bf16_nx<nw(), nx()>(q); });
 }
 void tile_q4_0_q8_0_avx512(const TileArgs& t) {
   for_weight_quads(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_0_nx<nw(), nx()>(q); });
 }
 void tile_q8_0_q8_0_avx512(const TileArgs& t) {
-  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q8_0_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(
+      t, [&](const TileArgs& q, auto nw, auto nx) { tile_q8_0_nx<nw(), nx()>(q); });
 }
 void tile_q4_K_q8_K_avx512(const TileArgs& t) {
-  for_weight_quads<OneActivationRow::kSingleRows>(t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_K_nx<nw(), nx()>(q); });
+  for_weight_quads<OneActivationRow::kSingleRows>(
+      t, [&](const TileArgs& q, auto nw, auto nx) { tile_q4_K_nx<nw(), nx()>(q); });
 }
 
 // Float dots are one-weight-row tiles.
