@@ -18,6 +18,48 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
   return i;
 }
 
+size_t prompts_for_step(const std::vector<int64_t>& remaining, int64_t limit, double setup) {
+  // cost[i]: the least sum of times to first token of prompts i.. when the clock starts with
+  // them (n - i prompts wait through each step); first[i]: how many the first step takes.
+  size_t n = 0;
+  while (n < remaining.size() && remaining[n] <= limit) ++n;  // the run of prompts that fit
+  if (n == 0) return 0;
+  std::vector<double> cost(n + 1, 0.0);
+  std::vector<size_t> first(n + 1, 0);
+  for (size_t i = n; i-- > 0;) {
+    cost[i] = -1.0;
+    int64_t tokens = 0;
+    for (size_t j = i; j < n; ++j) {
+      tokens += remaining[j];
+      if (tokens > limit) break;
+      const double c = static_cast<double>(n - i) * (setup + static_cast<double>(tokens)) + cost[j + 1];
+      if (cost[i] < 0 || c < cost[i]) cost[i] = c, first[i] = j + 1 - i;
+    }
+  }
+  return first[0];
+}
+
+void StepCost::add(Mean& m, int64_t tokens, double seconds) {
+  constexpr double kWeight = 0.1;  // of the newest step
+  const double w = m.seen ? kWeight : 1.0;
+  m.tokens += w * (static_cast<double>(tokens) - m.tokens);
+  m.seconds += w * (seconds - m.seconds);
+  m.seen = true;
+}
+
+void StepCost::observe(int64_t tokens, double seconds) {
+  if (tokens <= small_) add(small_steps_, tokens, seconds);
+  if (tokens >= large_) add(large_steps_, tokens, seconds);
+}
+
+double StepCost::setup() const {
+  if (!small_steps_.seen || !large_steps_.seen || large_steps_.tokens <= small_steps_.tokens) return kDefaultSetup;
+  const double per_token = (large_steps_.seconds - small_steps_.seconds) / (large_steps_.tokens - small_steps_.tokens);
+  if (per_token <= 0) return kDefaultSetup;
+  const double setup = small_steps_.seconds / per_token - small_steps_.tokens;
+  return std::clamp(setup, 0.0, static_cast<double>(large_) * 2);
+}
+
 // A sequence slot of the KV cache and, while busy, the choice it computes.
 struct Engine::Slot {
   int id = 0;
@@ -38,7 +80,8 @@ struct Engine::Slot {
 
 Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer, Metrics& metrics,
                std::unique_ptr<model::Context> ctx, const EngineOptions& options)
-    : model_(model), tokenizer_(tokenizer), metrics_(metrics), options_(options), ctx_(std::move(ctx)) {
+    : model_(model), tokenizer_(tokenizer), metrics_(metrics), options_(options), ctx_(std::move(ctx)),
+      step_cost_(options_.step_tokens) {
   for (int i = 0; i < options_.n_parallel; ++i) {
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
@@ -131,7 +174,9 @@ void Engine::step() {
   if (n_tokens > 0) {
     const auto start = Clock::now();
     const core::Status status = model::forward(model_, batch_, *ctx_, logits_.data());
-    metrics_.count_step(n_tokens, seconds_between(start, Clock::now()));
+    const double seconds = seconds_between(start, Clock::now());
+    metrics_.count_step(n_tokens, seconds);
+    step_cost_.observe(n_tokens, seconds);
     if (status) {
       sample_outputs();
     } else {
@@ -261,12 +306,23 @@ int64_t Engine::build_batch() {
   // its first token comes a whole step sooner (in a burst of short prompts, one more first
   // token per step) for at most a quarter more of a step's time.
   const auto slack = static_cast<size_t>(options_.step_tokens / 4);
+  // Prompts that fit take whole steps, as many per step as keeps their times to first token
+  // least (prompts_for_step); a step's decode tokens count in its setup. A long prompt first
+  // in line is computed in chunks that fill the budget, with the prompts after it.
+  size_t whole = 0;
+  if (budget > 0 && !prefilling.empty()) {
+    std::vector<int64_t> remaining;
+    for (Slot* s : prefilling) remaining.push_back(static_cast<int64_t>(s->job.params.prompt.size() - s->n_prompt_done));
+    const double setup = step_cost_.setup() + static_cast<double>(batch_.size());
+    whole = prompts_for_step(remaining, budget + static_cast<int64_t>(slack), setup);
+    if (whole > 0) prefilling.resize(whole);
+  }
   for (Slot* s : prefilling) {  // then prompt chunks, first admitted first
-    if (budget <= 0) break;
+    if (budget <= 0 && whole == 0) break;
     const std::vector<int32_t>& prompt = s->job.params.prompt;
     const size_t left = prompt.size() - s->n_prompt_done;
     size_t n = std::min(static_cast<size_t>(budget), left);
-    if (left - n <= slack) n = left;
+    if (left - n <= slack || whole > 0) n = left;
     for (size_t i = 0; i < n; ++i) {
       const size_t at = s->n_prompt_done + i;
       batch_.add(prompt[at], static_cast<int32_t>(at), s->id, at + 1 == prompt.size());

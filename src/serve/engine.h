@@ -1,7 +1,8 @@
 // The engine: one thread that owns the model's Context and runs the scheduler loop of
 // continuous batching. Each step admits waiting choices into free sequence slots, builds one
 // Batch of every running sequence's next token plus prompt chunks of the sequences still
-// prefilling (a token budget per step, so a long prompt does not stall running streams),
+// prefilling (a token budget per step, so a long prompt does not stall running streams; short
+// prompts in as many steps as keeps their summed time to first token least, prompts_for_step),
 // runs forward() once, samples each sequence that asked for logits, and pushes the text to the
 // choice's RequestStream. There are no prefill/decode phases: a sequence has computed some of
 // its tokens and the step computes more.
@@ -53,6 +54,36 @@ struct ChoiceParams {
   std::vector<std::string> stop;
   int64_t max_tokens = -1;  // < 0: until the context is full
   bool ignore_eos = false;
+};
+
+// How many of the prompts waiting for their first token (`remaining` tokens each, in admission
+// order) the next step finishes: the first group of the split into steps that minimizes the
+// sum of their times to first token, when a step takes `setup` plus one per prompt token (in
+// the time of one token) and holds at most `limit` prompt tokens. Every waiting prompt waits
+// for every step before its own, so small steps help the first prompts and cost the rest a
+// setup each. 0 when the first prompt does not fit in `limit` (it is computed in chunks).
+size_t prompts_for_step(const std::vector<int64_t>& remaining, int64_t limit, double setup);
+
+// A forward step's duration as setup + tokens x (time of one token), fitted from recent steps:
+// the exponential averages of (tokens, seconds) over small steps (decoding) and over large ones
+// (prefill) give the line through both.
+class StepCost {
+ public:
+  explicit StepCost(int64_t step_tokens) : small_(step_tokens / 8), large_(step_tokens / 2) {}
+  void observe(int64_t tokens, double seconds);
+  // The setup in token times; kDefaultSetup until both kinds of step have been seen.
+  double setup() const;
+  // Measured for the 1.1B Q4_0 model on 2 cores: about 20 ms a step plus 1.6 ms a token.
+  static constexpr double kDefaultSetup = 12.0;
+
+ private:
+  struct Mean {
+    double tokens = 0, seconds = 0;
+    bool seen = false;
+  };
+  static void add(Mean& m, int64_t tokens, double seconds);
+  int64_t small_, large_;
+  Mean small_steps_, large_steps_;
 };
 
 enum class SubmitResult { kAccepted, kQueueFull, kStopping };
@@ -112,6 +143,7 @@ class Engine {
   std::vector<float> logits_;      // [n_parallel][n_vocab]
   std::vector<Slot*> batch_slots_; // the slot of each logits row, in order
   uint64_t admissions_ = 0;
+  StepCost step_cost_;
 
   // Guarded by mutex_.
   mutable std::mutex mutex_;

@@ -217,5 +217,56 @@ TEST_F(EngineTest, StepTokensDefaultToTheLargerOfTheDefaultAndTheSlots) {
   EXPECT_NE(above.message().find("above the limit of 4096"), std::string::npos) << above.message();
 }
 
+// The plan for prompts waiting for their first token: with no setup each prompt gets its own
+// step; with a large one, as many as fit; in between, the grouping with the least summed time
+// to first token (checked against every grouping of a small case).
+TEST(PromptsForStep, MinimizesTheSummedTimeToFirstToken) {
+  const std::vector<int64_t> burst(16, 35);
+  EXPECT_EQ(prompts_for_step(burst, 160, 0.0), 1u);
+  EXPECT_EQ(prompts_for_step(burst, 160, 1000.0), 4u);  // 4 x 35 fits in 160, 5 do not
+  EXPECT_EQ(prompts_for_step(burst, 160, 12.0), 3u);    // 3, 3, 3, 2, 2, 1, 1, 1
+  EXPECT_EQ(prompts_for_step({200, 10}, 160, 12.0), 0u);  // the first does not fit: chunks
+  EXPECT_EQ(prompts_for_step({10, 500, 10}, 160, 1000.0), 1u);  // only the run before a long one
+  EXPECT_EQ(prompts_for_step({}, 160, 12.0), 0u);
+  // Against brute force over the 2^(n-1) groupings of mixed lengths.
+  const std::vector<int64_t> mixed = {30, 5, 60, 12, 40, 8, 25};
+  for (double setup : {0.0, 3.0, 12.0, 40.0, 200.0}) {
+    double best = -1;
+    size_t best_first = 0;
+    const size_t n = mixed.size();
+    for (uint32_t cuts = 0; cuts < (1u << (n - 1)); ++cuts) {  // bit i: a step ends after prompt i
+      double clock = 0, sum = 0, group = 0;
+      size_t first = 0, start = 0;
+      bool fits = true;
+      for (size_t i = 0; i < n; ++i) {
+        group += static_cast<double>(mixed[i]);
+        if (i + 1 < n && !(cuts >> i & 1u)) continue;
+        fits = fits && group <= 100;
+        clock += setup + group;  // every prompt of the step gets its first token at its end
+        sum += clock * static_cast<double>(i + 1 - start);
+        if (first == 0) first = i + 1;
+        start = i + 1;
+        group = 0;
+      }
+      if (fits && (best < 0 || sum < best - 1e-9)) best = sum, best_first = first;
+    }
+    EXPECT_EQ(prompts_for_step(mixed, 100, setup), best_first) << "setup " << setup;
+  }
+}
+
+// The step cost line through the averages of small and of large steps.
+TEST(StepCost, FitsSetupFromSmallAndLargeSteps) {
+  StepCost cost(128);
+  EXPECT_EQ(cost.setup(), StepCost::kDefaultSetup);
+  cost.observe(1, 0.0216);
+  EXPECT_EQ(cost.setup(), StepCost::kDefaultSetup);  // no large step yet
+  cost.observe(128, 0.2248);  // 20 ms + 1.6 ms per token
+  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
+  cost.observe(40, 1.0);  // neither small nor large: ignored
+  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
+  cost.observe(2, 0.0232);  // the averages move toward new steps, the line stays
+  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
+}
+
 }  // namespace
 }  // namespace owl::serve
