@@ -51,9 +51,10 @@ inline constexpr int kTileW = 4;
 inline constexpr int kTileX = 4;
 
 // A panel: TileArgs with n_w <= DotKernel::panel_w (kPanelW, or twice that) weight rows and any
-// number of activation rows, for matmuls with many activation rows. A panel kernel takes Q8_K activations as they are, and
-// Q8_0 ones as panel rows (matmul prepares them): the n values biased to unsigned bytes x + 128,
-// then the n / 32 block scales as f32 (panel_q8_0_row_bytes).
+// number of activation rows, for matmuls with many activation rows. A panel kernel takes Q8_K
+// and F16 activations as they are, and Q8_0 ones as panel rows (matmul prepares them with
+// Kernels::quantize_panel_q8_0): the n values biased to unsigned bytes x + 128, then the n / 32
+// block scales as f32 (panel_q8_0_row_bytes).
 inline constexpr int kPanelW = 16;
 inline constexpr size_t panel_q8_0_row_bytes(int64_t n) { return static_cast<size_t>(n + n / 32 * 4); }
 

@@ -71,6 +71,19 @@ void compute_block(const Operands& op, int64_t o0, int64_t o1, int64_t r0, int64
 // Q8_0 activations of a panel matmul take panel rows.
 bool panel_q8_0(const DotKernel& dk) { return dk.panel != nullptr && dk.act_type == TensorType::Q8_0; }
 
+// The activation format a matmul converts X to: the dot's act_type, as panel rows or not.
+struct ActFormat {
+  TensorType type;
+  bool panel_rows;
+  bool operator==(const ActFormat&) const = default;
+};
+
+// Bytes of one converted activation row (F32: none, X is used in place).
+size_t act_row_bytes(ActFormat f, int64_t n) {
+  if (f.type == TensorType::F32) return 0;
+  return f.panel_rows ? panel_q8_0_row_bytes(n) : static_cast<size_t>(gguf::row_bytes(f.type, n));
+}
+
 }  // namespace
 
 bool supports_matmul(const Kernels& k, TensorType w_type) {
@@ -92,19 +105,13 @@ QuantizeRowFn activation_quantizer(const Kernels& k, TensorType act) {
 size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, int64_t n_rows) {
   OWL_CHECK(supports_matmul(k, w_type));
   const DotKernel& dk = k.dot_for(w_type);
-  if (dk.act_type == TensorType::F32) return 0;
-  const size_t row = static_cast<size_t>(gguf::row_bytes(dk.act_type, n_in));
-  return std::max(row, panel_q8_0(dk) ? panel_q8_0_row_bytes(n_in) : 0) * static_cast<size_t>(n_rows);
+  // Whichever format the row count picks (panel rows from panel_above rows on).
+  const size_t row =
+      std::max(act_row_bytes({dk.act_type, false}, n_in), act_row_bytes({dk.act_type, panel_q8_0(dk)}, n_in));
+  return row * static_cast<size_t>(n_rows);
 }
 
 namespace {
-
-// The activation format a matmul converts X to: the dot's act_type, as panel rows or not.
-struct ActFormat {
-  TensorType type;
-  bool panel_rows;
-  bool operator==(const ActFormat&) const = default;
-};
 
 // One matmul of a job: its operands and how its output splits into tasks.
 struct Part {
@@ -112,6 +119,8 @@ struct Part {
   const DotKernel* dk;
   bool use_panel;
   ActFormat format;
+  bool decode;  // few activation rows: W streams once, in contiguous runs
+  size_t w_row_bytes;
   int64_t y_stride;
   int64_t n_tasks = 0;
   int64_t run = 0;        // decode: weight rows per task
@@ -130,8 +139,10 @@ struct Part {
               dk->act_type == TensorType::F16);
     OWL_CHECK(!use_panel || dk->panel_w == kPanelW || dk->panel_w == 2 * kPanelW);
     format = {dk->act_type, use_panel && panel_q8_0(*dk)};
+    decode = args.n_rows <= kTileX;
+    w_row_bytes = static_cast<size_t>(gguf::row_bytes(args.w_type, args.n_in));
     y_stride = args.y_stride ? args.y_stride : args.n_out;
-    if (a->n_rows <= kTileX) {
+    if (decode) {
       // Contiguous runs of whole tiles, a few per thread.
       const int64_t n_split = kTasksPerThread * n_threads;
       run = std::max<int64_t>(kTileW, (a->n_out + n_split - 1) / n_split / kTileW * kTileW);
@@ -144,10 +155,9 @@ struct Part {
   }
 
   void task(int64_t t) const {
-    const Operands op{.dk = *dk, .n_in = a->n_in, .w = static_cast<const uint8_t*>(a->w),
-                      .w_row_bytes = static_cast<size_t>(gguf::row_bytes(a->w_type, a->n_in)), .x = xq,
-                      .x_row_bytes = xq_stride, .y = a->y, .y_stride = y_stride};
-    if (a->n_rows <= kTileX) {
+    const Operands op{.dk = *dk, .n_in = a->n_in, .w = static_cast<const uint8_t*>(a->w), .w_row_bytes = w_row_bytes,
+                      .x = xq, .x_row_bytes = xq_stride, .y = a->y, .y_stride = y_stride};
+    if (decode) {
       compute_block(op, t * run, std::min(a->n_out, (t + 1) * run), 0, a->n_rows);
       return;
     }
@@ -176,8 +186,7 @@ std::pair<const uint8_t*, size_t> convert(const Kernels& k, core::ThreadPool& po
   }
   const QuantizeRowFn quantize = format.panel_rows ? k.quantize_panel_q8_0 : activation_quantizer(k, format.type);
   OWL_CHECK(quantize != nullptr);
-  const size_t stride = format.panel_rows ? panel_q8_0_row_bytes(a.n_in)
-                                          : static_cast<size_t>(gguf::row_bytes(format.type, a.n_in));
+  const size_t stride = act_row_bytes(format, a.n_in);
   OWL_CHECK(a.scratch_bytes >= stride * static_cast<size_t>(a.n_rows));
   uint8_t* dst = static_cast<uint8_t*>(a.scratch);
   pool.parallel_for(a.n_rows, [&](int64_t r, int) { quantize(a.x + r * x_stride, dst + r * stride, a.n_in); });
@@ -213,7 +222,7 @@ void matmul(const Kernels& k, core::ThreadPool& pool, std::span<const MatmulArgs
     parts[i]->xq = xq;
     parts[i]->xq_stride = xq_stride;
   }
-  if (first.n_rows <= kTileX) {
+  if (parts[0]->decode) {
     // Decode: a job per part (one job over all measured 1-3% slower for Q4_0 generation).
     for (size_t i = 0; i < group.size(); ++i) pool.parallel_for(parts[i]->n_tasks, [&](int64_t t, int) { parts[i]->task(t); });
     return;

@@ -85,43 +85,44 @@ void dot_q6_K_q8_K_avx512(int64_t n, const void* w, const void* x, size_t x_stri
   by_rows(n_x, [&](auto nx) { dot_q6_K_q8_K_nx<nx()>(n, w, x, x_stride, y); });
 }
 
-// Per 32-block, bit-exact with quantize_row_q8_0_ref: the max of |x| is exact in any order,
-// 127 / amax is the same scalar division, x * id and round-half-even (vcvtps2dq in the
-// default rounding mode) are the same IEEE operations.
+// One 32-block of Q8_0, bit-exact with quantize_row_q8_0_ref: the max of |x| is exact in any
+// order, 127 / amax is the same scalar division, x * id and round-half-even (vcvtps2dq in the
+// default rounding mode) are the same IEEE operations. Returns amax / 127 (the scale before its
+// f16 rounding); q holds the 32 signed bytes.
+namespace {
+inline float quantize_block_q8_0(const float* x, __m256i& q) {
+  const __m512 v0 = _mm512_loadu_ps(x);
+  const __m512 v1 = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+  const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+  const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
+  const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
+  q = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+  return amax / 127.0f;
+}
+}  // namespace
+
 void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n) {
   quant::BlockQ8_0* out = static_cast<quant::BlockQ8_0*>(y);
   for (int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
-    const __m512 v0 = _mm512_loadu_ps(x);
-    const __m512 v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    out[b].d = quant::f32_to_f16(amax / 127.0f);
-    const __m512 idv = _mm512_set1_ps(id);
-    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), q0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), q1);
+    __m256i q;
+    out[b].d = quant::f32_to_f16(quantize_block_q8_0(x, q));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), q);
   }
 }
 
-// Bit-exact with quantize_row_panel_q8_0_ref, as the above; the bytes are biased by one xor
-// per half block, and the f16 rounding of d is vcvtps2ph's (quant/half.h gives the same bits).
+// Bit-exact with quantize_row_panel_q8_0_ref: the blocks above, their bytes biased by one xor
+// and their scales rounded to f16 by vcvtps2ph (quant/half.h gives the same bits) and stored
+// as f32.
 void quantize_row_panel_q8_0_avx512(const float* x, void* y, int64_t n) {
   uint8_t* values = static_cast<uint8_t*>(y);
   uint8_t* scales = values + n;
-  const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
-    const __m512 v0 = _mm512_loadu_ps(x);
-    const __m512 v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    const float d = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+    __m256i q;
+    const float d = _cvtsh_ss(_cvtss_sh(quantize_block_q8_0(x, q), _MM_FROUND_TO_NEAREST_INT));
     std::memcpy(scales + b * 4, &d, 4);
-    const __m512 idv = _mm512_set1_ps(id);
-    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(values + b * quant::kQK), _mm_xor_si128(q0, bias));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(values + b * quant::kQK + 16), _mm_xor_si128(q1, bias));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + b * quant::kQK), _mm256_xor_si256(q, bias));
   }
 }
 
