@@ -39,25 +39,24 @@ size_t prompts_for_step(const std::vector<int64_t>& remaining, int64_t limit, do
   return first[0];
 }
 
-void StepCost::add(Mean& m, int64_t tokens, double seconds) {
-  constexpr double kWeight = 0.1;  // of the newest step
-  const double w = m.seen ? kWeight : 1.0;
-  m.tokens += w * (static_cast<double>(tokens) - m.tokens);
-  m.seconds += w * (seconds - m.seconds);
-  m.seen = true;
-}
-
 void StepCost::observe(int64_t tokens, double seconds) {
-  if (tokens <= small_) add(small_steps_, tokens, seconds);
-  if (tokens >= large_) add(large_steps_, tokens, seconds);
+  constexpr double kKeep = 0.95;  // each older step weighs this much less: about the last 20
+  const double t = static_cast<double>(tokens);
+  w_ = kKeep * w_ + 1;
+  t_ = kKeep * t_ + t;
+  s_ = kKeep * s_ + seconds;
+  tt_ = kKeep * tt_ + t * t;
+  ts_ = kKeep * ts_ + t * seconds;
 }
 
 double StepCost::setup() const {
-  if (!small_steps_.seen || !large_steps_.seen || large_steps_.tokens <= small_steps_.tokens) return kDefaultSetup;
-  const double per_token = (large_steps_.seconds - small_steps_.seconds) / (large_steps_.tokens - small_steps_.tokens);
+  if (w_ == 0) return kDefaultSetup;
+  const double mt = t_ / w_, ms = s_ / w_;
+  const double var = tt_ / w_ - mt * mt;
+  if (var < 1.0) return kDefaultSetup;  // steps of one size: no line through them
+  const double per_token = (ts_ / w_ - mt * ms) / var;
   if (per_token <= 0) return kDefaultSetup;
-  const double setup = small_steps_.seconds / per_token - small_steps_.tokens;
-  return std::clamp(setup, 0.0, static_cast<double>(large_) * 2);
+  return std::clamp((ms - per_token * mt) / per_token, 0.0, static_cast<double>(kMaxStepTokens));
 }
 
 // A sequence slot of the KV cache and, while busy, the choice it computes.
@@ -80,8 +79,7 @@ struct Engine::Slot {
 
 Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer, Metrics& metrics,
                std::unique_ptr<model::Context> ctx, const EngineOptions& options)
-    : model_(model), tokenizer_(tokenizer), metrics_(metrics), options_(options), ctx_(std::move(ctx)),
-      step_cost_(options_.step_tokens) {
+    : model_(model), tokenizer_(tokenizer), metrics_(metrics), options_(options), ctx_(std::move(ctx)) {
   for (int i = 0; i < options_.n_parallel; ++i) {
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
@@ -318,11 +316,14 @@ int64_t Engine::build_batch() {
     if (whole > 0) prefilling.resize(whole);
   }
   for (Slot* s : prefilling) {  // then prompt chunks, first admitted first
-    if (budget <= 0 && whole == 0) break;
     const std::vector<int32_t>& prompt = s->job.params.prompt;
     const size_t left = prompt.size() - s->n_prompt_done;
-    size_t n = std::min(static_cast<size_t>(budget), left);
-    if (left - n <= slack || whole > 0) n = left;
+    size_t n = left;  // a planned prompt whole; otherwise a chunk of the budget
+    if (whole == 0) {
+      if (budget <= 0) break;
+      n = std::min(static_cast<size_t>(budget), left);
+      if (left - n <= slack) n = left;
+    }
     for (size_t i = 0; i < n; ++i) {
       const size_t at = s->n_prompt_done + i;
       batch_.add(prompt[at], static_cast<int32_t>(at), s->id, at + 1 == prompt.size());

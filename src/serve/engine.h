@@ -64,26 +64,20 @@ struct ChoiceParams {
 // setup each. 0 when the first prompt does not fit in `limit` (it is computed in chunks).
 size_t prompts_for_step(const std::vector<int64_t>& remaining, int64_t limit, double setup);
 
-// A forward step's duration as setup + tokens x (time of one token), fitted from recent steps:
-// the exponential averages of (tokens, seconds) over small steps (decoding) and over large ones
-// (prefill) give the line through both.
+// A forward step's duration as setup + tokens x (time of one token): a least-squares line
+// through recent steps (exponentially weighted), which mix decode steps of a few tokens with
+// prefill steps of many.
 class StepCost {
  public:
-  explicit StepCost(int64_t step_tokens) : small_(step_tokens / 8), large_(step_tokens / 2) {}
   void observe(int64_t tokens, double seconds);
-  // The setup in token times; kDefaultSetup until both kinds of step have been seen.
+  // The setup in token times; kDefaultSetup until the steps seen differ enough in size to fit.
   double setup() const;
-  // Measured for the 1.1B Q4_0 model on 2 cores: about 20 ms a step plus 1.6 ms a token.
+  // owl bench pp8 to pp128 of the 1.1B Q4_0 model on 2 cores: 13-20 ms a step plus 1.3-1.6 ms
+  // a token.
   static constexpr double kDefaultSetup = 12.0;
 
  private:
-  struct Mean {
-    double tokens = 0, seconds = 0;
-    bool seen = false;
-  };
-  static void add(Mean& m, int64_t tokens, double seconds);
-  int64_t small_, large_;
-  Mean small_steps_, large_steps_;
+  double w_ = 0, t_ = 0, s_ = 0, tt_ = 0, ts_ = 0;  // weighted sums of 1, tokens, seconds, t^2, t s
 };
 
 enum class SubmitResult { kAccepted, kQueueFull, kStopping };

@@ -254,18 +254,17 @@ TEST(PromptsForStep, MinimizesTheSummedTimeToFirstToken) {
   }
 }
 
-// The step cost line through the averages of small and of large steps.
-TEST(StepCost, FitsSetupFromSmallAndLargeSteps) {
-  StepCost cost(128);
+// The step cost line through recent steps of different sizes.
+TEST(StepCost, FitsSetupFromStepsOfDifferentSizes) {
+  StepCost cost;
   EXPECT_EQ(cost.setup(), StepCost::kDefaultSetup);
-  cost.observe(1, 0.0216);
-  EXPECT_EQ(cost.setup(), StepCost::kDefaultSetup);  // no large step yet
-  cost.observe(128, 0.2248);  // 20 ms + 1.6 ms per token
-  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
-  cost.observe(40, 1.0);  // neither small nor large: ignored
-  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
-  cost.observe(2, 0.0232);  // the averages move toward new steps, the line stays
-  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);
+  cost.observe(16, 0.0456);
+  cost.observe(16, 0.0456);
+  EXPECT_EQ(cost.setup(), StepCost::kDefaultSetup);  // one size: no line yet
+  for (int64_t tokens : {1, 128, 40, 2, 105}) cost.observe(tokens, 0.020 + 0.0016 * static_cast<double>(tokens));
+  EXPECT_NEAR(cost.setup(), 12.5, 1e-6);  // 20 ms a step, 1.6 ms a token
+  for (int i = 0; i < 200; ++i) cost.observe(i % 2 ? 3 : 99, 0.010 + 0.0020 * (i % 2 ? 3 : 99));
+  EXPECT_NEAR(cost.setup(), 5.0, 1e-3);  // recent steps outweigh old ones
 }
 
 }  // namespace
