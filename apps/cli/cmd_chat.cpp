@@ -7,10 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat_template.h"
 #include "commands.h"
-#include "core/files.h"
+#include "engine/session.h"
 #include "sampling_options.h"
-#include "template/chat.h"
 
 namespace owl::cli {
 namespace {
@@ -60,22 +60,13 @@ bool read_message(std::string& out) {
   return false;
 }
 
-core::Result<std::string> choose_template(const ChatArgs& args, const gguf::GgufFile& file) {
-  if (!args.template_file.empty()) return core::read_file(args.template_file);
-  if (const gguf::Value* v = file.find("tokenizer.chat_template"); v && v->as_string()) return *v->as_string();
-  const std::string* builtin = tmpl::builtin_format(args.format);
-  if (builtin == nullptr) return core::make_error("unknown chat format '{}'", args.format);
-  fmt::print(stderr, "owl chat: the model has no chat template; using the {} format\n", args.format);
-  return *builtin;
-}
-
 int run_chat(ChatArgs& args) {
   if (auto s = finish_sampling_args(args.sampling); !s) return fmt::print(stderr, "owl chat: {}\n", s.message()), 1;
   auto model = model::load_model(args.model);
   if (!model) return fmt::print(stderr, "owl chat: {}\n", model.message()), 1;
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fmt::print(stderr, "owl chat: {}\n", tok.message()), 1;
-  auto source = choose_template(args, (*model)->file);
+  auto source = choose_chat_template(args.template_file, args.format, (*model)->file, "owl chat");
   if (!source) return fmt::print(stderr, "owl chat: {}\n", source.message()), 1;
   auto chat_template = tmpl::Template::parse(*source);
   if (!chat_template) return fmt::print(stderr, "owl chat: {}\n", chat_template.message()), 1;
@@ -89,7 +80,7 @@ int run_chat(ChatArgs& args) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!args.system.empty()) messages.push_back({{"role", "system"}, {"content", args.system}});
   const nlohmann::ordered_json initial = messages;
-  sample::SequenceState state;
+  engine::Session session(**model, *tok, **ctx);
   std::signal(SIGINT, on_sigint);
   fmt::print(stderr, "owl chat: /reset starts over, /exit quits, Ctrl-C stops a reply; end a line with \\ "
                      "or wrap text in \"\"\" for several lines\n");
@@ -113,7 +104,7 @@ int run_chat(ChatArgs& args) {
     const std::vector<int32_t> prompt = tok->tokenize(*prompt_text, {.add_special = !has_bos, .parse_special = true});
     std::string reply;
     g_interrupted = 0;
-    auto stats = sample::generate(**model, **ctx, *tok, state, prompt, args.sampling.generate,
+    auto stats = session.generate({.prompt = prompt, .params = args.sampling.generate},
                                   [&](std::string_view text, const sample::Sampled&) {
                                     reply.append(text);
                                     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -145,7 +136,7 @@ Command register_chat(CLI::App& root) {
   app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
   app->add_option("-c,--ctx-size", args->n_ctx, "Context size (0: the model's, at most 4096)")->capture_default_str();
   add_sampling_options(app, args->sampling);
-  args->sampling.generate.n_predict = -1;
+  args->sampling.generate.max_tokens = -1;
   return {app, [args] { return run_chat(*args); }};
 }
 

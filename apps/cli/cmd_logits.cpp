@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "core/files.h"
+#include "engine/session.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,14 +19,6 @@ struct LogitsArgs {
   bool no_bos = false;
   int n_threads = 2;
 };
-
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    if (x[i] > x[best]) best = i;
-  }
-  return static_cast<int32_t>(best);
-}
 
 // Six significant digits, as the reference dumps print them.
 nlohmann::json row_json(const float* x, int64_t n) {
@@ -61,17 +54,17 @@ int run_logits(const LogitsArgs& args) {
   out["logits"] = nlohmann::json::array();
   for (size_t i = 0; i < tokens.size(); ++i) out["logits"].push_back(row_json(logits.data() + i * n_vocab, n_vocab));
 
+  // The greedy continuation decodes as `owl run` and the server do; the prompt is in the cache.
   std::vector<int32_t> greedy;
-  std::vector<float> row(logits.end() - n_vocab, logits.end());
-  for (int step = 0; step < args.n_greedy; ++step) {
-    const int32_t next = argmax(row.data(), n_vocab);
-    greedy.push_back(next);
-    if (tok->is_eog(next)) break;
-    batch.clear();
-    batch.add(next, static_cast<int32_t>(tokens.size()) + step, 0, true);
-    if (auto s = model::forward(**model, batch, **ctx, row.data()); !s) {
-      return fmt::print(stderr, "owl logits: {}\n", s.message()), 1;
-    }
+  engine::Session session(**model, *tok, **ctx);
+  session.assume_cached(tokens);
+  if (args.n_greedy > 0) {
+    auto stats = session.generate({.prompt = tokens, .params = {.sampling = {.temperature = 0.0f}, .max_tokens = args.n_greedy}},
+                                  [&](std::string_view, const sample::Sampled& s) {
+                                    greedy.push_back(s.token);
+                                    return true;
+                                  });
+    if (!stats) return fmt::print(stderr, "owl logits: {}\n", stats.message()), 1;
   }
   out["greedy"] = greedy;
   out["greedy_text"] = tok->detokenize(greedy);

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "core/files.h"
+#include "engine/session.h"
 #include "sampling_options.h"
 
 namespace owl::cli {
@@ -39,8 +40,8 @@ int run_run(RunArgs& args) {
     std::fwrite(args.prompt.data(), 1, args.prompt.size(), stdout);
     std::fflush(stdout);
   }
-  sample::SequenceState state;
-  auto stats = sample::generate(**model, **ctx, *tok, state, prompt, args.sampling.generate,
+  engine::Session session(**model, *tok, **ctx);
+  auto stats = session.generate({.prompt = prompt, .params = args.sampling.generate},
                                 [](std::string_view text, const sample::Sampled&) {
                                   std::fwrite(text.data(), 1, text.size(), stdout);
                                   std::fflush(stdout);
@@ -51,7 +52,7 @@ int run_run(RunArgs& args) {
   const auto per_s = [](int64_t n, double ms) { return ms > 0 ? 1000.0 * static_cast<double>(n) / ms : 0.0; };
   fmt::print(stderr, "\nprompt: {} tokens, {:.1f} ms, {:.2f} tokens/s | generation: {} tokens, {:.1f} ms, {:.2f} tokens/s | {}\n",
              stats->n_prompt, stats->prompt_ms, per_s(stats->n_prompt, stats->prompt_ms), stats->n_generated,
-             stats->generate_ms, per_s(stats->n_generated, stats->generate_ms), sample::finish_reason_name(stats->finish));
+             stats->generate_ms, per_s(stats->n_generated, stats->generate_ms), engine::finish_reason_name(stats->finish));
   return 0;
 }
 

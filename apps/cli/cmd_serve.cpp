@@ -7,10 +7,11 @@
 #include <filesystem>
 #include <pthread.h>
 
+#include "chat_template.h"
 #include "commands.h"
-#include "core/files.h"
+#include "engine/engine.h"
+#include "router/local_provider.h"
 #include "serve/server.h"
-#include "template/chat.h"
 
 namespace owl::cli {
 namespace {
@@ -20,22 +21,13 @@ struct ServeArgs {
   std::string alias;
   std::string host = "127.0.0.1";
   int port = 8080;
-  serve::EngineOptions engine;
+  engine::EngineOptions engine;
   std::string chat_template_file;
   std::string chat_format = "chatml";
   size_t max_body = size_t{1} << 20;
   bool log_content = false;
   double drain_timeout_s = 30;
 };
-
-core::Result<std::string> choose_template(const ServeArgs& args, const gguf::GgufFile& file) {
-  if (!args.chat_template_file.empty()) return core::read_file(args.chat_template_file);
-  if (const gguf::Value* v = file.find("tokenizer.chat_template"); v && v->as_string()) return *v->as_string();
-  const std::string* builtin = tmpl::builtin_format(args.chat_format);
-  if (builtin == nullptr) return core::make_error("unknown chat format '{}'", args.chat_format);
-  fmt::print(stderr, "owl serve: the model has no chat template; using the {} format\n", args.chat_format);
-  return *builtin;
-}
 
 // Blocks SIGTERM/SIGINT in every thread started after this, so that wait_for_signal gets them.
 sigset_t block_stop_signals() {
@@ -66,31 +58,30 @@ int run_serve(const ServeArgs& args) {
   server.start();
   fmt::print(stderr, "owl serve: listening on http://{}:{}/ (loading {})\n", args.host, *port, args.model);
 
-  const auto load_start = serve::Clock::now();
+  const auto load_start = engine::Clock::now();
   auto model = model::load_model(args.model);
   if (!model) return fail(server, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(server, tok.message());
-  auto source = choose_template(args, (*model)->file);
+  auto source = choose_chat_template(args.chat_template_file, args.chat_format, (*model)->file, "owl serve");
   if (!source) return fail(server, source.message());
   auto chat_template = tmpl::Template::parse(*source);
   if (!chat_template) return fail(server, fmt::format("chat template: {}", chat_template.message()));
-  auto engine = serve::Engine::make(**model, *tok, metrics, args.engine);
+  auto engine = engine::Engine::make(**model, *tok, &metrics, args.engine);
   if (!engine) return fail(server, engine.message());
-  metrics.set_model_load_seconds(std::chrono::duration<double>(serve::Clock::now() - load_start).count());
+  metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
 
-  serve::ServedModel served;
-  served.name = args.alias.empty() ? std::filesystem::path(args.model).stem().string() : args.alias;
-  served.model = model->get();
-  served.tokenizer = &*tok;
-  served.chat_template = &*chat_template;
-  served.bos_token = std::string(tok->token_to_piece(tok->bos(), true));
-  served.eos_token = std::string(tok->token_to_piece(tok->eos(), true));
-  served.engine = engine->get();
-  served.created = static_cast<int64_t>(std::time(nullptr));
-  server.set_model(served);
+  const std::string name = args.alias.empty() ? std::filesystem::path(args.model).stem().string() : args.alias;
+  auto models = std::make_shared<serve::ModelRegistry>();
+  if (auto s = models->add(std::make_shared<router::LocalProvider>(router::LocalModel{
+          .id = name, .created = static_cast<int64_t>(std::time(nullptr)), .model = model->get(), .tokenizer = &*tok,
+          .chat_template = &*chat_template, .engine = engine->get()}));
+      !s) {
+    return fail(server, s.message());
+  }
+  server.set_models(models);
   fmt::print(stderr, "owl serve: ready: model '{}', {} sequences of {} tokens; chat page and API at http://{}:{}/\n",
-             served.name, args.engine.n_parallel, (*engine)->n_ctx(), args.host, *port);
+             name, args.engine.n_parallel, (*engine)->n_ctx(), args.host, *port);
 
   int signal = 0;
   sigwait(&stop_signals, &signal);

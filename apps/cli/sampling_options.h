@@ -3,19 +3,19 @@
 
 #include <CLI/CLI.hpp>
 
-#include "sample/generate.h"
+#include "engine/request.h"
 
 namespace owl::cli {
 
 struct SamplingArgs {
-  sample::GenerateOptions generate;
+  engine::GenerateParams generate = {.max_tokens = 128};
   std::vector<std::string> logit_bias;  // "TOKEN=BIAS"
   int64_t seed = -1;                    // -1: random
 };
 
 inline void add_sampling_options(CLI::App* app, SamplingArgs& a) {
   sample::SamplingParams& p = a.generate.sampling;
-  app->add_option("-n,--n-predict", a.generate.n_predict, "Tokens to generate (-1: until the context is full)")->capture_default_str();
+  app->add_option("-n,--n-predict", a.generate.max_tokens, "Tokens to generate (-1: until the context is full)")->capture_default_str();
   app->add_option("--temp", p.temperature, "Temperature (0: greedy)")->capture_default_str();
   app->add_option("--top-k", p.top_k, "Top-k (0: off)")->capture_default_str();
   app->add_option("--top-p", p.top_p, "Top-p (1: off)")->capture_default_str();

@@ -22,20 +22,65 @@ struct Step {
   const int32_t* token;
   const int32_t* pos;
   const int32_t* seq;
+  const AdapterSet* const* adapters;  // [n] per row, or null when no row has adapters
   int64_t n;  // tokens in this step
 };
 
-// A weight and where its output rows go.
+// fn(r0, r1) over row ranges covering [0, n_rows): on the pool for a prefill's many rows (the
+// row ops would otherwise run on one core between parallel matmuls), inline for a few.
+template <typename F>
+void parallel_rows(Context& ctx, int64_t n_rows, F&& fn) {
+  constexpr int64_t kRowsPerTask = 4;
+  if (n_rows < 2 * kRowsPerTask || ctx.pool.n_threads() == 1) {
+    fn(int64_t{0}, n_rows);
+    return;
+  }
+  const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+  ctx.pool.parallel_for(n_tasks, [&](int64_t t, int) { fn(t * kRowsPerTask, std::min(n_rows, (t + 1) * kRowsPerTask)); });
+}
+
+// A weight, its identity (for adapters) and where its output rows go.
 struct Out {
   const Weight& w;
   float* y;
+  WeightId id = {};
 };
+
+// y[r] += scale · B (A x[r]) for every adapter pair of the row's set (adapter.h).
+void apply_lora(Context& ctx, const Out& o, const float* x, int64_t x_stride, int64_t y_stride, int64_t n_rows,
+                const AdapterSet* const* row_adapters) {
+  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
+    std::array<float, kMaxLoraRank> ax;
+    for (int64_t r = r0; r < r1; ++r) {
+      if (row_adapters[r] == nullptr) continue;
+      for (const auto& [adapter, user_scale] : row_adapters[r]->adapters) {
+        const LoraPair* pair = adapter->find(o.id);
+        if (pair == nullptr) continue;
+        const float* xr = x + r * x_stride;
+        for (int64_t k = 0; k < pair->rank; ++k) {
+          const float* a = pair->a + k * pair->n_in;
+          float sum = 0;
+          for (int64_t i = 0; i < pair->n_in; ++i) sum += a[i] * xr[i];
+          ax[static_cast<size_t>(k)] = sum;
+        }
+        const float scale = user_scale * adapter->alpha_scale;
+        float* yr = o.y + r * y_stride;
+        for (int64_t j = 0; j < pair->n_out; ++j) {
+          const float* b = pair->b + j * pair->rank;
+          float sum = 0;
+          for (int64_t k = 0; k < pair->rank; ++k) sum += b[k] * ax[static_cast<size_t>(k)];
+          yr[j] += scale * sum;
+        }
+      }
+    }
+  });
+}
 
 // y = x W^T for each Out over the same x [n_rows][x_stride]; every y has row stride y_stride.
 // Together they convert x once and, in prefill, run as one parallel job (kernels::matmul over
-// a group).
+// a group). This is the one matmul on weights: the rows' LoRA adapters apply here and nowhere else.
 void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64_t x_stride, int64_t y_stride,
-            int64_t n_rows) {
+            int64_t n_rows, const AdapterSet* const* row_adapters = nullptr) {
   std::array<kernels::MatmulArgs, kernels::kMaxMatmulGroup> args;
   size_t n = 0;
   for (const Out& o : outs) {
@@ -54,24 +99,19 @@ void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64
     a.scratch_bytes = ctx.matmul_scratch.size();
   }
   kernels::matmul(ctx.kernels, ctx.pool, std::span<const kernels::MatmulArgs>(args.data(), n));
-}
-
-void matmul(Context& ctx, const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-            int64_t n_rows) {
-  matmul(ctx, {Out{w, y}}, x, x_stride, y_stride, n_rows);
-}
-
-// fn(r0, r1) over row ranges covering [0, n_rows): on the pool for a prefill's many rows (the
-// row ops would otherwise run on one core between parallel matmuls), inline for a few.
-template <typename F>
-void parallel_rows(Context& ctx, int64_t n_rows, F&& fn) {
-  constexpr int64_t kRowsPerTask = 4;
-  if (n_rows < 2 * kRowsPerTask || ctx.pool.n_threads() == 1) {
-    fn(int64_t{0}, n_rows);
-    return;
+  if (row_adapters != nullptr) {
+    for (const Out& o : outs) apply_lora(ctx, o, x, x_stride, y_stride, n_rows, row_adapters);
   }
-  const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
-  ctx.pool.parallel_for(n_tasks, [&](int64_t t, int) { fn(t * kRowsPerTask, std::min(n_rows, (t + 1) * kRowsPerTask)); });
+}
+
+void matmul(const Step& s, const Out& out, const float* x, int64_t x_stride, int64_t y_stride) {
+  matmul(s.ctx, {out}, x, x_stride, y_stride, s.n, s.adapters);
+}
+
+// Copies rows [n][width] (stride `stride`) into a tape vector.
+void record(std::vector<float>& to, const float* from, int64_t n, int64_t width, int64_t stride) {
+  to.resize(static_cast<size_t>(n * width));
+  for (int64_t r = 0; r < n; ++r) std::copy_n(from + r * stride, width, to.data() + r * width);
 }
 
 void rms_norm_rows(Context& ctx, const float* x, const Weight& w, float* y, int64_t n_rows, int64_t width,
@@ -89,6 +129,7 @@ void add_bias(float* y, const Weight& b, int64_t n_rows, int64_t stride) {
 
 // Q, K, V of every token into ctx.qkv [n][n_q + 2 n_kv], RoPE applied, Q scaled.
 void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
+  const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
   const ModelConfig& c = s.model.config;
   Context& ctx = s.ctx;
   const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
@@ -96,9 +137,11 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
   float* k = q + n_q;
   float* v = k + n_kv;
   if (l.attn_qkv.present()) {
-    matmul(ctx, l.attn_qkv, ctx.cur.data(), c.n_embd, q, width, s.n);
+    matmul(s, Out{l.attn_qkv, q, id(LinearKind::kAttnQkv)}, ctx.cur.data(), c.n_embd, width);
   } else {
-    matmul(ctx, {Out{l.attn_q, q}, Out{l.attn_k, k}, Out{l.attn_v, v}}, ctx.cur.data(), c.n_embd, width, s.n);
+    matmul(ctx, {Out{l.attn_q, q, id(LinearKind::kAttnQ)}, Out{l.attn_k, k, id(LinearKind::kAttnK)},
+                 Out{l.attn_v, v, id(LinearKind::kAttnV)}},
+           ctx.cur.data(), c.n_embd, width, s.n, s.adapters);
   }
   if (c.qkv_bias) {
     add_bias(q, l.attn_q_bias, s.n, width);
@@ -193,30 +236,42 @@ void compute_layer(const Step& s, int64_t il) {
   const LayerWeights& l = s.model.weights.layers[static_cast<size_t>(il)];
   Context& ctx = s.ctx;
   const int64_t n_embd = c.n_embd, n = s.n;
+  const int64_t n_q = c.n_embd_q(), n_qkv = n_q + 2 * c.n_embd_kv();
+  const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
+  LayerTape* tape = ctx.tape ? &ctx.tape->layers[static_cast<size_t>(il)] : nullptr;
   float* x = ctx.x.data();
   float* cur = ctx.cur.data();
 
+  if (tape) record(tape->x, x, n, n_embd, n_embd);
   rms_norm_rows(ctx, x, l.attn_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  if (tape) record(tape->attn_in, cur, n, n_embd, n_embd);
   compute_qkv(s, l, il);
   compute_attention(s, il);
-  matmul(ctx, l.attn_output, ctx.attn.data(), c.n_embd_q(), cur, n_embd, n);
+  if (tape) record(tape->qkv, ctx.qkv.data(), n, n_qkv, n_qkv), record(tape->attn, ctx.attn.data(), n, n_q, n_q);
+  matmul(s, Out{l.attn_output, cur, id(LinearKind::kAttnOutput)}, ctx.attn.data(), n_q, n_embd);
+  if (tape) record(tape->attn_out, cur, n, n_embd, n_embd);
   if (c.post_norms) rms_norm_rows(ctx, cur, l.post_attention_norm, cur, n, n_embd, n_embd, c.norm_eps);
   add_rows(ctx, x, cur, n, n_embd);
 
   // FFN: ctx.ffn [n][2 n_ff] holds gate | up; the activation overwrites gate.
   rms_norm_rows(ctx, x, l.ffn_norm, cur, n, n_embd, n_embd, c.norm_eps);
+  if (tape) record(tape->ffn_in, cur, n, n_embd, n_embd);
   const int64_t n_ff = c.n_ff, width = 2 * n_ff;
   float* gate = ctx.ffn.data();
   if (l.ffn_gate.present()) {
-    matmul(ctx, {Out{l.ffn_gate, gate}, Out{l.ffn_up, gate + n_ff}}, cur, n_embd, width, n);
+    matmul(ctx, {Out{l.ffn_gate, gate, id(LinearKind::kFfnGate)}, Out{l.ffn_up, gate + n_ff, id(LinearKind::kFfnUp)}},
+           cur, n_embd, width, n, s.adapters);
   } else {
-    matmul(ctx, l.ffn_up, cur, n_embd, gate, width, n);
+    matmul(s, Out{l.ffn_up, gate, id(LinearKind::kFfnUp)}, cur, n_embd, width);
   }
+  if (tape) record(tape->gate_up, gate, n, width, width);
   const kernels::GluFn glu = c.activation == Activation::kSilu ? ctx.kernels.swiglu : ctx.kernels.geglu;
   parallel_rows(ctx, n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) glu(gate + t * width, gate + t * width + n_ff, gate + t * width, n_ff);
   });
-  matmul(ctx, l.ffn_down, gate, width, cur, n_embd, n);
+  if (tape) record(tape->act, gate, n, n_ff, width);
+  matmul(s, Out{l.ffn_down, cur, id(LinearKind::kFfnDown)}, gate, width, n_embd);
+  if (tape) record(tape->ffn_out, cur, n, n_embd, n_embd);
   if (c.post_norms) rms_norm_rows(ctx, cur, l.post_ffw_norm, cur, n, n_embd, n_embd, c.norm_eps);
   add_rows(ctx, x, cur, n, n_embd);
 }
@@ -246,7 +301,7 @@ int64_t compute_logits(const Step& s, const uint8_t* want, float* out) {
     ++n_out;
   }
   if (n_out == 0) return 0;
-  matmul(ctx, s.model.weights.output, ctx.cur.data(), c.n_embd, out, c.n_vocab, n_out);
+  matmul(ctx, {Out{s.model.weights.output, out}}, ctx.cur.data(), c.n_embd, c.n_vocab, n_out);
   if (c.final_softcap > 0.0f) {
     for (int64_t i = 0; i < n_out * c.n_vocab; ++i) out[i] = c.final_softcap * std::tanh(out[i] / c.final_softcap);
   }
@@ -255,8 +310,12 @@ int64_t compute_logits(const Step& s, const uint8_t* want, float* out) {
 
 core::Status validate(const Model& model, const Batch& batch, Context& ctx) {
   const size_t n = batch.token.size();
-  if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
+  if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n ||
+      (!batch.adapters.empty() && batch.adapters.size() != n)) {
     return make_error("forward: batch arrays differ in length");
+  }
+  if (ctx.tape != nullptr && batch.size() > ctx.options.n_batch) {
+    return make_error("forward: a recorded batch of {} tokens exceeds the step of {}", batch.size(), ctx.options.n_batch);
   }
   std::vector<int64_t>& used = ctx.seq_used;  // sized n_seq once: no allocation per call
   for (int s = 0; s < ctx.kv.n_seq(); ++s) used[static_cast<size_t>(s)] = ctx.kv.used(s);
@@ -326,12 +385,23 @@ core::Status forward(const Model& model, const Batch& batch, Context& ctx, float
   const int64_t n_vocab = model.config.n_vocab;
   for (int64_t begin = 0; begin < batch.size(); begin += ctx.options.n_batch) {
     const int64_t n = std::min(ctx.options.n_batch, batch.size() - begin);
-    const Step step{model, ctx, batch.token.data() + begin, batch.pos.data() + begin, batch.seq.data() + begin, n};
+    const AdapterSet* const* adapters = nullptr;
+    if (!batch.adapters.empty()) {
+      adapters = batch.adapters.data() + begin;
+      if (std::all_of(adapters, adapters + n, [](const AdapterSet* a) { return a == nullptr; })) adapters = nullptr;
+    }
+    const Step step{model, ctx, batch.token.data() + begin, batch.pos.data() + begin, batch.seq.data() + begin,
+                    adapters, n};
+    if (ctx.tape != nullptr) {
+      ctx.tape->n_tokens = n;
+      ctx.tape->layers.resize(static_cast<size_t>(model.config.n_layer));
+    }
     embed(step);
     for (int64_t t = 0; t < n; ++t) {
       ctx.kv.set_used(step.seq[t], step.pos[t] + 1);
     }
     for (int64_t il = 0; il < model.config.n_layer; ++il) compute_layer(step, il);
+    if (ctx.tape != nullptr) record(ctx.tape->x_final, ctx.x.data(), n, model.config.n_embd, model.config.n_embd);
     logits += compute_logits(step, batch.logits.data() + begin, logits) * n_vocab;
   }
   return {};

@@ -10,29 +10,35 @@
 #include "core/result.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "model/adapter.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace owl::model {
 
-// Tokens with their positions and sequence ids; `logits` marks the rows whose logits are wanted.
+// Tokens with their positions and sequence ids; `logits` marks the rows whose logits are wanted;
+// `adapters` the LoRA adapters of each row (null: the base model), or empty when no row has any.
 struct Batch {
   std::vector<int32_t> token;
   std::vector<int32_t> pos;
   std::vector<int32_t> seq;
   std::vector<uint8_t> logits;
+  std::vector<const AdapterSet*> adapters;
 
   void clear() {
     token.clear();
     pos.clear();
     seq.clear();
     logits.clear();
+    adapters.clear();
   }
-  void add(int32_t t, int32_t p, int32_t s, bool want_logits) {
+  void add(int32_t t, int32_t p, int32_t s, bool want_logits, const AdapterSet* lora = nullptr) {
+    if (lora != nullptr && adapters.size() < token.size()) adapters.resize(token.size(), nullptr);
     token.push_back(t);
     pos.push_back(p);
     seq.push_back(s);
     logits.push_back(want_logits ? 1 : 0);
+    if (lora != nullptr || !adapters.empty()) adapters.push_back(lora);
   }
   int64_t size() const { return static_cast<int64_t>(token.size()); }
   int64_t n_logits() const;
@@ -53,6 +59,25 @@ struct ActivationObserver {
   virtual void observe(const Weight& w, const float* x, int64_t x_stride, int64_t n_rows) const = 0;
 };
 
+// What a backward pass needs from one forward pass (llm.c's ActivationTensors): per layer, the
+// activations its ops read, copied as forward() computes them. Rows are the batch's tokens.
+struct LayerTape {
+  std::vector<float> x;         // [n][n_embd] the residual stream entering the layer
+  std::vector<float> attn_in;   // [n][n_embd] attn_norm(x): input of Q, K, V
+  std::vector<float> qkv;       // [n][n_q + 2 n_kv] after bias, q/k norms, RoPE and q scaling
+  std::vector<float> attn;      // [n][n_q] attention output: input of attn_output
+  std::vector<float> attn_out;  // [n][n_embd] attn_output's result (before post_attention_norm)
+  std::vector<float> ffn_in;    // [n][n_embd] ffn_norm(x + attention): input of gate and up
+  std::vector<float> gate_up;   // [n][2 n_ff] gate | up, before the activation
+  std::vector<float> act;       // [n][n_ff] act(gate) * up: input of ffn_down
+  std::vector<float> ffn_out;   // [n][n_embd] ffn_down's result (before post_ffw_norm)
+};
+struct Tape {
+  int64_t n_tokens = 0;
+  std::vector<LayerTape> layers;  // [n_layer]
+  std::vector<float> x_final;     // [n][n_embd] the residual stream after the last layer
+};
+
 // Everything forward() needs besides the weights: the kernels, the threads, the KV cache and
 // scratch buffers sized once for n_batch tokens, so forward() does not allocate.
 // Not thread-safe: one thread calls forward() at a time.
@@ -68,6 +93,9 @@ struct Context {
   std::vector<uint8_t> matmul_scratch;
   std::vector<int64_t> seq_used;    // [n_seq] positions each sequence holds, while a batch is checked
   const ActivationObserver* observer = nullptr;  // optional; not owned
+  // Optional; not owned. When set, forward() records into it what a backward pass needs; the
+  // batch must then fit one step (n_batch tokens).
+  Tape* tape = nullptr;
 };
 
 core::Result<std::unique_ptr<Context>> make_context(const Model& model, const ContextOptions& options);

@@ -25,14 +25,22 @@ core::Status validate(const SamplingParams& p, int64_t n_vocab) {
   return {};
 }
 
-Sampler::Sampler(SamplingParams params, int64_t n_vocab)
-    : params_(std::move(params)), n_vocab_(n_vocab), rng_(params_.seed) {
+Sampler::Sampler(SamplingParams params, int64_t n_vocab, std::unique_ptr<Constraint> constraint)
+    : params_(std::move(params)), n_vocab_(n_vocab), rng_(params_.seed), constraint_(std::move(constraint)) {
   cand_.reserve(static_cast<size_t>(n_vocab));
   counts_.assign(static_cast<size_t>(n_vocab), 0);
+  if (constraint_) masked_.resize(static_cast<size_t>(n_vocab));
+}
+
+void Sampler::accept_prompt(std::span<const int32_t> tokens) {
+  for (int32_t t : tokens) {
+    if (t >= 0 && t < n_vocab_) history_.push_back(t);
+  }
 }
 
 void Sampler::accept(int32_t token) {
   if (token >= 0 && token < n_vocab_) history_.push_back(token);
+  if (constraint_) constraint_->accept(token);
 }
 
 void Sampler::reset() {
@@ -158,8 +166,14 @@ void Sampler::report_logprobs(const float* logits, Sampled& out) {
   for (size_t i = 0; i < k; ++i) out.top.push_back({idx[i], static_cast<float>(logits[idx[i]] - log_z)});
 }
 
-Sampled Sampler::sample(const float* logits) {
+Sampled Sampler::sample(const float* raw_logits) {
   const SamplingParams& p = params_;
+  const float* logits = raw_logits;
+  if (constraint_) {
+    std::copy_n(raw_logits, n_vocab_, masked_.data());
+    constraint_->mask(masked_);
+    logits = masked_.data();
+  }
   cand_.resize(static_cast<size_t>(n_vocab_));
   for (int64_t i = 0; i < n_vocab_; ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
   for (const auto& [token, bias] : p.logit_bias) cand_[static_cast<size_t>(token)].logit += bias;
@@ -186,7 +200,7 @@ Sampled Sampler::sample(const float* logits) {
       }
     }
   }
-  if (p.logprobs) report_logprobs(logits, out);
+  if (p.logprobs) report_logprobs(raw_logits, out);
   return out;
 }
 

@@ -1,15 +1,19 @@
-// Token sampling: logit bias, repetition/frequency/presence penalties, top-k, typical, top-p,
-// min-p, temperature, then a seeded draw (or argmax at temperature 0), in llama.cpp's order.
+// Token sampling: the constraint's mask (constraint.h), logit bias, repetition/frequency/presence
+// penalties, top-k, typical, top-p, min-p, temperature, then a seeded draw (or argmax at
+// temperature 0), in llama.cpp's order.
 // Log-probabilities are reported from the model's own distribution: a log-softmax over the
 // full vocabulary of the raw logits, before any of the transformations above.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "core/result.h"
+#include "sample/constraint.h"
 
 namespace owl::sample {
 
@@ -45,15 +49,17 @@ struct Sampled {
   std::vector<TokenLogprob> top;   // n_probs entries, most likely first (if logprobs)
 };
 
-// One per sequence: holds the history for penalties and the random stream.
+// One per sequence: holds the history for penalties, the random stream and the constraint.
 // Not thread-safe; sample() reuses internal buffers.
 class Sampler {
  public:
-  Sampler(SamplingParams params, int64_t n_vocab);
+  Sampler(SamplingParams params, int64_t n_vocab, std::unique_ptr<Constraint> constraint = nullptr);
 
   // Picks the next token from one row of logits [n_vocab]; does not record it (see accept).
   Sampled sample(const float* logits);
-  // Records a token of the sequence (prompt or generated) for the penalties.
+  // Records the prompt for the penalties (the constraint never sees prompt tokens).
+  void accept_prompt(std::span<const int32_t> tokens);
+  // Records a generated token: for the penalties, and the constraint advances over it.
   void accept(int32_t token);
   void reset();
   const SamplingParams& params() const { return params_; }
@@ -81,6 +87,8 @@ class Sampler {
   std::vector<Candidate> cand_;
   std::vector<int32_t> counts_;
   std::vector<int32_t> order_;
+  std::unique_ptr<Constraint> constraint_;
+  std::vector<float> masked_;  // the logits after the constraint's mask
 };
 
 }  // namespace owl::sample

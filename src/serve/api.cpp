@@ -326,8 +326,8 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_v
   return req;
 }
 
-const char* finish_reason_text(sample::FinishReason reason) {
-  return reason == sample::FinishReason::kLength ? "length" : "stop";
+const char* finish_reason_text(engine::FinishReason reason) {
+  return reason == engine::FinishReason::kLength ? "length" : "stop";
 }
 
 Usage total_usage(const std::vector<ChoiceResult>& choices) {

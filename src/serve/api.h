@@ -14,46 +14,21 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sample/generate.h"
+#include "engine/events.h"
+#include "router/request.h"
 #include "sample/sampler.h"
-#include "serve/stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::serve {
 
-using Json = nlohmann::ordered_json;
+using Json = router::Json;
+using router::ApiError;
+using router::CompletionRequest;
+using router::Endpoint;
 
-struct ApiError {
-  int status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // "" -> null
-  std::string code;   // "" -> null
-};
 Json error_json(const ApiError& error);
 // Serializes with invalid UTF-8 replaced (model output need not be valid UTF-8).
 std::string dump_json(const Json& j);
-
-enum class Endpoint { kChat, kCompletion };
-
-struct CompletionRequest {
-  Endpoint endpoint = Endpoint::kChat;
-  std::string model;                       // as asked; "" when absent
-  Json messages;                           // chat: messages with content flattened to strings
-  std::string prompt_text;                 // completion, given as text
-  std::vector<int32_t> prompt_tokens;      // completion, given as token ids
-  bool stream = false;
-  bool include_usage = false;
-  int n = 1;
-  int64_t max_tokens = -1;                 // -1: until the context is full
-  std::vector<std::string> stop;
-  sample::SamplingParams sampling;
-  bool seeded = false;                     // `seed` was given
-  bool logprobs = false;
-  int top_logprobs = 0;
-  bool ignore_eos = false;                 // extension (llama.cpp's)
-  std::string user;
-};
 
 inline constexpr int kMaxChoices = 8;
 inline constexpr int kMaxTopLogprobs = 20;
@@ -66,8 +41,8 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_v
 struct ChoiceResult {
   std::string text;
   std::vector<sample::Sampled> tokens;  // with logprobs requested
-  sample::FinishReason finish = sample::FinishReason::kLength;
-  ChoiceStats stats;
+  engine::FinishReason finish = engine::FinishReason::kLength;
+  engine::ChoiceStats stats;
   bool ended = false;
 };
 
@@ -85,7 +60,7 @@ struct Usage {
 Usage total_usage(const std::vector<ChoiceResult>& choices);
 Json usage_json(const Usage& usage);
 
-const char* finish_reason_text(sample::FinishReason reason);  // OpenAI's "stop" / "length"
+const char* finish_reason_text(engine::FinishReason reason);  // OpenAI's "stop" / "length"
 
 // The whole (non-streaming) response.
 Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
@@ -98,7 +73,7 @@ struct ChunkPart {
   bool role = false;
   std::string text;
   const sample::Sampled* sampled = nullptr;
-  std::optional<sample::FinishReason> finish;
+  std::optional<engine::FinishReason> finish;
 };
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
                 const tokenizer::Tokenizer& tokenizer);

@@ -1,16 +1,17 @@
-// POST /v1/chat/completions and /v1/completions: validate, build the prompt, submit the choices
-// to the engine, and relay its events as one JSON response or as server-sent events.
+// POST /v1/chat/completions and /v1/completions: validate, find the model's provider, admit the
+// caller's work, submit it, and relay the provider's events as one JSON response or as
+// server-sent events.
 #include <chrono>
 #include <random>
 
 #include <fmt/format.h>
 
 #include "serve/server_impl.h"
-#include "template/chat.h"
 
 namespace owl::serve {
 namespace {
 
+using engine::Clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kHeartbeat{1000};  // silence after which a write probes the client
@@ -26,30 +27,31 @@ std::string sse(const Json& j) { return "data: " + dump_json(j) + "\n\n"; }
 // One request in flight: what the handler and its content provider share.
 // Threading: used by one HTTP thread at a time (the handler, then its content provider).
 struct Call {
-  Call(Server::Impl& s, const ServedModel& m) : server(s), served(m) {}
+  Call(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer& t) : server(s), who(p), tok(t) {}
   Server::Impl& server;
-  const ServedModel& served;
+  const Principal who;
+  const tokenizer::Tokenizer& tok;
   CompletionRequest req;
   ResponseInfo info;
   std::string prompt_text;
-  std::shared_ptr<RequestStream> stream;
+  std::shared_ptr<engine::RequestStream> stream;
   std::vector<ChoiceResult> results;
   std::string error;  // an engine error, ending the request
   bool logged = false;
 
-  void apply(const Event& e) {
+  void apply(const engine::Event& e) {
     ChoiceResult& r = results[static_cast<size_t>(e.index)];
     switch (e.kind) {
-      case Event::Kind::kToken:
+      case engine::Event::Kind::kToken:
         r.text += e.text;
         if (req.logprobs && e.has_token) r.tokens.push_back(e.sampled);
         break;
-      case Event::Kind::kEnd:
+      case engine::Event::Kind::kEnd:
         r.finish = e.finish;
         r.stats = e.stats;
         r.ended = true;
         break;
-      case Event::Kind::kError:
+      case engine::Event::Kind::kError:
         error = e.text;
         r.ended = true;
         break;
@@ -58,19 +60,20 @@ struct Call {
 
   Json response_body() const {
     if (!error.empty()) return error_json(ApiError{.status = 500, .message = error, .type = "server_error"});
-    return make_response(req, info, results, *served.tokenizer);
+    return make_response(req, info, results, tok);
   }
 
   void log(int status, bool cancelled) {
     if (logged) return;
     logged = true;
     const Usage u = total_usage(results);
+    server.guard->settle(who, work(), u.prompt_tokens, u.completion_tokens);
     Clock::time_point first = Clock::time_point::max(), end = stream->t_arrival;
     std::string finish;
     for (const ChoiceResult& r : results) {
       if (r.stats.n_generated > 0) first = std::min(first, r.stats.t_first_token);
       end = std::max(end, r.stats.t_end);
-      if (r.ended && finish.empty()) finish = finish_reason_name(r.finish);
+      if (r.ended && finish.empty()) finish = engine::finish_reason_name(r.finish);
     }
     if (end == stream->t_arrival) end = Clock::now();
     Json line = {{"event", "request"},
@@ -87,6 +90,7 @@ struct Call {
                  {"duration_ms", ms_between(stream->t_arrival, end)},
                  {"finish_reason", cancelled ? "cancelled" : finish}};
     if (!req.user.empty()) line["user"] = req.user;
+    if (!who.name.empty()) line["principal"] = who.name;
     if (!error.empty()) line["error"] = error;
     if (server.options.log_content) {
       line["prompt"] = prompt_text;
@@ -96,50 +100,12 @@ struct Call {
     }
     server.log(line);
   }
+
+  Work work() const { return Work{.model = info.model, .max_tokens = req.max_tokens, .n = req.n}; }
 };
 
 void log_rejected(Server::Impl& s, std::string_view endpoint, const ApiError& e) {
   s.log({{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}});
-}
-
-// The prompt's tokens, through the chat template for chat requests.
-std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServedModel& m, Call& call) {
-  const CompletionRequest& req = call.req;
-  const tokenizer::Tokenizer& tok = *m.tokenizer;
-  if (req.endpoint == Endpoint::kCompletion) {
-    if (!req.prompt_tokens.empty()) return req.prompt_tokens;
-    call.prompt_text = req.prompt_text;
-    std::vector<int32_t> ids = tok.tokenize(req.prompt_text, {.add_special = true, .parse_special = true});
-    if (ids.empty()) return ApiError{.message = "'prompt' is empty and the model adds no BOS token", .param = "prompt"};
-    return ids;
-  }
-  tmpl::ChatOptions options;
-  options.add_generation_prompt = true;
-  options.bos_token = m.bos_token;
-  options.eos_token = m.eos_token;
-  auto text = tmpl::render_chat(*m.chat_template, req.messages, options);
-  if (!text) return ApiError{.message = fmt::format("the chat template failed on these messages: {}", text.message()), .param = "messages"};
-  call.prompt_text = *text;
-  const bool has_bos = !m.bos_token.empty() && text->rfind(m.bos_token, 0) == 0;
-  std::vector<int32_t> ids = tok.tokenize(*text, {.add_special = !has_bos, .parse_special = true});
-  if (ids.empty()) return ApiError{.message = "the rendered prompt is empty", .param = "messages"};
-  return ids;
-}
-
-std::vector<ChoiceParams> make_choices(const CompletionRequest& req, const std::vector<int32_t>& prompt) {
-  std::vector<ChoiceParams> choices(static_cast<size_t>(req.n));
-  std::random_device random;
-  for (int i = 0; i < req.n; ++i) {
-    ChoiceParams& c = choices[static_cast<size_t>(i)];
-    c.prompt = prompt;
-    c.sampling = req.sampling;
-    c.sampling.seed = req.seeded ? req.sampling.seed + static_cast<uint64_t>(i)
-                                 : (static_cast<uint64_t>(random()) << 32) ^ random();
-    c.stop = req.stop;
-    c.max_tokens = req.max_tokens;
-    c.ignore_eos = req.ignore_eos;
-  }
-  return choices;
 }
 
 // Server-sent events: chunks as the engine produces them, a comment line after a second of
@@ -152,7 +118,7 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
   res.set_chunked_content_provider(
       "text/event-stream",
       [call, opened](size_t, httplib::DataSink& sink) {
-        const tokenizer::Tokenizer& tok = *call->served.tokenizer;
+        const tokenizer::Tokenizer& tok = call->tok;
         if (!*opened) {
           *opened = true;
           std::string head;
@@ -161,19 +127,19 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
           }
           if (!head.empty() && !send(sink, head)) return call->stream->cancel(), false;
         }
-        Event e;
+        engine::Event e;
         if (!call->stream->pop(e, kHeartbeat)) {
           if (!send(sink, ": keep-alive\n\n")) return call->stream->cancel(), false;
           return true;
         }
         call->apply(e);
         std::string out;
-        if (e.kind == Event::Kind::kToken && (!e.text.empty() || (call->req.logprobs && e.has_token))) {
+        if (e.kind == engine::Event::Kind::kToken && (!e.text.empty() || (call->req.logprobs && e.has_token))) {
           const sample::Sampled* sampled = call->req.logprobs && e.has_token ? &e.sampled : nullptr;
           out = sse(make_chunk(call->req, call->info, {.index = e.index, .text = e.text, .sampled = sampled}, tok));
-        } else if (e.kind == Event::Kind::kEnd) {
+        } else if (e.kind == engine::Event::Kind::kEnd) {
           out = sse(make_chunk(call->req, call->info, {.index = e.index, .finish = e.finish}, tok));
-        } else if (e.kind == Event::Kind::kError) {
+        } else if (e.kind == engine::Event::Kind::kError) {
           out = sse(error_json(ApiError{.status = 500, .message = e.text, .type = "server_error"}));
         }
         if (call->stream->finished()) {
@@ -198,7 +164,7 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
 // whitespace are sent while waiting, so that a vanished client is noticed and its work dropped.
 void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
   const auto until = Clock::now() + kHeartbeat;
-  Event e;
+  engine::Event e;
   while (!call->stream->finished()) {
     const auto now = Clock::now();
     if (now >= until) break;
@@ -216,7 +182,7 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
       "application/json",
       [call](size_t, httplib::DataSink& sink) {
         const auto until = Clock::now() + kHeartbeat;
-        Event e;
+        engine::Event e;
         while (Clock::now() < until && !call->stream->finished()) {
           if (call->stream->pop(e, std::chrono::duration_cast<milliseconds>(until - Clock::now()) + milliseconds(1))) {
             call->apply(e);
@@ -240,47 +206,49 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
 
 }  // namespace
 
-void handle_completion(Server::Impl& s, const httplib::Request& http_req, httplib::Response& res, Endpoint endpoint) {
+void handle_completion(Server::Impl& s, const Principal& who, const httplib::Request& http_req, httplib::Response& res,
+                       Endpoint endpoint) {
   const std::string_view path = endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
   auto fail = [&](const ApiError& e) {
-    if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
     reply_error(res, e);
     log_rejected(s, path, e);
   };
-  const ServedModel* m = s.served.load(std::memory_order_acquire);
-  if (m == nullptr || s.draining.load()) {
-    return fail(ApiError{.status = 503, .message = m == nullptr ? "the model is still loading" : "the server is shutting down",
-                         .type = "server_error", .code = m == nullptr ? "model_loading" : "shutting_down"});
+  const ModelRegistry* models = s.models.load(std::memory_order_acquire);
+  if (models == nullptr || s.draining.load()) {
+    return fail(ApiError{.status = 503, .message = models == nullptr ? "the model is still loading" : "the server is shutting down",
+                         .type = "server_error", .code = models == nullptr ? "model_loading" : "shutting_down"});
   }
-  auto parsed = parse_completion_request(http_req.body, endpoint, m->model->config.n_vocab);
+  // The model is read before the rest of the body is validated: its vocabulary bounds token ids.
+  std::string model_id;
+  try {
+    const Json body = Json::parse(http_req.body);
+    if (auto it = body.find("model"); body.is_object() && it != body.end() && it->is_string()) model_id = *it;
+  } catch (const Json::exception&) {
+  }
+  router::Provider* provider = models->find(model_id);
+  if (provider == nullptr) {
+    return fail(model_not_found(*models, model_id));
+  }
+  const router::ModelInfo& model = provider->info();
+  auto parsed = parse_completion_request(http_req.body, endpoint, model.n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
-  auto call = std::make_shared<Call>(s, *m);
+  if (model.tokenizer == nullptr) {
+    return fail(ApiError{.status = 501, .message = fmt::format("the model '{}' has no tokenizer in this process", model.id),
+                         .type = "server_error"});
+  }
+  auto call = std::make_shared<Call>(s, who, *model.tokenizer);
   call->req = std::move(std::get<CompletionRequest>(parsed));
-  if (!call->req.model.empty() && call->req.model != m->name) {
-    return fail(ApiError{.status = 404, .message = fmt::format("the model '{}' does not exist; this server serves '{}'", call->req.model, m->name),
-                         .param = "model", .code = "model_not_found"});
-  }
-  auto prompt = build_prompt(*m, *call);
-  if (auto* e = std::get_if<ApiError>(&prompt)) return fail(*e);
-  const auto& ids = std::get<std::vector<int32_t>>(prompt);
-  const int64_t n_ctx = m->engine->n_ctx();
-  if (static_cast<int64_t>(ids.size()) >= n_ctx) {
-    return fail(ApiError{.message = fmt::format("this model's context is {} tokens per sequence, but the prompt has {} tokens; "
-                                                "shorten the {}", n_ctx, ids.size(), endpoint == Endpoint::kChat ? "messages" : "prompt"),
-                         .param = endpoint == Endpoint::kChat ? "messages" : "prompt", .code = "context_length_exceeded"});
-  }
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
-                            .created = static_cast<int64_t>(std::time(nullptr)), .model = m->name};
+                            .created = static_cast<int64_t>(std::time(nullptr)), .model = model.id};
+  if (auto denied = s.guard->admit(who, call->work())) return fail(*denied);
   call->results.resize(static_cast<size_t>(call->req.n));
-  call->stream = std::make_shared<RequestStream>(call->req.n);
-  switch (m->engine->submit(make_choices(call->req, ids), call->stream)) {
-    case SubmitResult::kAccepted: break;
-    case SubmitResult::kQueueFull:
-      return fail(ApiError{.status = 429, .message = "the server is busy: every sequence slot is taken and the queue is full; retry later",
-                           .type = "server_error", .code = "server_busy"});
-    case SubmitResult::kStopping:
-      return fail(ApiError{.status = 503, .message = "the server is shutting down", .type = "server_error", .code = "shutting_down"});
+  call->stream = std::make_shared<engine::RequestStream>(call->req.n);
+  auto submitted = provider->submit(call->req, call->stream);
+  if (auto* e = std::get_if<ApiError>(&submitted)) {
+    s.guard->settle(who, call->work(), 0, 0);
+    return fail(*e);
   }
+  call->prompt_text = std::get<router::Submission>(submitted).prompt_text;
   if (call->req.stream) {
     reply_stream(call, res);
   } else {

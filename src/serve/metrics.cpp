@@ -40,25 +40,29 @@ void Metrics::count_request(std::string_view endpoint, int status) {
   ++requests_[{std::string(endpoint), status}];
 }
 
-void Metrics::add_prompt_tokens(int64_t computed, int64_t cached) {
+void Metrics::on_admitted(int64_t computed, int64_t cached) {
   std::lock_guard<std::mutex> lock(mutex_);
   prompt_tokens_ += static_cast<uint64_t>(computed + cached);
   cached_tokens_ += static_cast<uint64_t>(cached);
 }
 
-void Metrics::add_generated_tokens(int64_t n) {
+void Metrics::on_tokens(int64_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   generated_tokens_ += static_cast<uint64_t>(n);
 }
 
-void Metrics::observe_latency(double ttft_s, double tpot_s, double e2e_s, bool has_tokens) {
+void Metrics::on_finished(const engine::ChoiceStats& st, engine::Clock::time_point arrival) {
+  const auto seconds = [](engine::Clock::time_point a, engine::Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  const double tpot = st.n_generated > 1 ? seconds(st.t_first_token, st.t_end) / static_cast<double>(st.n_generated - 1) : 0.0;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (has_tokens) ttft_.observe(ttft_s);
-  if (tpot_s > 0) tpot_.observe(tpot_s);
-  e2e_.observe(e2e_s);
+  if (st.n_generated > 0) ttft_.observe(seconds(arrival, st.t_first_token));
+  if (tpot > 0) tpot_.observe(tpot);
+  e2e_.observe(seconds(arrival, st.t_end));
 }
 
-void Metrics::count_step(int64_t n_tokens, double seconds) {
+void Metrics::on_step(int64_t n_tokens, double seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++steps_;
   step_tokens_ += static_cast<uint64_t>(n_tokens);
@@ -70,7 +74,7 @@ void Metrics::set_model_load_seconds(double s) {
   model_load_s_ = s;
 }
 
-std::string Metrics::render(const EngineGauges& g) const {
+std::string Metrics::render(const engine::Gauges& g) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string out;
   out += "# HELP owl_requests_total HTTP requests by endpoint and status code.\n# TYPE owl_requests_total counter\n";

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/scheduler.h"
+
 namespace owl::serve {
 
 // A cumulative histogram with fixed upper bounds (seconds).
@@ -21,28 +23,19 @@ struct Histogram {
   double sum = 0;
 };
 
-// The engine's state at one moment, read when /metrics is scraped.
-struct EngineGauges {
-  int64_t queued = 0;           // requests waiting for a sequence slot
-  int64_t running = 0;          // sequences being computed
-  int64_t n_slots = 0;
-  int64_t kv_tokens_active = 0; // positions held by running sequences
-  int64_t kv_tokens_cached = 0; // positions held by all slots, idle ones' prefix cache included
-  int64_t kv_capacity = 0;      // n_slots * n_ctx
-  int64_t kv_bytes = 0;
-};
-
+// The engines report to it as their observer (engine/scheduler.h).
 // Threading: every method may be called from any thread; one mutex guards the state.
-class Metrics {
+class Metrics : public engine::Observer {
  public:
   Metrics();
   void count_request(std::string_view endpoint, int status);
-  void add_prompt_tokens(int64_t computed, int64_t cached);
-  void add_generated_tokens(int64_t n);
-  void observe_latency(double ttft_s, double tpot_s, double e2e_s, bool has_tokens);
-  void count_step(int64_t n_tokens, double seconds);
   void set_model_load_seconds(double s);
-  std::string render(const EngineGauges& gauges) const;
+  std::string render(const engine::Gauges& gauges) const;
+
+  void on_admitted(int64_t computed, int64_t cached) override;
+  void on_step(int64_t n_tokens, double seconds) override;
+  void on_tokens(int64_t n) override;
+  void on_finished(const engine::ChoiceStats& stats, engine::Clock::time_point arrival) override;
 
  private:
   mutable std::mutex mutex_;

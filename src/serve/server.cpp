@@ -2,8 +2,10 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 
@@ -43,16 +45,30 @@ void reply_json(httplib::Response& res, int status, const Json& body) {
   res.set_content(dump_json(body), "application/json");
 }
 
-const ServedModel* ready_model(Server::Impl& s, httplib::Response& res) {
-  const ServedModel* m = s.served.load(std::memory_order_acquire);
+// The published models, or nullptr after replying 503 (still loading, or draining).
+const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
+  const ModelRegistry* m = s.models.load(std::memory_order_acquire);
   if (m == nullptr || s.draining.load()) {
-    res.set_header("Retry-After", "1");
     reply_error(res, ApiError{.status = 503,
                               .message = m == nullptr ? "the model is still loading" : "the server is shutting down",
                               .type = "server_error", .code = m == nullptr ? "model_loading" : "shutting_down"});
     return nullptr;
   }
   return m;
+}
+
+// The tokenizer of the model a /tokenize or /detokenize body names ("model", or the first model),
+// or nullptr after replying.
+const tokenizer::Tokenizer* body_tokenizer(const ModelRegistry& models, const Json& body, httplib::Response& res) {
+  std::string id;
+  if (auto it = body.find("model"); it != body.end() && it->is_string()) id = it->get<std::string>();
+  const router::Provider* p = models.find(id);
+  if (p == nullptr) return reply_error(res, model_not_found(models, id)), nullptr;
+  if (p->info().tokenizer == nullptr) {
+    reply_error(res, ApiError{.message = fmt::format("the model '{}' is not served by this process and has no tokenizer here",
+                                                     p->info().id), .param = "model"});
+  }
+  return p->info().tokenizer;
 }
 
 std::optional<Json> parse_object(const httplib::Request& req, httplib::Response& res) {
@@ -67,10 +83,12 @@ std::optional<Json> parse_object(const httplib::Request& req, httplib::Response&
 }
 
 void handle_tokenize(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
-  const ServedModel* m = ready_model(s, res);
-  if (!m) return;
+  const ModelRegistry* models = ready_models(s, res);
+  if (!models) return;
   auto body = parse_object(req, res);
   if (!body) return;
+  const tokenizer::Tokenizer* tok = body_tokenizer(*models, *body, res);
+  if (!tok) return;
   auto content = body->find("content");
   if (content == body->end() || !content->is_string()) return reply_error(res, ApiError{.message = "'content' must be a string", .param = "content"});
   auto flag = [&](const char* key, bool fallback) -> std::optional<bool> {
@@ -84,12 +102,12 @@ void handle_tokenize(Server::Impl& s, const httplib::Request& req, httplib::Resp
   if (!add_special || !parse_special || !with_pieces) {
     return reply_error(res, ApiError{.message = "'add_special', 'parse_special' and 'with_pieces' must be booleans"});
   }
-  const std::vector<int32_t> ids = m->tokenizer->tokenize(content->get<std::string>(), {.add_special = *add_special,
-                                                                                          .parse_special = *parse_special});
+  const std::vector<int32_t> ids = tok->tokenize(content->get<std::string>(), {.add_special = *add_special,
+                                                                               .parse_special = *parse_special});
   Json tokens = Json::array();
   for (int32_t id : ids) {
     if (*with_pieces) {
-      tokens.push_back({{"id", id}, {"piece", m->tokenizer->token_to_piece(id, true)}});
+      tokens.push_back({{"id", id}, {"piece", tok->token_to_piece(id, true)}});
     } else {
       tokens.push_back(id);
     }
@@ -98,26 +116,44 @@ void handle_tokenize(Server::Impl& s, const httplib::Request& req, httplib::Resp
 }
 
 void handle_detokenize(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
-  const ServedModel* m = ready_model(s, res);
-  if (!m) return;
+  const ModelRegistry* models = ready_models(s, res);
+  if (!models) return;
   auto body = parse_object(req, res);
   if (!body) return;
+  const tokenizer::Tokenizer* tok = body_tokenizer(*models, *body, res);
+  if (!tok) return;
   auto tokens = body->find("tokens");
   if (tokens == body->end() || !tokens->is_array()) return reply_error(res, ApiError{.message = "'tokens' must be an array of token ids", .param = "tokens"});
   std::vector<int32_t> ids;
   for (const Json& t : *tokens) {
-    if (!t.is_number_integer() || !m->tokenizer->valid(static_cast<int32_t>(t.get<int64_t>())) ||
+    if (!t.is_number_integer() || !tok->valid(static_cast<int32_t>(t.get<int64_t>())) ||
         t.get<int64_t>() != static_cast<int32_t>(t.get<int64_t>())) {
       return reply_error(res, ApiError{.message = fmt::format("'tokens' holds {}, not a token id in [0, {})", t.dump(),
-                                                              m->tokenizer->n_vocab()), .param = "tokens"});
+                                                              tok->n_vocab()), .param = "tokens"});
     }
     ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
   }
-  reply_json(res, 200, {{"content", m->tokenizer->detokenize(ids)}});
+  reply_json(res, 200, {{"content", tok->detokenize(ids)}});
 }
 
-Json model_card(const ServedModel& m) {
-  return {{"id", m.name}, {"object", "model"}, {"created", m.created}, {"owned_by", "owl"}};
+Json model_card(const router::ModelInfo& m) {
+  return {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}};
+}
+
+// A handler behind the guard: it runs only for an authenticated caller.
+using GuardedHandler = std::function<void(const Principal&, const httplib::Request&, httplib::Response&)>;
+
+httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler) {
+  return [&s, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    const std::string authorization = req.get_header_value("Authorization");
+    auto who = s.guard->authenticate(
+        Caller{.method = req.method, .path = req.path, .authorization = authorization, .remote_addr = req.remote_addr});
+    if (auto* e = std::get_if<ApiError>(&who)) {
+      s.log({{"event", "request"}, {"endpoint", endpoint_label(req.path)}, {"status", e->status}, {"error", e->message}});
+      return reply_error(res, *e);
+    }
+    handler(std::get<Principal>(who), req, res);
+  };
 }
 
 void add_routes(Server::Impl& s) {
@@ -126,42 +162,57 @@ void add_routes(Server::Impl& s) {
     res.set_content(std::string(index_html()), "text/html; charset=utf-8");
   });
   h.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
-    const ServedModel* m = s.served.load(std::memory_order_acquire);
+    const ModelRegistry* m = s.models.load(std::memory_order_acquire);
     if (m == nullptr) return reply_json(res, 503, {{"status", "loading"}});
     if (s.draining.load()) return reply_json(res, 503, {{"status", "shutting down"}});
-    reply_json(res, 200, {{"status", "ok"}, {"model", m->name}});
+    reply_json(res, 200, {{"status", "ok"}, {"model", m->find("")->info().id}});
   });
-  h.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
-    const ServedModel* m = s.served.load(std::memory_order_acquire);
-    const EngineGauges g = m != nullptr ? m->engine->gauges() : EngineGauges{};
-    res.set_content(s.metrics.render(g), "text/plain; version=0.0.4");
-  });
-  h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
-    const ServedModel* m = ready_model(s, res);
-    if (m) reply_json(res, 200, {{"object", "list"}, {"data", Json::array({model_card(*m)})}});
-  });
-  h.Get(R"(/v1/models/(.+))", [&s](const httplib::Request& req, httplib::Response& res) {
-    const ServedModel* m = ready_model(s, res);
+  h.Get("/metrics", guarded(s, [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
+    const ModelRegistry* m = s.models.load(std::memory_order_acquire);
+    res.set_content(s.metrics.render(m != nullptr ? m->gauges() : engine::Gauges{}), "text/plain; version=0.0.4");
+  }));
+  h.Get("/v1/models", guarded(s, [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
+    const ModelRegistry* m = ready_models(s, res);
     if (!m) return;
-    if (req.matches[1] != m->name) {
-      return reply_error(res, ApiError{.status = 404, .message = fmt::format("the model '{}' does not exist", req.matches[1].str()),
-                                       .param = "model", .code = "model_not_found"});
-    }
-    reply_json(res, 200, model_card(*m));
-  });
-  h.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(s, req, res, Endpoint::kChat);
-  });
-  h.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(s, req, res, Endpoint::kCompletion);
-  });
-  h.Post("/tokenize", [&s](const httplib::Request& req, httplib::Response& res) { handle_tokenize(s, req, res); });
-  h.Post("/detokenize", [&s](const httplib::Request& req, httplib::Response& res) { handle_detokenize(s, req, res); });
+    Json data = Json::array();
+    for (const auto& p : m->all()) data.push_back(model_card(p->info()));
+    reply_json(res, 200, {{"object", "list"}, {"data", std::move(data)}});
+  }));
+  h.Get(R"(/v1/models/(.+))", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
+    const ModelRegistry* m = ready_models(s, res);
+    if (!m) return;
+    const std::string id = req.matches[1];
+    const router::Provider* p = m->find(id);
+    if (p == nullptr) return reply_error(res, model_not_found(*m, id));
+    reply_json(res, 200, model_card(p->info()));
+  }));
+  h.Post("/v1/chat/completions", guarded(s, [&s](const Principal& who, const httplib::Request& req, httplib::Response& res) {
+    handle_completion(s, who, req, res, Endpoint::kChat);
+  }));
+  h.Post("/v1/completions", guarded(s, [&s](const Principal& who, const httplib::Request& req, httplib::Response& res) {
+    handle_completion(s, who, req, res, Endpoint::kCompletion);
+  }));
+  h.Post("/tokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
+    handle_tokenize(s, req, res);
+  }));
+  h.Post("/detokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
+    handle_detokenize(s, req, res);
+  }));
 }
 
 }  // namespace
 
-void reply_error(httplib::Response& res, const ApiError& error) { reply_json(res, error.status, error_json(error)); }
+ApiError model_not_found(const ModelRegistry& models, std::string_view id) {
+  return ApiError{.status = 404, .message = fmt::format("the model '{}' does not exist; this server serves {}", id, models.ids()),
+                  .param = "model", .code = "model_not_found"};
+}
+
+void reply_error(httplib::Response& res, const ApiError& error) {
+  if (error.status == 429 || error.status == 503) {
+    res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(error.retry_after_s)))));
+  }
+  reply_json(res, error.status, error_json(error));
+}
 
 void Server::Impl::log(const Json& line) {
   Json out = {{"ts", iso_time_now()}};
@@ -243,14 +294,15 @@ void Server::start() {
   impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
 }
 
-void Server::set_model(const ServedModel& served) {
-  impl_->served_storage = served;
-  impl_->served.store(&impl_->served_storage, std::memory_order_release);
+void Server::set_models(std::shared_ptr<const ModelRegistry> models) {
+  impl_->models_storage = std::move(models);
+  impl_->models.store(impl_->models_storage.get(), std::memory_order_release);
 }
 
 void Server::drain() { impl_->draining.store(true); }
 
 bool Server::wait_streams(std::chrono::milliseconds timeout) {
+  using engine::Clock;
   const auto until = Clock::now() + timeout;
   while (impl_->active_streams.load() > 0) {
     if (Clock::now() >= until) return false;

@@ -1,7 +1,8 @@
 // The HTTP front of `owl serve`: OpenAI-compatible endpoints, /health, /metrics, /tokenize,
-// /detokenize and the chat page, on cpp-httplib. Handlers validate a request, render and
-// tokenize its prompt, submit its choices to the Engine and relay the engine's events as a
-// JSON response or server-sent events. A client that disconnects cancels its request: the
+// /detokenize and the chat page, on cpp-httplib. Every endpoint but /health and the page asks
+// the Guard first (guard.h); completion handlers validate a request, find its model's Provider
+// in the registry (registry.h), submit it there and relay the provider's events as a JSON
+// response or server-sent events. A client that disconnects cancels its request: the
 // write fails (streams write a comment line after a second of silence, plain responses that
 // take longer than a second send JSON whitespace) and the engine drops it at its next step.
 #pragma once
@@ -12,11 +13,9 @@
 #include <string>
 
 #include "core/result.h"
-#include "model/model.h"
-#include "serve/engine.h"
+#include "serve/guard.h"
 #include "serve/metrics.h"
-#include "template/template.h"
-#include "tokenizer/tokenizer.h"
+#include "serve/registry.h"
 
 namespace owl::serve {
 
@@ -27,22 +26,12 @@ struct ServerOptions {
   bool log_content = false;              // put prompts and outputs in the request log
   int http_threads = 0;                  // 0: enough for every slot and queued request
   std::function<void(const std::string&)> log;  // one JSON line per request; default: stderr
+  std::shared_ptr<Guard> guard;          // null: OpenGuard (no authentication, no limits)
 };
 
-// What the server serves once the model is loaded; everything must outlive the Server.
-struct ServedModel {
-  std::string name;                      // the id of /v1/models
-  const model::Model* model = nullptr;
-  const tokenizer::Tokenizer* tokenizer = nullptr;
-  const tmpl::Template* chat_template = nullptr;
-  std::string bos_token, eos_token;      // the template's bos_token / eos_token
-  Engine* engine = nullptr;
-  int64_t created = 0;                   // unix seconds, for /v1/models
-};
-
-// Threading: bind(), start() and wait() from the owning thread; set_model(), drain() and stop()
-// from any one thread; handlers run on the HTTP thread pool and read the ServedModel only after
-// set_model() published it.
+// Threading: bind(), start() and wait() from the owning thread; set_models(), drain() and stop()
+// from any one thread; handlers run on the HTTP thread pool and read the registry only after
+// set_models() published it.
 class Server {
  public:
   Server(ServerOptions options, Metrics& metrics);
@@ -52,9 +41,10 @@ class Server {
 
   // Binds the listening socket; returns the port (the chosen one when options.port is 0).
   core::Result<int> bind();
-  // Serves on a background thread until stop(). /health answers 503 until set_model().
+  // Serves on a background thread until stop(). /health answers 503 until set_models().
   void start();
-  void set_model(const ServedModel& served);
+  // Publishes the models, once; their providers must outlive the Server.
+  void set_models(std::shared_ptr<const ModelRegistry> models);
   // Graceful shutdown, step one: new API requests get 503 and /health reports it.
   void drain();
   // Waits up to `timeout` for streamed responses still being written; true when none is left.

@@ -13,14 +13,16 @@
 namespace owl::serve {
 
 struct Server::Impl {
-  Impl(ServerOptions o, Metrics& m) : options(std::move(o)), metrics(m) {}
+  Impl(ServerOptions o, Metrics& m)
+      : options(std::move(o)), metrics(m), guard(options.guard ? options.guard : std::make_shared<OpenGuard>()) {}
 
   ServerOptions options;
   Metrics& metrics;
+  std::shared_ptr<Guard> guard;
   httplib::Server http;
   std::thread thread;
-  ServedModel served_storage;
-  std::atomic<const ServedModel*> served{nullptr};  // published once by set_model()
+  std::shared_ptr<const ModelRegistry> models_storage;
+  std::atomic<const ModelRegistry*> models{nullptr};  // published once by set_models()
   std::atomic<bool> draining{false};
   std::atomic<int> active_streams{0};               // chunked responses still being written
   std::atomic<uint64_t> next_id{0};
@@ -31,8 +33,12 @@ struct Server::Impl {
   std::string make_id(std::string_view prefix);
 };
 
+// 404 for a model id no provider serves.
+ApiError model_not_found(const ModelRegistry& models, std::string_view id);
+// Sets Retry-After for 429 and 503.
 void reply_error(httplib::Response& res, const ApiError& error);
-// POST /v1/chat/completions and /v1/completions.
-void handle_completion(Server::Impl& server, const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
+// POST /v1/chat/completions and /v1/completions, for an authenticated caller.
+void handle_completion(Server::Impl& server, const Principal& who, const httplib::Request& req,
+                       httplib::Response& res, Endpoint endpoint);
 
 }  // namespace owl::serve

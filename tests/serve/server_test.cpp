@@ -16,7 +16,8 @@
 #include <httplib.h>
 
 #include "serve/api.h"
-#include "serve_fixture.h"
+#include "router/local_provider.h"
+#include "support/stories.h"
 #include "template/chat.h"
 
 namespace owl::serve {
@@ -26,13 +27,13 @@ using namespace std::chrono_literals;
 
 class ServerTest : public ::testing::Test {
  protected:
-  void start(EngineOptions engine_options = {.n_parallel = 2, .n_ctx = 256, .n_threads = 2},
+  void start(engine::EngineOptions engine_options = {.n_parallel = 2, .n_ctx = 256, .n_threads = 2},
              ServerOptions options = {}) {
-    const auto& s = testing::stories();
+    const auto& s = owl::testing::stories();
     auto t = tmpl::Template::parse(*tmpl::builtin_format("chatml"));
     ASSERT_TRUE(t.ok());
     chat_template = std::make_unique<tmpl::Template>(std::move(*t));
-    auto e = Engine::make(*s.model, *s.tokenizer, metrics, engine_options);
+    auto e = engine::Engine::make(*s.model, *s.tokenizer, &metrics, engine_options);
     ASSERT_TRUE(e.ok()) << e.message();
     engine = std::move(*e);
     options.host = "127.0.0.1";
@@ -49,16 +50,14 @@ class ServerTest : public ::testing::Test {
     client = std::make_unique<httplib::Client>("127.0.0.1", *port);
     client->set_read_timeout(60, 0);
     port_ = *port;
-    ServedModel served;
-    served.name = "stories260K";
-    served.model = s.model.get();
-    served.tokenizer = s.tokenizer.get();
-    served.chat_template = chat_template.get();
-    served.bos_token = "<s>";
-    served.eos_token = "</s>";
-    served.engine = engine.get();
-    if (!delay_model) server->set_model(served);
-    this->served = served;
+    models = std::make_shared<ModelRegistry>();
+    ASSERT_TRUE(models->add(local_model("stories260K", *engine)).ok());
+    if (!delay_model) server->set_models(models);
+  }
+  std::shared_ptr<router::Provider> local_model(const std::string& id, engine::Engine& e) {
+    const auto& s = owl::testing::stories();
+    return std::make_shared<router::LocalProvider>(router::LocalModel{
+        .id = id, .model = s.model.get(), .tokenizer = s.tokenizer.get(), .chat_template = chat_template.get(), .engine = &e});
   }
   void TearDown() override {
     if (server) server->stop();
@@ -97,10 +96,10 @@ class ServerTest : public ::testing::Test {
 
   Metrics metrics;
   std::unique_ptr<tmpl::Template> chat_template;
-  std::unique_ptr<Engine> engine;
+  std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<Server> server;
   std::unique_ptr<httplib::Client> client;
-  ServedModel served;
+  std::shared_ptr<ModelRegistry> models;
   bool delay_model = false;
   int port_ = 0;
   std::mutex log_mutex;
@@ -116,7 +115,7 @@ TEST_F(ServerTest, HealthIsReadyOnlyAfterTheModelIsSet) {
   auto chat = post("/v1/chat/completions", chat_body("hi"));
   EXPECT_EQ(chat->status, 503);
   EXPECT_EQ(chat->get_header_value("Retry-After"), "1");
-  server->set_model(served);
+  server->set_models(models);
   res = client->Get("/health");
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(Json::parse(res->body)["status"], "ok");
@@ -292,7 +291,7 @@ TEST_F(ServerTest, ErrorsHaveOpenAIsShapeAndStatus) {
   res = post("/v1/completions", {{"prompt", long_text}});
   expect_error(res, 400, "prompt", "256");
   const std::string message = Json::parse(res->body)["error"]["message"];
-  const int n_prompt = static_cast<int>(testing::stories().tokenizer->tokenize(long_text).size());
+  const int n_prompt = static_cast<int>(owl::testing::stories().tokenizer->tokenize(long_text).size());
   EXPECT_NE(message.find(std::to_string(n_prompt)), std::string::npos) << message;
   expect_error(client->Get("/v1/nothing"), 404, "", "404");
   expect_error(client->Post("/tokenize", "[]", "application/json"), 400, "", "JSON object");
@@ -323,7 +322,13 @@ TEST_F(ServerTest, FullServerAnswers429WithRetryAfter) {
     };
     c.send(req);
   });
-  while (!got_first) std::this_thread::sleep_for(5ms);
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (!got_first && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  if (!got_first) {
+    release = true;
+    holder.join();
+    FAIL() << "the holding request got no token in time";
+  }
   auto res = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 2}});
   expect_error(res, 429, "", "busy");
   EXPECT_EQ(res->get_header_value("Retry-After"), "1");
@@ -408,10 +413,10 @@ TEST_F(ServerTest, TokenizeAndDetokenize) {
   auto res = client->Post("/tokenize", R"({"content":"Once upon a time"})", "application/json");
   ASSERT_EQ(res->status, 200);
   const Json tokens = Json::parse(res->body)["tokens"];
-  EXPECT_EQ(tokens.get<std::vector<int32_t>>(), testing::stories().tokenizer->tokenize("Once upon a time"));
+  EXPECT_EQ(tokens.get<std::vector<int32_t>>(), owl::testing::stories().tokenizer->tokenize("Once upon a time"));
   res = client->Post("/detokenize", dump_json({{"tokens", tokens}}), "application/json");
   ASSERT_EQ(res->status, 200);
-  EXPECT_EQ(Json::parse(res->body)["content"], testing::stories().tokenizer->detokenize(tokens.get<std::vector<int32_t>>()));
+  EXPECT_EQ(Json::parse(res->body)["content"], owl::testing::stories().tokenizer->detokenize(tokens.get<std::vector<int32_t>>()));
   res = client->Post("/tokenize", R"({"content":"Once upon a time","add_special":false,"with_pieces":true})", "application/json");
   const Json pieces = Json::parse(res->body)["tokens"];
   ASSERT_EQ(pieces.size() + 1, tokens.size());
@@ -461,6 +466,84 @@ TEST_F(ServerTest, ConcurrentClientsAllSucceed) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 8);
+}
+
+// A guard that knows one key, refuses more than one choice, and records what was settled.
+struct TestGuard : Guard {
+  std::variant<Principal, ApiError> authenticate(const Caller& caller) override {
+    if (caller.authorization == "Bearer good") return Principal{.name = "alice"};
+    return ApiError{.status = 401, .message = "missing or wrong API key", .code = "invalid_api_key"};
+  }
+  std::optional<ApiError> admit(const Principal&, const Work& work) override {
+    if (work.n > 1) return ApiError{.status = 429, .message = "one choice at a time", .type = "requests", .retry_after_s = 2.5};
+    return std::nullopt;
+  }
+  void settle(const Principal& who, const Work&, int64_t prompt_tokens, int64_t completion_tokens) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    settled.push_back({who.name, prompt_tokens + completion_tokens});
+  }
+  std::mutex mutex;
+  std::vector<std::pair<std::string, int64_t>> settled;
+};
+
+TEST_F(ServerTest, TheGuardCoversEveryEndpointButHealth) {
+  auto guard = std::make_shared<TestGuard>();
+  start({.n_parallel = 2, .n_ctx = 256, .n_threads = 2}, ServerOptions{.guard = guard});
+  EXPECT_EQ(client->Get("/health")->status, 200);
+  EXPECT_EQ(client->Get("/")->status, 200);
+  for (const char* path : {"/v1/models", "/v1/models/stories260K", "/metrics"}) {
+    auto res = client->Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 401) << path;
+    EXPECT_EQ(Json::parse(res->body)["error"]["code"], "invalid_api_key") << path;
+  }
+  for (const char* path : {"/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"}) {
+    EXPECT_EQ(post(path, {{"prompt", "x"}})->status, 401) << path;
+  }
+  client->set_bearer_token_auth("good");
+  EXPECT_EQ(client->Get("/v1/models")->status, 200);
+  auto two = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 2}, {"n", 2}});
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->status, 429);
+  EXPECT_EQ(two->get_header_value("Retry-After"), "3");
+  auto one = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 3}, {"ignore_eos", true}});
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200) << one->body;
+  const Json usage = Json::parse(one->body)["usage"];
+  std::lock_guard<std::mutex> lock(guard->mutex);
+  ASSERT_EQ(guard->settled.size(), 1u);
+  EXPECT_EQ(guard->settled[0].first, "alice");
+  EXPECT_EQ(guard->settled[0].second, usage["total_tokens"].get<int64_t>());
+  std::lock_guard<std::mutex> log_lock(log_mutex);
+  EXPECT_NE(log_lines.back().find("\"principal\":\"alice\""), std::string::npos) << log_lines.back();
+}
+
+TEST_F(ServerTest, SeveralModelsAreServedByTheirOwnEngines) {
+  delay_model = true;
+  start();
+  auto second = engine::Engine::make(*owl::testing::stories().model, *owl::testing::stories().tokenizer, &metrics,
+                                     {.n_parallel = 1, .n_ctx = 128, .n_threads = 2});
+  ASSERT_TRUE(second.ok()) << second.message();
+  ASSERT_TRUE(models->add(local_model("stories-b", **second)).ok());
+  EXPECT_FALSE(models->add(local_model("stories-b", **second)).ok());
+  server->set_models(models);
+  const Json list = Json::parse(client->Get("/v1/models")->body);
+  ASSERT_EQ(list["data"].size(), 2u);
+  EXPECT_EQ(list["data"][1]["id"], "stories-b");
+  Json body = chat_body("Tell me a story", 6);
+  const Json a = Json::parse(post("/v1/chat/completions", body)->body);
+  body["model"] = "stories-b";
+  auto res = post("/v1/chat/completions", body);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json b = Json::parse(res->body);
+  EXPECT_EQ(b["model"], "stories-b");
+  EXPECT_EQ(b["choices"][0]["message"]["content"], a["choices"][0]["message"]["content"]);
+  EXPECT_EQ(metric("owl_sequence_slots"), 3);  // both engines' slots
+  body["model"] = "nope";
+  res = post("/v1/chat/completions", body);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_NE(res->body.find("this server serves 'stories260K', 'stories-b'"), std::string::npos) << res->body;
+  server->stop();  // before the second engine goes
 }
 
 // A burst of new clients must not outrun the listen backlog: the kernel drops SYNs beyond it and

@@ -1,4 +1,4 @@
-// The embedded model loaded once for the serve tests.
+// The embedded model, loaded once per test binary.
 #pragma once
 
 #include <memory>
@@ -9,7 +9,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-namespace owl::serve::testing {
+namespace owl::testing {
 
 struct Loaded {
   std::unique_ptr<model::Model> model;
@@ -30,4 +30,4 @@ inline const Loaded& stories() {
   return loaded;
 }
 
-}  // namespace owl::serve::testing
+}  // namespace owl::testing

@@ -1,6 +1,5 @@
-// The channel from the engine thread to the HTTP handler of one request: the events of its
-// choices (text deltas with their tokens, then one end per choice), and a cancel flag the
-// handler sets when its client goes away.
+// The events of generation: what the engine reports about each sequence as it computes it (text
+// deltas with their tokens, then one end or error), and the sinks that receive them.
 #pragma once
 
 #include <atomic>
@@ -10,14 +9,14 @@
 #include <mutex>
 #include <string>
 
-#include "sample/generate.h"
+#include "engine/request.h"
 #include "sample/sampler.h"
 
-namespace owl::serve {
+namespace owl::engine {
 
 using Clock = std::chrono::steady_clock;
 
-// What the engine knows about one choice when it ends.
+// What the engine knows about one sequence when it ends.
 struct ChoiceStats {
   int64_t n_prompt = 0;     // prompt tokens
   int64_t n_cached = 0;     // of which were reused from the KV cache
@@ -31,21 +30,37 @@ struct ChoiceStats {
 struct Event {
   enum class Kind { kToken, kEnd, kError };
   Kind kind = Kind::kToken;
-  int index = 0;             // the choice
+  int index = 0;             // the choice, among its request's
   std::string text;          // kToken: whole UTF-8 text completed now (may be empty); kError: message
-  bool has_token = false;    // kToken: false for a final flush that carries only text
-  sample::Sampled sampled;   // kToken
-  sample::FinishReason finish = sample::FinishReason::kLength;  // kEnd
+  bool has_token = false;    // kToken: the token is part of the output (false for end-of-generation)
+  sample::Sampled sampled;   // kToken: the token sampled, with its log-probabilities if asked
+  FinishReason finish = FinishReason::kLength;  // kEnd
   ChoiceStats stats;         // kEnd
 };
 
-// Threading: the engine thread calls push(); one HTTP thread calls pop(); cancel() and
-// cancelled() may be called from any thread.
-class RequestStream {
+// Where the events of one request's sequences go.
+// Threading: push() is called from the thread that drives the scheduler; cancel() and
+// cancelled() from any thread.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void push(Event event) = 0;
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+  const Clock::time_point t_arrival = Clock::now();
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+// A sink read by another thread (an HTTP handler): a queue of events.
+// Threading: the engine thread calls push(); one reader thread calls pop(), finished(), pending().
+class RequestStream : public EventSink {
  public:
   explicit RequestStream(int n_choices) : n_open_(n_choices) {}
 
-  void push(Event event) {
+  void push(Event event) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (event.kind != Event::Kind::kToken) --n_open_;
@@ -70,17 +85,12 @@ class RequestStream {
     std::lock_guard<std::mutex> lock(mutex_);
     return events_.size();
   }
-  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
-
-  const Clock::time_point t_arrival = Clock::now();
 
  private:
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Event> events_;
   int n_open_;
-  std::atomic<bool> cancelled_{false};
 };
 
-}  // namespace owl::serve
+}  // namespace owl::engine

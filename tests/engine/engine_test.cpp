@@ -1,13 +1,15 @@
 // The scheduler without HTTP: continuous batching gives each sequence what it gets alone,
 // prompts are prefilled in chunks while other streams go on, prefixes are reused, cancelled
 // and queued work is accounted for.
-#include "serve/engine.h"
+#include "engine/engine.h"
 
 #include <gtest/gtest.h>
 
-#include "serve_fixture.h"
+#include <atomic>
 
-namespace owl::serve {
+#include "support/stories.h"
+
+namespace owl::engine {
 namespace {
 
 using namespace std::chrono_literals;
@@ -15,7 +17,7 @@ using namespace std::chrono_literals;
 struct Output {
   std::vector<int32_t> tokens;
   std::string text;
-  sample::FinishReason finish = sample::FinishReason::kLength;
+  FinishReason finish = FinishReason::kLength;
   ChoiceStats stats;
   bool error = false;
 };
@@ -43,24 +45,29 @@ Output collect(RequestStream& stream) {
 class EngineTest : public ::testing::Test {
  protected:
   std::unique_ptr<Engine> make(EngineOptions o) {
-    auto e = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics, o);
+    auto e = Engine::make(*owl::testing::stories().model, *owl::testing::stories().tokenizer, &metrics, o);
     EXPECT_TRUE(e.ok()) << e.message();
     return e.ok() ? std::move(*e) : nullptr;
   }
-  std::vector<int32_t> tokens(const std::string& text) { return testing::stories().tokenizer->tokenize(text); }
-  ChoiceParams greedy(const std::string& prompt, int64_t max_tokens) {
-    ChoiceParams p;
+  std::vector<int32_t> tokens(const std::string& text) { return owl::testing::stories().tokenizer->tokenize(text); }
+  SequenceRequest greedy(const std::string& prompt, int64_t max_tokens) {
+    SequenceRequest p;
     p.prompt = tokens(prompt);
-    p.sampling.temperature = 0;
-    p.max_tokens = max_tokens;
+    p.params.sampling.temperature = 0;
+    p.params.max_tokens = max_tokens;
     return p;
   }
-  std::shared_ptr<RequestStream> submit(Engine& e, ChoiceParams p) {
+  std::shared_ptr<RequestStream> submit(Engine& e, SequenceRequest p) {
     auto s = std::make_shared<RequestStream>(1);
     EXPECT_EQ(e.submit({std::move(p)}, s), SubmitResult::kAccepted);
     return s;
   }
-  Metrics metrics;
+  // Counts what the engine reports.
+  struct Counts : Observer {
+    std::atomic<int64_t> steps{0};
+    void on_step(int64_t, double) override { ++steps; }
+  };
+  Counts metrics;
 };
 
 const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park",
@@ -80,7 +87,7 @@ TEST_F(EngineTest, BatchedSequencesEqualEachAlone) {
     EXPECT_EQ(out.tokens, alone[i].tokens) << kPrompts[i];
     EXPECT_EQ(out.text, alone[i].text);
     EXPECT_EQ(out.tokens.size(), 24u);
-    EXPECT_EQ(out.finish, sample::FinishReason::kLength);
+    EXPECT_EQ(out.finish, FinishReason::kLength);
   }
 }
 
@@ -91,7 +98,7 @@ TEST_F(EngineTest, LongPromptIsPrefilledInChunksWhileAStreamGoesOn) {
   ASSERT_TRUE(running->pop(first, 30s));
   std::string long_prompt;
   for (int i = 0; i < 40; ++i) long_prompt += "The cat sat on the mat. ";
-  ChoiceParams p = greedy(long_prompt, 1);
+  SequenceRequest p = greedy(long_prompt, 1);
   ASSERT_GT(p.prompt.size(), 240u);
   auto late = submit(*engine, p);
   collect(*late);
@@ -104,19 +111,15 @@ TEST_F(EngineTest, LongPromptIsPrefilledInChunksWhileAStreamGoesOn) {
 // A prompt that ends within a quarter of the step budget past it takes one step, not two;
 // one that ends further past it is chunked.
 TEST_F(EngineTest, PromptJustOverTheBudgetTakesOneStep) {
-  auto steps = [&] {
-    const std::string text = metrics.render(EngineGauges{});
-    const size_t at = text.find("\nowl_engine_steps_total ");
-    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + 24));
-  };
+  auto steps = [&] { return static_cast<double>(metrics.steps.load()); };
   auto engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .step_tokens = 16});
-  ChoiceParams p = greedy("Lily and Tom went to the park to play with a red ball", 1);
+  SequenceRequest p = greedy("Lily and Tom went to the park to play with a red ball", 1);
   ASSERT_GT(p.prompt.size(), 16u);
   ASSERT_LE(p.prompt.size(), 20u);  // within 16 / 4 past the budget
   const double before = steps();
   collect(*submit(*engine, p));
   EXPECT_EQ(steps() - before, 1.0);
-  ChoiceParams longer = greedy("Lily and Tom went to the park to play with a red ball and a big blue kite", 1);
+  SequenceRequest longer = greedy("Lily and Tom went to the park to play with a red ball and a big blue kite", 1);
   ASSERT_GT(longer.prompt.size(), 20u);
   auto fresh = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2, .step_tokens = 16});
   const double before_longer = steps();
@@ -152,7 +155,32 @@ TEST_F(EngineTest, PrefixOfARunningRequestIsCopied) {
   EXPECT_EQ(b.stats.n_cached, static_cast<int64_t>(tokens(system).size()));
   EXPECT_EQ(b.tokens, alone.tokens);
   running->cancel();
-  EXPECT_EQ(collect(*running).finish, sample::FinishReason::kCancelled);
+  EXPECT_EQ(collect(*running).finish, FinishReason::kCancelled);
+}
+
+// KV computed under one set of adapters is never reused under another, and is reused under the same.
+TEST_F(EngineTest, PrefixReuseIsKeyedByTheAdapters) {
+  const model::Model& m = *owl::testing::stories().model;
+  auto adapter = std::make_shared<model::Adapter>(m.config.n_layer);
+  adapter->name = "zero";
+  const int64_t rank = 2, n = m.config.n_embd;
+  // B = 0: the adapter changes nothing but the key.
+  ASSERT_TRUE(adapter->set({0, model::LinearKind::kAttnQ}, std::vector<float>(rank * n, 0.5f),
+                           std::vector<float>(m.config.n_embd_q() * rank, 0.0f), rank, n, m.config.n_embd_q()).ok());
+  auto with = std::make_shared<model::AdapterSet>();
+  with->adapters.push_back({adapter, 1.0f});
+  auto engine = make({.n_parallel = 1, .n_ctx = 256, .n_threads = 2});
+  const std::string prompt = "Once upon a time there was a little girl";
+  const Output base = collect(*submit(*engine, greedy(prompt, 8)));
+  SequenceRequest adapted = greedy(prompt, 8);
+  adapted.adapters = with;
+  const Output first = collect(*submit(*engine, adapted));
+  EXPECT_EQ(first.stats.n_cached, 0);       // the base model's KV is not reused
+  EXPECT_EQ(first.tokens, base.tokens);     // B = 0 equals the base
+  const Output again = collect(*submit(*engine, adapted));
+  EXPECT_EQ(again.stats.n_cached, again.stats.n_prompt - 1);
+  const Output base_again = collect(*submit(*engine, greedy(prompt, 8)));
+  EXPECT_EQ(base_again.stats.n_cached, 0);
 }
 
 TEST_F(EngineTest, CancelledRequestsFreeTheirSlot) {
@@ -163,7 +191,7 @@ TEST_F(EngineTest, CancelledRequestsFreeTheirSlot) {
   ASSERT_TRUE(a->pop(e, 30s));
   a->cancel();
   const Output out = collect(*a);
-  EXPECT_EQ(out.finish, sample::FinishReason::kCancelled);
+  EXPECT_EQ(out.finish, FinishReason::kCancelled);
   EXPECT_LT(out.tokens.size() + 1, 250u);
   EXPECT_EQ(collect(*queued).tokens.size(), 4u);  // the slot went to the queued request
   EXPECT_TRUE(engine->wait_idle(5s));
@@ -178,16 +206,16 @@ TEST_F(EngineTest, FullQueueRefusesAndStopRefusesAll) {
   EXPECT_EQ(engine->submit({greedy("x", 1)}, c), SubmitResult::kQueueFull);
   engine->stop(true);
   EXPECT_EQ(engine->submit({greedy("x", 1)}, c), SubmitResult::kStopping);
-  EXPECT_EQ(collect(*a).finish, sample::FinishReason::kCancelled);
-  EXPECT_EQ(collect(*b).finish, sample::FinishReason::kCancelled);
+  EXPECT_EQ(collect(*a).finish, FinishReason::kCancelled);
+  EXPECT_EQ(collect(*b).finish, FinishReason::kCancelled);
 }
 
 TEST_F(EngineTest, ContextLimitEndsWithLength) {
   auto engine = make({.n_parallel = 1, .n_ctx = 32, .n_threads = 2});
-  ChoiceParams p = greedy("Once upon a time", -1);
-  p.ignore_eos = true;
+  SequenceRequest p = greedy("Once upon a time", -1);
+  p.params.ignore_eos = true;
   const Output out = collect(*submit(*engine, p));
-  EXPECT_EQ(out.finish, sample::FinishReason::kLength);
+  EXPECT_EQ(out.finish, FinishReason::kLength);
   EXPECT_EQ(static_cast<int64_t>(out.tokens.size()) + out.stats.n_prompt, 33);  // the last token needs no position
 }
 
@@ -195,23 +223,23 @@ TEST_F(EngineTest, StopStringsEndWithStopAndAreCut) {
   auto engine = make({.n_parallel = 1, .n_ctx = 128, .n_threads = 2});
   const Output full = collect(*submit(*engine, greedy("Once upon a time", 30)));
   ASSERT_GT(full.text.size(), 12u);
-  ChoiceParams p = greedy("Once upon a time", 30);
+  SequenceRequest p = greedy("Once upon a time", 30);
   const std::string stop = full.text.substr(8, 3);
-  p.stop = {stop};
+  p.params.stop = {stop};
   const Output out = collect(*submit(*engine, p));
-  EXPECT_EQ(out.finish, sample::FinishReason::kStop);
+  EXPECT_EQ(out.finish, FinishReason::kStop);
   EXPECT_EQ(out.text, full.text.substr(0, full.text.find(stop)));
 }
 
 TEST_F(EngineTest, StepTokensDefaultToTheLargerOfTheDefaultAndTheSlots) {
   // 200 slots need steps of at least 200 tokens: the default grows to them.
-  EXPECT_TRUE(Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+  EXPECT_TRUE(Engine::make(*owl::testing::stories().model, *owl::testing::stories().tokenizer, &metrics,
                            {.n_parallel = 200, .n_ctx = 16, .n_threads = 1}).ok());
-  auto below = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+  auto below = Engine::make(*owl::testing::stories().model, *owl::testing::stories().tokenizer, &metrics,
                             {.n_parallel = 8, .n_ctx = 16, .n_threads = 1, .step_tokens = 4});
   ASSERT_FALSE(below.ok());
   EXPECT_NE(below.message().find("step tokens 4 below --parallel 8"), std::string::npos) << below.message();
-  auto above = Engine::make(*testing::stories().model, *testing::stories().tokenizer, metrics,
+  auto above = Engine::make(*owl::testing::stories().model, *owl::testing::stories().tokenizer, &metrics,
                             {.n_parallel = 1, .n_ctx = 16, .n_threads = 1, .step_tokens = kMaxStepTokens + 1});
   ASSERT_FALSE(above.ok());
   EXPECT_NE(above.message().find("above the limit of 4096"), std::string::npos) << above.message();
@@ -268,4 +296,4 @@ TEST(StepCost, FitsSetupFromStepsOfDifferentSizes) {
 }
 
 }  // namespace
-}  // namespace owl::serve
+}  // namespace owl::engine

@@ -1,0 +1,27 @@
+// The chat template `owl chat` and `owl serve` use: a file given with --chat-template, else the
+// model's own (tokenizer.chat_template), else the built-in format named by --chat-format.
+#pragma once
+
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/files.h"
+#include "core/result.h"
+#include "gguf/gguf.h"
+#include "template/chat.h"
+
+namespace owl::cli {
+
+// `command` names the command in the notice printed when the built-in format is used.
+inline core::Result<std::string> choose_chat_template(const std::string& file, const std::string& format,
+                                                       const gguf::GgufFile& model, const char* command) {
+  if (!file.empty()) return core::read_file(file);
+  if (const gguf::Value* v = model.find("tokenizer.chat_template"); v && v->as_string()) return *v->as_string();
+  const std::string* builtin = tmpl::builtin_format(format);
+  if (builtin == nullptr) return core::make_error("unknown chat format '{}'", format);
+  fmt::print(stderr, "{}: the model has no chat template; using the {} format\n", command, format);
+  return *builtin;
+}
+
+}  // namespace owl::cli

@@ -1,0 +1,89 @@
+#include "router/local_provider.h"
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "template/chat.h"
+
+namespace owl::router {
+namespace {
+
+// The prompt's tokens, through the chat template for chat requests; `text` gets the rendered prompt.
+std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, const CompletionRequest& req,
+                                                          const std::string& bos, const std::string& eos,
+                                                          std::string& text) {
+  const tokenizer::Tokenizer& tok = *m.tokenizer;
+  if (req.endpoint == Endpoint::kCompletion) {
+    if (!req.prompt_tokens.empty()) return req.prompt_tokens;
+    text = req.prompt_text;
+    std::vector<int32_t> ids = tok.tokenize(req.prompt_text, {.add_special = true, .parse_special = true});
+    if (ids.empty()) return ApiError{.message = "'prompt' is empty and the model adds no BOS token", .param = "prompt"};
+    return ids;
+  }
+  tmpl::ChatOptions options;
+  options.add_generation_prompt = true;
+  options.bos_token = bos;
+  options.eos_token = eos;
+  auto rendered = tmpl::render_chat(*m.chat_template, req.messages, options);
+  if (!rendered) {
+    return ApiError{.message = fmt::format("the chat template failed on these messages: {}", rendered.message()),
+                    .param = "messages"};
+  }
+  text = *rendered;
+  const bool has_bos = !bos.empty() && rendered->rfind(bos, 0) == 0;
+  std::vector<int32_t> ids = tok.tokenize(*rendered, {.add_special = !has_bos, .parse_special = true});
+  if (ids.empty()) return ApiError{.message = "the rendered prompt is empty", .param = "messages"};
+  return ids;
+}
+
+std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req, const std::vector<int32_t>& prompt) {
+  std::vector<engine::SequenceRequest> sequences(static_cast<size_t>(req.n));
+  std::random_device random;
+  for (int i = 0; i < req.n; ++i) {
+    engine::SequenceRequest& s = sequences[static_cast<size_t>(i)];
+    s.prompt = prompt;
+    s.params.sampling = req.sampling;
+    s.params.sampling.seed = req.seeded ? req.sampling.seed + static_cast<uint64_t>(i)
+                                        : (static_cast<uint64_t>(random()) << 32) ^ random();
+    s.params.stop = req.stop;
+    s.params.max_tokens = req.max_tokens;
+    s.params.ignore_eos = req.ignore_eos;
+  }
+  return sequences;
+}
+
+}  // namespace
+
+LocalProvider::LocalProvider(const LocalModel& local)
+    : local_(local),
+      info_{.id = local.id, .created = local.created, .tokenizer = local.tokenizer, .n_vocab = local.model->config.n_vocab},
+      bos_token_(local.tokenizer->token_to_piece(local.tokenizer->bos(), true)),
+      eos_token_(local.tokenizer->token_to_piece(local.tokenizer->eos(), true)) {}
+
+std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest& req,
+                                                         std::shared_ptr<engine::EventSink> sink) {
+  Submission sub;
+  auto prompt = build_prompt(local_, req, bos_token_, eos_token_, sub.prompt_text);
+  if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
+  const auto& ids = std::get<std::vector<int32_t>>(prompt);
+  sub.prompt_tokens = static_cast<int64_t>(ids.size());
+  const int64_t n_ctx = local_.engine->n_ctx();
+  const char* what = req.endpoint == Endpoint::kChat ? "messages" : "prompt";
+  if (sub.prompt_tokens >= n_ctx) {
+    return ApiError{.message = fmt::format("this model's context is {} tokens per sequence, but the prompt has {} "
+                                           "tokens; shorten the {}", n_ctx, ids.size(), what),
+                    .param = what, .code = "context_length_exceeded"};
+  }
+  switch (local_.engine->submit(make_sequences(req, ids), std::move(sink))) {
+    case engine::SubmitResult::kAccepted: return sub;
+    case engine::SubmitResult::kQueueFull:
+      return ApiError{.status = 429,
+                      .message = "the server is busy: every sequence slot is taken and the queue is full; retry later",
+                      .type = "server_error", .code = "server_busy"};
+    case engine::SubmitResult::kStopping: break;
+  }
+  return ApiError{.status = 503, .message = "the server is shutting down", .type = "server_error", .code = "shutting_down"};
+}
+
+}  // namespace owl::router

@@ -1,0 +1,40 @@
+// The local engine as a Provider: renders chat messages through the model's template,
+// tokenizes, checks the context, and submits the choices to the Engine.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "router/provider.h"
+#include "template/template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::router {
+
+struct LocalModel {
+  std::string id;                        // the id clients ask for
+  int64_t created = 0;                   // unix seconds
+  const model::Model* model = nullptr;
+  const tokenizer::Tokenizer* tokenizer = nullptr;
+  const tmpl::Template* chat_template = nullptr;
+  engine::Engine* engine = nullptr;
+};
+
+// Everything in `LocalModel` must outlive the provider.
+class LocalProvider : public Provider {
+ public:
+  explicit LocalProvider(const LocalModel& local);
+  const ModelInfo& info() const override { return info_; }
+  std::variant<Submission, ApiError> submit(const CompletionRequest& request,
+                                            std::shared_ptr<engine::EventSink> sink) override;
+  engine::Gauges gauges() const override { return local_.engine->gauges(); }
+
+ private:
+  LocalModel local_;
+  ModelInfo info_;
+  std::string bos_token_, eos_token_;  // the template's bos_token / eos_token
+};
+
+}  // namespace owl::router

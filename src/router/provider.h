@@ -1,0 +1,49 @@
+// The one interface behind which every model is served (LiteLLM's completion() over many
+// backends is the model): submit a completion request, receive a stream of events. The local
+// engine is the first implementation (local_provider.h); hosted OpenAI-compatible upstreams and
+// other owl nodes plug in here, and the router chooses among providers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "engine/events.h"
+#include "engine/scheduler.h"
+#include "router/request.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::router {
+
+// What a provider tells about the model it serves.
+struct ModelInfo {
+  std::string id;                                  // the id clients ask for (/v1/models)
+  int64_t created = 0;                             // unix seconds
+  std::string owned_by = "owl";
+  // The model's tokenizer when it runs here (token ids, logprobs' token text, /tokenize); null
+  // for a model served elsewhere.
+  const tokenizer::Tokenizer* tokenizer = nullptr;
+  int64_t n_vocab = 0;                             // 0 when unknown
+};
+
+// A request that started: what it was sent as (for the request log).
+struct Submission {
+  std::string prompt_text;  // the rendered prompt; "" when given as tokens
+  int64_t prompt_tokens = 0;
+};
+
+// Threading: every method may be called from any thread.
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual const ModelInfo& info() const = 0;
+  // Starts choices 0..n-1 of `request`; their events (engine/events.h) go to `sink`, each choice
+  // ending with one kEnd or kError. On an error nothing started and the sink hears nothing.
+  virtual std::variant<Submission, ApiError> submit(const CompletionRequest& request,
+                                                    std::shared_ptr<engine::EventSink> sink) = 0;
+  // The engine's state, for metrics; zeros for a provider without one.
+  virtual engine::Gauges gauges() const { return {}; }
+};
+
+}  // namespace owl::router

@@ -1,0 +1,49 @@
+// A completion request as the API accepted it (validated, before any model renders or
+// tokenizes it), and the error a request can end with. Every Provider takes this request; the
+// server's API layer (serve/api.h) builds it from OpenAI's JSON.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sample/sampler.h"
+
+namespace owl::router {
+
+using Json = nlohmann::ordered_json;
+
+// An error in OpenAI's shape: the HTTP status and the error object's fields.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // "" -> null
+  std::string code;   // "" -> null
+  double retry_after_s = 0;  // 429 and 503: the Retry-After header (at least 1 s)
+};
+
+enum class Endpoint { kChat, kCompletion };
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;                       // as asked; "" when absent
+  Json messages;                           // chat: messages with content flattened to strings
+  std::string prompt_text;                 // completion, given as text
+  std::vector<int32_t> prompt_tokens;      // completion, given as token ids
+  bool stream = false;
+  bool include_usage = false;
+  int n = 1;
+  int64_t max_tokens = -1;                 // -1: until the context is full
+  std::vector<std::string> stop;
+  sample::SamplingParams sampling;
+  bool seeded = false;                     // `seed` was given
+  bool logprobs = false;
+  int top_logprobs = 0;
+  bool ignore_eos = false;                 // extension (llama.cpp's)
+  std::string user;
+};
+
+}  // namespace owl::router

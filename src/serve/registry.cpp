@@ -1,0 +1,44 @@
+#include "serve/registry.h"
+
+#include <fmt/format.h>
+
+namespace owl::serve {
+
+core::Status ModelRegistry::add(std::shared_ptr<router::Provider> provider) {
+  if (find(provider->info().id) != nullptr && !provider->info().id.empty()) {
+    return core::make_error("serve: two models are named '{}'", provider->info().id);
+  }
+  providers_.push_back(std::move(provider));
+  return {};
+}
+
+router::Provider* ModelRegistry::find(std::string_view id) const {
+  if (id.empty()) return providers_.empty() ? nullptr : providers_.front().get();
+  for (const auto& p : providers_) {
+    if (p->info().id == id) return p.get();
+  }
+  return nullptr;
+}
+
+std::string ModelRegistry::ids() const {
+  std::string out;
+  for (const auto& p : providers_) out += fmt::format("{}'{}'", out.empty() ? "" : ", ", p->info().id);
+  return out;
+}
+
+engine::Gauges ModelRegistry::gauges() const {
+  engine::Gauges sum;
+  for (const auto& p : providers_) {
+    const engine::Gauges g = p->gauges();
+    sum.queued += g.queued;
+    sum.running += g.running;
+    sum.n_slots += g.n_slots;
+    sum.kv_tokens_active += g.kv_tokens_active;
+    sum.kv_tokens_cached += g.kv_tokens_cached;
+    sum.kv_capacity += g.kv_capacity;
+    sum.kv_bytes += g.kv_bytes;
+  }
+  return sum;
+}
+
+}  // namespace owl::serve

@@ -1,0 +1,31 @@
+// The models a server serves, each behind a Provider, by the id clients ask for. Filled before
+// the server publishes it and read-only afterwards, so handlers read it without locks.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "router/provider.h"
+
+namespace owl::serve {
+
+class ModelRegistry {
+ public:
+  // Errors when the id is already taken.
+  core::Status add(std::shared_ptr<router::Provider> provider);
+  // The provider serving `id`; the first one added for "" (a request that names no model).
+  router::Provider* find(std::string_view id) const;
+  const std::vector<std::shared_ptr<router::Provider>>& all() const { return providers_; }
+  // Every id, quoted and comma-separated, for error messages.
+  std::string ids() const;
+  // The gauges of every engine, summed.
+  engine::Gauges gauges() const;
+
+ private:
+  std::vector<std::shared_ptr<router::Provider>> providers_;
+};
+
+}  // namespace owl::serve
