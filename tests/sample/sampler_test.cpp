@@ -93,6 +93,53 @@ TEST(Sampler, TopPOnALargeVocabularyKeepsTheExactNucleus) {
   }
 }
 
+// p = 0.1, 0.2, 0.3, 0.4: entropy 1.28 nats; the surprises -log p are 2.30, 1.61, 1.20, 0.92, so
+// by distance to the entropy the order is tokens 2, 1, 3, 0 (Meister et al. 2022).
+TEST(Sampler, TypicalKeepsTheTokensWhoseSurpriseIsClosestToTheEntropy) {
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
+  auto support = [&](float typical) {
+    Sampler s({.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .typical_p = typical, .seed = 5}, 4);
+    std::map<int, int> seen;
+    for (int i = 0; i < 2000; ++i) ++seen[s.sample(logits.data()).token];
+    std::vector<int> tokens;
+    for (const auto& [t, c] : seen) tokens.push_back(t);
+    return tokens;
+  };
+  EXPECT_EQ(support(0.25f), (std::vector<int>{2}));
+  EXPECT_EQ(support(0.45f), (std::vector<int>{1, 2}));
+  EXPECT_EQ(support(0.65f), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(support(1.0f), (std::vector<int>{0, 1, 2, 3}));
+}
+
+// The constraint masks first and advances over generated tokens only; the penalties see the prompt.
+TEST(Sampler, AConstraintMasksAndHearsOnlyGeneratedTokens) {
+  struct OnlyEven : Constraint {
+    std::vector<int32_t>* accepted;
+    void mask(std::span<float> logits) override {
+      for (size_t i = 1; i < logits.size(); i += 2) logits[i] = -INFINITY;
+    }
+    void accept(int32_t token) override { accepted->push_back(token); }
+  };
+  std::vector<int32_t> accepted;
+  auto c = std::make_unique<OnlyEven>();
+  c->accepted = &accepted;
+  std::vector<float> logits = random_logits(64, 9);
+  for (float& x : logits) x = std::min(x, 1.0f);
+  logits[11] = 5.0f;  // the most likely, but odd
+  logits[10] = 3.0f;  // the most likely even token: in the prompt, so penalized to 1
+  logits[20] = 2.0f;
+  Sampler s({.temperature = 0.0f, .repeat_last_n = -1, .presence_penalty = 2.0f}, 64, std::move(c));
+  s.accept_prompt(std::vector<int32_t>{10});
+  EXPECT_TRUE(accepted.empty());
+  EXPECT_EQ(s.sample(logits.data()).token, 20);
+  for (int i = 0; i < 6; ++i) {
+    const Sampled out = s.sample(logits.data());
+    EXPECT_EQ(out.token % 2, 0);
+    s.accept(out.token);
+  }
+  EXPECT_EQ(accepted.size(), 6u);
+}
+
 TEST(Sampler, LogitBiasAndPenalties) {
   auto logits = random_logits(50, 5);
   const int best = argmax(logits);
