@@ -305,8 +305,7 @@ Json error_json(const ApiError& e) {
 
 std::string dump_json(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_view body, Endpoint endpoint,
-                                                                   int64_t n_vocab) {
+std::variant<Json, ApiError> parse_body(std::string_view body) {
   Json j;
   try {
     j = Json::parse(body);
@@ -314,6 +313,17 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_v
     return ApiError{.status = 400, .message = fmt::format("the body is not valid JSON: {}", e.what())};
   }
   if (!j.is_object()) return ApiError{.status = 400, .message = fmt::format("the body must be a JSON object, got {}", j.type_name())};
+  return j;
+}
+
+std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_view body, Endpoint endpoint,
+                                                                   int64_t n_vocab) {
+  auto j = parse_body(body);
+  if (auto* e = std::get_if<ApiError>(&j)) return *e;
+  return parse_completion_request(std::get<Json>(j), endpoint, n_vocab);
+}
+
+std::variant<CompletionRequest, ApiError> parse_completion_request(const Json& j, Endpoint endpoint, int64_t n_vocab) {
   CompletionRequest req;
   req.endpoint = endpoint;
   try {

@@ -33,9 +33,13 @@ std::string dump_json(const Json& j);
 inline constexpr int kMaxChoices = 8;
 inline constexpr int kMaxTopLogprobs = 20;
 
+// A request body: a JSON object, or the error naming what is wrong with it.
+std::variant<Json, ApiError> parse_body(std::string_view body);
 // Parses and validates a body; n_vocab bounds logit_bias keys and prompt token ids.
 std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_view body, Endpoint endpoint,
                                                                    int64_t n_vocab);
+// The same over a body already parsed into an object.
+std::variant<CompletionRequest, ApiError> parse_completion_request(const Json& body, Endpoint endpoint, int64_t n_vocab);
 
 // What one choice produced, collected from its events.
 struct ChoiceResult {

@@ -2,7 +2,6 @@
 // caller's work, submit it, and relay the provider's events as one JSON response or as
 // server-sent events.
 #include <chrono>
-#include <random>
 
 #include <fmt/format.h>
 
@@ -218,19 +217,18 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
     return fail(ApiError{.status = 503, .message = models == nullptr ? "the model is still loading" : "the server is shutting down",
                          .type = "server_error", .code = models == nullptr ? "model_loading" : "shutting_down"});
   }
-  // The model is read before the rest of the body is validated: its vocabulary bounds token ids.
+  auto body = parse_body(http_req.body);
+  if (auto* e = std::get_if<ApiError>(&body)) return fail(*e);
+  const Json& json = std::get<Json>(body);
+  // The model is found before the rest of the body is validated: its vocabulary bounds token ids.
   std::string model_id;
-  try {
-    const Json body = Json::parse(http_req.body);
-    if (auto it = body.find("model"); body.is_object() && it != body.end() && it->is_string()) model_id = *it;
-  } catch (const Json::exception&) {
-  }
+  if (auto it = json.find("model"); it != json.end() && it->is_string()) model_id = *it;
   router::Provider* provider = models->find(model_id);
   if (provider == nullptr) {
     return fail(model_not_found(*models, model_id));
   }
   const router::ModelInfo& model = provider->info();
-  auto parsed = parse_completion_request(http_req.body, endpoint, model.n_vocab);
+  auto parsed = parse_completion_request(json, endpoint, model.n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   if (model.tokenizer == nullptr) {
     return fail(ApiError{.status = 501, .message = fmt::format("the model '{}' has no tokenizer in this process", model.id),

@@ -72,14 +72,9 @@ const tokenizer::Tokenizer* body_tokenizer(const ModelRegistry& models, const Js
 }
 
 std::optional<Json> parse_object(const httplib::Request& req, httplib::Response& res) {
-  try {
-    Json j = Json::parse(req.body);
-    if (j.is_object()) return j;
-    reply_error(res, ApiError{.message = fmt::format("the body must be a JSON object, got {}", j.type_name())});
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    reply_error(res, ApiError{.message = fmt::format("the body is not valid JSON: {}", e.what())});
-  }
-  return std::nullopt;
+  auto body = parse_body(req.body);
+  if (auto* e = std::get_if<ApiError>(&body)) return reply_error(res, *e), std::nullopt;
+  return std::move(std::get<Json>(body));
 }
 
 void handle_tokenize(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
