@@ -10,11 +10,14 @@
 #include "convert/hf_tokenizer.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
+#include "gguf/keys.h"
 #include "model/config.h"
 #include "quant/half.h"
 #include "quant/quant.h"
 
 namespace owl::convert {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using gguf::TensorType;
@@ -71,8 +74,8 @@ nlohmann::ordered_json make_config(const gguf::GgufFile& f, const model::ModelCo
   j["vocab_size"] = n_vocab;
   j["tie_word_embeddings"] = f.find_tensor("output.weight") == nullptr;
   j["torch_dtype"] = dtype == "F16" ? "float16" : dtype == "BF16" ? "bfloat16" : "float32";
-  if (auto bos = f.get_int("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *bos;
-  if (auto eos = f.get_int("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *eos;
+  if (auto bos = f.get_int(keys::kTokenizerBosId)) j["bos_token_id"] = *bos;
+  if (auto eos = f.get_int(keys::kTokenizerEosId)) j["eos_token_id"] = *eos;
   j["hidden_act"] = c.activation == model::Activation::kSilu ? "silu" : "gelu_pytorch_tanh";
   if (c.rope_freq_scale != 1.0f) j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 1.0f / c.rope_freq_scale}};
   if (arch.gguf == "gemma2") {

@@ -14,9 +14,12 @@
 #include "convert/quantize.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
+#include "gguf/keys.h"
 #include "quant/half.h"
 
 namespace owl::convert {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using detail::HfArch;
@@ -70,33 +73,34 @@ void set_hparams(const HfConfig& c, gguf::GgufWriter& w) {
   const std::string a(c.arch->gguf);
   const json& j = c.j;
   auto u32 = [](int64_t v) { return gguf::Value::u32(static_cast<uint32_t>(v)); };
-  w.set(a + ".context_length", u32(c.n_ctx));
-  w.set(a + ".embedding_length", u32(c.n_embd));
-  w.set(a + ".block_count", u32(c.n_layer));
-  w.set(a + ".feed_forward_length", u32(c.n_ff));
-  w.set(a + ".attention.head_count", u32(c.n_head));
-  w.set(a + ".attention.head_count_kv", u32(c.n_head_kv));
-  w.set(a + ".attention.layer_norm_rms_epsilon", gguf::Value::f32(j.value("rms_norm_eps", 1e-5f)));
-  w.set(a + ".rope.dimension_count", u32(c.head_dim));
-  w.set(a + ".rope.freq_base", gguf::Value::f32(j.value("rope_theta", 10000.0f)));
+  w.set(keys::arch_key(a, keys::kContextLength), u32(c.n_ctx));
+  w.set(keys::arch_key(a, keys::kEmbeddingLength), u32(c.n_embd));
+  w.set(keys::arch_key(a, keys::kBlockCount), u32(c.n_layer));
+  w.set(keys::arch_key(a, keys::kFeedForwardLength), u32(c.n_ff));
+  w.set(keys::arch_key(a, keys::kHeadCount), u32(c.n_head));
+  w.set(keys::arch_key(a, keys::kHeadCountKv), u32(c.n_head_kv));
+  w.set(keys::arch_key(a, keys::kLayerNormRmsEpsilon), gguf::Value::f32(j.value("rms_norm_eps", 1e-5f)));
+  w.set(keys::arch_key(a, keys::kRopeDimensionCount), u32(c.head_dim));
+  w.set(keys::arch_key(a, keys::kRopeFreqBase), gguf::Value::f32(j.value("rope_theta", 10000.0f)));
   if (c.head_dim != c.n_embd / c.n_head || j.contains("head_dim")) {
-    w.set(a + ".attention.key_length", u32(c.head_dim));
-    w.set(a + ".attention.value_length", u32(c.head_dim));
+    w.set(keys::arch_key(a, keys::kKeyLength), u32(c.head_dim));
+    w.set(keys::arch_key(a, keys::kValueLength), u32(c.head_dim));
   }
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const json& r = j["rope_scaling"];
     const std::string type = r.value("rope_type", r.value("type", ""));
     if (type == "linear") {
-      w.set(a + ".rope.scaling.type", gguf::Value::string("linear"));
-      w.set(a + ".rope.scaling.factor", gguf::Value::f32(r.value("factor", 1.0f)));
+      w.set(keys::arch_key(a, keys::kRopeScalingType), gguf::Value::string("linear"));
+      w.set(keys::arch_key(a, keys::kRopeScalingFactor), gguf::Value::f32(r.value("factor", 1.0f)));
     }
   }
   if (a == "gemma2") {
     if (j.contains("sliding_window") && j["sliding_window"].is_number_integer()) {
-      w.set(a + ".attention.sliding_window", u32(j["sliding_window"].get<int64_t>()));
+      w.set(keys::arch_key(a, keys::kSlidingWindow), u32(j["sliding_window"].get<int64_t>()));
     }
-    for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"}) {
-      if (j.contains(key) && j[key].is_number()) w.set(a + "." + key, gguf::Value::f32(j[key].get<float>()));
+    // config.json names these as GGUF does.
+    for (const char* key : {keys::kAttnLogitSoftcapping, keys::kFinalLogitSoftcapping}) {
+      if (j.contains(key) && j[key].is_number()) w.set(keys::arch_key(a, key), gguf::Value::f32(j[key].get<float>()));
     }
   }
 }
@@ -256,10 +260,10 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
   }
   gguf::GgufWriter w;
   const std::string arch(config->arch->gguf);
-  w.set("general.architecture", gguf::Value::string(arch));
+  w.set(keys::kGeneralArchitecture, gguf::Value::string(arch));
   std::string name = config->j.value("_name_or_path", "");
   if (name.empty()) name = std::filesystem::path(dir).filename().string();
-  w.set("general.name", gguf::Value::string(name));
+  w.set(keys::kGeneralName, gguf::Value::string(name));
   set_hparams(*config, w);
   std::vector<float> rope_freqs;
   if (config->j.contains("owl_rope_freqs") && config->j["owl_rope_freqs"].is_array()) {
@@ -293,7 +297,7 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
         file_type = t == gguf::TensorType::F16 ? 1 : 32;
       }
     }
-    w.set("general.file_type", gguf::Value::u32(file_type));
+    w.set(keys::kGeneralFileType, gguf::Value::u32(file_type));
     OWL_TRY(w.write(options.output));
     return summary;
   }

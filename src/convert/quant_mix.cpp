@@ -6,7 +6,11 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "gguf/keys.h"
+
 namespace owl::convert {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using gguf::TensorType;
@@ -201,15 +205,17 @@ std::vector<const gguf::TensorInfo*> quantize_order(const gguf::GgufFile& file) 
 
 core::Result<MixModel> read_mix_model(const gguf::GgufFile& file) {
   MixModel m;
-  auto arch = file.get_string("general.architecture");
+  auto arch = file.get_string(keys::kGeneralArchitecture);
   if (!arch) return arch.error();
   m.arch = *arch;
-  auto get = [&](const char* key, int64_t fallback) { return file.get_int_or(m.arch + key, fallback); };
-  auto n_layer = get(".block_count", 0);
-  auto n_head = get(".attention.head_count", 1);
+  auto get = [&](const char* suffix, int64_t fallback) {
+    return file.get_int_or(keys::arch_key(m.arch, suffix), fallback);
+  };
+  auto n_layer = get(keys::kBlockCount, 0);
+  auto n_head = get(keys::kHeadCount, 1);
   if (!n_layer) return n_layer.error();
   if (!n_head) return n_head.error();
-  auto n_head_kv = get(".attention.head_count_kv", *n_head);
+  auto n_head_kv = get(keys::kHeadCountKv, *n_head);
   if (!n_head_kv) return n_head_kv.error();
   m.n_layer = *n_layer;
   m.n_head = *n_head;

@@ -1,6 +1,11 @@
 #include "model/model_info.h"
 
+#include "gguf/keys.h"
+
 namespace owl::model {
+
+namespace keys = gguf::keys;
+
 namespace {
 
 std::string string_or_empty(const gguf::GgufFile& file, const std::string& key) {
@@ -31,16 +36,16 @@ ModelInfo describe_model(const gguf::GgufFile& file) {
   info.path = file.path();
   info.file_size = file.file_size();
   info.gguf_version = file.version();
-  info.architecture = string_or_empty(file, "general.architecture");
-  info.name = string_or_empty(file, "general.name");
-  info.license = string_or_empty(file, "general.license");
+  info.architecture = string_or_empty(file, keys::kGeneralArchitecture);
+  info.name = string_or_empty(file, keys::kGeneralName);
+  info.license = string_or_empty(file, keys::kGeneralLicense);
   const std::string& arch = info.architecture;
-  info.context_length = int_or_none(file, arch + ".context_length");
-  info.n_embd = int_or_none(file, arch + ".embedding_length");
-  info.n_layer = int_or_none(file, arch + ".block_count");
-  info.n_head = int_or_none(file, arch + ".attention.head_count");
-  info.n_head_kv = int_or_none(file, arch + ".attention.head_count_kv");
-  info.n_ff = int_or_none(file, arch + ".feed_forward_length");
+  info.context_length = int_or_none(file, keys::arch_key(arch, keys::kContextLength));
+  info.n_embd = int_or_none(file, keys::arch_key(arch, keys::kEmbeddingLength));
+  info.n_layer = int_or_none(file, keys::arch_key(arch, keys::kBlockCount));
+  info.n_head = int_or_none(file, keys::arch_key(arch, keys::kHeadCount));
+  info.n_head_kv = int_or_none(file, keys::arch_key(arch, keys::kHeadCountKv));
+  info.n_ff = int_or_none(file, keys::arch_key(arch, keys::kFeedForwardLength));
   for (const gguf::TensorInfo& t : file.tensors()) {
     TypeUsage& usage = info.types[std::string(gguf::type_info(t.type).name)];
     usage.tensors += 1;
@@ -50,15 +55,16 @@ ModelInfo describe_model(const gguf::GgufFile& file) {
     info.tensor_bytes += t.n_bytes;
   }
   info.n_tensors = static_cast<int64_t>(file.tensors().size());
-  info.tokenizer_model = string_or_empty(file, "tokenizer.ggml.model");
+  info.tokenizer_model = string_or_empty(file, keys::kTokenizerModel);
   info.tokenizer_kind = tokenizer_kind(info.tokenizer_model);
-  info.tokenizer_pre = string_or_empty(file, "tokenizer.ggml.pre");
-  if (const gguf::Value* tokens = file.find("tokenizer.ggml.tokens")) {
+  info.tokenizer_pre = string_or_empty(file, keys::kTokenizerPre);
+  if (const gguf::Value* tokens = file.find(keys::kTokenizerTokens)) {
     if (const gguf::Array* a = tokens->as_array()) info.vocab_size = static_cast<int64_t>(a->items.size());
   }
-  info.has_chat_template = file.find("tokenizer.chat_template") != nullptr;
+  info.has_chat_template = file.find(keys::kTokenizerChatTemplate) != nullptr;
   if (info.n_layer && info.n_head && info.n_embd) {
-    const int64_t head_dim = int_or_none(file, arch + ".attention.key_length").value_or(*info.n_embd / *info.n_head);
+    const int64_t head_dim =
+        int_or_none(file, keys::arch_key(arch, keys::kKeyLength)).value_or(*info.n_embd / *info.n_head);
     info.kv_bytes_per_token = 2 * *info.n_layer * info.n_head_kv.value_or(*info.n_head) * head_dim * 2;
   }
   return info;

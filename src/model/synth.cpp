@@ -5,9 +5,13 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "quant/quant.h"
 
 namespace owl::model {
+
+namespace keys = gguf::keys;
+
 namespace {
 
 using core::make_error;
@@ -169,22 +173,22 @@ core::Status add_tokenizer(const SynthOptions& o, gguf::GgufWriter& writer, int6
       scores.items.push_back(Value::f32(i < 259 ? 0.0f : -static_cast<float>(i)));
       types.items.push_back(Value::i32(i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1));
     }
-    writer.set("tokenizer.ggml.model", Value::string("llama"));
-    writer.set("tokenizer.ggml.tokens", Value::array(std::move(tokens)));
-    writer.set("tokenizer.ggml.scores", Value::array(std::move(scores)));
-    writer.set("tokenizer.ggml.token_type", Value::array(std::move(types)));
-    writer.set("tokenizer.ggml.bos_token_id", Value::u32(1));
-    writer.set("tokenizer.ggml.eos_token_id", Value::u32(2));
-    writer.set("tokenizer.ggml.unknown_token_id", Value::u32(0));
+    writer.set(keys::kTokenizerModel, Value::string("llama"));
+    writer.set(keys::kTokenizerTokens, Value::array(std::move(tokens)));
+    writer.set(keys::kTokenizerScores, Value::array(std::move(scores)));
+    writer.set(keys::kTokenizerTokenType, Value::array(std::move(types)));
+    writer.set(keys::kTokenizerBosId, Value::u32(1));
+    writer.set(keys::kTokenizerEosId, Value::u32(2));
+    writer.set(keys::kTokenizerUnknownId, Value::u32(0));
     n_vocab = o.n_vocab;
     return {};
   }
   auto vocab = gguf::GgufFile::open(o.vocab_from);
   if (!vocab) return vocab.error();
-  auto tokens = vocab->get_string_array("tokenizer.ggml.tokens");
+  auto tokens = vocab->get_string_array(keys::kTokenizerTokens);
   if (!tokens) return tokens.error();
   for (const gguf::MetadataEntry& e : vocab->metadata()) {
-    if (e.key.rfind("tokenizer.", 0) == 0) writer.set(e.key, e.value);
+    if (e.key.rfind(keys::kTokenizerPrefix, 0) == 0) writer.set(e.key, e.value);
   }
   n_vocab = static_cast<int64_t>(tokens->size());
   return {};
@@ -197,19 +201,19 @@ core::Status synthesize_model(const SynthOptions& options) {
   SynthOptions o = options;
   gguf::GgufWriter writer;
   const std::string& a = o.arch;
-  writer.set("general.architecture", Value::string(a));
-  writer.set("general.name", Value::string(fmt::format("synth-{}-{}x{}", a, o.n_layer, o.n_embd)));
-  writer.set("general.file_type", Value::u32(file_type_of(o.type)));
-  if (gguf::type_info(o.type).quantized) writer.set("general.quantization_version", Value::u32(2));
-  writer.set(a + ".context_length", Value::u32(static_cast<uint32_t>(o.n_ctx)));
-  writer.set(a + ".embedding_length", Value::u32(static_cast<uint32_t>(o.n_embd)));
-  writer.set(a + ".block_count", Value::u32(static_cast<uint32_t>(o.n_layer)));
-  writer.set(a + ".feed_forward_length", Value::u32(static_cast<uint32_t>(o.n_ff)));
-  writer.set(a + ".attention.head_count", Value::u32(static_cast<uint32_t>(o.n_head)));
-  writer.set(a + ".attention.head_count_kv", Value::u32(static_cast<uint32_t>(o.n_head_kv)));
-  writer.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
-  writer.set(a + ".rope.dimension_count", Value::u32(static_cast<uint32_t>(o.n_embd / o.n_head)));
-  writer.set(a + ".rope.freq_base", Value::f32(10000.0f));
+  writer.set(keys::kGeneralArchitecture, Value::string(a));
+  writer.set(keys::kGeneralName, Value::string(fmt::format("synth-{}-{}x{}", a, o.n_layer, o.n_embd)));
+  writer.set(keys::kGeneralFileType, Value::u32(file_type_of(o.type)));
+  if (gguf::type_info(o.type).quantized) writer.set(keys::kGeneralQuantizationVersion, Value::u32(2));
+  writer.set(keys::arch_key(a, keys::kContextLength), Value::u32(static_cast<uint32_t>(o.n_ctx)));
+  writer.set(keys::arch_key(a, keys::kEmbeddingLength), Value::u32(static_cast<uint32_t>(o.n_embd)));
+  writer.set(keys::arch_key(a, keys::kBlockCount), Value::u32(static_cast<uint32_t>(o.n_layer)));
+  writer.set(keys::arch_key(a, keys::kFeedForwardLength), Value::u32(static_cast<uint32_t>(o.n_ff)));
+  writer.set(keys::arch_key(a, keys::kHeadCount), Value::u32(static_cast<uint32_t>(o.n_head)));
+  writer.set(keys::arch_key(a, keys::kHeadCountKv), Value::u32(static_cast<uint32_t>(o.n_head_kv)));
+  writer.set(keys::arch_key(a, keys::kLayerNormRmsEpsilon), Value::f32(1e-5f));
+  writer.set(keys::arch_key(a, keys::kRopeDimensionCount), Value::u32(static_cast<uint32_t>(o.n_embd / o.n_head)));
+  writer.set(keys::arch_key(a, keys::kRopeFreqBase), Value::f32(10000.0f));
   OWL_TRY(add_tokenizer(o, writer, o.n_vocab));
 
   const std::vector<TensorPlan> plan = llama_tensors(o);
