@@ -8,6 +8,7 @@
 #include "convert/quantize.h"
 #include "core/files.h"
 #include "format.h"
+#include "gguf/file_type.h"
 
 namespace owl::cli {
 namespace {
@@ -66,10 +67,10 @@ void draw_progress(const convert::QuantizeProgress& p) {
 }
 
 int run_quantize(const QuantizeArgs& a) {
-  auto preset = convert::find_preset(a.type);
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(a.type);
   if (!preset) {
     std::string names;
-    for (const auto& p : convert::quant_presets()) names += std::string(names.empty() ? "" : " ") + std::string(p.name);
+    for (const gguf::FileTypeInfo& p : gguf::file_types()) names += std::string(names.empty() ? "" : " ") + std::string(p.name);
     fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, names);
     return 1;
   }

@@ -14,6 +14,7 @@
 #include "convert/quantize.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
+#include "gguf/file_type.h"
 #include "gguf/keys.h"
 #include "quant/half.h"
 
@@ -291,17 +292,17 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
   }
   summary.n_tensors = static_cast<int64_t>(tensors.size() + (rope_freqs.empty() ? 0 : 1));
   if (options.type.empty()) {
-    uint32_t file_type = 0;  // all F32, unless every matrix is F16 (1) or BF16 (32)
+    gguf::FileType file_type = gguf::FileType::F32;  // unless every matrix is F16 or BF16
     for (gguf::TensorType t : {gguf::TensorType::F16, gguf::TensorType::BF16}) {
       if (std::all_of(tensors.begin(), tensors.end(), [&](const OutTensor& o) { return o.ne.size() < 2 || o.type == t; })) {
-        file_type = t == gguf::TensorType::F16 ? 1 : 32;
+        file_type = gguf::file_type_of_weights(t);
       }
     }
-    w.set(keys::kGeneralFileType, gguf::Value::u32(file_type));
+    w.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(file_type)));
     OWL_TRY(w.write(options.output));
     return summary;
   }
-  auto preset = find_preset(options.type);
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(options.type);
   if (!preset) return make_error("import: unknown --type '{}'", options.type);
   const std::string temp = options.output + ".import-f32.tmp";
   OWL_TRY(w.write(temp));

@@ -10,6 +10,7 @@
 
 #include "convert/hf.h"
 #include "core/files.h"
+#include "gguf/file_type.h"
 #include "gguf/gguf.h"
 #include "gguf/keys.h"
 
@@ -79,7 +80,7 @@ core::Status import_llama2c(const Llama2cOptions& o) {
   w.set(keys::arch_key("llama", keys::kBlockCount), u32(n_layer));
   w.set(keys::arch_key("llama", keys::kRopeDimensionCount), u32(head));
   w.set(keys::arch_key("llama", keys::kLayerNormRmsEpsilon), gguf::Value::f32(1e-5f));
-  w.set(keys::kGeneralFileType, gguf::Value::u32(0));
+  w.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(gguf::FileType::F32)));
   for (const gguf::MetadataEntry& e : vocab_file->metadata()) {
     if (e.key.rfind(keys::kTokenizerPrefix, 0) == 0) w.set(e.key, e.value);
   }

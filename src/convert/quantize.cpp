@@ -31,7 +31,7 @@ void copy_metadata(const gguf::GgufFile& in, const QuantizeOptions& o, int64_t n
     if (!replaced_key(e.key)) out.set(e.key, e.value);
   }
   out.set(keys::kGeneralQuantizationVersion, gguf::Value::u32(2));
-  out.set(keys::kGeneralFileType, gguf::Value::u32(o.preset.file_type));
+  out.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(o.preset.file_type)));
   if (o.imatrix) {
     out.set(keys::kQuantizeImatrixFile, gguf::Value::string(o.imatrix_path));
     out.set(keys::kQuantizeImatrixEntriesCount, gguf::Value::i32(static_cast<int32_t>(n_imatrix)));

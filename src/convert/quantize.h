@@ -25,7 +25,7 @@ struct QuantizeProgress {
 struct QuantizeOptions {
   std::string input;
   std::string output;
-  QuantPreset preset;
+  gguf::FileTypeInfo preset;
   std::vector<TensorTypeOverride> overrides;
   const Imatrix* imatrix = nullptr;  // per-column importance of each matrix, by tensor name
   std::string imatrix_path;          // recorded in the output's metadata

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "gguf/file_type.h"
 #include "gguf/gguf.h"
 #include "gguf/keys.h"
 #include "quant/quant.h"
@@ -81,26 +82,6 @@ std::vector<TensorPlan> llama_tensors(const SynthOptions& o) {
   plan.push_back({"output_norm.weight", {o.n_embd}, true});
   plan.push_back({"output.weight", {o.n_embd, o.n_vocab}});
   return plan;
-}
-
-// llama.cpp's LLAMA_FTYPE numbers, for general.file_type.
-uint32_t file_type_of(TensorType type) {
-  switch (type) {
-    case TensorType::F32: return 0;
-    case TensorType::F16: return 1;
-    case TensorType::Q4_0: return 2;
-    case TensorType::Q4_1: return 3;
-    case TensorType::Q8_0: return 7;
-    case TensorType::Q5_0: return 8;
-    case TensorType::Q5_1: return 9;
-    case TensorType::Q2_K: return 10;
-    case TensorType::Q3_K: return 12;
-    case TensorType::Q4_K: return 15;
-    case TensorType::Q5_K: return 17;
-    case TensorType::Q6_K: return 18;
-    case TensorType::BF16: return 32;
-    default: return 0;
-  }
 }
 
 // Fills and converts one tensor, rows split across threads. Each row has its own random stream,
@@ -203,7 +184,7 @@ core::Status synthesize_model(const SynthOptions& options) {
   const std::string& a = o.arch;
   writer.set(keys::kGeneralArchitecture, Value::string(a));
   writer.set(keys::kGeneralName, Value::string(fmt::format("synth-{}-{}x{}", a, o.n_layer, o.n_embd)));
-  writer.set(keys::kGeneralFileType, Value::u32(file_type_of(o.type)));
+  writer.set(keys::kGeneralFileType, Value::u32(static_cast<uint32_t>(gguf::file_type_of_weights(o.type))));
   if (gguf::type_info(o.type).quantized) writer.set(keys::kGeneralQuantizationVersion, Value::u32(2));
   writer.set(keys::arch_key(a, keys::kContextLength), Value::u32(static_cast<uint32_t>(o.n_ctx)));
   writer.set(keys::arch_key(a, keys::kEmbeddingLength), Value::u32(static_cast<uint32_t>(o.n_embd)));
