@@ -13,6 +13,15 @@
 namespace owl::cli {
 namespace {
 
+// "f32 f16 ... q2_k": every file type, as gguf/file_type.h lists them.
+std::string file_type_names() {
+  std::string names;
+  for (const gguf::FileTypeInfo& f : gguf::file_types()) {
+    names += std::string(names.empty() ? "" : " ") + std::string(f.name);
+  }
+  return names;
+}
+
 struct QuantizeArgs {
   std::string input, output, type;
   int n_threads = 0;
@@ -69,9 +78,7 @@ void draw_progress(const convert::QuantizeProgress& p) {
 int run_quantize(const QuantizeArgs& a) {
   const gguf::FileTypeInfo* preset = gguf::find_file_type(a.type);
   if (!preset) {
-    std::string names;
-    for (const gguf::FileTypeInfo& p : gguf::file_types()) names += std::string(names.empty() ? "" : " ") + std::string(p.name);
-    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, names);
+    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, file_type_names());
     return 1;
   }
   convert::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
@@ -127,9 +134,7 @@ Command register_quantize(CLI::App& root) {
   CLI::App* app = root.add_subcommand("quantize", "Quantize a GGUF model to a llama.cpp-style type mix (q4_k_m, q8_0, ...)");
   app->add_option("input", args->input, "Input GGUF model (F32, F16, BF16, Q8_0, ...)")->required();
   app->add_option("output", args->output, "Output GGUF file")->required();
-  app->add_option("type", args->type,
-                  "f32 f16 bf16 q8_0 q6_k q5_k_m q5_k_s q5_0 q5_1 q4_k_m q4_k_s q4_0 q4_1 q3_k_l q3_k_m q3_k_s q2_k")
-      ->required();
+  app->add_option("type", args->type, file_type_names())->required();
   app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
   app->add_option("--imatrix", args->imatrix, "Importance matrix from owl imatrix (or llama-imatrix's GGUF format)");
   app->add_option("--tensor-type", args->tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE");

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "gguf/keys.h"
+#include "quant/traits.h"
 
 namespace owl::convert {
 
@@ -158,8 +159,7 @@ core::Result<TensorTypeOverride> parse_tensor_type_override(std::string_view spe
   }
   const std::string pattern(spec.substr(0, eq));
   const auto type = gguf::type_from_name(spec.substr(eq + 1));
-  if (!type || *type == TensorType::Q8_1 || *type == TensorType::Q8_K || !(*type == TensorType::F32 ||
-      *type == TensorType::F16 || *type == TensorType::BF16 || gguf::type_info(*type).quantized)) {
+  if (!type || !quant::format_traits(*type).weight) {
     return make_error("--tensor-type '{}': '{}' is not a weight type owl writes", spec, spec.substr(eq + 1));
   }
   try {
@@ -235,10 +235,8 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
     }
     plan.quantize = plan.target != t->type;
     if (plan.quantize) {
-      const auto* info = gguf::find_type_info(static_cast<uint32_t>(t->type));
-      const bool readable = t->type == TensorType::F32 || t->type == TensorType::F16 || t->type == TensorType::BF16 ||
-                            (info && info->quantized && t->type != TensorType::Q8_K);
-      if (!readable) {
+      const quant::FormatTraits* traits = quant::find_format_traits(t->type);
+      if (traits == nullptr || !traits->quantize_input) {
         return make_error("quantize: tensor {}: cannot convert type {} to {}", t->name, gguf::type_info(t->type).name,
                           gguf::type_info(plan.target).name);
       }

@@ -124,11 +124,9 @@ using UnaryFn = void (*)(const float* x, float* y, int64_t n);  // y may be x
 // y = act(gate) * up; y may alias gate or up.
 using GluFn = void (*)(const float* gate, const float* up, float* y, int64_t n);
 
-inline constexpr int kTypeSlots = 31;  // TensorType raw values are < 31
-
 struct Kernels {
   Isa isa = Isa::kScalar;
-  std::array<DotKernel, kTypeSlots> dot{};  // indexed by the raw TensorType value
+  std::array<DotKernel, gguf::kTensorTypeSlots> dot{};  // indexed by the raw TensorType value
   QuantizeRowFn quantize_q8_0 = nullptr;
   QuantizeRowFn quantize_panel_q8_0 = nullptr;  // Q8_0 as a panel row (kPanelW)
   QuantizeRowFn quantize_q8_1 = nullptr;

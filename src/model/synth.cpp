@@ -8,6 +8,7 @@
 #include "gguf/gguf.h"
 #include "gguf/keys.h"
 #include "quant/quant.h"
+#include "quant/traits.h"
 
 namespace owl::model {
 
@@ -132,11 +133,8 @@ core::Status check_shape(const SynthOptions& o) {
   if ((o.n_embd / o.n_head) % 2 != 0) {
     return make_error("synth: head dimension {} must be even for RoPE", o.n_embd / o.n_head);
   }
-  const gguf::TensorTypeInfo& info = gguf::type_info(o.type);
-  if (o.type == TensorType::Q8_K || o.type == TensorType::Q8_1 || (!info.quantized && o.type != TensorType::F32 &&
-      o.type != TensorType::F16 && o.type != TensorType::BF16)) {
-    return make_error("synth: --type {} is not a weight type", info.name);
-  }
+  const quant::FormatTraits& traits = quant::format_traits(o.type);
+  if (!traits.weight) return make_error("synth: --type {} is not a weight type", traits.info().name);
   return {};
 }
 
