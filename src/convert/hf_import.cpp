@@ -23,13 +23,12 @@ namespace owl::convert {
 namespace keys = gguf::keys;
 
 using core::make_error;
-using detail::HfArch;
 using nlohmann::json;
 
 namespace {
 
 struct HfConfig {
-  const HfArch* arch = nullptr;
+  const model::ArchInfo* arch = nullptr;
   json j;
   int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, head_dim = 0, n_ctx = 0;
 };
@@ -44,9 +43,10 @@ core::Result<HfConfig> read_config(const std::string& dir) {
   if (c.j.contains("architectures") && c.j["architectures"].is_array() && !c.j["architectures"].empty()) {
     name = c.j["architectures"][0].get<std::string>();
   }
-  c.arch = detail::find_arch_by_hf(name);
+  c.arch = model::find_arch_by_hf(name);
   if (!c.arch) {
-    return make_error("{}/config.json: architecture '{}' is not supported (llama, qwen2, qwen3, phi3, gemma2)", dir, name);
+    return make_error("{}/config.json: architecture '{}' is not supported ({})", dir, name,
+                      model::arch_names(/*with_hf_only=*/true));
   }
   auto need = [&](const char* key, int64_t& out) -> core::Status {
     if (!c.j.contains(key) || !c.j[key].is_number_integer() || c.j[key].get<int64_t>() <= 0) {
@@ -71,7 +71,7 @@ core::Result<HfConfig> read_config(const std::string& dir) {
 }
 
 void set_hparams(const HfConfig& c, gguf::GgufWriter& w) {
-  const std::string a(c.arch->gguf);
+  const std::string a(c.arch->name);
   const json& j = c.j;
   auto u32 = [](int64_t v) { return gguf::Value::u32(static_cast<uint32_t>(v)); };
   w.set(keys::arch_key(a, keys::kContextLength), u32(c.n_ctx));
@@ -95,7 +95,7 @@ void set_hparams(const HfConfig& c, gguf::GgufWriter& w) {
       w.set(keys::arch_key(a, keys::kRopeScalingFactor), gguf::Value::f32(r.value("factor", 1.0f)));
     }
   }
-  if (a == "gemma2") {
+  if (c.arch->hf_window_softcap) {
     if (j.contains("sliding_window") && j["sliding_window"].is_number_integer()) {
       w.set(keys::arch_key(a, keys::kSlidingWindow), u32(j["sliding_window"].get<int64_t>()));
     }
@@ -211,9 +211,9 @@ core::Result<OutTensor> convert_tensor(const HfConfig& c, const std::string& ggu
   for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) o.ne.push_back(*it);
   const bool vector = t.shape.size() == 1;
   const bool norm = gguf_name.find("norm.weight") != std::string::npos;
-  if (vector || t.dtype == "F64" || (norm && c.arch->norm_plus_one)) {
+  if (vector || t.dtype == "F64" || (norm && c.arch->hf_norm_plus_one)) {
     std::vector<float> f = to_f32(t);
-    if (norm && c.arch->norm_plus_one) {
+    if (norm && c.arch->hf_norm_plus_one) {
       for (float& v : f) v += 1.0f;
     }
     o.bytes.resize(f.size() * 4);
@@ -223,7 +223,7 @@ core::Result<OutTensor> convert_tensor(const HfConfig& c, const std::string& ggu
   }
   const bool is_q = gguf_name.find("attn_q.weight") != std::string::npos;
   const bool is_k = gguf_name.find("attn_k.weight") != std::string::npos;
-  if (c.arch->permute_qk && (is_q || is_k)) {
+  if (c.arch->hf_permute_qk && (is_q || is_k)) {
     const int64_t heads = is_q ? c.n_head : c.n_head_kv;
     const int64_t n_rows = t.shape[0];
     if (n_rows % heads != 0 || (n_rows / heads) % 2 != 0) {
@@ -253,14 +253,14 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
     for (const SafeTensor& t : shards.back().header().tensors) {
       if (t.name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed from rope_theta
       auto name = detail::hf_to_gguf_name(*config->arch, t.name);
-      if (!name) return make_error("import: {}: tensor '{}' has no GGUF name for {}", f, t.name, config->arch->gguf);
+      if (!name) return make_error("import: {}: tensor '{}' has no GGUF name for {}", f, t.name, config->arch->name);
       auto o = convert_tensor(*config, *name, t);
       if (!o) return o.error();
       tensors.push_back(std::move(*o));
     }
   }
   gguf::GgufWriter w;
-  const std::string arch(config->arch->gguf);
+  const std::string arch(config->arch->name);
   w.set(keys::kGeneralArchitecture, gguf::Value::string(arch));
   std::string name = config->j.value("_name_or_path", "");
   if (name.empty()) name = std::filesystem::path(dir).filename().string();

@@ -1,9 +1,11 @@
-// The architecture registry: how each supported `general.architecture` maps onto the generic
-// block's options. Numerical rules follow llama.cpp (see ../shared/reference/synthetic/README.md).
+// The architecture registry (arch_registry.h): how each supported `general.architecture` maps
+// onto the generic block's options, and the table of everything else that differs. Numerical
+// rules follow llama.cpp (see ../shared/reference/synthetic/README.md).
+#include "model/arch_registry.h"
+
 #include <cmath>
 
 #include "gguf/keys.h"
-#include "model/config.h"
 
 namespace owl::model {
 
@@ -96,41 +98,96 @@ core::Status apply_gemma(const gguf::GgufFile& f, ModelConfig& c) {
   return read_into(f.get_int_or(keys::arch_key(c.arch, keys::kSlidingWindow), 0), c.sliding_window);
 }
 
+core::Status apply_llama(const gguf::GgufFile&, ModelConfig& c) {
+  c.rope_mode = RopeMode::kNormal;
+  return {};
+}
+
+core::Status apply_qwen2(const gguf::GgufFile&, ModelConfig& c) {
+  c.rope_mode = RopeMode::kNeox;
+  c.qkv_bias = true;
+  return {};
+}
+
+core::Status apply_qwen3(const gguf::GgufFile&, ModelConfig& c) {
+  c.rope_mode = RopeMode::kNeox;
+  c.qk_norm = true;
+  return {};
+}
+
+core::Status apply_phi3(const gguf::GgufFile&, ModelConfig& c) {
+  c.rope_mode = RopeMode::kNeox;
+  c.q_scale = c.kq_scale;  // phi3 scales Q, not the scores
+  c.kq_scale = 1.0f;
+  return {};
+}
+
+core::Status apply_gemma2(const gguf::GgufFile& f, ModelConfig& c) {
+  OWL_TRY(apply_gemma(f, c));
+  c.swa_pattern = 2;
+  OWL_TRY(read_into(f.get_float_or(keys::arch_key(c.arch, keys::kAttnLogitSoftcapping), 0.0), c.attn_softcap));
+  return read_into(f.get_float_or(keys::arch_key(c.arch, keys::kFinalLogitSoftcapping), 0.0), c.final_softcap);
+}
+
+core::Status apply_gemma3(const gguf::GgufFile& f, ModelConfig& c) {
+  OWL_TRY(apply_gemma(f, c));
+  c.qk_norm = true;
+  c.swa_pattern = 6;
+  c.rope_freq_base_swa = 10000.0f;
+  return {};
+}
+
+// Hugging Face names: llama.cpp's convert_hf_to_gguf.py (the classes it registers per
+// architecture) and gguf-py/gguf/tensor_mapping.py.
+constexpr ArchInfo kArchs[] = {
+    {.name = "llama", .apply = apply_llama, .hf_class = "LlamaForCausalLM", .hf_model_type = "llama",
+     .hf_permute_qk = true},
+    {.name = "qwen2", .apply = apply_qwen2, .hf_class = "Qwen2ForCausalLM", .hf_model_type = "qwen2"},
+    {.name = "qwen3", .apply = apply_qwen3, .hf_class = "Qwen3ForCausalLM", .hf_model_type = "qwen3"},
+    {.name = "phi3", .apply = apply_phi3, .hf_class = "Phi3ForCausalLM", .hf_model_type = "phi3",
+     .hf_fused_gate_up = true},
+    {.name = "gemma2", .apply = apply_gemma2, .tied_output = true, .hf_class = "Gemma2ForCausalLM",
+     .hf_model_type = "gemma2", .hf_norm_plus_one = true, .hf_sandwich_norms = true, .hf_window_softcap = true},
+    {.name = "gemma3", .apply = apply_gemma3, .tied_output = true},
+};
+
 }  // namespace
+
+std::span<const ArchInfo> architectures() { return kArchs; }
+
+const ArchInfo* find_arch(std::string_view name) {
+  for (const ArchInfo& a : kArchs) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+const ArchInfo* find_arch_by_hf(std::string_view name) {
+  for (const ArchInfo& a : kArchs) {
+    if (!a.hf_class.empty() && (a.hf_class == name || a.hf_model_type == name)) return &a;
+  }
+  return nullptr;
+}
+
+std::string arch_names(bool with_hf_only) {
+  std::string names;
+  for (const ArchInfo& a : kArchs) {
+    if (with_hf_only && a.hf_class.empty()) continue;
+    names += std::string(names.empty() ? "" : ", ") + std::string(a.name);
+  }
+  return names;
+}
 
 core::Result<ModelConfig> load_config(const gguf::GgufFile& f) {
   ModelConfig c;
-  auto arch = f.get_string(keys::kGeneralArchitecture);
-  if (!arch) return arch.error();
-  c.arch = *arch;
-  const std::string& a = c.arch;
-  if (a != "llama" && a != "qwen2" && a != "qwen3" && a != "phi3" && a != "gemma2" && a != "gemma3") {
-    return make_error("model: architecture '{}' is not supported (llama, qwen2, qwen3, phi3, gemma2, gemma3)", a);
-  }
+  auto name = f.get_string(keys::kGeneralArchitecture);
+  if (!name) return name.error();
+  c.arch = *name;
+  const ArchInfo* arch = find_arch(c.arch);
+  if (arch == nullptr) return make_error("model: architecture '{}' is not supported ({})", c.arch, arch_names());
   OWL_TRY(read_common(f, c));
-  if (a == "llama") {
-    c.rope_mode = RopeMode::kNormal;
-  } else if (a == "qwen2") {
-    c.rope_mode = RopeMode::kNeox;
-    c.qkv_bias = true;
-  } else if (a == "qwen3") {
-    c.rope_mode = RopeMode::kNeox;
-    c.qk_norm = true;
-  } else if (a == "phi3") {
-    c.rope_mode = RopeMode::kNeox;
-    c.q_scale = c.kq_scale;  // phi3 scales Q, not the scores
-    c.kq_scale = 1.0f;
-  } else if (a == "gemma2") {
-    OWL_TRY(apply_gemma(f, c));
-    c.swa_pattern = 2;
-    OWL_TRY(read_into(f.get_float_or(keys::arch_key(a, keys::kAttnLogitSoftcapping), 0.0), c.attn_softcap));
-    OWL_TRY(read_into(f.get_float_or(keys::arch_key(a, keys::kFinalLogitSoftcapping), 0.0), c.final_softcap));
-  } else if (a == "gemma3") {
-    OWL_TRY(apply_gemma(f, c));
-    c.qk_norm = true;
-    c.swa_pattern = 6;
-    c.rope_freq_base_swa = 10000.0f;
-  }
+  OWL_TRY(arch->apply(f, c));
+  c.tied_output = arch->tied_output;
   auto tokens = f.find(keys::kTokenizerTokens);
   if (tokens != nullptr && tokens->as_array() != nullptr) {
     c.n_vocab = static_cast<int64_t>(tokens->as_array()->items.size());
