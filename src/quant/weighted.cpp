@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quant/half.h"
+#include "quant/kquant_pack.h"
 #include "quant/kquant_search.h"
 #include "quant/quant.h"
 #include "quant/traits.h"
@@ -60,18 +61,6 @@ void block_weights(const float* x, const float* importance, int n, float* w) {
   for (int i = 0; i < n; ++i) w[i] = importance[i] * std::sqrt(sigma2 + x[i] * x[i]);
 }
 
-// 6-bit (Q4_K / Q5_K) scale and min of sub-block j, as get_scale_min_k4 reads them.
-void put_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* packed) {
-  if (j < 4) {
-    packed[j] = ls;
-    packed[j + 4] = lm;
-  } else {
-    packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-    packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-    packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-  }
-}
-
 // Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; the quants go to L [256].
 template <int kMax>
 void weighted_k45(const float* x, const float* w, uint16_t& d16, uint16_t& dmin16, uint8_t* packed, uint8_t* L) {
@@ -101,20 +90,6 @@ void weighted_k45(const float* x, const float* w, uint16_t& d16, uint16_t& dmin1
     if (d == 0.0f) continue;
     const float dm = f16_to_f32(dmin16) * static_cast<float>(sm.min);
     for (int i = 0; i < 32; ++i) L[32 * j + i] = static_cast<uint8_t>(clamp(nearest_int((x[32 * j + i] + dm) / d), 0, kMax));
-  }
-}
-
-void pack_4bit(const uint8_t* L, uint8_t* qs) {
-  for (int chunk = 0; chunk < kQK_K / 64; ++chunk, L += 64, qs += 32) {
-    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
-  }
-}
-
-// 2-bit packing of Q2_K / Q3_K: byte l of each 128-element half holds elements l, l + 32,
-// l + 64, l + 96 at bits 0, 2, 4, 6.
-void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int half = 0; half < 2; ++half, L += 128, qs += 32) {
-    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
   }
 }
 
@@ -200,14 +175,7 @@ void weighted_block_q4_k(const float* x, const float* w, BlockQ4_K& y) {
 void weighted_block_q5_k(const float* x, const float* w, BlockQ5_K& y) {
   uint8_t L[kQK_K] = {};
   weighted_k45<31>(x, w, y.d, y.dmin, y.scales, L);
-  std::memset(y.qh, 0, sizeof(y.qh));
-  for (int e = 0; e < kQK_K; ++e) {
-    if (L[e] > 15) {
-      y.qh[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-      L[e] = static_cast<uint8_t>(L[e] - 16);
-    }
-  }
-  pack_4bit(L, y.qs);
+  pack_q5_k(L, y);
 }
 
 // Q6_K: 16 sub-blocks of 16, int8 scales relative to the largest, 6-bit quants.
@@ -232,16 +200,7 @@ void weighted_block_q6_k(const float* x, const float* w, BlockQ6_K& y) {
       L[16 * j + i] = static_cast<int8_t>(d == 0.0f ? 32 : clamp(nearest_int(x[16 * j + i] / d), -32, 31) + 32);
     }
   }
-  for (int half = 0; half < 2; ++half) {
-    const int8_t* l = L + 128 * half;
-    uint8_t* ql = y.ql + 64 * half;
-    uint8_t* qh = y.qh + 32 * half;
-    for (int i = 0; i < 32; ++i) {
-      ql[i] = static_cast<uint8_t>((l[i] & 0xF) | ((l[i + 64] & 0xF) << 4));
-      ql[i + 32] = static_cast<uint8_t>((l[i + 32] & 0xF) | ((l[i + 96] & 0xF) << 4));
-      qh[i] = static_cast<uint8_t>((l[i] >> 4) | ((l[i + 32] >> 4) << 2) | ((l[i + 64] >> 4) << 4) | ((l[i + 96] >> 4) << 6));
-    }
-  }
+  pack_q6_k(L, y);
 }
 
 // Q2_K: 16 sub-blocks of 16, x ~ d * sc * q - dmin * m, 4-bit sc and m, 2-bit q.
@@ -283,26 +242,17 @@ void weighted_block_q3_k(const float* x, const float* w, BlockQ3_K& y) {
   if (max_scale == 0.0f) return;
   const float iscale = -32.0f / max_scale;
   for (int j = 0; j < 16; ++j) {
-    const int l = clamp(nearest_int(iscale * scales[j]), -32, 31) + 32;
-    if (j < 8) y.scales[j] = static_cast<uint8_t>(l & 0xF);
-    else y.scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
-    y.scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+    put_scale_q3_k(j, clamp(nearest_int(iscale * scales[j]), -32, 31) + 32, y.scales);
   }
   y.d = f32_to_f16(1 / iscale);
-  uint8_t low[kQK_K];
+  int8_t L[kQK_K];
   for (int j = 0; j < 16; ++j) {
     const float d = f16_to_f32(y.d) * static_cast<float>(get_scale_q3_k(j, y.scales) - 32);
     for (int i = 0; i < 16; ++i) {
-      const int e = 16 * j + i;
-      int q = d == 0.0f ? 4 : clamp(nearest_int(x[e] / d), -4, 3) + 4;
-      if (q > 3) {
-        y.hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-        q -= 4;
-      }
-      low[e] = static_cast<uint8_t>(q);
+      L[16 * j + i] = static_cast<int8_t>(d == 0.0f ? 4 : clamp(nearest_int(x[16 * j + i] / d), -4, 3) + 4);
     }
   }
-  pack_2bit(low, y.qs);
+  pack_q3_k(L, y);
 }
 
 }  // namespace detail
