@@ -4,11 +4,11 @@
 #include <map>
 
 #include "commands.h"
-#include "convert/compare.h"
-#include "convert/quantize.h"
 #include "core/files.h"
+#include "eval/compare.h"
 #include "format.h"
 #include "gguf/file_type.h"
+#include "quantize/quantize.h"
 
 namespace owl::cli {
 namespace {
@@ -38,25 +38,25 @@ std::string shape_text(const gguf::TensorInfo& t) {
   return s;
 }
 
-void print_plan(const convert::QuantizeSummary& s) {
+void print_plan(const quantize::QuantizeSummary& s) {
   fmt::print("{:<28} {:>14}  {:>6} -> {:<6}\n", "tensor", "shape", "from", "to");
-  for (const convert::TensorPlan& p : s.plans) {
+  for (const quantize::TensorPlan& p : s.plans) {
     const char* note = p.fallback ? "  (fallback: rows fit no block of the mix's type)" : p.manual ? "  (--tensor-type)" : "";
     fmt::print("{:<28} {:>14}  {:>6} -> {:<6}{}\n", p.tensor->name, shape_text(*p.tensor),
                gguf::type_info(p.tensor->type).name, gguf::type_info(p.target).name, note);
   }
 }
 
-void print_summary(const QuantizeArgs& a, const convert::QuantizeSummary& s) {
+void print_summary(const QuantizeArgs& a, const quantize::QuantizeSummary& s) {
   std::map<std::string, int> counts;
-  for (const convert::TensorPlan& p : s.plans) ++counts[std::string(gguf::type_info(p.target).name)];
+  for (const quantize::TensorPlan& p : s.plans) ++counts[std::string(gguf::type_info(p.target).name)];
   std::string mix;
   for (const auto& [name, n] : counts) mix += fmt::format("{}{} x{}", mix.empty() ? "" : ", ", name, n);
   fmt::print("{} {} -> {}: {}\n", a.dry_run ? "would write" : "wrote", a.input, a.output, mix);
   fmt::print("tensor data {} -> {} ({:.2f} bits per weight)", human_bytes(s.input_bytes), human_bytes(s.output_bytes),
              [&] {
                int64_t n = 0;
-               for (const convert::TensorPlan& p : s.plans) n += p.tensor->n_elements();
+               for (const quantize::TensorPlan& p : s.plans) n += p.tensor->n_elements();
                return n ? 8.0 * static_cast<double>(s.output_bytes) / static_cast<double>(n) : 0.0;
              }());
   if (!a.dry_run) fmt::print(", file {}, {:.2f} s", human_bytes(s.output_file_size), s.seconds);
@@ -65,7 +65,7 @@ void print_summary(const QuantizeArgs& a, const convert::QuantizeSummary& s) {
   if (!a.imatrix.empty()) fmt::print("importance matrix used for {} tensors\n", s.n_imatrix_used);
 }
 
-void draw_progress(const convert::QuantizeProgress& p) {
+void draw_progress(const quantize::QuantizeProgress& p) {
   constexpr int kWidth = 30;
   const double f = p.bytes_in_total ? static_cast<double>(p.bytes_in_done) / static_cast<double>(p.bytes_in_total) : 1;
   const int filled = static_cast<int>(f * kWidth);
@@ -81,18 +81,18 @@ int run_quantize(const QuantizeArgs& a) {
     fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, file_type_names());
     return 1;
   }
-  convert::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
+  quantize::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
   for (const std::string& spec : a.tensor_types) {
-    auto ov = convert::parse_tensor_type_override(spec);
+    auto ov = quantize::parse_tensor_type_override(spec);
     if (!ov) {
       fmt::print(stderr, "owl quantize: {}\n", ov.message());
       return 1;
     }
     o.overrides.push_back(std::move(*ov));
   }
-  std::optional<convert::Imatrix> imatrix;
+  std::optional<quantize::Imatrix> imatrix;
   if (!a.imatrix.empty()) {
-    auto m = convert::load_imatrix(a.imatrix);
+    auto m = quantize::load_imatrix(a.imatrix);
     if (!m) {
       fmt::print(stderr, "owl quantize: {}\n", m.message());
       return 1;
@@ -104,7 +104,7 @@ int run_quantize(const QuantizeArgs& a) {
   o.n_threads = a.n_threads;
   o.dry_run = a.dry_run;
   if (!a.dry_run && isatty(STDERR_FILENO)) o.on_progress = draw_progress;
-  auto summary = convert::quantize_model(o);
+  auto summary = quantize::quantize_model(o);
   if (!summary) {
     fmt::print(stderr, "owl quantize: {}\n", summary.message());
     return 1;
@@ -117,7 +117,7 @@ int run_quantize(const QuantizeArgs& a) {
     fmt::print(stderr, "owl quantize: --report: {}\n", text.message());
     return 1;
   }
-  auto report = convert::compare_models(
+  auto report = eval::compare_models(
       {.base = a.input, .candidate = a.output, .text = *text, .n_ctx = a.report_ctx, .n_threads = a.n_threads});
   if (!report) {
     fmt::print(stderr, "owl quantize: report: {}\n", report.message());

@@ -1,8 +1,8 @@
 // owl synth: a random-weight model of any llama shape in any weight format.
 #include "commands.h"
+#include "convert/synth.h"
 #include "format.h"
 #include "gguf/gguf.h"
-#include "model/synth.h"
 #include "quant/traits.h"
 
 namespace owl::cli {
@@ -18,7 +18,7 @@ std::string weight_type_names() {
 }
 
 struct SynthArgs {
-  model::SynthOptions options;
+  convert::SynthOptions options;
   std::string type = "q4_0";
 };
 
@@ -29,7 +29,7 @@ int run_synth(SynthArgs& args) {
     return 1;
   }
   args.options.type = *type;
-  if (auto status = model::synthesize_model(args.options); !status) {
+  if (auto status = convert::synthesize_model(args.options); !status) {
     fmt::print(stderr, "owl synth: {}\n", status.message());
     return 1;
   }
@@ -49,7 +49,7 @@ int run_synth(SynthArgs& args) {
 
 Command register_synth(CLI::App& root) {
   auto args = std::make_shared<SynthArgs>();
-  model::SynthOptions& o = args->options;
+  convert::SynthOptions& o = args->options;
   CLI::App* app = root.add_subcommand("synth", "Write a random-weight model of any shape, for benchmarks and tests");
   app->add_option("--arch", o.arch, "Architecture")->capture_default_str();
   app->add_option("--n-embd", o.n_embd, "Embedding width")->required();

@@ -8,7 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
-namespace owl::convert {
+namespace owl::eval {
 struct CompareReport;
 }
 
@@ -39,6 +39,6 @@ Command register_import(CLI::App& root);
 Command register_export(CLI::App& root);
 
 // The quality report of owl compare, also printed by owl quantize --report (cmd_compare.cpp).
-void print_compare_report(const convert::CompareReport& report, bool json);
+void print_compare_report(const eval::CompareReport& report, bool json);
 
 }  // namespace owl::cli

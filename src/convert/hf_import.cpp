@@ -11,12 +11,12 @@
 #include "convert/hf.h"
 #include "convert/hf_names.h"
 #include "convert/hf_tokenizer.h"
-#include "convert/quantize.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
 #include "gguf/file_type.h"
 #include "gguf/keys.h"
 #include "quant/half.h"
+#include "quantize/quantize.h"
 
 namespace owl::convert {
 
@@ -306,7 +306,8 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
   if (!preset) return make_error("import: unknown --type '{}'", options.type);
   const std::string temp = options.output + ".import-f32.tmp";
   OWL_TRY(w.write(temp));
-  auto q = quantize_model({.input = temp, .output = options.output, .preset = *preset, .n_threads = options.n_threads});
+  auto q = quantize::quantize_model(
+      {.input = temp, .output = options.output, .preset = *preset, .n_threads = options.n_threads});
   std::filesystem::remove(temp);
   if (!q) return q.error();
   return summary;

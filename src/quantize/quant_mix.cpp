@@ -1,6 +1,6 @@
 // The per-tensor mixes of llama.cpp's quantizer (src/llama-quant.cpp: llama_tensor_get_type,
 // tensor_type_fallback, tensor_allows_quantization), for dense (non-MoE) models.
-#include "convert/quant_mix.h"
+#include "quantize/quant_mix.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include "gguf/keys.h"
 #include "quant/traits.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 namespace keys = gguf::keys;
 
@@ -246,4 +246,4 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
   return plans;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

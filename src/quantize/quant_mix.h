@@ -13,7 +13,7 @@
 #include "gguf/file_type.h"
 #include "gguf/gguf.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 // `--tensor-type PATTERN=TYPE`: tensors whose name the regex matches (anywhere) get TYPE.
 struct TensorTypeOverride {
@@ -56,4 +56,4 @@ core::Result<MixModel> read_mix_model(const gguf::GgufFile& file);
 // as floats or whose rows fit no block even after the fallback.
 core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& file, const MixOptions& options);
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -1,6 +1,6 @@
 // quantize_model: converts each tensor row by row (input type -> f32 -> target type) on a
 // thread pool, keeping llama-quantize's metadata and tensor order.
-#include "convert/quantize.h"
+#include "quantize/quantize.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,7 +11,7 @@
 #include "quant/quant.h"
 #include "quant/weighted.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 namespace keys = gguf::keys;
 
@@ -147,4 +147,4 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
   return summary;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -1,4 +1,4 @@
-#include "model/synth.h"
+#include "convert/synth.h"
 
 #include <cmath>
 #include <thread>
@@ -10,7 +10,7 @@
 #include "quant/quant.h"
 #include "quant/traits.h"
 
-namespace owl::model {
+namespace owl::convert {
 
 namespace keys = gguf::keys;
 
@@ -209,4 +209,4 @@ core::Status synthesize_model(const SynthOptions& options) {
   return writer.write(o.output);
 }
 
-}  // namespace owl::model
+}  // namespace owl::convert

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <random>
 
-#include "convert/imatrix.h"
-#include "convert/quantize.h"
 #include "quant/quant.h"
 #include "quant/weighted.h"
+#include "quantize/imatrix.h"
+#include "quantize/quantize.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 namespace {
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
@@ -129,4 +129,4 @@ TEST(Weighted, QuantizeWithImatrixLoadsAndRecordsIt) {
 }
 
 }  // namespace
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <iterator>
 
-#include "convert/quantize.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 namespace {
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
@@ -153,4 +153,4 @@ TEST(Quantize, ErrorsNameTheFile) {
 }
 
 }  // namespace
-}  // namespace owl::convert
+}  // namespace owl::quantize

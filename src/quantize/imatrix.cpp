@@ -1,6 +1,6 @@
 // Importance matrices: collection over forward() through Context::observer, and llama.cpp's
 // GGUF imatrix file format.
-#include "convert/imatrix.h"
+#include "quantize/imatrix.h"
 
 #include <cmath>
 #include <unordered_map>
@@ -9,7 +9,7 @@
 #include "gguf/keys.h"
 #include "tokenizer/tokenizer.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 namespace keys = gguf::keys;
 
@@ -179,4 +179,4 @@ core::Result<ImatrixResult> compute_imatrix(const ImatrixOptions& o) {
   return result;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize
