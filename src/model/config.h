@@ -3,6 +3,7 @@
 // that switches on the architecture name.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -49,6 +50,19 @@ struct ModelConfig {
 
   int64_t n_embd_q() const { return n_head * head_dim; }
   int64_t n_embd_kv() const { return n_head_kv * head_dim; }
+
+  // Floats per batch token of each activation buffer forward() works in (Context).
+  struct ActivationWidths {
+    int64_t x, cur, qkv, attn, ffn;
+    int64_t total() const { return x + cur + qkv + attn + ffn; }
+  };
+  ActivationWidths activation_widths() const {
+    return {.x = n_embd,
+            .cur = std::max(n_embd, n_embd_q()),
+            .qkv = n_embd_q() + 2 * n_embd_kv(),
+            .attn = n_embd_q(),
+            .ffn = 2 * n_ff};  // gate and up
+  }
   bool is_swa_layer(int64_t il) const {
     return sliding_window > 0 && swa_pattern > 0 && il % swa_pattern < swa_pattern - 1;
   }
