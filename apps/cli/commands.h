@@ -1,5 +1,6 @@
-// Each `owl <command>` lives in its own cmd_<name>.cpp and registers itself here.
-// A command's callback sets the exit code through the returned int reference.
+// Each `owl <command>` lives in its own cmd_<name>.cpp, whose register_<name>() (declared here,
+// called by main.cpp) adds the subcommand and returns its Command: main() calls the run of the
+// one that was parsed and exits with the code it returns.
 #pragma once
 
 #include <functional>

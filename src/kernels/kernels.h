@@ -146,9 +146,11 @@ struct Kernels {
 };
 
 // The table for one ISA (which must be supported by this CPU; ops without a variant for it
-// fall back to the next lower ISA, then to the reference).
+// fall back to the next lower ISA, then to the reference). The AVX-512 variants need VNNI too:
+// without it an AVX-512 table holds the AVX2 ones.
 Kernels make_kernels(Isa isa);
-// Detects the CPU, applies OWL_ISA and logs the choice on stderr once.
+// Detects the CPU and applies OWL_ISA. Every call (one per Context) logs the choice on stderr
+// when OWL_ISA is set or OWL_VERBOSE=1, and says nothing otherwise.
 Kernels make_kernels();
 
 // ---- matmul: Y = X W^T --------------------------------------------------------------------
