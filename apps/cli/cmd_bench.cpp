@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "eval/bench.h"
 #include "format.h"
 #include "kernels/cpu_features.h"
-#include "model/bench.h"
 #include "model/model_info.h"
 
 namespace owl::cli {
@@ -16,7 +16,7 @@ namespace {
 
 struct BenchArgs {
   std::vector<std::string> models;
-  model::BenchOptions options;
+  eval::BenchOptions options;
   std::string output = "md";
 };
 
@@ -42,7 +42,7 @@ std::string size_mib(uint64_t bytes) {
 }
 
 // "tg128 of llama 1.10B F16 reads 2.20 GB of weights per token: 54.1 GB/s, 0.86 of ..."
-std::string bandwidth_note(const std::string& model, const model::BenchResult& r) {
+std::string bandwidth_note(const std::string& model, const eval::BenchResult& r) {
   const auto [low, high] = std::minmax_element(r.read_gbs.begin(), r.read_gbs.end());
   return fmt::format("{} of {} reads {:.2f} GB of weights per token: {:.2f} of the memory read bandwidth measured "
                      "before each repetition (median; that bandwidth was {:.1f}-{:.1f} GB/s)\n",
@@ -64,12 +64,12 @@ int run_bench(const BenchArgs& args) {
       return 1;
     }
     const model::ModelInfo info = model::describe_model((*model)->file);
-    auto results = model::run_bench(**model, args.options);
+    auto results = eval::run_bench(**model, args.options);
     if (!results) {
       fmt::print(stderr, "owl bench: {}\n", results.message());
       return 1;
     }
-    for (const model::BenchResult& r : *results) {
+    for (const eval::BenchResult& r : *results) {
       if (args.output == "md") {
         fmt::print("| {} | {} | {} | CPU ({}) | {} | {} | {:.2f} ± {:.2f} |\n", model_type(info),
                    size_mib(info.tensor_bytes), human_count(info.n_params), isa, args.options.n_threads, r.test,
@@ -119,7 +119,7 @@ int run_bench(const BenchArgs& args) {
 
 Command register_bench(CLI::App& root) {
   auto args = std::make_shared<BenchArgs>();
-  model::BenchOptions& o = args->options;
+  eval::BenchOptions& o = args->options;
   CLI::App* app = root.add_subcommand("bench", "Prompt-processing and generation speed (tokens/s), as llama-bench measures it");
   app->add_option("-m,--model", args->models, "GGUF model file (repeat for several)")->required();
   app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens processed in one batch (0: skip)")->capture_default_str();

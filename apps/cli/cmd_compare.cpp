@@ -3,15 +3,15 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "convert/compare.h"
 #include "core/files.h"
+#include "eval/compare.h"
 #include "format.h"
 
 namespace owl::cli {
 namespace {
 
 struct CompareArgs {
-  convert::CompareOptions options;
+  eval::CompareOptions options;
   std::string text_file;
   std::string eval_suite;
   bool json = false;
@@ -28,7 +28,7 @@ int run_compare(CompareArgs& a) {
     return 1;
   }
   a.options.text = std::move(*text);
-  auto report = convert::compare_models(a.options);
+  auto report = eval::compare_models(a.options);
   if (!report) {
     fmt::print(stderr, "owl compare: {}\n", report.message());
     return 1;
@@ -39,9 +39,9 @@ int run_compare(CompareArgs& a) {
 
 }  // namespace
 
-void print_compare_report(const convert::CompareReport& r, bool json) {
+void print_compare_report(const eval::CompareReport& r, bool json) {
   if (json) {
-    auto side = [](const convert::ModelSide& s) {
+    auto side = [](const eval::ModelSide& s) {
       return nlohmann::json{{"path", s.path}, {"file_size", s.file_size}, {"perplexity", s.perplexity},
                             {"gen_tokens_per_s", s.gen_tokens_per_s}};
     };
@@ -52,7 +52,7 @@ void print_compare_report(const convert::CompareReport& r, bool json) {
     return;
   }
   fmt::print("{:<10} {:>12} {:>12} {:>10}  {}\n", "", "size", "perplexity", "gen t/s", "file");
-  for (const convert::ModelSide* s : {&r.base, &r.candidate}) {
+  for (const eval::ModelSide* s : {&r.base, &r.candidate}) {
     fmt::print("{:<10} {:>12} {:>12.4f} {:>10.1f}  {}\n", s == &r.base ? "base" : "candidate", human_bytes(s->file_size),
                s->perplexity, s->gen_tokens_per_s, s->path);
   }
@@ -64,7 +64,7 @@ void print_compare_report(const convert::CompareReport& r, bool json) {
 
 Command register_compare(CLI::App& root) {
   auto args = std::make_shared<CompareArgs>();
-  convert::CompareOptions& o = args->options;
+  eval::CompareOptions& o = args->options;
   CLI::App* app = root.add_subcommand("compare", "What a quantized (or changed) model costs: KL, top-1, perplexity, size, speed");
   app->add_option("base", o.base, "Reference model (e.g. the F16 or F32 file)")->required();
   app->add_option("candidate", o.candidate, "Model to judge (e.g. the quantized file)")->required();

@@ -3,14 +3,14 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "convert/imatrix.h"
 #include "core/files.h"
+#include "quantize/imatrix.h"
 
 namespace owl::cli {
 namespace {
 
 struct ImatrixArgs {
-  convert::ImatrixOptions options;
+  quantize::ImatrixOptions options;
   std::string text_file;
   std::string output = "imatrix.gguf";
 };
@@ -29,12 +29,12 @@ int run_imatrix(ImatrixArgs& a) {
       if (done == total) fmt::print(stderr, "\n");
     };
   }
-  auto result = convert::compute_imatrix(a.options);
+  auto result = quantize::compute_imatrix(a.options);
   if (!result) {
     fmt::print(stderr, "owl imatrix: {}\n", result.message());
     return 1;
   }
-  if (auto s = convert::save_imatrix(result->imatrix, a.output); !s) {
+  if (auto s = quantize::save_imatrix(result->imatrix, a.output); !s) {
     fmt::print(stderr, "owl imatrix: {}\n", s.message());
     return 1;
   }
@@ -47,7 +47,7 @@ int run_imatrix(ImatrixArgs& a) {
 
 Command register_imatrix(CLI::App& root) {
   auto args = std::make_shared<ImatrixArgs>();
-  convert::ImatrixOptions& o = args->options;
+  quantize::ImatrixOptions& o = args->options;
   CLI::App* app = root.add_subcommand("imatrix", "Importance matrix from activations over a calibration text");
   app->add_option("-m,--model", o.model, "GGUF model")->required();
   app->add_option("-f,--file", args->text_file, "Calibration text")->required();

@@ -18,6 +18,13 @@ struct InspectOptions {
   int64_t n_ctx = 0;  // 0: the model's context length
 };
 
+using Config = model::ModelConfig;
+
+// A hyper-parameter of the configuration owl runs the model with; nullopt when it does not.
+std::optional<int64_t> hparam(const model::ModelInfo& info, int64_t Config::*field) {
+  return info.config ? std::optional<int64_t>((*info.config).*field) : std::nullopt;
+}
+
 // MemAvailable from /proc/meminfo, in bytes; 0 when unknown.
 uint64_t available_memory() {
   FILE* f = std::fopen("/proc/meminfo", "r");
@@ -40,12 +47,12 @@ nlohmann::json to_json(const model::ModelInfo& info, const gguf::GgufFile& file,
   j["name"] = info.name;
   j["license"] = info.license;
   auto optional = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
-  j["context_length"] = optional(info.context_length);
-  j["n_embd"] = optional(info.n_embd);
-  j["n_layer"] = optional(info.n_layer);
-  j["n_head"] = optional(info.n_head);
-  j["n_head_kv"] = optional(info.n_head_kv);
-  j["n_ff"] = optional(info.n_ff);
+  j["context_length"] = optional(hparam(info, &Config::n_ctx_train));
+  j["n_embd"] = optional(hparam(info, &Config::n_embd));
+  j["n_layer"] = optional(hparam(info, &Config::n_layer));
+  j["n_head"] = optional(hparam(info, &Config::n_head));
+  j["n_head_kv"] = optional(hparam(info, &Config::n_head_kv));
+  j["n_ff"] = optional(hparam(info, &Config::n_ff));
   j["n_params"] = info.n_params;
   j["n_tensors"] = info.n_tensors;
   j["tensor_bytes"] = info.tensor_bytes;
@@ -84,9 +91,11 @@ void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, const 
   row("name", info.name.empty() ? "-" : info.name);
   row("license", info.license.empty() ? "-" : info.license);
   row("parameters", fmt::format("{} ({})", human_count(info.n_params), info.n_params));
-  row("context", opt(info.context_length));
-  row("shape", fmt::format("n_embd {}, n_layer {}, n_head {}, n_head_kv {}, n_ff {}", opt(info.n_embd),
-                           opt(info.n_layer), opt(info.n_head), opt(info.n_head_kv), opt(info.n_ff)));
+  row("context", opt(hparam(info, &Config::n_ctx_train)));
+  row("shape", fmt::format("n_embd {}, n_layer {}, n_head {}, n_head_kv {}, n_ff {}{}",
+                           opt(hparam(info, &Config::n_embd)), opt(hparam(info, &Config::n_layer)),
+                           opt(hparam(info, &Config::n_head)), opt(hparam(info, &Config::n_head_kv)),
+                           opt(hparam(info, &Config::n_ff)), info.config ? "" : " (" + info.config_error + ")"));
   row("tensors", fmt::format("{} ({})", info.n_tensors, human_bytes(info.tensor_bytes)));
   for (const auto& [name, usage] : info.types) {
     row("", fmt::format("{:<6} {:>4} tensors {:>12} params {:>10}", name, usage.tensors,
@@ -124,7 +133,7 @@ int run_inspect(const InspectOptions& options) {
     return 1;
   }
   const model::ModelInfo info = model::describe_model(*file);
-  const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : info.context_length.value_or(2048);
+  const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : hparam(info, &Config::n_ctx_train).value_or(2048);
   const model::MemoryEstimate mem = model::estimate_memory(info, n_ctx);
   if (options.json) {
     fmt::print("{}\n", to_json(info, *file, mem).dump(2));

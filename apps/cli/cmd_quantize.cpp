@@ -4,13 +4,23 @@
 #include <map>
 
 #include "commands.h"
-#include "convert/compare.h"
-#include "convert/quantize.h"
 #include "core/files.h"
+#include "eval/compare.h"
 #include "format.h"
+#include "gguf/file_type.h"
+#include "quantize/quantize.h"
 
 namespace owl::cli {
 namespace {
+
+// "f32 f16 ... q2_k": every file type, as gguf/file_type.h lists them.
+std::string file_type_names() {
+  std::string names;
+  for (const gguf::FileTypeInfo& f : gguf::file_types()) {
+    names += std::string(names.empty() ? "" : " ") + std::string(f.name);
+  }
+  return names;
+}
 
 struct QuantizeArgs {
   std::string input, output, type;
@@ -28,25 +38,25 @@ std::string shape_text(const gguf::TensorInfo& t) {
   return s;
 }
 
-void print_plan(const convert::QuantizeSummary& s) {
+void print_plan(const quantize::QuantizeSummary& s) {
   fmt::print("{:<28} {:>14}  {:>6} -> {:<6}\n", "tensor", "shape", "from", "to");
-  for (const convert::TensorPlan& p : s.plans) {
+  for (const quantize::TensorPlan& p : s.plans) {
     const char* note = p.fallback ? "  (fallback: rows fit no block of the mix's type)" : p.manual ? "  (--tensor-type)" : "";
     fmt::print("{:<28} {:>14}  {:>6} -> {:<6}{}\n", p.tensor->name, shape_text(*p.tensor),
                gguf::type_info(p.tensor->type).name, gguf::type_info(p.target).name, note);
   }
 }
 
-void print_summary(const QuantizeArgs& a, const convert::QuantizeSummary& s) {
+void print_summary(const QuantizeArgs& a, const quantize::QuantizeSummary& s) {
   std::map<std::string, int> counts;
-  for (const convert::TensorPlan& p : s.plans) ++counts[std::string(gguf::type_info(p.target).name)];
+  for (const quantize::TensorPlan& p : s.plans) ++counts[std::string(gguf::type_info(p.target).name)];
   std::string mix;
   for (const auto& [name, n] : counts) mix += fmt::format("{}{} x{}", mix.empty() ? "" : ", ", name, n);
   fmt::print("{} {} -> {}: {}\n", a.dry_run ? "would write" : "wrote", a.input, a.output, mix);
   fmt::print("tensor data {} -> {} ({:.2f} bits per weight)", human_bytes(s.input_bytes), human_bytes(s.output_bytes),
              [&] {
                int64_t n = 0;
-               for (const convert::TensorPlan& p : s.plans) n += p.tensor->n_elements();
+               for (const quantize::TensorPlan& p : s.plans) n += p.tensor->n_elements();
                return n ? 8.0 * static_cast<double>(s.output_bytes) / static_cast<double>(n) : 0.0;
              }());
   if (!a.dry_run) fmt::print(", file {}, {:.2f} s", human_bytes(s.output_file_size), s.seconds);
@@ -55,7 +65,7 @@ void print_summary(const QuantizeArgs& a, const convert::QuantizeSummary& s) {
   if (!a.imatrix.empty()) fmt::print("importance matrix used for {} tensors\n", s.n_imatrix_used);
 }
 
-void draw_progress(const convert::QuantizeProgress& p) {
+void draw_progress(const quantize::QuantizeProgress& p) {
   constexpr int kWidth = 30;
   const double f = p.bytes_in_total ? static_cast<double>(p.bytes_in_done) / static_cast<double>(p.bytes_in_total) : 1;
   const int filled = static_cast<int>(f * kWidth);
@@ -66,25 +76,23 @@ void draw_progress(const convert::QuantizeProgress& p) {
 }
 
 int run_quantize(const QuantizeArgs& a) {
-  auto preset = convert::find_preset(a.type);
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(a.type);
   if (!preset) {
-    std::string names;
-    for (const auto& p : convert::quant_presets()) names += std::string(names.empty() ? "" : " ") + std::string(p.name);
-    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, names);
+    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, file_type_names());
     return 1;
   }
-  convert::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
+  quantize::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
   for (const std::string& spec : a.tensor_types) {
-    auto ov = convert::parse_tensor_type_override(spec);
+    auto ov = quantize::parse_tensor_type_override(spec);
     if (!ov) {
       fmt::print(stderr, "owl quantize: {}\n", ov.message());
       return 1;
     }
     o.overrides.push_back(std::move(*ov));
   }
-  std::optional<convert::Imatrix> imatrix;
+  std::optional<quantize::Imatrix> imatrix;
   if (!a.imatrix.empty()) {
-    auto m = convert::load_imatrix(a.imatrix);
+    auto m = quantize::load_imatrix(a.imatrix);
     if (!m) {
       fmt::print(stderr, "owl quantize: {}\n", m.message());
       return 1;
@@ -96,7 +104,7 @@ int run_quantize(const QuantizeArgs& a) {
   o.n_threads = a.n_threads;
   o.dry_run = a.dry_run;
   if (!a.dry_run && isatty(STDERR_FILENO)) o.on_progress = draw_progress;
-  auto summary = convert::quantize_model(o);
+  auto summary = quantize::quantize_model(o);
   if (!summary) {
     fmt::print(stderr, "owl quantize: {}\n", summary.message());
     return 1;
@@ -109,7 +117,7 @@ int run_quantize(const QuantizeArgs& a) {
     fmt::print(stderr, "owl quantize: --report: {}\n", text.message());
     return 1;
   }
-  auto report = convert::compare_models(
+  auto report = eval::compare_models(
       {.base = a.input, .candidate = a.output, .text = *text, .n_ctx = a.report_ctx, .n_threads = a.n_threads});
   if (!report) {
     fmt::print(stderr, "owl quantize: report: {}\n", report.message());
@@ -126,9 +134,7 @@ Command register_quantize(CLI::App& root) {
   CLI::App* app = root.add_subcommand("quantize", "Quantize a GGUF model to a llama.cpp-style type mix (q4_k_m, q8_0, ...)");
   app->add_option("input", args->input, "Input GGUF model (F32, F16, BF16, Q8_0, ...)")->required();
   app->add_option("output", args->output, "Output GGUF file")->required();
-  app->add_option("type", args->type,
-                  "f32 f16 bf16 q8_0 q6_k q5_k_m q5_k_s q5_0 q5_1 q4_k_m q4_k_s q4_0 q4_1 q3_k_l q3_k_m q3_k_s q2_k")
-      ->required();
+  app->add_option("type", args->type, file_type_names())->required();
   app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
   app->add_option("--imatrix", args->imatrix, "Importance matrix from owl imatrix (or llama-imatrix's GGUF format)");
   app->add_option("--tensor-type", args->tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE");

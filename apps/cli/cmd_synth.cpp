@@ -1,14 +1,24 @@
 // owl synth: a random-weight model of any llama shape in any weight format.
 #include "commands.h"
+#include "convert/synth.h"
 #include "format.h"
 #include "gguf/gguf.h"
-#include "model/synth.h"
+#include "quant/traits.h"
 
 namespace owl::cli {
 namespace {
 
+// "f32 f16 ... q6_k": the types owl writes weights in.
+std::string weight_type_names() {
+  std::string names;
+  for (const quant::FormatTraits& t : quant::all_format_traits()) {
+    if (t.weight) names += std::string(names.empty() ? "" : " ") + std::string(t.info().name);
+  }
+  return names;
+}
+
 struct SynthArgs {
-  model::SynthOptions options;
+  convert::SynthOptions options;
   std::string type = "q4_0";
 };
 
@@ -19,7 +29,7 @@ int run_synth(SynthArgs& args) {
     return 1;
   }
   args.options.type = *type;
-  if (auto status = model::synthesize_model(args.options); !status) {
+  if (auto status = convert::synthesize_model(args.options); !status) {
     fmt::print(stderr, "owl synth: {}\n", status.message());
     return 1;
   }
@@ -39,7 +49,7 @@ int run_synth(SynthArgs& args) {
 
 Command register_synth(CLI::App& root) {
   auto args = std::make_shared<SynthArgs>();
-  model::SynthOptions& o = args->options;
+  convert::SynthOptions& o = args->options;
   CLI::App* app = root.add_subcommand("synth", "Write a random-weight model of any shape, for benchmarks and tests");
   app->add_option("--arch", o.arch, "Architecture")->capture_default_str();
   app->add_option("--n-embd", o.n_embd, "Embedding width")->required();
@@ -50,7 +60,7 @@ Command register_synth(CLI::App& root) {
   app->add_option("--n-ctx", o.n_ctx, "Context length written to the metadata")->capture_default_str();
   app->add_option("--n-vocab", o.n_vocab, "Vocabulary size when --vocab-from is not given")->capture_default_str();
   app->add_option("--vocab-from", o.vocab_from, "Copy the tokenizer from this GGUF file");
-  app->add_option("--type", args->type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k")
+  app->add_option("--type", args->type, "Weight type: " + weight_type_names())
       ->capture_default_str();
   app->add_option("-o,--output", o.output, "Output GGUF file")->required();
   app->add_option("--seed", o.seed, "Random seed")->capture_default_str();

@@ -9,9 +9,13 @@
 #include "commands.h"
 #include "core/files.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "template/chat.h"
 
 namespace owl::cli {
+
+namespace keys = gguf::keys;
+
 namespace {
 
 struct TemplateCliOptions {
@@ -30,7 +34,7 @@ struct ModelChat {
   std::string eos;
 };
 
-// The text of token `id_key` ("tokenizer.ggml.bos_token_id") or "" when the model has none.
+// The text of token `id_key` (gguf::keys::kTokenizerBosId) or "" when the model has none.
 core::Result<std::string> token_text(const gguf::GgufFile& file, const std::vector<std::string>& tokens,
                                      std::string_view id_key) {
   if (!file.find(id_key)) return std::string();
@@ -46,15 +50,15 @@ core::Result<ModelChat> load_model_chat(const std::string& path) {
   auto file = gguf::GgufFile::open(path);
   if (!file) return file.error();
   ModelChat chat;
-  auto source = file->get_string("tokenizer.chat_template");
+  auto source = file->get_string(keys::kTokenizerChatTemplate);
   if (!source) return core::make_error("{}: the model has no chat template (use --format)", path);
   chat.chat_template = std::move(*source);
-  if (!file->find("tokenizer.ggml.tokens")) return chat;
-  auto tokens = file->get_string_array("tokenizer.ggml.tokens");
+  if (!file->find(keys::kTokenizerTokens)) return chat;
+  auto tokens = file->get_string_array(keys::kTokenizerTokens);
   if (!tokens) return tokens.error();
-  auto bos = token_text(*file, *tokens, "tokenizer.ggml.bos_token_id");
+  auto bos = token_text(*file, *tokens, keys::kTokenizerBosId);
   if (!bos) return bos.error();
-  auto eos = token_text(*file, *tokens, "tokenizer.ggml.eos_token_id");
+  auto eos = token_text(*file, *tokens, keys::kTokenizerEosId);
   if (!eos) return eos.error();
   chat.bos = std::move(*bos);
   chat.eos = std::move(*eos);

@@ -1,5 +1,6 @@
-// Each `owl <command>` lives in its own cmd_<name>.cpp and registers itself here.
-// A command's callback sets the exit code through the returned int reference.
+// Each `owl <command>` lives in its own cmd_<name>.cpp, whose register_<name>() (declared here,
+// called by main.cpp) adds the subcommand and returns its Command: main() calls the run of the
+// one that was parsed and exits with the code it returns.
 #pragma once
 
 #include <functional>
@@ -8,7 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
-namespace owl::convert {
+namespace owl::eval {
 struct CompareReport;
 }
 
@@ -39,6 +40,6 @@ Command register_import(CLI::App& root);
 Command register_export(CLI::App& root);
 
 // The quality report of owl compare, also printed by owl quantize --report (cmd_compare.cpp).
-void print_compare_report(const convert::CompareReport& report, bool json);
+void print_compare_report(const eval::CompareReport& report, bool json);
 
 }  // namespace owl::cli

@@ -1,7 +1,8 @@
 // Hugging Face model directories <-> GGUF: config.json, safetensors (one file or shards with
 // model.safetensors.index.json), tokenizer.json / tokenizer_config.json (chat template
 // included); and llama2.c checkpoints -> GGUF.
-// Architectures: llama, qwen2, qwen3, phi3, gemma2 (hf_names.cpp holds the one table).
+// Architectures: those of model/arch_registry.h with a Hugging Face class (llama, qwen2, qwen3,
+// phi3, gemma2).
 #pragma once
 
 #include <cstdint>

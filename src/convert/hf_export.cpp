@@ -10,11 +10,15 @@
 #include "convert/hf_tokenizer.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
+#include "gguf/keys.h"
+#include "model/arch_registry.h"
 #include "model/config.h"
 #include "quant/half.h"
 #include "quant/quant.h"
 
 namespace owl::convert {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using gguf::TensorType;
@@ -54,11 +58,11 @@ std::string auto_dtype(const gguf::GgufFile& f) {
   return all_f16 ? "F16" : all_bf16 ? "BF16" : "F32";
 }
 
-nlohmann::ordered_json make_config(const gguf::GgufFile& f, const model::ModelConfig& c, const detail::HfArch& arch,
+nlohmann::ordered_json make_config(const gguf::GgufFile& f, const model::ModelConfig& c, const model::ArchInfo& arch,
                                    const std::string& dtype, int64_t n_vocab) {
   nlohmann::ordered_json j;
   j["architectures"] = {std::string(arch.hf_class)};
-  j["model_type"] = std::string(arch.model_type);
+  j["model_type"] = std::string(arch.hf_model_type);
   j["hidden_size"] = c.n_embd;
   j["intermediate_size"] = c.n_ff;
   j["num_hidden_layers"] = c.n_layer;
@@ -71,11 +75,11 @@ nlohmann::ordered_json make_config(const gguf::GgufFile& f, const model::ModelCo
   j["vocab_size"] = n_vocab;
   j["tie_word_embeddings"] = f.find_tensor("output.weight") == nullptr;
   j["torch_dtype"] = dtype == "F16" ? "float16" : dtype == "BF16" ? "bfloat16" : "float32";
-  if (auto bos = f.get_int("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *bos;
-  if (auto eos = f.get_int("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *eos;
+  if (auto bos = f.get_int(keys::kTokenizerBosId)) j["bos_token_id"] = *bos;
+  if (auto eos = f.get_int(keys::kTokenizerEosId)) j["eos_token_id"] = *eos;
   j["hidden_act"] = c.activation == model::Activation::kSilu ? "silu" : "gelu_pytorch_tanh";
   if (c.rope_freq_scale != 1.0f) j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 1.0f / c.rope_freq_scale}};
-  if (arch.gguf == "gemma2") {
+  if (arch.hf_window_softcap) {
     j["hidden_activation"] = "gelu_pytorch_tanh";
     j["query_pre_attn_scalar"] = c.head_dim;
     j["sliding_window"] = c.sliding_window;
@@ -96,8 +100,10 @@ core::Result<ExportSummary> export_hf(const ExportOptions& o) {
   if (!file) return file.error();
   auto config = model::load_config(*file);
   if (!config) return config.error();
-  const detail::HfArch* arch = detail::find_arch_by_gguf(config->arch);
-  if (!arch) return make_error("export: {}: architecture '{}' has no Hugging Face mapping", o.model, config->arch);
+  const model::ArchInfo* arch = model::find_arch(config->arch);
+  if (!arch || arch->hf_class.empty()) {
+    return make_error("export: {}: architecture '{}' has no Hugging Face mapping", o.model, config->arch);
+  }
   std::string dtype = o.dtype == "auto" ? auto_dtype(*file) : o.dtype;
   std::transform(dtype.begin(), dtype.end(), dtype.begin(), ::toupper);
   if (dtype != "F32" && dtype != "F16" && dtype != "BF16") return make_error("export: dtype '{}' (f32, f16, bf16)", o.dtype);
@@ -117,8 +123,10 @@ core::Result<ExportSummary> export_hf(const ExportOptions& o) {
     std::vector<float> w = dequantize(t);
     const bool is_q = t.name.find("attn_q.weight") != std::string::npos;
     const bool is_k = t.name.find("attn_k.weight") != std::string::npos;
-    if (arch->permute_qk && (is_q || is_k)) w = unpermute_rows(w, t.ne[1], t.ne[0], is_q ? config->n_head : config->n_head_kv);
-    if (arch->norm_plus_one && t.name.find("norm.weight") != std::string::npos) {
+    if (arch->hf_permute_qk && (is_q || is_k)) {
+      w = unpermute_rows(w, t.ne[1], t.ne[0], is_q ? config->n_head : config->n_head_kv);
+    }
+    if (arch->hf_norm_plus_one && t.name.find("norm.weight") != std::string::npos) {
       for (float& v : w) v -= 1.0f;
     }
     const std::string td = t.n_dims < 2 ? "F32" : dtype;  // vectors stay F32, as in GGUF

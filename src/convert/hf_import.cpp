@@ -11,21 +11,24 @@
 #include "convert/hf.h"
 #include "convert/hf_names.h"
 #include "convert/hf_tokenizer.h"
-#include "convert/quantize.h"
 #include "convert/safetensors.h"
 #include "core/files.h"
+#include "gguf/file_type.h"
+#include "gguf/keys.h"
 #include "quant/half.h"
+#include "quantize/quantize.h"
 
 namespace owl::convert {
 
+namespace keys = gguf::keys;
+
 using core::make_error;
-using detail::HfArch;
 using nlohmann::json;
 
 namespace {
 
 struct HfConfig {
-  const HfArch* arch = nullptr;
+  const model::ArchInfo* arch = nullptr;
   json j;
   int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, head_dim = 0, n_ctx = 0;
 };
@@ -40,9 +43,10 @@ core::Result<HfConfig> read_config(const std::string& dir) {
   if (c.j.contains("architectures") && c.j["architectures"].is_array() && !c.j["architectures"].empty()) {
     name = c.j["architectures"][0].get<std::string>();
   }
-  c.arch = detail::find_arch_by_hf(name);
+  c.arch = model::find_arch_by_hf(name);
   if (!c.arch) {
-    return make_error("{}/config.json: architecture '{}' is not supported (llama, qwen2, qwen3, phi3, gemma2)", dir, name);
+    return make_error("{}/config.json: architecture '{}' is not supported ({})", dir, name,
+                      model::arch_names(/*with_hf_only=*/true));
   }
   auto need = [&](const char* key, int64_t& out) -> core::Status {
     if (!c.j.contains(key) || !c.j[key].is_number_integer() || c.j[key].get<int64_t>() <= 0) {
@@ -67,36 +71,37 @@ core::Result<HfConfig> read_config(const std::string& dir) {
 }
 
 void set_hparams(const HfConfig& c, gguf::GgufWriter& w) {
-  const std::string a(c.arch->gguf);
+  const std::string a(c.arch->name);
   const json& j = c.j;
   auto u32 = [](int64_t v) { return gguf::Value::u32(static_cast<uint32_t>(v)); };
-  w.set(a + ".context_length", u32(c.n_ctx));
-  w.set(a + ".embedding_length", u32(c.n_embd));
-  w.set(a + ".block_count", u32(c.n_layer));
-  w.set(a + ".feed_forward_length", u32(c.n_ff));
-  w.set(a + ".attention.head_count", u32(c.n_head));
-  w.set(a + ".attention.head_count_kv", u32(c.n_head_kv));
-  w.set(a + ".attention.layer_norm_rms_epsilon", gguf::Value::f32(j.value("rms_norm_eps", 1e-5f)));
-  w.set(a + ".rope.dimension_count", u32(c.head_dim));
-  w.set(a + ".rope.freq_base", gguf::Value::f32(j.value("rope_theta", 10000.0f)));
+  w.set(keys::arch_key(a, keys::kContextLength), u32(c.n_ctx));
+  w.set(keys::arch_key(a, keys::kEmbeddingLength), u32(c.n_embd));
+  w.set(keys::arch_key(a, keys::kBlockCount), u32(c.n_layer));
+  w.set(keys::arch_key(a, keys::kFeedForwardLength), u32(c.n_ff));
+  w.set(keys::arch_key(a, keys::kHeadCount), u32(c.n_head));
+  w.set(keys::arch_key(a, keys::kHeadCountKv), u32(c.n_head_kv));
+  w.set(keys::arch_key(a, keys::kLayerNormRmsEpsilon), gguf::Value::f32(j.value("rms_norm_eps", 1e-5f)));
+  w.set(keys::arch_key(a, keys::kRopeDimensionCount), u32(c.head_dim));
+  w.set(keys::arch_key(a, keys::kRopeFreqBase), gguf::Value::f32(j.value("rope_theta", 10000.0f)));
   if (c.head_dim != c.n_embd / c.n_head || j.contains("head_dim")) {
-    w.set(a + ".attention.key_length", u32(c.head_dim));
-    w.set(a + ".attention.value_length", u32(c.head_dim));
+    w.set(keys::arch_key(a, keys::kKeyLength), u32(c.head_dim));
+    w.set(keys::arch_key(a, keys::kValueLength), u32(c.head_dim));
   }
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const json& r = j["rope_scaling"];
     const std::string type = r.value("rope_type", r.value("type", ""));
     if (type == "linear") {
-      w.set(a + ".rope.scaling.type", gguf::Value::string("linear"));
-      w.set(a + ".rope.scaling.factor", gguf::Value::f32(r.value("factor", 1.0f)));
+      w.set(keys::arch_key(a, keys::kRopeScalingType), gguf::Value::string("linear"));
+      w.set(keys::arch_key(a, keys::kRopeScalingFactor), gguf::Value::f32(r.value("factor", 1.0f)));
     }
   }
-  if (a == "gemma2") {
+  if (c.arch->hf_window_softcap) {
     if (j.contains("sliding_window") && j["sliding_window"].is_number_integer()) {
-      w.set(a + ".attention.sliding_window", u32(j["sliding_window"].get<int64_t>()));
+      w.set(keys::arch_key(a, keys::kSlidingWindow), u32(j["sliding_window"].get<int64_t>()));
     }
-    for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"}) {
-      if (j.contains(key) && j[key].is_number()) w.set(a + "." + key, gguf::Value::f32(j[key].get<float>()));
+    // config.json names these as GGUF does.
+    for (const char* key : {keys::kAttnLogitSoftcapping, keys::kFinalLogitSoftcapping}) {
+      if (j.contains(key) && j[key].is_number()) w.set(keys::arch_key(a, key), gguf::Value::f32(j[key].get<float>()));
     }
   }
 }
@@ -206,9 +211,9 @@ core::Result<OutTensor> convert_tensor(const HfConfig& c, const std::string& ggu
   for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) o.ne.push_back(*it);
   const bool vector = t.shape.size() == 1;
   const bool norm = gguf_name.find("norm.weight") != std::string::npos;
-  if (vector || t.dtype == "F64" || (norm && c.arch->norm_plus_one)) {
+  if (vector || t.dtype == "F64" || (norm && c.arch->hf_norm_plus_one)) {
     std::vector<float> f = to_f32(t);
-    if (norm && c.arch->norm_plus_one) {
+    if (norm && c.arch->hf_norm_plus_one) {
       for (float& v : f) v += 1.0f;
     }
     o.bytes.resize(f.size() * 4);
@@ -218,7 +223,7 @@ core::Result<OutTensor> convert_tensor(const HfConfig& c, const std::string& ggu
   }
   const bool is_q = gguf_name.find("attn_q.weight") != std::string::npos;
   const bool is_k = gguf_name.find("attn_k.weight") != std::string::npos;
-  if (c.arch->permute_qk && (is_q || is_k)) {
+  if (c.arch->hf_permute_qk && (is_q || is_k)) {
     const int64_t heads = is_q ? c.n_head : c.n_head_kv;
     const int64_t n_rows = t.shape[0];
     if (n_rows % heads != 0 || (n_rows / heads) % 2 != 0) {
@@ -248,18 +253,18 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
     for (const SafeTensor& t : shards.back().header().tensors) {
       if (t.name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed from rope_theta
       auto name = detail::hf_to_gguf_name(*config->arch, t.name);
-      if (!name) return make_error("import: {}: tensor '{}' has no GGUF name for {}", f, t.name, config->arch->gguf);
+      if (!name) return make_error("import: {}: tensor '{}' has no GGUF name for {}", f, t.name, config->arch->name);
       auto o = convert_tensor(*config, *name, t);
       if (!o) return o.error();
       tensors.push_back(std::move(*o));
     }
   }
   gguf::GgufWriter w;
-  const std::string arch(config->arch->gguf);
-  w.set("general.architecture", gguf::Value::string(arch));
+  const std::string arch(config->arch->name);
+  w.set(keys::kGeneralArchitecture, gguf::Value::string(arch));
   std::string name = config->j.value("_name_or_path", "");
   if (name.empty()) name = std::filesystem::path(dir).filename().string();
-  w.set("general.name", gguf::Value::string(name));
+  w.set(keys::kGeneralName, gguf::Value::string(name));
   set_hparams(*config, w);
   std::vector<float> rope_freqs;
   if (config->j.contains("owl_rope_freqs") && config->j["owl_rope_freqs"].is_array()) {
@@ -287,21 +292,22 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
   }
   summary.n_tensors = static_cast<int64_t>(tensors.size() + (rope_freqs.empty() ? 0 : 1));
   if (options.type.empty()) {
-    uint32_t file_type = 0;  // all F32, unless every matrix is F16 (1) or BF16 (32)
+    gguf::FileType file_type = gguf::FileType::F32;  // unless every matrix is F16 or BF16
     for (gguf::TensorType t : {gguf::TensorType::F16, gguf::TensorType::BF16}) {
       if (std::all_of(tensors.begin(), tensors.end(), [&](const OutTensor& o) { return o.ne.size() < 2 || o.type == t; })) {
-        file_type = t == gguf::TensorType::F16 ? 1 : 32;
+        file_type = gguf::file_type_of_weights(t);
       }
     }
-    w.set("general.file_type", gguf::Value::u32(file_type));
+    w.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(file_type)));
     OWL_TRY(w.write(options.output));
     return summary;
   }
-  auto preset = find_preset(options.type);
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(options.type);
   if (!preset) return make_error("import: unknown --type '{}'", options.type);
   const std::string temp = options.output + ".import-f32.tmp";
   OWL_TRY(w.write(temp));
-  auto q = quantize_model({.input = temp, .output = options.output, .preset = *preset, .n_threads = options.n_threads});
+  auto q = quantize::quantize_model(
+      {.input = temp, .output = options.output, .preset = *preset, .n_threads = options.n_threads});
   std::filesystem::remove(temp);
   if (!q) return q.error();
   return summary;

@@ -1,4 +1,4 @@
-// Architecture and tensor-name table for Hugging Face conversion (see hf_names.h).
+// Tensor-name table for Hugging Face conversion (see hf_names.h).
 // Reference: llama.cpp gguf-py/gguf/tensor_mapping.py and convert_hf_to_gguf.py.
 #include "convert/hf_names.h"
 
@@ -7,14 +7,6 @@
 
 namespace owl::convert::detail {
 namespace {
-
-const HfArch kArchs[] = {
-    {"llama", "LlamaForCausalLM", "llama", true, false},
-    {"qwen2", "Qwen2ForCausalLM", "qwen2", false, false},
-    {"qwen3", "Qwen3ForCausalLM", "qwen3", false, false},
-    {"phi3", "Phi3ForCausalLM", "phi3", false, false},
-    {"gemma2", "Gemma2ForCausalLM", "gemma2", false, true},
-};
 
 struct NamePair {
   std::string_view hf;
@@ -28,7 +20,7 @@ const NamePair kGlobal[] = {
 };
 
 // Per layer: "model.layers.N." + hf <-> "blk.N." + gguf.
-std::vector<NamePair> layer_names(const HfArch& arch) {
+std::vector<NamePair> layer_names(const model::ArchInfo& arch) {
   std::vector<NamePair> v = {
       {"input_layernorm.weight", "attn_norm.weight"},
       {"self_attn.q_proj.weight", "attn_q.weight"},
@@ -46,7 +38,7 @@ std::vector<NamePair> layer_names(const HfArch& arch) {
       {"mlp.gate_up_proj.weight", "ffn_up.weight"},  // phi3: gate and up in one matrix
       {"mlp.down_proj.weight", "ffn_down.weight"},
   };
-  if (arch.gguf == "gemma2") {
+  if (arch.hf_sandwich_norms) {
     v.push_back({"post_attention_layernorm.weight", "post_attention_norm.weight"});
     v.push_back({"pre_feedforward_layernorm.weight", "ffn_norm.weight"});
     v.push_back({"post_feedforward_layernorm.weight", "post_ffw_norm.weight"});
@@ -72,21 +64,7 @@ std::optional<std::pair<int, std::string_view>> split_layer(std::string_view nam
 
 }  // namespace
 
-const HfArch* find_arch_by_hf(std::string_view name) {
-  for (const HfArch& a : kArchs) {
-    if (a.hf_class == name || a.model_type == name) return &a;
-  }
-  return nullptr;
-}
-
-const HfArch* find_arch_by_gguf(std::string_view name) {
-  for (const HfArch& a : kArchs) {
-    if (a.gguf == name) return &a;
-  }
-  return nullptr;
-}
-
-std::optional<std::string> hf_to_gguf_name(const HfArch& arch, std::string_view hf_name) {
+std::optional<std::string> hf_to_gguf_name(const model::ArchInfo& arch, std::string_view hf_name) {
   for (const NamePair& p : kGlobal) {
     if (p.hf == hf_name) return std::string(p.gguf);
   }
@@ -98,7 +76,7 @@ std::optional<std::string> hf_to_gguf_name(const HfArch& arch, std::string_view 
   return std::nullopt;
 }
 
-std::optional<std::string> gguf_to_hf_name(const HfArch& arch, std::string_view gguf_name) {
+std::optional<std::string> gguf_to_hf_name(const model::ArchInfo& arch, std::string_view gguf_name) {
   for (const NamePair& p : kGlobal) {
     if (p.gguf == gguf_name) return std::string(p.hf);
   }
@@ -106,7 +84,7 @@ std::optional<std::string> gguf_to_hf_name(const HfArch& arch, std::string_view 
   if (!l) return std::nullopt;
   for (const NamePair& p : layer_names(arch)) {
     if (p.gguf != l->second) continue;
-    if (p.hf == "mlp.up_proj.weight" && arch.gguf == "phi3") continue;  // phi3's ffn_up is gate_up_proj
+    if (p.hf == "mlp.up_proj.weight" && arch.hf_fused_gate_up) continue;  // ffn_up is gate_up_proj
     return "model.layers." + std::to_string(l->first) + "." + std::string(p.hf);
   }
   return std::nullopt;

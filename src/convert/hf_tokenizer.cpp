@@ -9,8 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/files.h"
+#include "gguf/keys.h"
 
 namespace owl::convert::detail {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using nlohmann::json;
@@ -79,11 +82,12 @@ void add_chat_templates(const std::string& dir, const json& config, std::vector<
         if (!e.is_object() || !e.contains("name") || !e.contains("template")) continue;
         const std::string name = e["name"].get<std::string>();
         if (name == "default") tmpl = e["template"].get<std::string>();
-        else out.push_back({"tokenizer.chat_template." + name, gguf::Value::string(e["template"].get<std::string>())});
+        else out.push_back({std::string(keys::kTokenizerChatTemplate) + "." + name,
+                            gguf::Value::string(e["template"].get<std::string>())});
       }
     }
   }
-  if (!tmpl.empty()) out.push_back({"tokenizer.chat_template", gguf::Value::string(tmpl)});
+  if (!tmpl.empty()) out.push_back({keys::kTokenizerChatTemplate, gguf::Value::string(tmpl)});
 }
 
 }  // namespace
@@ -159,34 +163,35 @@ core::Result<std::vector<gguf::MetadataEntry>> read_hf_tokenizer(const std::stri
     return -1;
   };
   std::vector<gguf::MetadataEntry> out;
-  out.push_back({"tokenizer.ggml.model", gguf::Value::string(spm ? "llama" : "gpt2")});
+  out.push_back({keys::kTokenizerModel, gguf::Value::string(spm ? "llama" : "gpt2")});
   const std::string pre = spm ? "default" : config.value("gguf_pre", detect_pre(*tok));
-  out.push_back({"tokenizer.ggml.pre", gguf::Value::string(pre)});
-  out.push_back({"tokenizer.ggml.tokens", string_array(tokens)});
-  if (spm) out.push_back({"tokenizer.ggml.scores", gguf::Value::array({gguf::ValueType::F32, std::move(scores)})});
-  out.push_back({"tokenizer.ggml.token_type", gguf::Value::array({gguf::ValueType::I32, std::move(types)})});
-  if (!spm) out.push_back({"tokenizer.ggml.merges", string_array(merges)});
+  out.push_back({keys::kTokenizerPre, gguf::Value::string(pre)});
+  out.push_back({keys::kTokenizerTokens, string_array(tokens)});
+  if (spm) out.push_back({keys::kTokenizerScores, gguf::Value::array({gguf::ValueType::F32, std::move(scores)})});
+  out.push_back({keys::kTokenizerTokenType, gguf::Value::array({gguf::ValueType::I32, std::move(types)})});
+  if (!spm) out.push_back({keys::kTokenizerMerges, string_array(merges)});
   const int64_t bos = std::max(find(special_text(config, "bos_token")), config_bos);
   const int64_t eos = std::max(find(special_text(config, "eos_token")), config_eos);
   const int64_t unk = find(special_text(config, "unk_token").empty() && spm ? std::string("<unk>")
                                                                             : special_text(config, "unk_token"));
   const int64_t pad = find(special_text(config, "pad_token"));
-  if (bos >= 0) out.push_back({"tokenizer.ggml.bos_token_id", gguf::Value::u32(static_cast<uint32_t>(bos))});
-  if (eos >= 0) out.push_back({"tokenizer.ggml.eos_token_id", gguf::Value::u32(static_cast<uint32_t>(eos))});
-  if (unk >= 0) out.push_back({"tokenizer.ggml.unknown_token_id", gguf::Value::u32(static_cast<uint32_t>(unk))});
-  if (pad >= 0) out.push_back({"tokenizer.ggml.padding_token_id", gguf::Value::u32(static_cast<uint32_t>(pad))});
+  if (bos >= 0) out.push_back({keys::kTokenizerBosId, gguf::Value::u32(static_cast<uint32_t>(bos))});
+  if (eos >= 0) out.push_back({keys::kTokenizerEosId, gguf::Value::u32(static_cast<uint32_t>(eos))});
+  if (unk >= 0) out.push_back({keys::kTokenizerUnknownId, gguf::Value::u32(static_cast<uint32_t>(unk))});
+  if (pad >= 0) out.push_back({keys::kTokenizerPaddingId, gguf::Value::u32(static_cast<uint32_t>(pad))});
   if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
-    out.push_back({"tokenizer.ggml.add_bos_token", gguf::Value::boolean(config["add_bos_token"].get<bool>())});
+    out.push_back({keys::kTokenizerAddBos, gguf::Value::boolean(config["add_bos_token"].get<bool>())});
   }
   if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean()) {
-    out.push_back({"tokenizer.ggml.add_eos_token", gguf::Value::boolean(config["add_eos_token"].get<bool>())});
+    out.push_back({keys::kTokenizerAddEos, gguf::Value::boolean(config["add_eos_token"].get<bool>())});
   }
   add_chat_templates(dir, config, out);
   if (info) {
     info->model = spm ? "llama" : "gpt2";
     info->pre = pre;
     info->n_vocab = n_vocab;
-    info->chat_template = std::any_of(out.begin(), out.end(), [](const auto& e) { return e.key == "tokenizer.chat_template"; });
+    info->chat_template =
+        std::any_of(out.begin(), out.end(), [](const auto& e) { return e.key == keys::kTokenizerChatTemplate; });
   }
   return out;
 } catch (const json::exception& e) {
@@ -228,16 +233,16 @@ std::vector<std::string> merges_from_scores(const std::vector<std::string>& toke
 }  // namespace
 
 core::Status write_hf_tokenizer(const gguf::GgufFile& file, const std::string& dir) try {
-  auto model = file.get_string("tokenizer.ggml.model");
+  auto model = file.get_string(keys::kTokenizerModel);
   if (!model) return model.error();
   if (*model != "llama" && *model != "gpt2") {
     return make_error("export: tokenizer.ggml.model '{}' is not supported (llama, gpt2)", *model);
   }
-  auto tokens = file.get_string_array("tokenizer.ggml.tokens");
+  auto tokens = file.get_string_array(keys::kTokenizerTokens);
   if (!tokens) return tokens.error();
   std::vector<int64_t> types(tokens->size(), kNormal);
-  if (file.find("tokenizer.ggml.token_type")) {
-    auto t = file.get_int_array("tokenizer.ggml.token_type");
+  if (file.find(keys::kTokenizerTokenType)) {
+    auto t = file.get_int_array(keys::kTokenizerTokenType);
     if (!t) return t.error();
     if (t->size() == types.size()) types = *t;
   }
@@ -255,15 +260,15 @@ core::Status write_hf_tokenizer(const gguf::GgufFile& file, const std::string& d
   std::vector<double> gguf_scores;
   if (spm) {
     std::vector<double> scores(tokens->size(), 0.0);
-    if (file.find("tokenizer.ggml.scores")) {
-      auto s = file.get_float_array("tokenizer.ggml.scores");
+    if (file.find(keys::kTokenizerScores)) {
+      auto s = file.get_float_array(keys::kTokenizerScores);
       if (!s) return s.error();
       if (s->size() == scores.size()) scores = *s;
     }
     merges = merges_from_scores(*tokens, scores, types);
     gguf_scores = std::move(scores);
   } else {
-    auto m = file.get_string_array("tokenizer.ggml.merges");
+    auto m = file.get_string_array(keys::kTokenizerMerges);
     if (!m) return m.error();
     merges = *m;
   }
@@ -294,19 +299,19 @@ core::Status write_hf_tokenizer(const gguf::GgufFile& file, const std::string& d
     return (*tokens)[static_cast<size_t>(*id)];
   };
   config["tokenizer_class"] = spm ? "LlamaTokenizer" : "PreTrainedTokenizerFast";
-  config["bos_token"] = token_text("tokenizer.ggml.bos_token_id");
-  config["eos_token"] = token_text("tokenizer.ggml.eos_token_id");
-  config["unk_token"] = token_text("tokenizer.ggml.unknown_token_id");
-  config["pad_token"] = token_text("tokenizer.ggml.padding_token_id");
-  auto add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", spm);
+  config["bos_token"] = token_text(keys::kTokenizerBosId);
+  config["eos_token"] = token_text(keys::kTokenizerEosId);
+  config["unk_token"] = token_text(keys::kTokenizerUnknownId);
+  config["pad_token"] = token_text(keys::kTokenizerPaddingId);
+  auto add_bos = file.get_bool_or(keys::kTokenizerAddBos, spm);
   config["add_bos_token"] = add_bos.ok() ? *add_bos : spm;
-  auto add_eos = file.get_bool_or("tokenizer.ggml.add_eos_token", false);
+  auto add_eos = file.get_bool_or(keys::kTokenizerAddEos, false);
   config["add_eos_token"] = add_eos.ok() && *add_eos;
   // Exact SentencePiece scores for owl import (merges alone cannot carry ties such as Llama's
   // -1e9 whitespace pieces).
   if (spm) config["gguf_scores"] = gguf_scores;
-  if (!spm) config["gguf_pre"] = *file.get_string_or("tokenizer.ggml.pre", "default");
-  if (auto t = file.get_string("tokenizer.chat_template")) config["chat_template"] = *t;
+  if (!spm) config["gguf_pre"] = *file.get_string_or(keys::kTokenizerPre, "default");
+  if (auto t = file.get_string(keys::kTokenizerChatTemplate)) config["chat_template"] = *t;
   config["model_max_length"] = 1000000;
   for (const auto& [name, j] : {std::pair{"tokenizer.json", tok.dump(2)}, std::pair{"tokenizer_config.json", config.dump(2)}}) {
     auto f = core::AtomicFile::create(dir + "/" + name);

@@ -10,9 +10,13 @@
 
 #include "convert/hf.h"
 #include "core/files.h"
+#include "gguf/file_type.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 
 namespace owl::convert {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 
@@ -34,7 +38,7 @@ core::Status import_llama2c(const Llama2cOptions& o) {
   const int64_t head = dim / n_head, kv_dim = head * n_head_kv;
   auto vocab_file = gguf::GgufFile::open(o.vocab_from);
   if (!vocab_file) return vocab_file.error();
-  auto tokens = vocab_file->get_string_array("tokenizer.ggml.tokens");
+  auto tokens = vocab_file->get_string_array(keys::kTokenizerTokens);
   if (!tokens) return tokens.error();
   if (static_cast<int64_t>(tokens->size()) != vocab) {
     return make_error("llama2c {}: vocabulary of {} tokens, {} has {}", o.checkpoint, vocab, o.vocab_from, tokens->size());
@@ -65,20 +69,20 @@ core::Status import_llama2c(const Llama2cOptions& o) {
   const float* wcls = shared ? arrays[0].data : take(vocab * dim);
   if (p > end) return make_error("llama2c {}: file ends before the weights of the header's shape", o.checkpoint);
 
-  w.set("general.architecture", gguf::Value::string("llama"));
-  w.set("general.name", gguf::Value::string(o.name));
+  w.set(keys::kGeneralArchitecture, gguf::Value::string("llama"));
+  w.set(keys::kGeneralName, gguf::Value::string(o.name));
   auto u32 = [](int64_t v) { return gguf::Value::u32(static_cast<uint32_t>(v)); };
-  w.set("llama.context_length", u32(seq_len));
-  w.set("llama.embedding_length", u32(dim));
-  w.set("llama.feed_forward_length", u32(hidden));
-  w.set("llama.attention.head_count", u32(n_head));
-  w.set("llama.attention.head_count_kv", u32(n_head_kv));
-  w.set("llama.block_count", u32(n_layer));
-  w.set("llama.rope.dimension_count", u32(head));
-  w.set("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(1e-5f));
-  w.set("general.file_type", gguf::Value::u32(0));
+  w.set(keys::arch_key("llama", keys::kContextLength), u32(seq_len));
+  w.set(keys::arch_key("llama", keys::kEmbeddingLength), u32(dim));
+  w.set(keys::arch_key("llama", keys::kFeedForwardLength), u32(hidden));
+  w.set(keys::arch_key("llama", keys::kHeadCount), u32(n_head));
+  w.set(keys::arch_key("llama", keys::kHeadCountKv), u32(n_head_kv));
+  w.set(keys::arch_key("llama", keys::kBlockCount), u32(n_layer));
+  w.set(keys::arch_key("llama", keys::kRopeDimensionCount), u32(head));
+  w.set(keys::arch_key("llama", keys::kLayerNormRmsEpsilon), gguf::Value::f32(1e-5f));
+  w.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(gguf::FileType::F32)));
   for (const gguf::MetadataEntry& e : vocab_file->metadata()) {
-    if (e.key.rfind("tokenizer.", 0) == 0) w.set(e.key, e.value);
+    if (e.key.rfind(keys::kTokenizerPrefix, 0) == 0) w.set(e.key, e.value);
   }
   auto add = [&](const std::string& name, const float* data, int64_t rows, int64_t cols) {
     const int64_t ne2[2] = {cols, rows};

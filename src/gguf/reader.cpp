@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 
 namespace owl::gguf {
 
@@ -186,13 +187,13 @@ class Parser {
   }
 
   Status read_alignment(GgufFile& file) {
-    const Value* value = file.find("general.alignment");
+    const Value* value = file.find(keys::kGeneralAlignment);
     if (value == nullptr) return {};
     const std::optional<int64_t> a = value->as_int();
     if (value->type != ValueType::U32 || !a) {
-      return fail("general.alignment has type {} (expected u32)", value_type_name(value->type));
+      return fail("{} has type {} (expected u32)", keys::kGeneralAlignment, value_type_name(value->type));
     }
-    if (*a == 0 || (*a & (*a - 1)) != 0) return fail("general.alignment {} is not a power of two", *a);
+    if (*a == 0 || (*a & (*a - 1)) != 0) return fail("{} {} is not a power of two", keys::kGeneralAlignment, *a);
     file.alignment_ = static_cast<uint32_t>(*a);
     return {};
   }

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 
 namespace owl::gguf {
 
@@ -99,10 +100,10 @@ Status GgufWriter::add_tensor(std::string name, TensorType type, std::span<const
 Status GgufWriter::write(const std::string& path) const {
   uint64_t alignment = kDefaultAlignment;
   for (const MetadataEntry& entry : metadata_) {
-    if (entry.key != "general.alignment") continue;
+    if (entry.key != keys::kGeneralAlignment) continue;
     const auto a = entry.value.as_int();
     if (entry.value.type != ValueType::U32 || !a || *a <= 0 || (*a & (*a - 1)) != 0) {
-      return make_error("gguf writer: general.alignment {} is not a power-of-two u32",
+      return make_error("gguf writer: {} {} is not a power-of-two u32", keys::kGeneralAlignment,
                         entry.value.to_display());
     }
     alignment = static_cast<uint64_t>(*a);

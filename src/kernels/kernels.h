@@ -124,11 +124,9 @@ using UnaryFn = void (*)(const float* x, float* y, int64_t n);  // y may be x
 // y = act(gate) * up; y may alias gate or up.
 using GluFn = void (*)(const float* gate, const float* up, float* y, int64_t n);
 
-inline constexpr int kTypeSlots = 31;  // TensorType raw values are < 31
-
 struct Kernels {
   Isa isa = Isa::kScalar;
-  std::array<DotKernel, kTypeSlots> dot{};  // indexed by the raw TensorType value
+  std::array<DotKernel, gguf::kTensorTypeSlots> dot{};  // indexed by the raw TensorType value
   QuantizeRowFn quantize_q8_0 = nullptr;
   QuantizeRowFn quantize_panel_q8_0 = nullptr;  // Q8_0 as a panel row (kPanelW)
   QuantizeRowFn quantize_q8_1 = nullptr;
@@ -148,9 +146,11 @@ struct Kernels {
 };
 
 // The table for one ISA (which must be supported by this CPU; ops without a variant for it
-// fall back to the next lower ISA, then to the reference).
+// fall back to the next lower ISA, then to the reference). The AVX-512 variants need VNNI too:
+// without it an AVX-512 table holds the AVX2 ones.
 Kernels make_kernels(Isa isa);
-// Detects the CPU, applies OWL_ISA and logs the choice on stderr once.
+// Detects the CPU and applies OWL_ISA. Every call (one per Context) logs the choice on stderr
+// when OWL_ISA is set or OWL_VERBOSE=1, and says nothing otherwise.
 Kernels make_kernels();
 
 // ---- matmul: Y = X W^T --------------------------------------------------------------------

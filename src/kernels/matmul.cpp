@@ -88,7 +88,7 @@ size_t act_row_bytes(ActFormat f, int64_t n) {
 
 bool supports_matmul(const Kernels& k, TensorType w_type) {
   const uint32_t t = static_cast<uint32_t>(w_type);
-  return t < kTypeSlots && k.dot[t].dot != nullptr;
+  return t < gguf::kTensorTypeSlots && k.dot[t].dot != nullptr;
 }
 
 QuantizeRowFn activation_quantizer(const Kernels& k, TensorType act) {

@@ -1,8 +1,9 @@
 // ModelConfig: every shape and per-architecture option of the one generic transformer block.
-// Filled from GGUF metadata by the architecture registry (arch_registry.cpp), the only place
+// Filled from GGUF metadata by the architecture registry (arch_registry.h/.cpp), the only place
 // that switches on the architecture name.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -45,9 +46,23 @@ struct ModelConfig {
   float final_softcap = 0.0f;     // gemma2: logits = cap * tanh(logits / cap)
   int64_t sliding_window = 0;     // > 0: SWA layers see only the last `sliding_window` positions
   int64_t swa_pattern = 0;        // layer il is SWA when il % swa_pattern < swa_pattern - 1
+  bool tied_output = false;       // gemma: output.weight is never read, the logits use token_embd
 
   int64_t n_embd_q() const { return n_head * head_dim; }
   int64_t n_embd_kv() const { return n_head_kv * head_dim; }
+
+  // Floats per batch token of each activation buffer forward() works in (Context).
+  struct ActivationWidths {
+    int64_t x, cur, qkv, attn, ffn;
+    int64_t total() const { return x + cur + qkv + attn + ffn; }
+  };
+  ActivationWidths activation_widths() const {
+    return {.x = n_embd,
+            .cur = std::max(n_embd, n_embd_q()),
+            .qkv = n_embd_q() + 2 * n_embd_kv(),
+            .attn = n_embd_q(),
+            .ffn = 2 * n_ff};  // gate and up
+  }
   bool is_swa_layer(int64_t il) const {
     return sliding_window > 0 && swa_pattern > 0 && il % swa_pattern < swa_pattern - 1;
   }

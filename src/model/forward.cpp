@@ -352,11 +352,12 @@ Context::Context(const Model& model, const ContextOptions& o)
   kv = KvCache(c.n_layer, c.n_embd_kv(), o.n_ctx, o.n_seq);
   seq_used.resize(static_cast<size_t>(o.n_seq));
   const auto b = static_cast<size_t>(o.n_batch);
-  x.resize(b * static_cast<size_t>(c.n_embd));
-  cur.resize(b * static_cast<size_t>(std::max(c.n_embd, c.n_embd_q())));
-  qkv.resize(b * static_cast<size_t>(c.n_embd_q() + 2 * c.n_embd_kv()));
-  attn.resize(b * static_cast<size_t>(c.n_embd_q()));
-  ffn.resize(b * static_cast<size_t>(2 * c.n_ff));
+  const ModelConfig::ActivationWidths width = c.activation_widths();
+  x.resize(b * static_cast<size_t>(width.x));
+  cur.resize(b * static_cast<size_t>(width.cur));
+  qkv.resize(b * static_cast<size_t>(width.qkv));
+  attn.resize(b * static_cast<size_t>(width.attn));
+  ffn.resize(b * static_cast<size_t>(width.ffn));
   size_t scratch = 0;
   auto need = [&](const Weight& w) {
     if (w.present()) scratch = std::max(scratch, kernels::matmul_scratch_bytes(kernels, w.type, w.n_in, o.n_batch));

@@ -7,7 +7,7 @@ namespace owl::model {
 
 KvCache::KvCache(int64_t n_layer, int64_t n_embd_kv, int64_t n_ctx, int n_seq)
     : n_layer_(n_layer), n_embd_kv_(n_embd_kv), n_ctx_(n_ctx), n_seq_(n_seq),
-      k_(static_cast<size_t>(n_layer * n_seq * n_ctx * n_embd_kv)),
+      k_(elements(n_layer, n_embd_kv, n_ctx, n_seq)),
       v_(k_.size()),
       used_(static_cast<size_t>(n_seq), 0) {}
 

@@ -20,6 +20,10 @@ class KvCache {
   int n_seq() const { return n_seq_; }
   int64_t n_embd_kv() const { return n_embd_kv_; }
   size_t bytes() const { return (k_.size() + v_.size()) * sizeof(uint16_t); }
+  // What bytes() is for a cache of this shape, before making one.
+  static uint64_t bytes_for(int64_t n_layer, int64_t n_embd_kv, int64_t n_ctx, int n_seq) {
+    return 2 * static_cast<uint64_t>(elements(n_layer, n_embd_kv, n_ctx, n_seq)) * sizeof(uint16_t);
+  }
 
   // [n_ctx][n_embd_kv] f16 of one layer and sequence.
   uint16_t* k(int64_t il, int seq) { return k_.data() + offset(il, seq); }
@@ -37,6 +41,10 @@ class KvCache {
   void copy_prefix(int src, int dst, int64_t n);
 
  private:
+  // Of K, and of V: [n_layer][n_seq][n_ctx][n_embd_kv].
+  static size_t elements(int64_t n_layer, int64_t n_embd_kv, int64_t n_ctx, int n_seq) {
+    return static_cast<size_t>(n_layer * n_seq * n_ctx * n_embd_kv);
+  }
   size_t offset(int64_t il, int seq) const {
     return static_cast<size_t>((il * n_seq_ + seq) * n_ctx_ * n_embd_kv_);
   }

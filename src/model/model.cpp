@@ -113,8 +113,7 @@ core::Result<std::unique_ptr<Model>> load_model(const std::string& path) {
   if (c.n_vocab == 0) c.n_vocab = embd->ne[1];
   OWL_TRY(w.matrix("token_embd.weight", c.n_embd, c.n_vocab, weights.token_embd));
   OWL_TRY(w.vector("output_norm.weight", c.n_embd, weights.output_norm));
-  const bool always_tied = c.arch == "gemma2" || c.arch == "gemma3";
-  if (!always_tied) OWL_TRY(w.matrix("output.weight", c.n_embd, c.n_vocab, weights.output, false));
+  if (!c.tied_output) OWL_TRY(w.matrix("output.weight", c.n_embd, c.n_vocab, weights.output, false));
   if (!weights.output.present()) weights.output = weights.token_embd;
   OWL_TRY(w.vector("rope_freqs.weight", c.n_rot / 2, weights.rope_freqs, false));
   weights.layers.resize(static_cast<size_t>(c.n_layer));

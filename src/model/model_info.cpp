@@ -1,17 +1,19 @@
 #include "model/model_info.h"
 
+#include "gguf/keys.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
+
 namespace owl::model {
+
+namespace keys = gguf::keys;
+
 namespace {
 
 std::string string_or_empty(const gguf::GgufFile& file, const std::string& key) {
   const gguf::Value* v = file.find(key);
   const std::string* s = v ? v->as_string() : nullptr;
   return s ? *s : std::string();
-}
-
-std::optional<int64_t> int_or_none(const gguf::GgufFile& file, const std::string& key) {
-  const gguf::Value* v = file.find(key);
-  return v ? v->as_int() : std::nullopt;
 }
 
 std::string tokenizer_kind(const std::string& model) {
@@ -31,16 +33,14 @@ ModelInfo describe_model(const gguf::GgufFile& file) {
   info.path = file.path();
   info.file_size = file.file_size();
   info.gguf_version = file.version();
-  info.architecture = string_or_empty(file, "general.architecture");
-  info.name = string_or_empty(file, "general.name");
-  info.license = string_or_empty(file, "general.license");
-  const std::string& arch = info.architecture;
-  info.context_length = int_or_none(file, arch + ".context_length");
-  info.n_embd = int_or_none(file, arch + ".embedding_length");
-  info.n_layer = int_or_none(file, arch + ".block_count");
-  info.n_head = int_or_none(file, arch + ".attention.head_count");
-  info.n_head_kv = int_or_none(file, arch + ".attention.head_count_kv");
-  info.n_ff = int_or_none(file, arch + ".feed_forward_length");
+  info.architecture = string_or_empty(file, keys::kGeneralArchitecture);
+  info.name = string_or_empty(file, keys::kGeneralName);
+  info.license = string_or_empty(file, keys::kGeneralLicense);
+  if (auto config = load_config(file)) {
+    info.config = std::move(*config);
+  } else {
+    info.config_error = config.message();
+  }
   for (const gguf::TensorInfo& t : file.tensors()) {
     TypeUsage& usage = info.types[std::string(gguf::type_info(t.type).name)];
     usage.tensors += 1;
@@ -50,17 +50,13 @@ ModelInfo describe_model(const gguf::GgufFile& file) {
     info.tensor_bytes += t.n_bytes;
   }
   info.n_tensors = static_cast<int64_t>(file.tensors().size());
-  info.tokenizer_model = string_or_empty(file, "tokenizer.ggml.model");
+  info.tokenizer_model = string_or_empty(file, keys::kTokenizerModel);
   info.tokenizer_kind = tokenizer_kind(info.tokenizer_model);
-  info.tokenizer_pre = string_or_empty(file, "tokenizer.ggml.pre");
-  if (const gguf::Value* tokens = file.find("tokenizer.ggml.tokens")) {
+  info.tokenizer_pre = string_or_empty(file, keys::kTokenizerPre);
+  if (const gguf::Value* tokens = file.find(keys::kTokenizerTokens)) {
     if (const gguf::Array* a = tokens->as_array()) info.vocab_size = static_cast<int64_t>(a->items.size());
   }
-  info.has_chat_template = file.find("tokenizer.chat_template") != nullptr;
-  if (info.n_layer && info.n_head && info.n_embd) {
-    const int64_t head_dim = int_or_none(file, arch + ".attention.key_length").value_or(*info.n_embd / *info.n_head);
-    info.kv_bytes_per_token = 2 * *info.n_layer * info.n_head_kv.value_or(*info.n_head) * head_dim * 2;
-  }
+  info.has_chat_template = file.find(keys::kTokenizerChatTemplate) != nullptr;
   return info;
 }
 
@@ -68,10 +64,13 @@ MemoryEstimate estimate_memory(const ModelInfo& info, int64_t n_ctx) {
   MemoryEstimate m;
   m.n_ctx = n_ctx;
   m.weights = info.tensor_bytes;
-  m.kv_cache = static_cast<uint64_t>(info.kv_bytes_per_token * n_ctx);
-  // forward() keeps about 4 n_embd + 2 n_ff floats per batch token, plus the logits of one row.
-  const int64_t per_token = 4 * info.n_embd.value_or(0) + 2 * info.n_ff.value_or(0);
-  m.activations = static_cast<uint64_t>((512 * per_token + info.vocab_size) * 4);
+  int64_t per_token = 0;  // activation floats per batch token
+  if (const std::optional<ModelConfig>& c = info.config) {
+    m.kv_cache = KvCache::bytes_for(c->n_layer, c->n_embd_kv(), n_ctx, 1);
+    per_token = c->activation_widths().total();
+  }
+  const int64_t n_batch = ContextOptions{}.n_batch;
+  m.activations = static_cast<uint64_t>(n_batch * per_token + info.vocab_size) * sizeof(float);
   return m;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
+#include "model/config.h"
 
 namespace owl::model {
 
@@ -23,12 +24,10 @@ struct ModelInfo {
   std::string architecture;
   std::string name;
   std::string license;
-  std::optional<int64_t> context_length;
-  std::optional<int64_t> n_embd;
-  std::optional<int64_t> n_layer;
-  std::optional<int64_t> n_head;
-  std::optional<int64_t> n_head_kv;
-  std::optional<int64_t> n_ff;
+  // The configuration the runtime would run the model with (load_config); empty, with the
+  // reason in config_error, when owl does not run it.
+  std::optional<ModelConfig> config;
+  std::string config_error;
   int64_t n_params = 0;         // elements of every tensor
   uint64_t tensor_bytes = 0;
   int64_t n_tensors = 0;
@@ -38,11 +37,12 @@ struct ModelInfo {
   std::string tokenizer_pre;    // tokenizer.ggml.pre, empty when absent
   int64_t vocab_size = 0;
   bool has_chat_template = false;
-  int64_t kv_bytes_per_token = 0;  // F16 K and V of every layer; 0 when the shape is unknown
 };
 
-// Resident memory to run the model at a context length: the weights (mapped in place), the F16
-// KV cache, and activations for a 512-token batch.
+// Resident memory to run the model at a context length, as the runtime allocates it: the
+// weights (mapped in place), the F16 KV cache of one sequence (KvCache) and a default Context's
+// activation buffers (ContextOptions::n_batch tokens) with the logits of one row. Without a
+// configuration only the weights and the logits count. The matmul scratch is not counted.
 struct MemoryEstimate {
   int64_t n_ctx = 0;
   uint64_t weights = 0;

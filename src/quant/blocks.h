@@ -8,8 +8,8 @@
 
 namespace owl::quant {
 
-inline constexpr int kQK = 32;     // elements per block, 32-element formats
-inline constexpr int kQK_K = 256;  // elements per super-block, K-quants
+using gguf::kQK;    // elements per block, 32-element formats
+using gguf::kQK_K;  // elements per super-block, K-quants
 inline constexpr int kScaleBytesK = 12;  // packed 6-bit scales/mins of Q4_K and Q5_K
 
 // x = d * (q - 8), q in [0, 15]; qs[j] low nibble is element j, high nibble element j + 16.
@@ -91,17 +91,23 @@ struct BlockQ8_K {
   int16_t bsums[kQK_K / 16];
 };
 
-static_assert(sizeof(BlockQ4_0) == 18);
-static_assert(sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22);
-static_assert(sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ8_0) == 34);
-static_assert(sizeof(BlockQ8_1) == 36);
-static_assert(sizeof(BlockQ2_K) == 84);
-static_assert(sizeof(BlockQ3_K) == 110);
-static_assert(sizeof(BlockQ4_K) == 144);
-static_assert(sizeof(BlockQ5_K) == 176);
-static_assert(sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
+// Each struct is exactly the bytes per block of gguf's size table.
+template <typename Block>
+constexpr bool is_block_of(gguf::TensorType type) {
+  const gguf::TensorTypeInfo* info = gguf::find_type_info(static_cast<uint32_t>(type));
+  return info != nullptr && static_cast<int64_t>(sizeof(Block)) == info->type_size;
+}
+static_assert(is_block_of<BlockQ4_0>(gguf::TensorType::Q4_0));
+static_assert(is_block_of<BlockQ4_1>(gguf::TensorType::Q4_1));
+static_assert(is_block_of<BlockQ5_0>(gguf::TensorType::Q5_0));
+static_assert(is_block_of<BlockQ5_1>(gguf::TensorType::Q5_1));
+static_assert(is_block_of<BlockQ8_0>(gguf::TensorType::Q8_0));
+static_assert(is_block_of<BlockQ8_1>(gguf::TensorType::Q8_1));
+static_assert(is_block_of<BlockQ2_K>(gguf::TensorType::Q2_K));
+static_assert(is_block_of<BlockQ3_K>(gguf::TensorType::Q3_K));
+static_assert(is_block_of<BlockQ4_K>(gguf::TensorType::Q4_K));
+static_assert(is_block_of<BlockQ5_K>(gguf::TensorType::Q5_K));
+static_assert(is_block_of<BlockQ6_K>(gguf::TensorType::Q6_K));
+static_assert(is_block_of<BlockQ8_K>(gguf::TensorType::Q8_K));
 
 }  // namespace owl::quant

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "quant/half.h"
+#include "quant/kquant_pack.h"
 #include "quant/kquant_search.h"
 #include "quant/quant.h"
 
@@ -22,8 +23,6 @@ using detail::fit_symmetric_rmse;
 using detail::kGroupMaxEps;
 using detail::ScaleGrid;
 
-// 2-bit packing of Q2_K / Q3_K: each half of 128 elements fills 32 bytes; byte l of the half
-// holds elements l, l + 32, l + 64, l + 96 at bits 0, 2, 4, 6.
 // Re-derives the quants of each 16-element sub-block from its final (stored, rounded) scale,
 // as llama.cpp does once the scales are encoded: L = clamp(round(x / d_j), -half, half - 1) + half.
 // A sub-block whose scale is 0 keeps the L it has.
@@ -36,47 +35,6 @@ void requantize_16(const float* x, int half, ScaleOf scale_of, int8_t* L) {
       const int l = nearest_int(x[16 * j + i] / d);
       L[16 * j + i] = static_cast<int8_t>(std::max(-half, std::min(half - 1, l)) + half);
     }
-  }
-}
-
-void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int half = 0; half < kQK_K / 128; ++half, L += 128, qs += 32) {
-    for (int l = 0; l < 32; ++l) {
-      qs[l] = static_cast<uint8_t>(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
-    }
-  }
-}
-
-// 2-bit field of element e (0..255) under pack_2bit.
-int unpack_2bit(const uint8_t* qs, int e) {
-  const int half = e / 128;
-  const int r = e % 128;
-  return (qs[half * 32 + r % 32] >> (2 * (r / 32))) & 3;
-}
-
-// 4-bit packing of Q4_K / Q5_K: each 64 elements fill 32 bytes, element l in the low nibble
-// of byte l and element l + 32 in the high nibble.
-void pack_4bit(const uint8_t* L, uint8_t* qs) {
-  for (int chunk = 0; chunk < kQK_K / 64; ++chunk, L += 64, qs += 32) {
-    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
-  }
-}
-
-int unpack_4bit(const uint8_t* qs, int e) {
-  const uint8_t byte = qs[(e / 64) * 32 + e % 32];
-  return (e % 64) < 32 ? byte & 0xF : byte >> 4;
-}
-
-// Stores the 6-bit scale and min of sub-block j (0..7) as get_scale_min_k4 reads them.
-// Sub-blocks 0..3 must be stored before 4..7 (these OR into bytes 0..7).
-void put_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* packed) {
-  if (j < 4) {
-    packed[j] = ls;
-    packed[j + 4] = lm;
-  } else {
-    packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-    packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-    packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
   }
 }
 
@@ -182,29 +140,9 @@ void encode_scales_q3_k(const float* scales, BlockQ3_K& y) {
   for (int j = 0; j < kQK_K / 16; ++j) {
     int8_t l = static_cast<int8_t>(nearest_int(iscale * scales[j]));  // ggml narrows first
     l = static_cast<int8_t>(std::max<int>(-32, std::min<int>(31, l)) + 32);
-    if (j < 8) {
-      y.scales[j] = static_cast<uint8_t>(l & 0xF);
-    } else {
-      y.scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
-    }
-    y.scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+    put_scale_q3_k(j, l, y.scales);
   }
   y.d = f32_to_f16(1 / iscale);
-}
-
-// The third bit of element e lives in bit e / 32 of hmask[e % 32]; qs keeps the low 2 bits.
-void pack_q3_k(int8_t* L, BlockQ3_K& y) {
-  std::memset(y.hmask, 0, sizeof(y.hmask));
-  uint8_t low[kQK_K];
-  for (int e = 0; e < kQK_K; ++e) {
-    int q = L[e];
-    if (q > 3) {
-      y.hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-      q -= 4;
-    }
-    low[e] = static_cast<uint8_t>(q);
-  }
-  pack_2bit(low, y.qs);
 }
 
 }  // namespace
@@ -335,15 +273,7 @@ void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n) {
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     requantize_k4(x, 31, s.d, s.dmin, y[b].scales, L);
-    // Bit 4 of element e goes to bit e / 32 of qh[e % 32]; the low 4 bits pack as Q4_K.
-    std::memset(y[b].qh, 0, sizeof(y[b].qh));
-    for (int e = 0; e < kQK_K; ++e) {
-      if (L[e] > 15) {
-        y[b].qh[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-        L[e] = static_cast<uint8_t>(L[e] - 16);
-      }
-    }
-    pack_4bit(L, y[b].qs);
+    pack_q5_k(L, y[b]);
   }
 }
 
@@ -366,37 +296,6 @@ void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------- Q6_K
-
-namespace {
-
-// 6-bit packing: per half of 128 elements, ql holds the low nibbles (64 bytes: element l and
-// l + 64 share byte l, l + 32 and l + 96 share byte l + 32) and qh the high 2 bits (32 bytes:
-// elements l, l + 32, l + 64, l + 96 at bits 0, 2, 4, 6 of byte l).
-void pack_q6_k(const int8_t* L, BlockQ6_K& y) {
-  uint8_t* ql = y.ql;
-  uint8_t* qh = y.qh;
-  for (int half = 0; half < kQK_K / 128; ++half, L += 128, ql += 64, qh += 32) {
-    for (int l = 0; l < 32; ++l) {
-      ql[l] = static_cast<uint8_t>((L[l] & 0xF) | ((L[l + 64] & 0xF) << 4));
-      ql[l + 32] = static_cast<uint8_t>((L[l + 32] & 0xF) | ((L[l + 96] & 0xF) << 4));
-      qh[l] = static_cast<uint8_t>((L[l] >> 4) | ((L[l + 32] >> 4) << 2) | ((L[l + 64] >> 4) << 4) |
-                                   ((L[l + 96] >> 4) << 6));
-    }
-  }
-}
-
-int unpack_q6_k(const BlockQ6_K& x, int e) {
-  const int half = e / 128;
-  const int r = e % 128;
-  const int quarter = r / 32;  // which of the four 32-element rows inside the half
-  const int l = r % 32;
-  const uint8_t low_byte = x.ql[half * 64 + l + 32 * (quarter & 1)];
-  const int low = quarter < 2 ? low_byte & 0xF : low_byte >> 4;
-  const int high = (x.qh[half * 32 + l] >> (2 * quarter)) & 3;
-  return low | (high << 4);
-}
-
-}  // namespace
 
 void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {

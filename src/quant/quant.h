@@ -17,6 +17,7 @@ namespace owl::quant {
 
 // x -> bytes of `type`, identical to llama.cpp's quantize_row_<type>_ref (no importance matrix).
 // F32/F16/BF16 are plain conversions. Returns false for types without a quantizer (I8..F64).
+// Both look the type up in the format-traits table (traits.h).
 bool quantize_row(gguf::TensorType type, const float* src, void* dst, int64_t n);
 
 // bytes of `type` -> x, identical to llama.cpp's dequantize_row_<type>.
@@ -28,7 +29,7 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_row_q8_1(const float* x, BlockQ8_1* y, int64_t n);
 void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n);
 
-// Typed entry points of the weight formats (quantize_row/dequantize_row dispatch to these).
+// Typed entry points of the weight formats (the format-traits table holds them).
 // 32-element blocks: formats_32.cpp.
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n);
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n);

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "quant/half.h"
+#include "quant/kquant_pack.h"
 #include "quant/kquant_search.h"
 #include "quant/quant.h"
+#include "quant/traits.h"
 
 namespace owl::quant {
 namespace {
@@ -59,71 +61,6 @@ void block_weights(const float* x, const float* importance, int n, float* w) {
   for (int i = 0; i < n; ++i) w[i] = importance[i] * std::sqrt(sigma2 + x[i] * x[i]);
 }
 
-// ------------------------------------------------------------------ 32-element blocks
-
-void weighted_q4_0(const float* x, const float* w, BlockQ4_0& y) {
-  const float d = fit_symmetric_weighted(kQK, 8, x, w);
-  y.d = f32_to_f16(d);
-  const float dd = f16_to_f32(y.d);
-  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
-  for (int j = 0; j < kQK / 2; ++j) {
-    const int q0 = clamp(nearest_int(x[j] * id), -8, 7) + 8;
-    const int q1 = clamp(nearest_int(x[j + kQK / 2] * id), -8, 7) + 8;
-    y.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-  }
-}
-
-void weighted_q5_0(const float* x, const float* w, BlockQ5_0& y) {
-  const float d = fit_symmetric_weighted(kQK, 16, x, w);
-  y.d = f32_to_f16(d);
-  const float dd = f16_to_f32(y.d);
-  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
-  uint32_t qh = 0;
-  for (int j = 0; j < kQK / 2; ++j) {
-    const int q0 = clamp(nearest_int(x[j] * id), -16, 15) + 16;
-    const int q1 = clamp(nearest_int(x[j + kQK / 2] * id), -16, 15) + 16;
-    y.qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
-    qh |= static_cast<uint32_t>(q0 >> 4) << j;
-    qh |= static_cast<uint32_t>(q1 >> 4) << (j + kQK / 2);
-  }
-  std::memcpy(y.qh, &qh, 4);
-}
-
-// Q4_1 / Q5_1: x ~ d * q + m.
-template <typename Block, int kMax>
-void weighted_q_1(const float* x, const float* w, Block& y) {
-  uint8_t L[kQK], laux[kQK];
-  float min = 0.0f;
-  const float d = fit_scale_and_min(kQK, kMax, x, w, L, &min, laux, ScaleGrid{-1.0f, 0.1f, 20}, false);
-  y.d = f32_to_f16(d);
-  y.m = f32_to_f16(-min);
-  const float dd = f16_to_f32(y.d), m = f16_to_f32(y.m);
-  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
-  uint32_t qh = 0;
-  for (int j = 0; j < kQK / 2; ++j) {
-    const int q0 = clamp(nearest_int((x[j] - m) * id), 0, kMax);
-    const int q1 = clamp(nearest_int((x[j + kQK / 2] - m) * id), 0, kMax);
-    y.qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
-    qh |= static_cast<uint32_t>(q0 >> 4) << j;
-    qh |= static_cast<uint32_t>(q1 >> 4) << (j + kQK / 2);
-  }
-  if constexpr (kMax == 31) std::memcpy(y.qh, &qh, 4);
-}
-
-// ------------------------------------------------------------------------ K-quants
-
-// 6-bit (Q4_K / Q5_K) scale and min of sub-block j, as get_scale_min_k4 reads them.
-void put_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* packed) {
-  if (j < 4) {
-    packed[j] = ls;
-    packed[j + 4] = lm;
-  } else {
-    packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-    packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-    packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-  }
-}
-
 // Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; the quants go to L [256].
 template <int kMax>
 void weighted_k45(const float* x, const float* w, uint16_t& d16, uint16_t& dmin16, uint8_t* packed, uint8_t* L) {
@@ -156,33 +93,93 @@ void weighted_k45(const float* x, const float* w, uint16_t& d16, uint16_t& dmin1
   }
 }
 
-void pack_4bit(const uint8_t* L, uint8_t* qs) {
-  for (int chunk = 0; chunk < kQK_K / 64; ++chunk, L += 64, qs += 32) {
-    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
+// Q4_1 / Q5_1: x ~ d * q + m.
+template <typename Block, int kMax>
+void weighted_q_1(const float* x, const float* w, Block& y) {
+  uint8_t L[kQK], laux[kQK];
+  float min = 0.0f;
+  const float d = fit_scale_and_min(kQK, kMax, x, w, L, &min, laux, ScaleGrid{-1.0f, 0.1f, 20}, false);
+  y.d = f32_to_f16(d);
+  y.m = f32_to_f16(-min);
+  const float dd = f16_to_f32(y.d), m = f16_to_f32(y.m);
+  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    const int q0 = clamp(nearest_int((x[j] - m) * id), 0, kMax);
+    const int q1 = clamp(nearest_int((x[j + kQK / 2] - m) * id), 0, kMax);
+    y.qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+    qh |= static_cast<uint32_t>(q0 >> 4) << j;
+    qh |= static_cast<uint32_t>(q1 >> 4) << (j + kQK / 2);
+  }
+  if constexpr (kMax == 31) std::memcpy(y.qh, &qh, 4);
+}
+
+// Weighted squared error of one decoded block.
+double block_error(const FormatTraits& traits, const void* block, const float* x, const float* w, int n) {
+  float y[kQK_K];
+  traits.dequantize(block, y, n);
+  double e = 0;
+  for (int i = 0; i < n; ++i) e += static_cast<double>(w[i]) * (x[i] - y[i]) * (x[i] - y[i]);
+  return e;
+}
+
+// Bytes of the largest block of any type (a block fitted here fits in it).
+constexpr size_t max_block_bytes() {
+  int64_t bytes = 0;
+  for (const gguf::TensorTypeInfo& info : gguf::kTensorTypes) bytes = std::max(bytes, info.type_size);
+  return static_cast<size_t>(bytes);
+}
+
+}  // namespace
+
+namespace detail {
+
+void weighted_block_q4_0(const float* x, const float* w, BlockQ4_0& y) {
+  const float d = fit_symmetric_weighted(kQK, 8, x, w);
+  y.d = f32_to_f16(d);
+  const float dd = f16_to_f32(y.d);
+  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+  for (int j = 0; j < kQK / 2; ++j) {
+    const int q0 = clamp(nearest_int(x[j] * id), -8, 7) + 8;
+    const int q1 = clamp(nearest_int(x[j + kQK / 2] * id), -8, 7) + 8;
+    y.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
   }
 }
 
-void weighted_q4_k(const float* x, const float* w, BlockQ4_K& y) {
+void weighted_block_q5_0(const float* x, const float* w, BlockQ5_0& y) {
+  const float d = fit_symmetric_weighted(kQK, 16, x, w);
+  y.d = f32_to_f16(d);
+  const float dd = f16_to_f32(y.d);
+  const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    const int q0 = clamp(nearest_int(x[j] * id), -16, 15) + 16;
+    const int q1 = clamp(nearest_int(x[j + kQK / 2] * id), -16, 15) + 16;
+    y.qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+    qh |= static_cast<uint32_t>(q0 >> 4) << j;
+    qh |= static_cast<uint32_t>(q1 >> 4) << (j + kQK / 2);
+  }
+  std::memcpy(y.qh, &qh, 4);
+}
+
+void weighted_block_q4_1(const float* x, const float* w, BlockQ4_1& y) { weighted_q_1<BlockQ4_1, 15>(x, w, y); }
+
+void weighted_block_q5_1(const float* x, const float* w, BlockQ5_1& y) { weighted_q_1<BlockQ5_1, 31>(x, w, y); }
+
+void weighted_block_q4_k(const float* x, const float* w, BlockQ4_K& y) {
   uint8_t L[kQK_K] = {};
   weighted_k45<15>(x, w, y.d, y.dmin, y.scales, L);
   pack_4bit(L, y.qs);
 }
 
-void weighted_q5_k(const float* x, const float* w, BlockQ5_K& y) {
+void weighted_block_q5_k(const float* x, const float* w, BlockQ5_K& y) {
   uint8_t L[kQK_K] = {};
   weighted_k45<31>(x, w, y.d, y.dmin, y.scales, L);
-  std::memset(y.qh, 0, sizeof(y.qh));
-  for (int e = 0; e < kQK_K; ++e) {
-    if (L[e] > 15) {
-      y.qh[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-      L[e] = static_cast<uint8_t>(L[e] - 16);
-    }
-  }
-  pack_4bit(L, y.qs);
+  pack_q5_k(L, y);
 }
 
 // Q6_K: 16 sub-blocks of 16, int8 scales relative to the largest, 6-bit quants.
-void weighted_q6_k(const float* x, const float* w, BlockQ6_K& y) {
+void weighted_block_q6_k(const float* x, const float* w, BlockQ6_K& y) {
   float scales[16], max_scale = 0.0f, amax = 0.0f;
   for (int j = 0; j < 16; ++j) {
     scales[j] = fit_symmetric_weighted(16, 32, x + 16 * j, w + 16 * j);
@@ -203,28 +200,11 @@ void weighted_q6_k(const float* x, const float* w, BlockQ6_K& y) {
       L[16 * j + i] = static_cast<int8_t>(d == 0.0f ? 32 : clamp(nearest_int(x[16 * j + i] / d), -32, 31) + 32);
     }
   }
-  for (int half = 0; half < 2; ++half) {
-    const int8_t* l = L + 128 * half;
-    uint8_t* ql = y.ql + 64 * half;
-    uint8_t* qh = y.qh + 32 * half;
-    for (int i = 0; i < 32; ++i) {
-      ql[i] = static_cast<uint8_t>((l[i] & 0xF) | ((l[i + 64] & 0xF) << 4));
-      ql[i + 32] = static_cast<uint8_t>((l[i + 32] & 0xF) | ((l[i + 96] & 0xF) << 4));
-      qh[i] = static_cast<uint8_t>((l[i] >> 4) | ((l[i + 32] >> 4) << 2) | ((l[i + 64] >> 4) << 4) | ((l[i + 96] >> 4) << 6));
-    }
-  }
-}
-
-// 2-bit packing of Q2_K / Q3_K: byte l of each 128-element half holds elements l, l + 32,
-// l + 64, l + 96 at bits 0, 2, 4, 6.
-void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int half = 0; half < 2; ++half, L += 128, qs += 32) {
-    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
-  }
+  pack_q6_k(L, y);
 }
 
 // Q2_K: 16 sub-blocks of 16, x ~ d * sc * q - dmin * m, 4-bit sc and m, 2-bit q.
-void weighted_q2_k(const float* x, const float* w, BlockQ2_K& y) {
+void weighted_block_q2_k(const float* x, const float* w, BlockQ2_K& y) {
   uint8_t L[kQK_K] = {}, laux[16];
   float scales[16], mins[16], max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < 16; ++j) {
@@ -249,7 +229,7 @@ void weighted_q2_k(const float* x, const float* w, BlockQ2_K& y) {
 }
 
 // Q3_K: 16 sub-blocks of 16, x ~ d * (s - 32) * (q - 4), 6-bit s, 3-bit q (high bit in hmask).
-void weighted_q3_k(const float* x, const float* w, BlockQ3_K& y) {
+void weighted_block_q3_k(const float* x, const float* w, BlockQ3_K& y) {
   float scales[16], max_scale = 0.0f, amax = 0.0f;
   for (int j = 0; j < 16; ++j) {
     scales[j] = fit_symmetric_weighted(16, 4, x + 16 * j, w + 16 * j);
@@ -262,61 +242,34 @@ void weighted_q3_k(const float* x, const float* w, BlockQ3_K& y) {
   if (max_scale == 0.0f) return;
   const float iscale = -32.0f / max_scale;
   for (int j = 0; j < 16; ++j) {
-    const int l = clamp(nearest_int(iscale * scales[j]), -32, 31) + 32;
-    if (j < 8) y.scales[j] = static_cast<uint8_t>(l & 0xF);
-    else y.scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
-    y.scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+    put_scale_q3_k(j, clamp(nearest_int(iscale * scales[j]), -32, 31) + 32, y.scales);
   }
   y.d = f32_to_f16(1 / iscale);
-  uint8_t low[kQK_K];
+  int8_t L[kQK_K];
   for (int j = 0; j < 16; ++j) {
     const float d = f16_to_f32(y.d) * static_cast<float>(get_scale_q3_k(j, y.scales) - 32);
     for (int i = 0; i < 16; ++i) {
-      const int e = 16 * j + i;
-      int q = d == 0.0f ? 4 : clamp(nearest_int(x[e] / d), -4, 3) + 4;
-      if (q > 3) {
-        y.hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-        q -= 4;
-      }
-      low[e] = static_cast<uint8_t>(q);
+      L[16 * j + i] = static_cast<int8_t>(d == 0.0f ? 4 : clamp(nearest_int(x[16 * j + i] / d), -4, 3) + 4);
     }
   }
-  pack_2bit(low, y.qs);
+  pack_q3_k(L, y);
 }
 
-// Weighted squared error of one decoded block.
-double block_error(TensorType type, const void* block, const float* x, const float* w, int n) {
-  float y[kQK_K];
-  dequantize_row(type, block, y, n);
-  double e = 0;
-  for (int i = 0; i < n; ++i) e += static_cast<double>(w[i]) * (x[i] - y[i]) * (x[i] - y[i]);
-  return e;
-}
-
-}  // namespace
+}  // namespace detail
 
 bool quantize_row_weighted(TensorType type, const float* x, void* dst, int64_t n, const float* importance) {
-  const gguf::TensorTypeInfo& info = gguf::type_info(type);
+  const FormatTraits* traits = find_format_traits(type);
+  if (traits == nullptr || traits->quantize_block_weighted == nullptr) return false;
+  const gguf::TensorTypeInfo& info = traits->info();
   const int bs = static_cast<int>(info.block_size);
   auto* out = static_cast<uint8_t*>(dst);
-  uint8_t candidate[sizeof(BlockQ6_K) + sizeof(BlockQ5_K)];
+  alignas(8) uint8_t candidate[max_block_bytes()];
   float w[kQK_K];
   for (int64_t b = 0; b < n / bs; ++b, x += bs, importance += bs, out += info.type_size) {
     block_weights(x, importance, bs, w);
-    switch (type) {
-      case TensorType::Q4_0: weighted_q4_0(x, w, *reinterpret_cast<BlockQ4_0*>(candidate)); break;
-      case TensorType::Q5_0: weighted_q5_0(x, w, *reinterpret_cast<BlockQ5_0*>(candidate)); break;
-      case TensorType::Q4_1: weighted_q_1<BlockQ4_1, 15>(x, w, *reinterpret_cast<BlockQ4_1*>(candidate)); break;
-      case TensorType::Q5_1: weighted_q_1<BlockQ5_1, 31>(x, w, *reinterpret_cast<BlockQ5_1*>(candidate)); break;
-      case TensorType::Q4_K: weighted_q4_k(x, w, *reinterpret_cast<BlockQ4_K*>(candidate)); break;
-      case TensorType::Q5_K: weighted_q5_k(x, w, *reinterpret_cast<BlockQ5_K*>(candidate)); break;
-      case TensorType::Q6_K: weighted_q6_k(x, w, *reinterpret_cast<BlockQ6_K*>(candidate)); break;
-      case TensorType::Q2_K: weighted_q2_k(x, w, *reinterpret_cast<BlockQ2_K*>(candidate)); break;
-      case TensorType::Q3_K: weighted_q3_k(x, w, *reinterpret_cast<BlockQ3_K*>(candidate)); break;
-      default: return false;
-    }
-    quantize_row(type, x, out, bs);  // the reference block
-    if (block_error(type, candidate, x, w, bs) < block_error(type, out, x, w, bs)) {
+    traits->quantize_block_weighted(x, w, candidate);
+    traits->quantize(x, out, bs);  // the reference block
+    if (block_error(*traits, candidate, x, w, bs) < block_error(*traits, out, x, w, bs)) {
       std::memcpy(out, candidate, static_cast<size_t>(info.type_size));
     }
   }

@@ -7,10 +7,13 @@
 #include <limits>
 
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/vocab.h"
 
 namespace owl::tokenizer {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using core::Result;
@@ -53,48 +56,48 @@ Result<std::optional<bool>> read_optional_bool(const gguf::GgufFile& file, std::
 
 Result<VocabSpec> read_vocab_spec(const gguf::GgufFile& file) {
   VocabSpec spec;
-  Result<std::string> model = file.get_string("tokenizer.ggml.model");
+  Result<std::string> model = file.get_string(keys::kTokenizerModel);
   if (!model.ok()) return model.error();
   spec.model = std::move(*model);
-  Result<std::string> pre = file.get_string_or("tokenizer.ggml.pre", "");
+  Result<std::string> pre = file.get_string_or(keys::kTokenizerPre, "");
   if (!pre.ok()) return pre.error();
   spec.pre = std::move(*pre);
-  Result<std::string> name = file.get_string_or("general.name", "");
+  Result<std::string> name = file.get_string_or(keys::kGeneralName, "");
   spec.name = name.ok() ? std::move(*name) : std::string();
-  Result<std::string> arch = file.get_string_or("general.architecture", "");
+  Result<std::string> arch = file.get_string_or(keys::kGeneralArchitecture, "");
   spec.architecture = arch.ok() ? std::move(*arch) : std::string();
 
-  Result<std::vector<std::string>> tokens = file.get_string_array("tokenizer.ggml.tokens");
+  Result<std::vector<std::string>> tokens = file.get_string_array(keys::kTokenizerTokens);
   if (!tokens.ok()) return tokens.error();
   spec.tokens = std::move(*tokens);
-  if (file.find("tokenizer.ggml.scores") != nullptr) {
-    Result<std::vector<double>> scores = file.get_float_array("tokenizer.ggml.scores");
+  if (file.find(keys::kTokenizerScores) != nullptr) {
+    Result<std::vector<double>> scores = file.get_float_array(keys::kTokenizerScores);
     if (!scores.ok()) return scores.error();
     spec.scores.assign(scores->begin(), scores->end());
   }
-  if (file.find("tokenizer.ggml.token_type") != nullptr) {
-    Result<std::vector<int64_t>> types = file.get_int_array("tokenizer.ggml.token_type");
+  if (file.find(keys::kTokenizerTokenType) != nullptr) {
+    Result<std::vector<int64_t>> types = file.get_int_array(keys::kTokenizerTokenType);
     if (!types.ok()) return types.error();
     spec.token_types.reserve(types->size());
     for (int64_t t : *types) spec.token_types.push_back(static_cast<int32_t>(std::clamp<int64_t>(t, -1, 1000)));
   }
-  if (file.find("tokenizer.ggml.merges") != nullptr) {
-    Result<std::vector<std::string>> merges = file.get_string_array("tokenizer.ggml.merges");
+  if (file.find(keys::kTokenizerMerges) != nullptr) {
+    Result<std::vector<std::string>> merges = file.get_string_array(keys::kTokenizerMerges);
     if (!merges.ok()) return merges.error();
     spec.merges = std::move(*merges);
   }
 
   const std::pair<const char*, std::optional<int64_t>*> ids[] = {
-      {"tokenizer.ggml.bos_token_id", &spec.bos},       {"tokenizer.ggml.eos_token_id", &spec.eos},
-      {"tokenizer.ggml.eot_token_id", &spec.eot},       {"tokenizer.ggml.eom_token_id", &spec.eom},
-      {"tokenizer.ggml.unknown_token_id", &spec.unk},   {"tokenizer.ggml.seperator_token_id", &spec.sep},
-      {"tokenizer.ggml.padding_token_id", &spec.pad},   {"tokenizer.ggml.mask_token_id", &spec.mask},
-      {"tokenizer.ggml.fim_pre_token_id", &spec.fim_pre}, {"tokenizer.ggml.fim_suf_token_id", &spec.fim_suf},
-      {"tokenizer.ggml.fim_mid_token_id", &spec.fim_mid}, {"tokenizer.ggml.fim_pad_token_id", &spec.fim_pad},
-      {"tokenizer.ggml.fim_rep_token_id", &spec.fim_rep}, {"tokenizer.ggml.fim_sep_token_id", &spec.fim_sep},
+      {keys::kTokenizerBosId, &spec.bos},       {keys::kTokenizerEosId, &spec.eos},
+      {keys::kTokenizerEotId, &spec.eot},       {keys::kTokenizerEomId, &spec.eom},
+      {keys::kTokenizerUnknownId, &spec.unk},   {keys::kTokenizerSeparatorId, &spec.sep},
+      {keys::kTokenizerPaddingId, &spec.pad},   {keys::kTokenizerMaskId, &spec.mask},
+      {keys::kTokenizerFimPreId, &spec.fim_pre}, {keys::kTokenizerFimSufId, &spec.fim_suf},
+      {keys::kTokenizerFimMidId, &spec.fim_mid}, {keys::kTokenizerFimPadId, &spec.fim_pad},
+      {keys::kTokenizerFimRepId, &spec.fim_rep}, {keys::kTokenizerFimSepId, &spec.fim_sep},
       // deprecated names of the FIM ids
-      {"tokenizer.ggml.prefix_token_id", &spec.fim_pre},  {"tokenizer.ggml.suffix_token_id", &spec.fim_suf},
-      {"tokenizer.ggml.middle_token_id", &spec.fim_mid},
+      {keys::kTokenizerPrefixId, &spec.fim_pre},  {keys::kTokenizerSuffixId, &spec.fim_suf},
+      {keys::kTokenizerMiddleId, &spec.fim_mid},
   };
   for (const auto& [key, field] : ids) {
     Result<std::optional<int64_t>> v = read_optional_int(file, key);
@@ -102,9 +105,9 @@ Result<VocabSpec> read_vocab_spec(const gguf::GgufFile& file) {
     if (v->has_value()) *field = *v;
   }
   const std::pair<const char*, std::optional<bool>*> flags[] = {
-      {"tokenizer.ggml.add_bos_token", &spec.add_bos},
-      {"tokenizer.ggml.add_eos_token", &spec.add_eos},
-      {"tokenizer.ggml.add_space_prefix", &spec.add_space_prefix},
+      {keys::kTokenizerAddBos, &spec.add_bos},
+      {keys::kTokenizerAddEos, &spec.add_eos},
+      {keys::kTokenizerAddSpacePrefix, &spec.add_space_prefix},
   };
   for (const auto& [key, field] : flags) {
     Result<std::optional<bool>> v = read_optional_bool(file, key);

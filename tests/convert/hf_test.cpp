@@ -9,8 +9,8 @@
 
 #include "convert/hf.h"
 #include "convert/safetensors.h"
+#include "convert/synth.h"
 #include "model/forward.h"
-#include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::convert {
@@ -84,7 +84,7 @@ TEST_P(TokenizerRoundTrip, SameIdsOnEveryTestInput) {
   const std::string vocab = kShared + "/vocab/ggml-vocab-" + GetParam() + ".gguf";
   const std::string dir = temp_dir("vocab_" + GetParam());
   const std::string model = dir + "/model.gguf";
-  ASSERT_TRUE(model::synthesize_model({.n_embd = 32, .n_layer = 1, .n_head = 2, .n_head_kv = 2, .n_ff = 64,
+  ASSERT_TRUE(synthesize_model({.n_embd = 32, .n_layer = 1, .n_head = 2, .n_head_kv = 2, .n_ff = 64,
                                        .n_ctx = 64, .vocab_from = vocab, .type = gguf::TensorType::F32,
                                        .n_threads = 1, .output = model})
                   .ok());

@@ -7,7 +7,7 @@
 #include "core/result.h"
 #include "gguf/tensor_type.h"
 
-namespace owl::model {
+namespace owl::convert {
 
 struct SynthOptions {
   std::string arch = "llama";
@@ -29,4 +29,4 @@ struct SynthOptions {
 // are stored as F16, norms as F32. The file is written atomically.
 core::Status synthesize_model(const SynthOptions& options);
 
-}  // namespace owl::model
+}  // namespace owl::convert

@@ -1,14 +1,19 @@
 // The per-tensor mixes of llama.cpp's quantizer (src/llama-quant.cpp: llama_tensor_get_type,
 // tensor_type_fallback, tensor_allows_quantization), for dense (non-MoE) models.
-#include "convert/quant_mix.h"
+#include "quantize/quant_mix.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 
-namespace owl::convert {
+#include "gguf/keys.h"
+#include "quant/traits.h"
+
+namespace owl::quantize {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
+using gguf::FileType;
 using gguf::TensorType;
 
 namespace {
@@ -53,14 +58,12 @@ int64_t block_of(TensorType t) { return gguf::type_info(t).block_size; }
 // Running counters of the mix, in quantize_order (llama.cpp's quantize_state_impl).
 struct MixState {
   const MixModel& model;
-  std::string_view preset;
+  FileType preset;
   bool has_imatrix;
   int n_attention_wv = 0;
   int i_attention_wv = 0;
   int i_ffn_down = 0;
 };
-
-bool is(std::string_view preset, std::string_view name) { return preset == name; }
 
 TensorType output_type(const gguf::TensorInfo& t, TensorType type) {
   if (t.ne[0] % block_of(type) != 0) return TensorType::Q8_0;
@@ -68,17 +71,17 @@ TensorType output_type(const gguf::TensorInfo& t, TensorType type) {
 }
 
 TensorType attn_v_type(MixState& s, TensorType type) {
-  const std::string_view p = s.preset;
+  const FileType p = s.preset;
   const int64_t n_gqa = s.model.n_head_kv > 0 ? s.model.n_head / s.model.n_head_kv : 1;
-  if (is(p, "q2_k")) {
+  if (p == FileType::Q2_K) {
     type = n_gqa >= 4 ? TensorType::Q4_K : TensorType::Q3_K;
-  } else if (is(p, "q3_k_m")) {
+  } else if (p == FileType::Q3_K_M) {
     type = s.i_attention_wv < 2 ? TensorType::Q5_K : TensorType::Q4_K;
-  } else if (is(p, "q3_k_l")) {
+  } else if (p == FileType::Q3_K_L) {
     type = TensorType::Q5_K;
-  } else if ((is(p, "q4_k_m") || is(p, "q5_k_m")) && use_more_bits(s.i_attention_wv, s.n_attention_wv)) {
+  } else if ((p == FileType::Q4_K_M || p == FileType::Q5_K_M) && use_more_bits(s.i_attention_wv, s.n_attention_wv)) {
     type = TensorType::Q6_K;
-  } else if (is(p, "q4_k_s") && s.i_attention_wv < 4) {
+  } else if (p == FileType::Q4_K_S && s.i_attention_wv < 4) {
     type = TensorType::Q5_K;
   }
   // 70B llama: 8 query heads share each V head, so V is small and gets more bits cheaply.
@@ -90,37 +93,37 @@ TensorType attn_v_type(MixState& s, TensorType type) {
 }
 
 TensorType ffn_down_type(MixState& s, TensorType type) {
-  const std::string_view p = s.preset;
+  const FileType p = s.preset;
   const int i = s.i_ffn_down++;
   const int n = static_cast<int>(s.model.n_layer);
-  if (is(p, "q2_k")) return TensorType::Q3_K;
-  if (is(p, "q3_k_m")) return i < n / 16 ? TensorType::Q5_K : TensorType::Q4_K;
-  if (is(p, "q3_k_l")) return TensorType::Q5_K;
-  if (is(p, "q4_k_m")) return use_more_bits(i, n) ? TensorType::Q6_K : type;
-  if (is(p, "q5_k_m")) return use_more_bits(i, n) ? TensorType::Q6_K : type;
-  if (is(p, "q4_k_s")) return i < n / 8 ? TensorType::Q5_K : type;
+  if (p == FileType::Q2_K) return TensorType::Q3_K;
+  if (p == FileType::Q3_K_M) return i < n / 16 ? TensorType::Q5_K : TensorType::Q4_K;
+  if (p == FileType::Q3_K_L) return TensorType::Q5_K;
+  if (p == FileType::Q4_K_M) return use_more_bits(i, n) ? TensorType::Q6_K : type;
+  if (p == FileType::Q5_K_M) return use_more_bits(i, n) ? TensorType::Q6_K : type;
+  if (p == FileType::Q4_K_S) return i < n / 8 ? TensorType::Q5_K : type;
   // With an imatrix the first ffn_down layers of Q4_0/Q5_0 get the offset formats.
-  if ((is(p, "q4_0") || is(p, "q5_0")) && s.has_imatrix && i < n / 8) {
-    return is(p, "q4_0") ? TensorType::Q4_1 : TensorType::Q5_1;
+  if ((p == FileType::Q4_0 || p == FileType::Q5_0) && s.has_imatrix && i < n / 8) {
+    return p == FileType::Q4_0 ? TensorType::Q4_1 : TensorType::Q5_1;
   }
   return type;
 }
 
 TensorType mix_type(MixState& s, const gguf::TensorInfo& t, Category c, TensorType type) {
-  const std::string_view p = s.preset;
+  const FileType p = s.preset;
   if (c == Category::kOutput || (!s.model.has_output && c == Category::kTokenEmbd)) return output_type(t, type);
   switch (c) {
     case Category::kAttnV: return attn_v_type(s, type);
     case Category::kFfnDown: return ffn_down_type(s, type);
     case Category::kAttnOutput:
-      if (is(p, "q2_k")) return TensorType::Q3_K;
-      if (is(p, "q3_k_m")) return TensorType::Q4_K;
-      if (is(p, "q3_k_l")) return TensorType::Q5_K;
+      if (p == FileType::Q2_K) return TensorType::Q3_K;
+      if (p == FileType::Q3_K_M) return TensorType::Q4_K;
+      if (p == FileType::Q3_K_L) return TensorType::Q5_K;
       return type;
     case Category::kAttnQkv:
-      if (is(p, "q3_k_m") || is(p, "q3_k_l")) return TensorType::Q4_K;
-      if (is(p, "q4_k_m")) return TensorType::Q5_K;
-      if (is(p, "q5_k_m")) return TensorType::Q6_K;
+      if (p == FileType::Q3_K_M || p == FileType::Q3_K_L) return TensorType::Q4_K;
+      if (p == FileType::Q4_K_M) return TensorType::Q5_K;
+      if (p == FileType::Q5_K_M) return TensorType::Q6_K;
       return type;
     default: return type;
   }
@@ -149,27 +152,6 @@ int layer_of(std::string_view name) {
 
 }  // namespace
 
-const std::vector<QuantPreset>& quant_presets() {
-  static const std::vector<QuantPreset> presets = {
-      {"f32", 0, TensorType::F32},      {"f16", 1, TensorType::F16},      {"bf16", 32, TensorType::BF16},
-      {"q8_0", 7, TensorType::Q8_0},    {"q6_k", 18, TensorType::Q6_K},   {"q5_k_m", 17, TensorType::Q5_K},
-      {"q5_k_s", 16, TensorType::Q5_K}, {"q5_0", 8, TensorType::Q5_0},    {"q5_1", 9, TensorType::Q5_1},
-      {"q4_k_m", 15, TensorType::Q4_K}, {"q4_k_s", 14, TensorType::Q4_K}, {"q4_0", 2, TensorType::Q4_0},
-      {"q4_1", 3, TensorType::Q4_1},    {"q3_k_l", 13, TensorType::Q3_K}, {"q3_k_m", 12, TensorType::Q3_K},
-      {"q3_k_s", 11, TensorType::Q3_K}, {"q2_k", 10, TensorType::Q2_K},
-  };
-  return presets;
-}
-
-std::optional<QuantPreset> find_preset(std::string_view name) {
-  std::string lower(name);
-  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  for (const QuantPreset& p : quant_presets()) {
-    if (p.name == lower) return p;
-  }
-  return std::nullopt;
-}
-
 core::Result<TensorTypeOverride> parse_tensor_type_override(std::string_view spec) {
   const size_t eq = spec.rfind('=');
   if (eq == std::string_view::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -177,8 +159,7 @@ core::Result<TensorTypeOverride> parse_tensor_type_override(std::string_view spe
   }
   const std::string pattern(spec.substr(0, eq));
   const auto type = gguf::type_from_name(spec.substr(eq + 1));
-  if (!type || *type == TensorType::Q8_1 || *type == TensorType::Q8_K || !(*type == TensorType::F32 ||
-      *type == TensorType::F16 || *type == TensorType::BF16 || gguf::type_info(*type).quantized)) {
+  if (!type || !quant::format_traits(*type).weight) {
     return make_error("--tensor-type '{}': '{}' is not a weight type owl writes", spec, spec.substr(eq + 1));
   }
   try {
@@ -201,15 +182,17 @@ std::vector<const gguf::TensorInfo*> quantize_order(const gguf::GgufFile& file) 
 
 core::Result<MixModel> read_mix_model(const gguf::GgufFile& file) {
   MixModel m;
-  auto arch = file.get_string("general.architecture");
+  auto arch = file.get_string(keys::kGeneralArchitecture);
   if (!arch) return arch.error();
   m.arch = *arch;
-  auto get = [&](const char* key, int64_t fallback) { return file.get_int_or(m.arch + key, fallback); };
-  auto n_layer = get(".block_count", 0);
-  auto n_head = get(".attention.head_count", 1);
+  auto get = [&](const char* suffix, int64_t fallback) {
+    return file.get_int_or(keys::arch_key(m.arch, suffix), fallback);
+  };
+  auto n_layer = get(keys::kBlockCount, 0);
+  auto n_head = get(keys::kHeadCount, 1);
   if (!n_layer) return n_layer.error();
   if (!n_head) return n_head.error();
-  auto n_head_kv = get(".attention.head_count_kv", *n_head);
+  auto n_head_kv = get(keys::kHeadCountKv, *n_head);
   if (!n_head_kv) return n_head_kv.error();
   m.n_layer = *n_layer;
   m.n_head = *n_head;
@@ -222,7 +205,7 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
   auto model = read_mix_model(file);
   if (!model) return model.error();
   const auto order = quantize_order(file);
-  MixState state{*model, options.preset.name, options.has_imatrix};
+  MixState state{*model, options.preset.file_type, options.has_imatrix};
   for (const gguf::TensorInfo* t : order) {
     const Category c = category_of(t->name);
     if (c == Category::kAttnV || c == Category::kAttnQkv) ++state.n_attention_wv;
@@ -252,10 +235,8 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
     }
     plan.quantize = plan.target != t->type;
     if (plan.quantize) {
-      const auto* info = gguf::find_type_info(static_cast<uint32_t>(t->type));
-      const bool readable = t->type == TensorType::F32 || t->type == TensorType::F16 || t->type == TensorType::BF16 ||
-                            (info && info->quantized && t->type != TensorType::Q8_K);
-      if (!readable) {
+      const quant::FormatTraits* traits = quant::find_format_traits(t->type);
+      if (traits == nullptr || !traits->quantize_input) {
         return make_error("quantize: tensor {}: cannot convert type {} to {}", t->name, gguf::type_info(t->type).name,
                           gguf::type_info(plan.target).name);
       }
@@ -265,4 +246,4 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
   return plans;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

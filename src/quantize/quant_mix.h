@@ -4,29 +4,16 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/result.h"
+#include "gguf/file_type.h"
 #include "gguf/gguf.h"
 
-namespace owl::convert {
-
-// A file type users ask for (llama_ftype): its name, the number written to
-// general.file_type and the type most tensors get.
-struct QuantPreset {
-  std::string_view name;  // "q4_k_m"
-  uint32_t file_type;     // llama_ftype
-  gguf::TensorType base;  // the default tensor type of the mix
-};
-
-// The presets owl writes, in the order `owl quantize --help` lists them.
-const std::vector<QuantPreset>& quant_presets();
-// Case-insensitive; nullopt for an unknown name.
-std::optional<QuantPreset> find_preset(std::string_view name);
+namespace owl::quantize {
 
 // `--tensor-type PATTERN=TYPE`: tensors whose name the regex matches (anywhere) get TYPE.
 struct TensorTypeOverride {
@@ -54,7 +41,7 @@ struct TensorPlan {
 };
 
 struct MixOptions {
-  QuantPreset preset;
+  gguf::FileTypeInfo preset;  // the file type asked for (gguf/file_type.h)
   std::vector<TensorTypeOverride> overrides;
   bool has_imatrix = false;
 };
@@ -69,4 +56,4 @@ core::Result<MixModel> read_mix_model(const gguf::GgufFile& file);
 // as floats or whose rows fit no block even after the fallback.
 core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& file, const MixOptions& options);
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -1,4 +1,4 @@
-#include "model/bench.h"
+#include "eval/bench.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,15 @@
 #include "kernels/kernels.h"
 #include "model/forward.h"
 
-namespace owl::model {
+namespace owl::eval {
+
+using model::Batch;
+using model::Context;
+using model::LayerWeights;
+using model::Model;
+using model::ModelWeights;
+using model::Weight;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -124,4 +132,4 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
   return results;
 }
 
-}  // namespace owl::model
+}  // namespace owl::eval

@@ -1,9 +1,9 @@
 // owl compare: identical models agree exactly; a quantized model pays a small, measured price.
 #include <gtest/gtest.h>
 
-#include "convert/compare.h"
+#include "eval/compare.h"
 
-namespace owl::convert {
+namespace owl::eval {
 namespace {
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
@@ -61,4 +61,4 @@ TEST(Compare, Quantiles) {
 }
 
 }  // namespace
-}  // namespace owl::convert
+}  // namespace owl::eval

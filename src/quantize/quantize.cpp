@@ -1,16 +1,19 @@
 // quantize_model: converts each tensor row by row (input type -> f32 -> target type) on a
 // thread pool, keeping llama-quantize's metadata and tensor order.
-#include "convert/quantize.h"
+#include "quantize/quantize.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "core/thread_pool.h"
+#include "gguf/keys.h"
 #include "quant/quant.h"
 #include "quant/weighted.h"
 
-namespace owl::convert {
+namespace owl::quantize {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 using gguf::TensorType;
@@ -19,22 +22,22 @@ namespace {
 
 // Metadata that llama-quantize drops or sets itself.
 bool replaced_key(std::string_view key) {
-  return key == "general.quantization_version" || key == "general.file_type" || key == "split.no" ||
-         key == "split.count" || key == "split.tensors.count";
+  return key == keys::kGeneralQuantizationVersion || key == keys::kGeneralFileType || key == keys::kSplitNo ||
+         key == keys::kSplitCount || key == keys::kSplitTensorsCount;
 }
 
 void copy_metadata(const gguf::GgufFile& in, const QuantizeOptions& o, int64_t n_imatrix, gguf::GgufWriter& out) {
   for (const gguf::MetadataEntry& e : in.metadata()) {
     if (!replaced_key(e.key)) out.set(e.key, e.value);
   }
-  out.set("general.quantization_version", gguf::Value::u32(2));
-  out.set("general.file_type", gguf::Value::u32(o.preset.file_type));
+  out.set(keys::kGeneralQuantizationVersion, gguf::Value::u32(2));
+  out.set(keys::kGeneralFileType, gguf::Value::u32(static_cast<uint32_t>(o.preset.file_type)));
   if (o.imatrix) {
-    out.set("quantize.imatrix.file", gguf::Value::string(o.imatrix_path));
-    out.set("quantize.imatrix.entries_count", gguf::Value::i32(static_cast<int32_t>(n_imatrix)));
-    out.set("quantize.imatrix.chunks_count", gguf::Value::i32(static_cast<int32_t>(o.imatrix->chunk_count)));
+    out.set(keys::kQuantizeImatrixFile, gguf::Value::string(o.imatrix_path));
+    out.set(keys::kQuantizeImatrixEntriesCount, gguf::Value::i32(static_cast<int32_t>(n_imatrix)));
+    out.set(keys::kQuantizeImatrixChunksCount, gguf::Value::i32(static_cast<int32_t>(o.imatrix->chunk_count)));
     if (!o.imatrix->datasets.empty()) {
-      out.set("quantize.imatrix.dataset", gguf::Value::string(o.imatrix->datasets.front()));
+      out.set(keys::kQuantizeImatrixDataset, gguf::Value::string(o.imatrix->datasets.front()));
     }
   }
 }
@@ -144,4 +147,4 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
   return summary;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

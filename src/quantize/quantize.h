@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "convert/imatrix.h"
-#include "convert/quant_mix.h"
 #include "core/result.h"
+#include "quantize/imatrix.h"
+#include "quantize/quant_mix.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 struct QuantizeProgress {
   int64_t tensors_done = 0;
@@ -25,7 +25,7 @@ struct QuantizeProgress {
 struct QuantizeOptions {
   std::string input;
   std::string output;
-  QuantPreset preset;
+  gguf::FileTypeInfo preset;
   std::vector<TensorTypeOverride> overrides;
   const Imatrix* imatrix = nullptr;  // per-column importance of each matrix, by tensor name
   std::string imatrix_path;          // recorded in the output's metadata
@@ -51,4 +51,4 @@ struct QuantizeSummary {
 // match llama.cpp's the output file is byte-identical to llama-quantize's.
 core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& options);
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -1,13 +1,19 @@
-#include "model/synth.h"
+#include "convert/synth.h"
 
 #include <cmath>
 #include <thread>
 #include <vector>
 
+#include "gguf/file_type.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "quant/quant.h"
+#include "quant/traits.h"
 
-namespace owl::model {
+namespace owl::convert {
+
+namespace keys = gguf::keys;
+
 namespace {
 
 using core::make_error;
@@ -79,26 +85,6 @@ std::vector<TensorPlan> llama_tensors(const SynthOptions& o) {
   return plan;
 }
 
-// llama.cpp's LLAMA_FTYPE numbers, for general.file_type.
-uint32_t file_type_of(TensorType type) {
-  switch (type) {
-    case TensorType::F32: return 0;
-    case TensorType::F16: return 1;
-    case TensorType::Q4_0: return 2;
-    case TensorType::Q4_1: return 3;
-    case TensorType::Q8_0: return 7;
-    case TensorType::Q5_0: return 8;
-    case TensorType::Q5_1: return 9;
-    case TensorType::Q2_K: return 10;
-    case TensorType::Q3_K: return 12;
-    case TensorType::Q4_K: return 15;
-    case TensorType::Q5_K: return 17;
-    case TensorType::Q6_K: return 18;
-    case TensorType::BF16: return 32;
-    default: return 0;
-  }
-}
-
 // Fills and converts one tensor, rows split across threads. Each row has its own random stream,
 // so the file is the same for any thread count.
 std::vector<uint8_t> make_tensor(const TensorPlan& plan, TensorType type, uint64_t seed, int n_threads) {
@@ -147,11 +133,8 @@ core::Status check_shape(const SynthOptions& o) {
   if ((o.n_embd / o.n_head) % 2 != 0) {
     return make_error("synth: head dimension {} must be even for RoPE", o.n_embd / o.n_head);
   }
-  const gguf::TensorTypeInfo& info = gguf::type_info(o.type);
-  if (o.type == TensorType::Q8_K || o.type == TensorType::Q8_1 || (!info.quantized && o.type != TensorType::F32 &&
-      o.type != TensorType::F16 && o.type != TensorType::BF16)) {
-    return make_error("synth: --type {} is not a weight type", info.name);
-  }
+  const quant::FormatTraits& traits = quant::format_traits(o.type);
+  if (!traits.weight) return make_error("synth: --type {} is not a weight type", traits.info().name);
   return {};
 }
 
@@ -169,22 +152,22 @@ core::Status add_tokenizer(const SynthOptions& o, gguf::GgufWriter& writer, int6
       scores.items.push_back(Value::f32(i < 259 ? 0.0f : -static_cast<float>(i)));
       types.items.push_back(Value::i32(i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1));
     }
-    writer.set("tokenizer.ggml.model", Value::string("llama"));
-    writer.set("tokenizer.ggml.tokens", Value::array(std::move(tokens)));
-    writer.set("tokenizer.ggml.scores", Value::array(std::move(scores)));
-    writer.set("tokenizer.ggml.token_type", Value::array(std::move(types)));
-    writer.set("tokenizer.ggml.bos_token_id", Value::u32(1));
-    writer.set("tokenizer.ggml.eos_token_id", Value::u32(2));
-    writer.set("tokenizer.ggml.unknown_token_id", Value::u32(0));
+    writer.set(keys::kTokenizerModel, Value::string("llama"));
+    writer.set(keys::kTokenizerTokens, Value::array(std::move(tokens)));
+    writer.set(keys::kTokenizerScores, Value::array(std::move(scores)));
+    writer.set(keys::kTokenizerTokenType, Value::array(std::move(types)));
+    writer.set(keys::kTokenizerBosId, Value::u32(1));
+    writer.set(keys::kTokenizerEosId, Value::u32(2));
+    writer.set(keys::kTokenizerUnknownId, Value::u32(0));
     n_vocab = o.n_vocab;
     return {};
   }
   auto vocab = gguf::GgufFile::open(o.vocab_from);
   if (!vocab) return vocab.error();
-  auto tokens = vocab->get_string_array("tokenizer.ggml.tokens");
+  auto tokens = vocab->get_string_array(keys::kTokenizerTokens);
   if (!tokens) return tokens.error();
   for (const gguf::MetadataEntry& e : vocab->metadata()) {
-    if (e.key.rfind("tokenizer.", 0) == 0) writer.set(e.key, e.value);
+    if (e.key.rfind(keys::kTokenizerPrefix, 0) == 0) writer.set(e.key, e.value);
   }
   n_vocab = static_cast<int64_t>(tokens->size());
   return {};
@@ -197,19 +180,19 @@ core::Status synthesize_model(const SynthOptions& options) {
   SynthOptions o = options;
   gguf::GgufWriter writer;
   const std::string& a = o.arch;
-  writer.set("general.architecture", Value::string(a));
-  writer.set("general.name", Value::string(fmt::format("synth-{}-{}x{}", a, o.n_layer, o.n_embd)));
-  writer.set("general.file_type", Value::u32(file_type_of(o.type)));
-  if (gguf::type_info(o.type).quantized) writer.set("general.quantization_version", Value::u32(2));
-  writer.set(a + ".context_length", Value::u32(static_cast<uint32_t>(o.n_ctx)));
-  writer.set(a + ".embedding_length", Value::u32(static_cast<uint32_t>(o.n_embd)));
-  writer.set(a + ".block_count", Value::u32(static_cast<uint32_t>(o.n_layer)));
-  writer.set(a + ".feed_forward_length", Value::u32(static_cast<uint32_t>(o.n_ff)));
-  writer.set(a + ".attention.head_count", Value::u32(static_cast<uint32_t>(o.n_head)));
-  writer.set(a + ".attention.head_count_kv", Value::u32(static_cast<uint32_t>(o.n_head_kv)));
-  writer.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
-  writer.set(a + ".rope.dimension_count", Value::u32(static_cast<uint32_t>(o.n_embd / o.n_head)));
-  writer.set(a + ".rope.freq_base", Value::f32(10000.0f));
+  writer.set(keys::kGeneralArchitecture, Value::string(a));
+  writer.set(keys::kGeneralName, Value::string(fmt::format("synth-{}-{}x{}", a, o.n_layer, o.n_embd)));
+  writer.set(keys::kGeneralFileType, Value::u32(static_cast<uint32_t>(gguf::file_type_of_weights(o.type))));
+  if (gguf::type_info(o.type).quantized) writer.set(keys::kGeneralQuantizationVersion, Value::u32(2));
+  writer.set(keys::arch_key(a, keys::kContextLength), Value::u32(static_cast<uint32_t>(o.n_ctx)));
+  writer.set(keys::arch_key(a, keys::kEmbeddingLength), Value::u32(static_cast<uint32_t>(o.n_embd)));
+  writer.set(keys::arch_key(a, keys::kBlockCount), Value::u32(static_cast<uint32_t>(o.n_layer)));
+  writer.set(keys::arch_key(a, keys::kFeedForwardLength), Value::u32(static_cast<uint32_t>(o.n_ff)));
+  writer.set(keys::arch_key(a, keys::kHeadCount), Value::u32(static_cast<uint32_t>(o.n_head)));
+  writer.set(keys::arch_key(a, keys::kHeadCountKv), Value::u32(static_cast<uint32_t>(o.n_head_kv)));
+  writer.set(keys::arch_key(a, keys::kLayerNormRmsEpsilon), Value::f32(1e-5f));
+  writer.set(keys::arch_key(a, keys::kRopeDimensionCount), Value::u32(static_cast<uint32_t>(o.n_embd / o.n_head)));
+  writer.set(keys::arch_key(a, keys::kRopeFreqBase), Value::f32(10000.0f));
   OWL_TRY(add_tokenizer(o, writer, o.n_vocab));
 
   const std::vector<TensorPlan> plan = llama_tensors(o);
@@ -226,4 +209,4 @@ core::Status synthesize_model(const SynthOptions& options) {
   return writer.write(o.output);
 }
 
-}  // namespace owl::model
+}  // namespace owl::convert

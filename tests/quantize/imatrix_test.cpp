@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <random>
 
-#include "convert/imatrix.h"
-#include "convert/quantize.h"
 #include "quant/quant.h"
 #include "quant/weighted.h"
+#include "quantize/imatrix.h"
+#include "quantize/quantize.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 namespace {
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
@@ -116,7 +116,7 @@ TEST(Weighted, QuantizeWithImatrixLoadsAndRecordsIt) {
   auto loaded = load_imatrix(im);
   ASSERT_TRUE(loaded.ok());
   const std::string out = temp_path("kq.q3_k_m.gguf");
-  auto s = quantize_model({.input = kModels + "kq256.f16.gguf", .output = out, .preset = *find_preset("q3_k_m"),
+  auto s = quantize_model({.input = kModels + "kq256.f16.gguf", .output = out, .preset = *gguf::find_file_type("q3_k_m"),
                            .imatrix = &*loaded, .imatrix_path = im, .n_threads = 2});
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(s->n_imatrix_used, 14);  // every matrix but the output
@@ -129,4 +129,4 @@ TEST(Weighted, QuantizeWithImatrixLoadsAndRecordsIt) {
 }
 
 }  // namespace
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -8,7 +8,7 @@
 
 #include "core/result.h"
 
-namespace owl::convert {
+namespace owl::eval {
 
 struct CompareOptions {
   std::string base;
@@ -45,4 +45,4 @@ core::Result<CompareReport> compare_models(const CompareOptions& options);
 double mean_of(const std::vector<double>& v);
 double quantile_of(std::vector<double> v, double q);
 
-}  // namespace owl::convert
+}  // namespace owl::eval

@@ -16,7 +16,7 @@
 #include "core/result.h"
 #include "model/forward.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 
 struct ImatrixEntry {
   std::vector<double> sum_sq;  // [n_in] sum over rows of x^2
@@ -56,4 +56,4 @@ struct ImatrixResult {
 
 core::Result<ImatrixResult> compute_imatrix(const ImatrixOptions& options);
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -10,7 +10,7 @@
 #include "core/result.h"
 #include "model/model.h"
 
-namespace owl::model {
+namespace owl::eval {
 
 struct BenchOptions {
   int64_t n_prompt = 512;  // 0: skip pp
@@ -41,8 +41,8 @@ struct BenchResult {
 
 // Bytes of weights one decode step reads: every matrix and vector of the blocks and the output,
 // one row of the token embedding.
-double weight_bytes_per_token(const Model& model);
+double weight_bytes_per_token(const model::Model& model);
 
-core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& options);
+core::Result<std::vector<BenchResult>> run_bench(const model::Model& model, const BenchOptions& options);
 
-}  // namespace owl::model
+}  // namespace owl::eval

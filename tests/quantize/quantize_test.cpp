@@ -6,10 +6,10 @@
 #include <fstream>
 #include <iterator>
 
-#include "convert/quantize.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
-namespace owl::convert {
+namespace owl::quantize {
 namespace {
 
 const std::string kModels = std::string(OWL_SHARED_DIR) + "/models/";
@@ -24,8 +24,8 @@ std::vector<char> read_bytes(const std::string& path) {
 }
 
 QuantizeSummary quantize(const std::string& in, const std::string& out, const std::string& type, int threads = 2) {
-  auto preset = find_preset(type);
-  EXPECT_TRUE(preset.has_value()) << type;
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(type);
+  EXPECT_NE(preset, nullptr) << type;
   auto s = quantize_model({.input = in, .output = out, .preset = *preset, .n_threads = threads});
   EXPECT_TRUE(s.ok()) << s.message();
   return s.ok() ? *s : QuantizeSummary{};
@@ -82,7 +82,7 @@ std::map<std::string, std::string> planned_types(const std::string& in, const st
                                                  std::vector<TensorTypeOverride> overrides = {}) {
   auto file = gguf::GgufFile::open(in);
   EXPECT_TRUE(file.ok());
-  auto plans = plan_quantization(*file, {*find_preset(type), std::move(overrides), false});
+  auto plans = plan_quantization(*file, {*gguf::find_file_type(type), std::move(overrides), false});
   EXPECT_TRUE(plans.ok()) << plans.message();
   std::map<std::string, std::string> out;
   for (const TensorPlan& p : *plans) out[p.tensor->name] = gguf::type_info(p.target).name;
@@ -117,13 +117,8 @@ TEST(QuantMix, TensorTypeOverride) {
   EXPECT_FALSE(parse_tensor_type_override("([=q4_0").ok());
 }
 
-TEST(QuantMix, PresetNames) {
-  EXPECT_EQ(find_preset("Q4_K_M")->file_type, 15u);
-  EXPECT_FALSE(find_preset("q7_k").has_value());
-}
-
 TEST(Quantize, EveryPresetLoadsAndDryRunWritesNothing) {
-  for (const QuantPreset& p : quant_presets()) {
+  for (const gguf::FileTypeInfo& p : gguf::file_types()) {
     const std::string out = temp_path(std::string("all.") + std::string(p.name) + ".gguf");
     auto dry = quantize_model({.input = kModels + "stories260K.gguf", .output = out, .preset = p, .dry_run = true});
     ASSERT_TRUE(dry.ok()) << dry.message();
@@ -152,10 +147,10 @@ TEST(Quantize, FromQ8_0Input) {
 }
 
 TEST(Quantize, ErrorsNameTheFile) {
-  auto s = quantize_model({.input = "/nonexistent/model.gguf", .output = temp_path("x.gguf"), .preset = *find_preset("q8_0")});
+  auto s = quantize_model({.input = "/nonexistent/model.gguf", .output = temp_path("x.gguf"), .preset = *gguf::find_file_type("q8_0")});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("/nonexistent/model.gguf"), std::string::npos) << s.message();
 }
 
 }  // namespace
-}  // namespace owl::convert
+}  // namespace owl::quantize

@@ -1,14 +1,17 @@
 // Importance matrices: collection over forward() through Context::observer, and llama.cpp's
 // GGUF imatrix file format.
-#include "convert/imatrix.h"
+#include "quantize/imatrix.h"
 
 #include <cmath>
 #include <unordered_map>
 
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "tokenizer/tokenizer.h"
 
-namespace owl::convert {
+namespace owl::quantize {
+
+namespace keys = gguf::keys;
 
 using core::make_error;
 
@@ -25,12 +28,12 @@ std::vector<float> Imatrix::importance(const std::string& tensor, int64_t n_in) 
 
 core::Status save_imatrix(const Imatrix& imatrix, const std::string& path) {
   gguf::GgufWriter writer;
-  writer.set("general.type", gguf::Value::string("imatrix"));
+  writer.set(keys::kGeneralType, gguf::Value::string("imatrix"));
   gguf::Array datasets{gguf::ValueType::STRING, {}};
   for (const std::string& d : imatrix.datasets) datasets.items.push_back(gguf::Value::string(d));
-  writer.set("imatrix.datasets", gguf::Value::array(std::move(datasets)));
-  writer.set("imatrix.chunk_count", gguf::Value::u32(static_cast<uint32_t>(imatrix.chunk_count)));
-  writer.set("imatrix.chunk_size", gguf::Value::u32(static_cast<uint32_t>(imatrix.chunk_size)));
+  writer.set(keys::kImatrixDatasets, gguf::Value::array(std::move(datasets)));
+  writer.set(keys::kImatrixChunkCount, gguf::Value::u32(static_cast<uint32_t>(imatrix.chunk_count)));
+  writer.set(keys::kImatrixChunkSize, gguf::Value::u32(static_cast<uint32_t>(imatrix.chunk_size)));
   // The writer borrows tensor data: keep the f32 copies alive until write().
   std::vector<std::vector<float>> sums, counts;
   sums.reserve(imatrix.entries.size());
@@ -52,12 +55,14 @@ core::Status save_imatrix(const Imatrix& imatrix, const std::string& path) {
 core::Result<Imatrix> load_imatrix(const std::string& path) {
   auto file = gguf::GgufFile::open(path);
   if (!file) return file.error();
-  auto type = file->get_string_or("general.type", "");
-  if (!type || *type != "imatrix") return make_error("imatrix {}: general.type is not 'imatrix'", path);
+  auto type = file->get_string_or(keys::kGeneralType, "");
+  if (!type || *type != "imatrix") return make_error("imatrix {}: {} is not 'imatrix'", path, keys::kGeneralType);
   Imatrix m;
-  if (auto d = file->get_string_array("imatrix.datasets")) m.datasets = *d;
-  m.chunk_count = file->get_int_or("imatrix.chunk_count", 0).ok() ? *file->get_int_or("imatrix.chunk_count", 0) : 0;
-  m.chunk_size = file->get_int_or("imatrix.chunk_size", 0).ok() ? *file->get_int_or("imatrix.chunk_size", 0) : 0;
+  if (auto d = file->get_string_array(keys::kImatrixDatasets)) m.datasets = *d;
+  auto chunk_count = file->get_int_or(keys::kImatrixChunkCount, 0);
+  auto chunk_size = file->get_int_or(keys::kImatrixChunkSize, 0);
+  m.chunk_count = chunk_count.ok() ? *chunk_count : 0;
+  m.chunk_size = chunk_size.ok() ? *chunk_size : 0;
   constexpr std::string_view kSuffix = ".in_sum2";
   for (const gguf::TensorInfo& t : file->tensors()) {
     const std::string_view name = t.name;
@@ -174,4 +179,4 @@ core::Result<ImatrixResult> compute_imatrix(const ImatrixOptions& o) {
   return result;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::quantize

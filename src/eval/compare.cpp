@@ -1,16 +1,16 @@
 // compare_models: both models run the same chunks of the text; per position, the KL
 // divergence of the candidate's softmax from the base's, argmax agreement and each model's
 // log-likelihood of the actual next token.
-#include "convert/compare.h"
+#include "eval/compare.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "model/bench.h"
+#include "eval/bench.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
 
-namespace owl::convert {
+namespace owl::eval {
 
 using core::make_error;
 
@@ -58,10 +58,10 @@ core::Result<Loaded> open_side(const std::string& path, const CompareOptions& o)
 core::Status measure_speed(const model::Model& m, const CompareOptions& o, ModelSide& side) {
   side.file_size = m.file.file_size();
   if (o.n_gen <= 0) return {};
-  auto r = model::run_bench(m, {.n_prompt = 0, .n_gen = o.n_gen, .n_threads = o.n_threads > 0 ? o.n_threads : 2,
+  auto r = run_bench(m, {.n_prompt = 0, .n_gen = o.n_gen, .n_threads = o.n_threads > 0 ? o.n_threads : 2,
                                 .repetitions = 2, .n_batch = 512});
   if (!r) return r.error();
-  for (const model::BenchResult& b : *r) {
+  for (const BenchResult& b : *r) {
     if (b.n_gen > 0) side.gen_tokens_per_s = b.avg_ts;
   }
   return {};
@@ -134,4 +134,4 @@ core::Result<CompareReport> compare_models(const CompareOptions& o) {
   return rep;
 }
 
-}  // namespace owl::convert
+}  // namespace owl::eval
