@@ -79,6 +79,14 @@ constexpr const TensorTypeInfo* find_type_info(uint32_t raw_type) {
   }
   return nullptr;
 }
+// Bytes per block of `type`; 0 for a type owl does not know. A value, not a pointer, so that
+// static_asserts can use it under UBSan (GCC does not fold its checked pointer comparisons).
+constexpr int64_t block_bytes(TensorType type) {
+  for (const TensorTypeInfo& info : kTensorTypes) {
+    if (info.type == type) return info.type_size;
+  }
+  return 0;
+}
 const TensorTypeInfo& type_info(TensorType type);
 std::optional<TensorType> type_from_name(std::string_view name);  // case-insensitive
 

@@ -94,8 +94,7 @@ struct BlockQ8_K {
 // Each struct is exactly the bytes per block of gguf's size table.
 template <typename Block>
 constexpr bool is_block_of(gguf::TensorType type) {
-  const gguf::TensorTypeInfo* info = gguf::find_type_info(static_cast<uint32_t>(type));
-  return info != nullptr && static_cast<int64_t>(sizeof(Block)) == info->type_size;
+  return static_cast<int64_t>(sizeof(Block)) == gguf::block_bytes(type);
 }
 static_assert(is_block_of<BlockQ4_0>(gguf::TensorType::Q4_0));
 static_assert(is_block_of<BlockQ4_1>(gguf::TensorType::Q4_1));
