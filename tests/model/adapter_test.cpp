@@ -9,6 +9,7 @@
 #include "model/adapter.h"
 #include "model/forward.h"
 #include "reference.h"
+#include "support/stories.h"
 
 namespace owl::model {
 namespace {
@@ -27,12 +28,6 @@ std::vector<float> random_values(size_t n, float sigma, uint32_t seed) {
 
 class Lora : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto m = load_model(kModel);
-    ASSERT_TRUE(m.ok()) << m.message();
-    model = std::move(*m);
-    n_vocab = model->config.n_vocab;
-  }
   const Weight& weight(const Model& m, WeightId id) {
     const LayerWeights& l = m.weights.layers[static_cast<size_t>(id.layer)];
     switch (id.kind) {
@@ -79,8 +74,8 @@ class Lora : public ::testing::Test {
     }
     return worst;
   }
-  std::unique_ptr<Model> model;
-  int64_t n_vocab = 0;
+  const Model* model = owl::testing::stories().model.get();
+  const int64_t n_vocab = model->config.n_vocab;
   const std::vector<WeightId> kTargets = {{0, LinearKind::kAttnQ}, {1, LinearKind::kAttnV}, {2, LinearKind::kAttnOutput},
                                           {3, LinearKind::kFfnGate}, {3, LinearKind::kFfnUp}, {4, LinearKind::kFfnDown}};
 };
