@@ -9,6 +9,7 @@
 #include "core/files.h"
 #include "core/result.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "template/chat.h"
 
 namespace owl::cli {
@@ -17,7 +18,7 @@ namespace owl::cli {
 inline core::Result<std::string> choose_chat_template(const std::string& file, const std::string& format,
                                                        const gguf::GgufFile& model, const char* command) {
   if (!file.empty()) return core::read_file(file);
-  if (const gguf::Value* v = model.find("tokenizer.chat_template"); v && v->as_string()) return *v->as_string();
+  if (const gguf::Value* v = model.find(gguf::keys::kTokenizerChatTemplate); v && v->as_string()) return *v->as_string();
   const std::string* builtin = tmpl::builtin_format(format);
   if (builtin == nullptr) return core::make_error("unknown chat format '{}'", format);
   fmt::print(stderr, "{}: the model has no chat template; using the {} format\n", command, format);
