@@ -39,7 +39,8 @@ core::Result<GenerateStats> Session::generate(SequenceRequest request, const Tok
   scheduler_.admit(Job{std::move(request), sink, 0});
   while (!sink->ended) {
     scheduler_.cancel(false);
-    if (!sink->ended) scheduler_.step();
+    // A running sequence always has a token to compute; a step without one would loop for ever.
+    if (!sink->ended && scheduler_.step() == 0) return core::make_error("generate: the scheduler stopped early");
   }
   if (sink->end.kind == Event::Kind::kError) return core::make_error("generate: {}", sink->end.text);
   const ChoiceStats& st = sink->end.stats;

@@ -29,10 +29,10 @@ struct Principal {
   std::string name;
 };
 
-// What a completion asks for, at admission: its worst case.
+// What a completion asks for, at admission: its worst case but for the prompt, which is known
+// only once its provider has rendered and tokenized it.
 struct Work {
   std::string_view model;
-  int64_t prompt_tokens = 0;  // 0 when not yet known (before templating)
   int64_t max_tokens = -1;    // < 0: until the context is full
   int n = 1;
 };

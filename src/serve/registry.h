@@ -14,7 +14,7 @@ namespace owl::serve {
 
 class ModelRegistry {
  public:
-  // Errors when the id is already taken.
+  // Errors when the id is empty or already taken.
   core::Status add(std::shared_ptr<router::Provider> provider);
   // The provider serving `id`; the first one added for "" (a request that names no model).
   router::Provider* find(std::string_view id) const;

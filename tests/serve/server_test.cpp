@@ -526,6 +526,7 @@ TEST_F(ServerTest, SeveralModelsAreServedByTheirOwnEngines) {
   ASSERT_TRUE(second.ok()) << second.message();
   ASSERT_TRUE(models->add(local_model("stories-b", **second)).ok());
   EXPECT_FALSE(models->add(local_model("stories-b", **second)).ok());
+  EXPECT_FALSE(models->add(local_model("", **second)).ok());
   server->set_models(models);
   const Json list = Json::parse(client->Get("/v1/models")->body);
   ASSERT_EQ(list["data"].size(), 2u);
