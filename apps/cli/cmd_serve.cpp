@@ -1,11 +1,21 @@
 // owl serve: the OpenAI-compatible server with continuous batching, metrics and a chat page.
-// The socket is bound first (so /health answers "loading" while the model loads); SIGTERM or
-// SIGINT drains: new requests get 503, running ones finish (cancelled after --drain-timeout),
-// then the process exits 0.
+// Every option is checked first; then the socket is bound (so /health answers "loading" while
+// the model loads) and the model loaded. Any failure exits 1 with one line naming the cause.
+// SIGTERM or SIGINT before "ready" exits at once (128 + the signal); after it, the first one
+// drains (new requests get 503, running ones finish, cancelled after --drain-timeout) and exits
+// 0, and a second one exits at once.
+#include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <pthread.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <fmt/ranges.h>
 
 #include "chat_template.h"
 #include "commands.h"
@@ -24,79 +34,173 @@ struct ServeArgs {
   engine::EngineOptions engine;
   std::string chat_template_file;
   std::string chat_format = "chatml";
-  size_t max_body = size_t{1} << 20;
-  bool log_content = false;
+  serve::ServerOptions server;
   double drain_timeout_s = 30;
+  int n_gpu_layers = 0;
 };
 
-// Blocks SIGTERM/SIGINT in every thread started after this, so that wait_for_signal gets them.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-  return set;
+// SIGTERM and SIGINT, waited for on a thread of their own: they are blocked in every other
+// thread (those started after the constructor inherit the mask).
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    std::thread([this] { run(); }).detach();
+  }
+  // From now on a signal starts the drain (wait() returns it) instead of ending the process.
+  void ready() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready_ = true;
+  }
+  int wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    got_.wait(lock, [&] { return signal_ != 0; });
+    return signal_;
+  }
+
+ private:
+  static const char* name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SIGINT"; }
+  [[noreturn]] static void exit_now(int signal, const char* when) {
+    std::fprintf(stderr, "owl serve: %s received %s: stopped\n", name(signal), when);
+    std::fflush(stderr);
+    std::_Exit(128 + signal);
+  }
+  void run() {
+    for (;;) {
+      int signal = 0;
+      if (sigwait(&set_, &signal) != 0) continue;
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!ready_) exit_now(signal, "before the model was ready");
+      if (signal_ != 0) exit_now(signal, "again while draining");
+      signal_ = signal;
+      got_.notify_all();
+    }
+  }
+
+  sigset_t set_;
+  std::mutex mutex_;
+  std::condition_variable got_;
+  bool ready_ = false;
+  int signal_ = 0;
+};
+
+// What can be checked before binding and loading, so that a typo fails at once.
+core::Status check_args(const ServeArgs& a) {
+  if (auto s = a.engine.validate(); !s) return s;
+  if (!std::isfinite(a.drain_timeout_s) || a.drain_timeout_s < 0 || a.drain_timeout_s > 86400) {
+    return core::make_error("--drain-timeout {} out of range 0..86400 seconds", a.drain_timeout_s);
+  }
+  if (a.server.max_body_bytes < 1024 || a.server.max_body_bytes > (size_t{1} << 30)) {
+    return core::make_error("--max-body {} out of range 1024..{} bytes", a.server.max_body_bytes, size_t{1} << 30);
+  }
+  if (a.server.max_connections < 1 || a.server.max_connections > 65536) {
+    return core::make_error("--max-connections {} out of range 1..65536", a.server.max_connections);
+  }
+  if (a.server.default_max_tokens == 0 || a.server.default_max_tokens < -1) {
+    return core::make_error("-n/--n-predict {} must be -1 (until the context is full) or at least 1",
+                            a.server.default_max_tokens);
+  }
+  if (tmpl::builtin_format(a.chat_format) == nullptr) {
+    return core::make_error("--chat-format '{}' is not one of: {}", a.chat_format,
+                            fmt::join(tmpl::builtin_format_names(), ", "));
+  }
+  if (!a.chat_template_file.empty()) {
+    auto source = core::read_file(a.chat_template_file);
+    if (!source) return source.error();
+    if (auto t = tmpl::Template::parse(*source); !t) {
+      return core::make_error("--chat-template {}: {}", a.chat_template_file, t.message());
+    }
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(a.model, ec)) {
+    return core::make_error("--model {}: {}", a.model,
+                            std::filesystem::exists(a.model, ec) ? "not a regular file" : "no such file");
+  }
+  return {};
 }
 
-int fail(serve::Server& server, const std::string& message) {
-  fmt::print(stderr, "owl serve: {}\n", message);
+struct Loaded {
+  std::unique_ptr<model::Model> model;
+  std::optional<tokenizer::Tokenizer> tokenizer;
+  std::optional<tmpl::Template> chat_template;
+  std::unique_ptr<engine::Engine> engine;
+};
+
+core::Status load(const ServeArgs& args, serve::Metrics& metrics, Loaded& out) {
+  auto model = model::load_model(args.model);
+  if (!model) return model.error();
+  out.model = std::move(*model);
+  auto tok = tokenizer::Tokenizer::load(out.model->file);
+  if (!tok) return tok.error();
+  out.tokenizer.emplace(std::move(*tok));
+  auto source = choose_chat_template(args.chat_template_file, args.chat_format, out.model->file, "owl serve");
+  if (!source) return source.error();
+  auto chat_template = tmpl::Template::parse(*source);
+  if (!chat_template) return core::make_error("chat template: {}", chat_template.message());
+  out.chat_template.emplace(std::move(*chat_template));
+  auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, args.engine);
+  if (!engine) return engine.error();
+  out.engine = std::move(*engine);
+  return {};
+}
+
+// After a signal: new requests get 503, running ones finish or are cancelled after the timeout.
+void drain(serve::Server& server, engine::Engine& engine, double timeout_s) {
+  server.drain();
+  engine.stop(false);
+  if (!engine.wait_idle(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)))) {
+    fmt::print(stderr, "owl serve: cancelling the requests still running after {} s\n", timeout_s);
+    engine.stop(true);
+    engine.wait_idle(std::chrono::seconds(5));
+  }
+  server.wait_streams(std::chrono::seconds(5));
   server.stop();
-  return 1;
 }
 
-int run_serve(const ServeArgs& args) {
-  const sigset_t stop_signals = block_stop_signals();
+int run_serve(ServeArgs& args) {
+  StopSignals signals;
+  if (auto s = check_args(args); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
+  if (args.n_gpu_layers != 0) fmt::print(stderr, "owl serve: -ngl {} has no effect: owl computes on the CPU\n", args.n_gpu_layers);
   serve::Metrics metrics;
-  serve::ServerOptions options{.host = args.host, .port = args.port, .max_body_bytes = args.max_body,
-                               .log_content = args.log_content,
-                               .http_threads = args.engine.n_parallel + args.engine.max_queue + 16};
-  serve::Server server(options, metrics);
+  args.server.host = args.host;
+  args.server.port = args.port;
+  serve::Server server(args.server, metrics);
   auto port = server.bind();
   if (!port) return fmt::print(stderr, "owl serve: {}\n", port.message()), 1;
   server.start();
   fmt::print(stderr, "owl serve: listening on http://{}:{}/ (loading {})\n", args.host, *port, args.model);
 
   const auto load_start = engine::Clock::now();
-  auto model = model::load_model(args.model);
-  if (!model) return fail(server, model.message());
-  auto tok = tokenizer::Tokenizer::load((*model)->file);
-  if (!tok) return fail(server, tok.message());
-  auto source = choose_chat_template(args.chat_template_file, args.chat_format, (*model)->file, "owl serve");
-  if (!source) return fail(server, source.message());
-  auto chat_template = tmpl::Template::parse(*source);
-  if (!chat_template) return fail(server, fmt::format("chat template: {}", chat_template.message()));
-  auto engine = engine::Engine::make(**model, *tok, &metrics, args.engine);
-  if (!engine) return fail(server, engine.message());
+  Loaded loaded;
+  if (auto s = load(args, metrics, loaded); !s) {
+    fmt::print(stderr, "owl serve: {}\n", s.message());
+    server.stop();
+    return 1;
+  }
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
-
   const std::string name = args.alias.empty() ? std::filesystem::path(args.model).stem().string() : args.alias;
   auto models = std::make_shared<serve::ModelRegistry>();
   if (auto s = models->add(std::make_shared<router::LocalProvider>(router::LocalModel{
-          .id = name, .created = static_cast<int64_t>(std::time(nullptr)), .model = model->get(), .tokenizer = &*tok,
-          .chat_template = &*chat_template, .engine = engine->get()}));
+          .id = name, .created = static_cast<int64_t>(std::time(nullptr)), .model = loaded.model.get(),
+          .tokenizer = &*loaded.tokenizer, .chat_template = &*loaded.chat_template, .engine = loaded.engine.get()}));
       !s) {
-    return fail(server, s.message());
+    fmt::print(stderr, "owl serve: {}\n", s.message());
+    server.stop();
+    return 1;
   }
   server.set_models(models);
+  signals.ready();
   fmt::print(stderr, "owl serve: ready: model '{}', {} sequences of {} tokens; chat page and API at http://{}:{}/\n",
-             name, args.engine.n_parallel, (*engine)->n_ctx(), args.host, *port);
+             name, args.engine.n_parallel, loaded.engine->n_ctx(), args.host, *port);
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = signals.wait();
   fmt::print(stderr, "owl serve: {} received: draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  server.drain();
-  (*engine)->stop(false);
-  const auto drain = std::chrono::milliseconds(static_cast<int64_t>(args.drain_timeout_s * 1000));
-  if (!(*engine)->wait_idle(drain)) {
-    fmt::print(stderr, "owl serve: cancelling the requests still running after {} s\n", args.drain_timeout_s);
-    (*engine)->stop(true);
-    (*engine)->wait_idle(std::chrono::seconds(5));
-  }
-  server.wait_streams(std::chrono::seconds(5));
-  server.stop();
-  engine->reset();
+  drain(server, *loaded.engine, args.drain_timeout_s);
+  loaded.engine.reset();
   fmt::print(stderr, "owl serve: stopped\n");
   return 0;
 }
@@ -117,11 +221,19 @@ Command register_serve(CLI::App& root) {
                   "Tokens one step computes at most, prompt chunks included (0: 128, or --parallel if more)")
       ->capture_default_str();
   app->add_option("--queue", args->engine.max_queue, "Requests waiting beyond --parallel before 429")->capture_default_str();
+  app->add_option("-n,--n-predict", args->server.default_max_tokens,
+                  "max_tokens of requests that set none (-1: until the context is full)")->capture_default_str();
   app->add_option("--chat-template", args->chat_template_file, "Jinja chat template file to use instead of the model's");
   app->add_option("--chat-format", args->chat_format, "Built-in chat format for models without a template")->capture_default_str();
-  app->add_option("--max-body", args->max_body, "Largest request body in bytes (413 beyond)")->capture_default_str();
-  app->add_flag("--log-content", args->log_content, "Put prompts and outputs in the request log");
+  app->add_option("--max-body", args->server.max_body_bytes, "Largest request body in bytes (413 beyond)")->capture_default_str();
+  app->add_option("--max-connections", args->server.max_connections,
+                  "Connections served at once; more wait to be accepted")->capture_default_str();
+  app->add_option("--cors", args->server.cors_origin, "Origin browsers may call the API from (\"*\": any)");
+  app->add_flag("--accept-any-model", args->server.accept_any_model,
+                "Serve requests for any model name with this model (for clients that hard-code one)");
+  app->add_flag("--log-content", args->server.log_content, "Put prompts and outputs in the request log");
   app->add_option("--drain-timeout", args->drain_timeout_s, "Seconds running requests may finish after SIGTERM")->capture_default_str();
+  app->add_option("--n-gpu-layers", args->n_gpu_layers, "Accepted for llama.cpp compatibility; no effect (CPU only)");
   return {app, [args] { return run_serve(*args); }};
 }
 

@@ -1,11 +1,37 @@
 // owl: the command-line entry point. Parsing and printing only; the work is in src/.
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
 
+namespace {
+
+// llama.cpp's multi-letter single-dash options, which CLI11 cannot declare, as their long names.
+constexpr std::pair<std::string_view, std::string_view> kLlamaShortNames[] = {{"-np", "--parallel"},
+                                                                              {"-ngl", "--n-gpu-layers"}};
+
+// The arguments after the program name, in the reverse order CLI11's parse() takes them.
+std::vector<std::string> arguments(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string arg = argv[i];
+    for (const auto& [short_name, long_name] : kLlamaShortNames) {
+      if (arg == short_name) arg = long_name;
+    }
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App root{"owl: run, quantize, fine-tune, evaluate, route and serve open-weight LLMs"};
+  root.name("owl");
   root.require_subcommand(1);
   root.set_version_flag("--version", "owl 0.1.0");
   std::vector<owl::cli::Command> commands = {
@@ -25,7 +51,8 @@ int main(int argc, char** argv) {
       owl::cli::register_export(root),
   };
   try {
-    root.parse(argc, argv);
+    std::vector<std::string> args = arguments(argc, argv);
+    root.parse(args);
   } catch (const CLI::ParseError& e) {
     return root.exit(e);
   }

@@ -15,16 +15,7 @@ Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
 core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
                                                    Observer* observer, EngineOptions options) {
   if (options.step_tokens == 0) options.step_tokens = std::max<int64_t>(kDefaultStepTokens, options.n_parallel);
-  if (options.n_parallel < 1 || options.n_parallel > 256) {
-    return core::make_error("engine: --parallel {} out of range 1..256", options.n_parallel);
-  }
-  if (options.step_tokens < options.n_parallel) {
-    return core::make_error("engine: step tokens {} below --parallel {}", options.step_tokens, options.n_parallel);
-  }
-  if (options.step_tokens > kMaxStepTokens) {
-    return core::make_error("engine: step tokens {} above the limit of {}", options.step_tokens, kMaxStepTokens);
-  }
-  if (options.max_queue < 0) return core::make_error("engine: queue size {} is negative", options.max_queue);
+  if (auto s = options.validate(); !s) return s.error();
   auto ctx = model::make_context(model, {.n_ctx = options.n_ctx,
                                          .n_seq = options.n_parallel,
                                          // a step's tokens, the finishing slack included (Scheduler::build_batch)
@@ -32,6 +23,27 @@ core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, co
                                          .n_threads = options.n_threads});
   if (!ctx) return ctx.error();
   return std::unique_ptr<Engine>(new Engine(model, tokenizer, observer, std::move(*ctx), options));
+}
+
+core::Status EngineOptions::validate() const {
+  if (n_parallel < 1 || n_parallel > kMaxParallel) {
+    return core::make_error("engine: --parallel {} out of range 1..{}", n_parallel, kMaxParallel);
+  }
+  if (n_ctx < 0) return core::make_error("engine: context size {} is negative", n_ctx);
+  if (n_threads < 0 || n_threads > model::kMaxThreads) {
+    return core::make_error("engine: {} threads out of range 0..{} (0: all cores)", n_threads, model::kMaxThreads);
+  }
+  if (step_tokens < 0) return core::make_error("engine: step tokens {} is negative", step_tokens);
+  if (step_tokens != 0 && step_tokens < n_parallel) {
+    return core::make_error("engine: step tokens {} below --parallel {}", step_tokens, n_parallel);
+  }
+  if (step_tokens > kMaxStepTokens) {
+    return core::make_error("engine: step tokens {} above the limit of {}", step_tokens, kMaxStepTokens);
+  }
+  if (max_queue < 0 || max_queue > kMaxQueue) {
+    return core::make_error("engine: queue size {} out of range 0..{}", max_queue, kMaxQueue);
+  }
+  return {};
 }
 
 Engine::~Engine() {

@@ -29,6 +29,9 @@ struct EngineOptions {
   // n_parallel if that is more.
   int64_t step_tokens = 0;
   int max_queue = 64;         // sequences waiting for a slot before submit() refuses
+
+  // The ranges make() enforces, checkable before a model is loaded; the error names the value.
+  core::Status validate() const;
 };
 
 enum class SubmitResult { kAccepted, kQueueFull, kStopping };

@@ -31,6 +31,8 @@ namespace owl::engine {
 // first tokens a few prompts at a time rather than all after one long step.
 inline constexpr int64_t kDefaultStepTokens = 128;
 inline constexpr int64_t kMaxStepTokens = 4096;
+inline constexpr int kMaxParallel = 256;     // sequence slots an engine may hold
+inline constexpr int kMaxQueue = 65536;      // sequences an engine may queue beyond its slots
 
 // How many of the prompts waiting for their first token (`remaining` tokens each, in admission
 // order) the next step finishes: the first group of the split into steps that minimizes the

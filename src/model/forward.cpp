@@ -378,6 +378,9 @@ core::Result<std::unique_ptr<Context>> make_context(const Model& model, const Co
   if (o.n_ctx > (int64_t{1} << 20)) return make_error("context: n_ctx {} too large", o.n_ctx);
   if (o.n_seq <= 0 || o.n_seq > 4096) return make_error("context: n_seq {} out of range 1..4096", o.n_seq);
   if (o.n_batch <= 0 || o.n_batch > 65536) return make_error("context: n_batch {} out of range", o.n_batch);
+  if (o.n_threads < 0 || o.n_threads > kMaxThreads) {
+    return make_error("context: {} threads out of range 0..{} (0: all cores)", o.n_threads, kMaxThreads);
+  }
   return std::make_unique<Context>(model, o);
 }
 

@@ -44,6 +44,8 @@ struct Batch {
   int64_t n_logits() const;
 };
 
+inline constexpr int kMaxThreads = 512;  // compute threads a context may start
+
 struct ContextOptions {
   int64_t n_ctx = 0;     // positions per sequence; 0: the model's training context, at most 4096
   int n_seq = 1;         // sequences the KV cache holds

@@ -44,7 +44,7 @@ std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req
     engine::SequenceRequest& s = sequences[static_cast<size_t>(i)];
     s.prompt = prompt;
     s.params.sampling = req.sampling;
-    s.params.sampling.seed = req.seeded ? req.sampling.seed + static_cast<uint64_t>(i)
+    s.params.sampling.seed = req.seeded ? sample::choice_seed(req.sampling.seed, i)
                                         : (static_cast<uint64_t>(random()) << 32) ^ random();
     s.params.stop = req.stop;
     s.params.max_tokens = req.max_tokens;

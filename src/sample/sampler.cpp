@@ -8,6 +8,14 @@ namespace owl::sample {
 
 using core::make_error;
 
+uint64_t choice_seed(uint64_t seed, int index) {
+  if (index == 0) return seed;
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 core::Status validate(const SamplingParams& p, int64_t n_vocab) {
   if (!std::isfinite(p.temperature) || p.temperature > 100.0f) return make_error("sampling: temperature {} out of range", p.temperature);
   if (!(p.top_p >= 0.0f && p.top_p <= 1.0f)) return make_error("sampling: top_p {} outside [0, 1]", p.top_p);

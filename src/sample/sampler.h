@@ -38,6 +38,11 @@ struct SamplingParams {
 // Checks ranges; names the parameter and the value.
 core::Status validate(const SamplingParams& params, int64_t n_vocab);
 
+// The seed of choice `index` among a request's n: the request's own seed for choice 0 (so n = 1
+// samples as the command line does with that seed), an independent stream (SplitMix64 of the
+// seed and the index) for the others, so that choice 1 of seed s is not choice 0 of seed s + 1.
+uint64_t choice_seed(uint64_t seed, int index);
+
 struct TokenLogprob {
   int32_t token = 0;
   float logprob = 0.0f;

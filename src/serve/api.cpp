@@ -406,7 +406,7 @@ Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const Ch
   Json logprobs = nullptr;
   if (req.logprobs && part.sampled) {
     logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, tok)})}}
-                    : completion_logprobs({part.sampled}, tok, 0);
+                    : completion_logprobs({part.sampled}, tok, part.text_offset);
   }
   choice["logprobs"] = std::move(logprobs);
   choice["finish_reason"] = part.finish ? Json(finish_reason_text(*part.finish)) : Json(nullptr);

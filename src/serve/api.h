@@ -77,6 +77,7 @@ struct ChunkPart {
   bool role = false;
   std::string text;
   const sample::Sampled* sampled = nullptr;
+  size_t text_offset = 0;  // completions' logprobs: bytes of the choice's tokens before this one
   std::optional<engine::FinishReason> finish;
 };
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,

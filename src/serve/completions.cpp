@@ -14,6 +14,9 @@ using engine::Clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kHeartbeat{1000};  // silence after which a write probes the client
+// After a client vanished, how long its request waits for the engine to end its sequences (at
+// its next step) so that the log and the guard get their real usage.
+constexpr milliseconds kCancelWait{10000};
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -35,7 +38,9 @@ struct Call {
   std::string prompt_text;
   std::shared_ptr<engine::RequestStream> stream;
   std::vector<ChoiceResult> results;
+  std::vector<size_t> token_bytes;  // per choice: bytes of its tokens so far (completions' text_offset)
   std::string error;  // an engine error, ending the request
+  bool cut = false;   // a choice was cancelled by the server (drain timeout) before its end
   bool logged = false;
 
   void apply(const engine::Event& e) {
@@ -49,6 +54,7 @@ struct Call {
         r.finish = e.finish;
         r.stats = e.stats;
         r.ended = true;
+        if (e.finish == engine::FinishReason::kCancelled) cut = true;
         break;
       case engine::Event::Kind::kError:
         error = e.text;
@@ -57,9 +63,39 @@ struct Call {
     }
   }
 
+  // The error that ends the request instead of its answer, if any.
+  std::optional<ApiError> failure() const {
+    if (!error.empty()) return ApiError{.status = 500, .message = error, .type = "server_error"};
+    if (cut) return cut_error();
+    return std::nullopt;
+  }
+  static ApiError cut_error() {
+    return ApiError{.status = 503, .message = "the server stopped this answer before its end (it is shutting down)",
+                    .type = "server_error", .code = "cancelled"};
+  }
   Json response_body() const {
-    if (!error.empty()) return error_json(ApiError{.status = 500, .message = error, .type = "server_error"});
+    if (auto e = failure()) return error_json(*e);
     return make_response(req, info, results, tok);
+  }
+  int status() const { return failure() ? failure()->status : 200; }
+
+  // The offset of a completions logprob chunk's token, counted before it is added.
+  size_t next_offset(int index, const sample::Sampled& sampled) {
+    size_t& bytes = token_bytes[static_cast<size_t>(index)];
+    const size_t offset = bytes;
+    bytes += tok.token_to_piece(sampled.token, true).size();
+    return offset;
+  }
+
+  // The client is gone: cancels, then waits for the engine to end the sequences (at its next
+  // step) so that the usage logged and settled is what was computed.
+  void cancel_and_collect() {
+    stream->cancel();
+    const auto until = Clock::now() + kCancelWait;
+    engine::Event e;
+    while (!stream->finished() && Clock::now() < until) {
+      if (stream->pop(e, milliseconds(100))) apply(e);
+    }
   }
 
   void log(int status, bool cancelled) {
@@ -87,7 +123,7 @@ struct Call {
                  {"completion_tokens", u.completion_tokens},
                  {"ttft_ms", first == Clock::time_point::max() ? Json(nullptr) : Json(ms_between(stream->t_arrival, first))},
                  {"duration_ms", ms_between(stream->t_arrival, end)},
-                 {"finish_reason", cancelled ? "cancelled" : finish}};
+                 {"finish_reason", cancelled || cut ? "cancelled" : finish}};
     if (!req.user.empty()) line["user"] = req.user;
     if (!who.name.empty()) line["principal"] = who.name;
     if (!error.empty()) line["error"] = error;
@@ -135,7 +171,11 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
         std::string out;
         if (e.kind == engine::Event::Kind::kToken && (!e.text.empty() || (call->req.logprobs && e.has_token))) {
           const sample::Sampled* sampled = call->req.logprobs && e.has_token ? &e.sampled : nullptr;
-          out = sse(make_chunk(call->req, call->info, {.index = e.index, .text = e.text, .sampled = sampled}, tok));
+          const size_t offset = sampled != nullptr ? call->next_offset(e.index, *sampled) : 0;
+          out = sse(make_chunk(call->req, call->info,
+                               {.index = e.index, .text = e.text, .sampled = sampled, .text_offset = offset}, tok));
+        } else if (e.kind == engine::Event::Kind::kEnd && e.finish == engine::FinishReason::kCancelled) {
+          out = sse(error_json(Call::cut_error()));  // a cut answer says so: never a finish_reason
         } else if (e.kind == engine::Event::Kind::kEnd) {
           out = sse(make_chunk(call->req, call->info, {.index = e.index, .finish = e.finish}, tok));
         } else if (e.kind == engine::Event::Kind::kError) {
@@ -147,13 +187,13 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
         }
         if (!out.empty() && !send(sink, out)) return call->stream->cancel(), false;
         if (call->stream->finished()) {
-          call->log(call->error.empty() ? 200 : 500, false);
+          call->log(call->status(), false);
           sink.done();
         }
         return true;
       },
       [call](bool success) {
-        if (!success) call->stream->cancel();
+        if (!success) call->cancel_and_collect();
         call->log(200, !success);
         call->server.active_streams.fetch_sub(1);
       });
@@ -170,10 +210,13 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
     if (call->stream->pop(e, std::chrono::duration_cast<milliseconds>(until - now) + milliseconds(1))) call->apply(e);
   }
   if (call->stream->finished()) {
-    const int status = call->error.empty() ? 200 : 500;
-    res.status = status;
-    res.set_content(dump_json(call->response_body()), "application/json");
-    call->log(status, false);
+    if (auto failure = call->failure()) {
+      reply_error(res, *failure);
+    } else {
+      res.status = 200;
+      res.set_content(dump_json(call->response_body()), "application/json");
+    }
+    call->log(call->status(), false);
     return;
   }
   call->server.active_streams.fetch_add(1);
@@ -191,13 +234,14 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
           if (!send(sink, " ")) return call->stream->cancel(), false;
           return true;
         }
+        // The status (200) is already sent: a failure is told by the body, an OpenAI error object.
         if (!send(sink, dump_json(call->response_body()))) return call->stream->cancel(), false;
-        call->log(200, false);
+        call->log(call->status(), false);
         sink.done();
         return true;
       },
       [call](bool success) {
-        if (!success) call->stream->cancel();
+        if (!success) call->cancel_and_collect();
         call->log(200, !success);
         call->server.active_streams.fetch_sub(1);
       });
@@ -223,7 +267,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   // The model is found before the rest of the body is validated: its vocabulary bounds token ids.
   std::string model_id;
   if (auto it = json.find("model"); it != json.end() && it->is_string()) model_id = *it;
-  router::Provider* provider = models->find(model_id);
+  router::Provider* provider = s.find_model(*models, model_id);
   if (provider == nullptr) {
     return fail(model_not_found(*models, model_id));
   }
@@ -236,10 +280,12 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   }
   auto call = std::make_shared<Call>(s, who, *model.tokenizer);
   call->req = std::move(std::get<CompletionRequest>(parsed));
+  if (call->req.max_tokens < 0) call->req.max_tokens = s.options.default_max_tokens;
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
                             .created = static_cast<int64_t>(std::time(nullptr)), .model = model.id};
   if (auto denied = s.guard->admit(who, call->work())) return fail(*denied);
   call->results.resize(static_cast<size_t>(call->req.n));
+  call->token_bytes.assign(static_cast<size_t>(call->req.n), 0);
   call->stream = std::make_shared<engine::RequestStream>(call->req.n);
   auto submitted = provider->submit(call->req, call->stream);
   if (auto* e = std::get_if<ApiError>(&submitted)) {

@@ -6,8 +6,8 @@ namespace owl::serve {
 
 core::Status ModelRegistry::add(std::shared_ptr<router::Provider> provider) {
   const std::string& id = provider->info().id;
-  if (id.empty()) return core::make_error("serve: a model needs a name");
-  if (find(id) != nullptr) return core::make_error("serve: two models are named '{}'", id);
+  if (id.empty()) return core::make_error("a model needs a name");
+  if (find(id) != nullptr) return core::make_error("two models are named '{}'", id);
   providers_.push_back(std::move(provider));
   return {};
 }

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "serve/connection_pool.h"
 #include "serve/server_impl.h"
 
 namespace owl::serve {
@@ -29,15 +30,31 @@ std::string iso_time_now() {
   return fmt::format("{}.{:03}Z", buf, ms);
 }
 
+struct Route {
+  const char* path;
+  const char* method;
+};
+constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                             {"/v1/models/{id}", "GET"},       {"/health", "GET"},          {"/metrics", "GET"},
+                             {"/tokenize", "POST"},            {"/detokenize", "POST"},     {"/", "GET"}};
+
 // The endpoint label of a path for the request counter: known routes only, so that scanning
 // clients cannot grow the metric's label set.
 std::string endpoint_label(const std::string& path) {
-  for (const char* known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics",
-                            "/tokenize", "/detokenize", "/"}) {
-    if (path == known) return known;
+  if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) return "/v1/models/{id}";
+  for (const Route& r : kRoutes) {
+    if (path == r.path) return r.path;
   }
-  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
   return "other";
+}
+
+// The method a known path answers, or nullptr.
+const char* route_method(const std::string& path) {
+  const std::string label = endpoint_label(path);
+  for (const Route& r : kRoutes) {
+    if (label == r.path) return r.method;
+  }
+  return nullptr;
 }
 
 void reply_json(httplib::Response& res, int status, const Json& body) {
@@ -59,10 +76,11 @@ const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
 
 // The tokenizer of the model a /tokenize or /detokenize body names ("model", or the first model),
 // or nullptr after replying.
-const tokenizer::Tokenizer* body_tokenizer(const ModelRegistry& models, const Json& body, httplib::Response& res) {
+const tokenizer::Tokenizer* body_tokenizer(const Server::Impl& s, const ModelRegistry& models, const Json& body,
+                                           httplib::Response& res) {
   std::string id;
   if (auto it = body.find("model"); it != body.end() && it->is_string()) id = it->get<std::string>();
-  const router::Provider* p = models.find(id);
+  const router::Provider* p = s.find_model(models, id);
   if (p == nullptr) return reply_error(res, model_not_found(models, id)), nullptr;
   if (p->info().tokenizer == nullptr) {
     reply_error(res, ApiError{.message = fmt::format("the model '{}' is not served by this process and has no tokenizer here",
@@ -82,7 +100,7 @@ void handle_tokenize(Server::Impl& s, const httplib::Request& req, httplib::Resp
   if (!models) return;
   auto body = parse_object(req, res);
   if (!body) return;
-  const tokenizer::Tokenizer* tok = body_tokenizer(*models, *body, res);
+  const tokenizer::Tokenizer* tok = body_tokenizer(s, *models, *body, res);
   if (!tok) return;
   auto content = body->find("content");
   if (content == body->end() || !content->is_string()) return reply_error(res, ApiError{.message = "'content' must be a string", .param = "content"});
@@ -115,7 +133,7 @@ void handle_detokenize(Server::Impl& s, const httplib::Request& req, httplib::Re
   if (!models) return;
   auto body = parse_object(req, res);
   if (!body) return;
-  const tokenizer::Tokenizer* tok = body_tokenizer(*models, *body, res);
+  const tokenizer::Tokenizer* tok = body_tokenizer(s, *models, *body, res);
   if (!tok) return;
   auto tokens = body->find("tokens");
   if (tokens == body->end() || !tokens->is_array()) return reply_error(res, ApiError{.message = "'tokens' must be an array of token ids", .param = "tokens"});
@@ -153,6 +171,14 @@ httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler) {
 
 void add_routes(Server::Impl& s) {
   httplib::Server& h = s.http;
+  if (!s.options.cors_origin.empty()) {  // browsers' preflight requests
+    h.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "86400");
+    });
+  }
   h.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(std::string(index_html()), "text/html; charset=utf-8");
   });
@@ -177,7 +203,7 @@ void add_routes(Server::Impl& s) {
     const ModelRegistry* m = ready_models(s, res);
     if (!m) return;
     const std::string id = req.matches[1];
-    const router::Provider* p = m->find(id);
+    const router::Provider* p = s.find_model(*m, id);
     if (p == nullptr) return reply_error(res, model_not_found(*m, id));
     reply_json(res, 200, model_card(p->info()));
   }));
@@ -193,6 +219,15 @@ void add_routes(Server::Impl& s) {
   h.Post("/detokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
     handle_detokenize(s, req, res);
   }));
+}
+
+// Why binding failed, from the errno the failed call left (none for an unresolvable host).
+std::string bind_failure(int error) {
+  if (error == EADDRINUSE) return "address already in use (another server listens there)";
+  if (error == EADDRNOTAVAIL) return "not an address of this machine";
+  if (error == EACCES) return "permission denied (ports below 1024 need privileges)";
+  if (error != 0) return std::strerror(error);
+  return "the host does not resolve to an address of this machine";
 }
 
 }  // namespace
@@ -221,6 +256,12 @@ void Server::Impl::log(const Json& line) {
   }
 }
 
+router::Provider* Server::Impl::find_model(const ModelRegistry& models, std::string_view id) const {
+  router::Provider* p = models.find(id);
+  if (p == nullptr && options.accept_any_model) p = models.find("");
+  return p;
+}
+
 std::string Server::Impl::make_id(std::string_view prefix) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{}-{:x}{:012x}", prefix, next_id.fetch_add(1), rng() & 0xffffffffffffull);
@@ -229,19 +270,31 @@ std::string Server::Impl::make_id(std::string_view prefix) {
 Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique<Impl>(std::move(options), metrics)) {
   Impl& s = *impl_;
   s.http.set_payload_max_length(s.options.max_body_bytes);
-  s.http.set_keep_alive_timeout(5);
+  s.http.set_keep_alive_timeout(std::max(1, s.options.idle_timeout_s));
+  s.http.set_read_timeout(std::max(1, s.options.idle_timeout_s));
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, with which a second server on a
+  // busy port binds too and the kernel splits the connections between the two.
   s.http.set_socket_options([&s](int sock) {
-    httplib::default_socket_options(sock);
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     s.listen_socket = sock;
   });
-  int threads = s.options.http_threads;
-  if (threads <= 0) threads = 64;
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  const int max_connections = s.options.max_connections;
+  s.http.new_task_queue = [max_connections] {
+    return new ConnectionPool(max_connections, std::chrono::seconds(30));
+  };
   s.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // an OpenAI-shaped error already
     ApiError e{.status = res.status, .message = fmt::format("{} {}: HTTP status {}", req.method, req.path, res.status)};
     if (res.status == 413) e.message = "the request body is larger than the server's limit (--max-body)";
     if (res.status == 404) e.code = "not_found";
+    // A known path asked with another method: 405 and the method it answers.
+    if (const char* method = route_method(req.path); res.status == 404 && method != nullptr && req.method != method &&
+                                                     !(req.method == "HEAD" && std::string_view(method) == "GET")) {
+      e = ApiError{.status = 405, .message = fmt::format("{} takes {}, not {}", req.path, method, req.method),
+                   .code = "method_not_allowed"};
+      res.set_header("Allow", method);
+    }
     reply_error(res, e);
     res.status = e.status;
   });
@@ -259,6 +312,10 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
   // after it), so a client that reads /metrics after a reply always finds that reply counted.
   s.http.set_post_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     s.metrics.count_request(endpoint_label(req.path), res.status);
+    if (!s.options.cors_origin.empty()) {
+      res.set_header("Access-Control-Allow-Origin", s.options.cors_origin);
+      if (s.options.cors_origin != "*") res.set_header("Vary", "Origin");
+    }
   });
   add_routes(s);
 }
@@ -268,25 +325,32 @@ Server::~Server() { stop(); }
 core::Result<int> Server::bind() {
   Impl& s = *impl_;
   int port = s.options.port;
+  errno = 0;
   if (port == 0) {
     port = s.http.bind_to_any_port(s.options.host);
-    if (port <= 0) return core::make_error("serve: cannot bind {} to any port", s.options.host);
+    if (port <= 0) return core::make_error("cannot listen on {}, any port: {}", s.options.host, bind_failure(errno));
   } else if (!s.http.bind_to_port(s.options.host, port)) {
-    return core::make_error("serve: cannot bind {}:{} (in use, or not an address of this machine)", s.options.host,
-                            port);
+    return core::make_error("cannot listen on {}:{}: {}", s.options.host, port, bind_failure(errno));
   }
   // httplib listens with a backlog of 5 connections: in a burst of new clients the kernel drops
   // the SYNs beyond it, and the clients resend them only a second later. Listening again on the
   // bound socket deepens the backlog.
   if (s.listen_socket >= 0 && ::listen(s.listen_socket, kListenBacklog) != 0) {
-    return core::make_error("serve: cannot listen on {}:{} with a backlog of {}: {}", s.options.host, port,
+    return core::make_error("cannot listen on {}:{} with a backlog of {}: {}", s.options.host, port,
                             kListenBacklog, std::strerror(errno));
   }
   return port;
 }
 
 void Server::start() {
-  impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  Impl& s = *impl_;
+  s.thread = std::thread([&s] {
+    s.http.listen_after_bind();
+    s.listen_returned.store(true);
+  });
+  // httplib's stop() does nothing until its accept loop runs: wait for it, so that a stop() that
+  // follows at once (a failed start-up) is never lost.
+  while (!s.http.is_running() && !s.listen_returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void Server::set_models(std::shared_ptr<const ModelRegistry> models) {
@@ -307,9 +371,9 @@ bool Server::wait_streams(std::chrono::milliseconds timeout) {
 }
 
 void Server::stop() {
-  if (!impl_) return;
+  if (!impl_ || !impl_->thread.joinable()) return;
   impl_->http.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->thread.join();
 }
 
 }  // namespace owl::serve

@@ -24,7 +24,11 @@ struct ServerOptions {
   int port = 8080;                       // 0: any free port (see Server::bind)
   size_t max_body_bytes = size_t{1} << 20;
   bool log_content = false;              // put prompts and outputs in the request log
-  int http_threads = 0;                  // 0: enough for every slot and queued request
+  int64_t default_max_tokens = -1;       // max_tokens of requests that set none; -1: until the context is full
+  std::string cors_origin;               // Access-Control-Allow-Origin; empty: no CORS headers
+  bool accept_any_model = false;         // an unknown model name gets the first model instead of 404
+  int max_connections = 1024;            // served at once, a thread each; more wait (connection_pool.h)
+  int idle_timeout_s = 5;                // a keep-alive connection without a request is closed after this
   std::function<void(const std::string&)> log;  // one JSON line per request; default: stderr
   std::shared_ptr<Guard> guard;          // null: OpenGuard (no authentication, no limits)
 };
@@ -41,7 +45,8 @@ class Server {
 
   // Binds the listening socket; returns the port (the chosen one when options.port is 0).
   core::Result<int> bind();
-  // Serves on a background thread until stop(). /health answers 503 until set_models().
+  // Serves on a background thread until stop(); returns once it accepts connections.
+  // /health answers 503 until set_models().
   void start();
   // Publishes the models, once; their providers must outlive the Server.
   void set_models(std::shared_ptr<const ModelRegistry> models);
@@ -49,7 +54,8 @@ class Server {
   void drain();
   // Waits up to `timeout` for streamed responses still being written; true when none is left.
   bool wait_streams(std::chrono::milliseconds timeout);
-  // Stops accepting connections, waits for the handlers, and joins the thread.
+  // Stops accepting connections, waits for the handlers, and joins the thread. Safe at any
+  // moment: before bind() or start(), and more than once.
   void stop();
 
   struct Impl;

@@ -24,6 +24,7 @@ struct Server::Impl {
   std::shared_ptr<const ModelRegistry> models_storage;
   std::atomic<const ModelRegistry*> models{nullptr};  // published once by set_models()
   std::atomic<bool> draining{false};
+  std::atomic<bool> listen_returned{false};  // the accept loop has ended
   std::atomic<int> active_streams{0};               // chunked responses still being written
   std::atomic<uint64_t> next_id{0};
   int listen_socket = -1;  // the bound socket, as its options hook saw it
@@ -31,6 +32,8 @@ struct Server::Impl {
 
   void log(const Json& line);
   std::string make_id(std::string_view prefix);
+  // The provider serving `id`; with accept_any_model, the first model for an unknown id.
+  router::Provider* find_model(const ModelRegistry& models, std::string_view id) const;
 };
 
 // 404 for a model id no provider serves.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 
 namespace owl::sample {
 namespace {
@@ -37,6 +38,18 @@ TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
   };
   EXPECT_EQ(draw(7), draw(7));
   EXPECT_NE(draw(7), draw(8));
+}
+
+TEST(Sampler, ChoiceSeedsAreIndependentStreams) {
+  EXPECT_EQ(choice_seed(7, 0), 7u);  // n = 1 samples as the command line does with the same seed
+  std::set<uint64_t> seen;
+  for (uint64_t seed : {0ull, 1ull, 2ull, 7ull, 8ull}) {
+    for (int i = 0; i < 8; ++i) seen.insert(choice_seed(seed, i));
+  }
+  // Choice 1 of seed 7 is not choice 0 of seed 8, nor any other request's choice.
+  EXPECT_EQ(seen.size(), 5u * 8u);
+  EXPECT_NE(choice_seed(7, 1), 8u);
+  EXPECT_EQ(choice_seed(7, 3), choice_seed(7, 3));
 }
 
 TEST(Sampler, UntruncatedDrawsFollowTheSoftmax) {

@@ -1,0 +1,88 @@
+// `owl serve` as a supervisor (systemd, Kubernetes) sees it: every start-up failure exits 1 at
+// once with its cause, and a signal stops it at every moment.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "support/owl_process.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using owl::testing::OwlProcess;
+
+const std::string kModel = std::string(OWL_SOURCE_DIR) + "/models/stories260K.gguf";
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  const std::string path = "/tmp/owl_serve_cli_" + std::to_string(::getpid()) + "_" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+TEST(ServeCli, EveryStartUpFailureExitsOneWithItsCause) {
+  const std::string garbage = temp_file("garbage.gguf", std::string(600, 'x'));
+  const std::string bad_template = temp_file("bad.jinja", "{% if %}");
+  struct Case {
+    std::string args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"-m /tmp", "--model /tmp: not a regular file"},
+      {"-m /nonexistent.gguf", "--model /nonexistent.gguf: no such file"},
+      {"-m " + garbage, "bad magic"},  // found while loading, after the socket is bound
+      {"-m " + kModel + " --chat-format bogus", "--chat-format 'bogus' is not one of: chatml"},
+      {"-m " + kModel + " --parallel 0", "--parallel 0 out of range"},
+      {"-m " + kModel + " -np 100000", "--parallel 100000 out of range"},
+      {"-m " + kModel + " --queue -1", "queue size -1 out of range"},
+      {"-m " + kModel + " -t 100000", "100000 threads out of range"},
+      {"-m " + kModel + " --chat-template " + bad_template, "--chat-template " + bad_template},
+      {"-m " + kModel + " --drain-timeout -1", "--drain-timeout -1 out of range"},
+  };
+  for (const Case& c : cases) {
+    OwlProcess owl("serve --port 0 " + c.args);
+    const auto code = owl.wait_exit(20s);
+    ASSERT_TRUE(code.has_value()) << "owl serve " << c.args << " did not exit:\n" << owl.log();
+    EXPECT_EQ(*code, 1) << c.args << "\n" << owl.log();
+    EXPECT_NE(owl.log().find(c.expected), std::string::npos) << c.args << "\n" << owl.log();
+  }
+  std::remove(garbage.c_str());
+  std::remove(bad_template.c_str());
+}
+
+TEST(ServeCli, ASecondServerOnTheSamePortFails) {
+  OwlProcess first("serve --port 0 -m " + kModel);
+  ASSERT_TRUE(first.wait_for_log("ready", 30s)) << first.log();
+  OwlProcess second("serve --port " + std::to_string(first.port()) + " -m " + kModel);
+  EXPECT_EQ(second.wait_exit(20s), 1) << second.log();
+  EXPECT_NE(second.log().find("address already in use"), std::string::npos) << second.log();
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait_exit(20s), 0) << first.log();
+}
+
+TEST(ServeCli, ASignalStopsItAtEveryMoment) {
+  {  // at once, before the model is ready
+    OwlProcess owl("serve --port 0 -m " + kModel);
+    owl.signal(SIGINT);
+    const auto code = owl.wait_exit(10s);
+    ASSERT_TRUE(code.has_value()) << owl.log();
+    EXPECT_NE(*code, 0) << owl.log();
+  }
+  {  // while loading: between "listening" and "ready"
+    OwlProcess owl("serve --port 0 -m " + kModel);
+    ASSERT_TRUE(owl.wait_for_log("listening", 30s)) << owl.log();
+    owl.signal(SIGTERM);
+    ASSERT_TRUE(owl.wait_exit(10s).has_value()) << owl.log();
+  }
+  {  // ready: a clean drain, exit 0
+    OwlProcess owl("serve --port 0 -m " + kModel);
+    ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+    owl.signal(SIGINT);
+    EXPECT_EQ(owl.wait_exit(20s), 0) << owl.log();
+    EXPECT_NE(owl.log().find("SIGINT received: draining"), std::string::npos) << owl.log();
+    EXPECT_NE(owl.log().find("stopped"), std::string::npos) << owl.log();
+  }
+}
+
+}  // namespace
