@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
       owl::cli::register_imatrix(root),
       owl::cli::register_import(root),
       owl::cli::register_export(root),
+      owl::cli::register_embed(root),
   };
   try {
     std::vector<std::string> args = arguments(argc, argv);

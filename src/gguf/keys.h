@@ -35,6 +35,7 @@ inline constexpr const char* kRopeScalingType = "rope.scaling.type";
 inline constexpr const char* kRopeScalingFactor = "rope.scaling.factor";
 inline constexpr const char* kAttnLogitSoftcapping = "attn_logit_softcapping";
 inline constexpr const char* kFinalLogitSoftcapping = "final_logit_softcapping";
+inline constexpr const char* kPoolingType = "pooling_type";  // 0 none, 1 mean, 2 cls, 3 last (llama.cpp's)
 
 // "llama", kContextLength -> "llama.context_length"
 inline std::string arch_key(std::string_view arch, std::string_view suffix) {

@@ -289,18 +289,19 @@ void embed(const Step& s) {
   }
 }
 
-// Logits of the step's rows that ask for them, written to `out` in order; returns the count.
-int64_t compute_logits(const Step& s, const uint8_t* want, float* out) {
+// Logits (or final-norm hidden states) of the step's rows that ask for them, written to `out` in
+// order; returns the count.
+int64_t compute_output(const Step& s, const uint8_t* want, float* out, Output kind) {
   const ModelConfig& c = s.model.config;
   Context& ctx = s.ctx;
   int64_t n_out = 0;
   for (int64_t t = 0; t < s.n; ++t) {
     if (!want[t]) continue;
-    ctx.kernels.rms_norm(ctx.x.data() + t * c.n_embd, s.model.weights.output_norm.f32(),
-                         ctx.cur.data() + n_out * c.n_embd, c.n_embd, c.norm_eps);
+    float* normed = kind == Output::kHidden ? out + n_out * c.n_embd : ctx.cur.data() + n_out * c.n_embd;
+    ctx.kernels.rms_norm(ctx.x.data() + t * c.n_embd, s.model.weights.output_norm.f32(), normed, c.n_embd, c.norm_eps);
     ++n_out;
   }
-  if (n_out == 0) return 0;
+  if (n_out == 0 || kind == Output::kHidden) return n_out;
   matmul(ctx, {Out{s.model.weights.output, out}}, ctx.cur.data(), c.n_embd, c.n_vocab, n_out);
   if (c.final_softcap > 0.0f) {
     for (int64_t i = 0; i < n_out * c.n_vocab; ++i) out[i] = c.final_softcap * std::tanh(out[i] / c.final_softcap);
@@ -384,9 +385,9 @@ core::Result<std::unique_ptr<Context>> make_context(const Model& model, const Co
   return std::make_unique<Context>(model, o);
 }
 
-core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* logits) {
+core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* out, Output kind) {
   OWL_TRY(validate(model, batch, ctx));
-  const int64_t n_vocab = model.config.n_vocab;
+  const int64_t width = kind == Output::kHidden ? model.config.n_embd : model.config.n_vocab;
   for (int64_t begin = 0; begin < batch.size(); begin += ctx.options.n_batch) {
     const int64_t n = std::min(ctx.options.n_batch, batch.size() - begin);
     const AdapterSet* const* adapters = nullptr;
@@ -406,7 +407,7 @@ core::Status forward(const Model& model, const Batch& batch, Context& ctx, float
     }
     for (int64_t il = 0; il < model.config.n_layer; ++il) compute_layer(step, il);
     if (ctx.tape != nullptr) record(ctx.tape->x_final, ctx.x.data(), n, model.config.n_embd, model.config.n_embd);
-    logits += compute_logits(step, batch.logits.data() + begin, logits) * n_vocab;
+    out += compute_output(step, batch.logits.data() + begin, out, kind) * width;
   }
   return {};
 }

@@ -102,10 +102,14 @@ struct Context {
 
 core::Result<std::unique_ptr<Context>> make_context(const Model& model, const ContextOptions& options);
 
+// What forward() writes for each row that asks: its logits [n_vocab], or its hidden state after
+// the final norm [n_embd] (what embeddings pool; the output projection is skipped).
+enum class Output { kLogits, kHidden };
+
 // Runs the batch: writes K/V of every token into its sequence's cache slot at its position and
-// the logits of each row that asks, in batch order, to `logits` [batch.n_logits()][n_vocab].
+// the output of each row that asks, in batch order, to `out` [batch.n_logits()][n_vocab or n_embd].
 // A token's position may not skip ahead of what its sequence holds; positions already held
 // are overwritten and everything after them is forgotten (rollback).
-core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* logits);
+core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* out, Output kind = Output::kLogits);
 
 }  // namespace owl::model

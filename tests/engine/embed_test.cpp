@@ -1,0 +1,105 @@
+// Embeddings against llama.cpp's llama-embedding (reference/embeddings in ../shared): mean and
+// last-token pooling, L2-normalized, for the stories model (F32, Q8_0) and four architectures.
+#include "engine/embed.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
+
+namespace owl::engine {
+namespace {
+
+const std::string kShared = OWL_SHARED_DIR;
+
+std::vector<std::string> texts() {
+  std::ifstream in(kShared + "/reference/embeddings/texts.txt");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+double cosine(const std::vector<float>& a, const std::vector<double>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += a[i] * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+struct Case {
+  std::string model;      // under ../shared
+  std::string reference;  // reference/embeddings/<name>.<pool>.json
+  double min_cosine;
+};
+
+void check(const Case& c, Pooling pooling) {
+  SCOPED_TRACE(c.model + " " + pooling_name(pooling));
+  auto model = model::load_model(kShared + "/" + c.model);
+  ASSERT_TRUE(model.ok()) << model.message();
+  auto tok = tokenizer::Tokenizer::load((*model)->file);
+  ASSERT_TRUE(tok.ok()) << tok.message();
+  auto embedder = Embedder::make(**model, {.n_ctx = 128, .n_threads = 2, .pooling = pooling});
+  ASSERT_TRUE(embedder.ok()) << embedder.message();
+  std::ifstream in(kShared + "/reference/embeddings/" + c.reference + "." + pooling_name(pooling) + ".json");
+  ASSERT_TRUE(in) << c.reference;
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  const std::vector<std::string> lines = texts();
+  ASSERT_EQ(ref["data"].size(), lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto v = (*embedder)->embed(tok->tokenize(lines[i], {.add_special = true}));
+    ASSERT_TRUE(v.ok()) << v.message();
+    const auto expected = ref["data"][i]["embedding"].get<std::vector<double>>();
+    ASSERT_EQ(v->size(), expected.size());
+    double norm = 0;
+    for (float x : *v) norm += static_cast<double>(x) * x;
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    EXPECT_GE(cosine(*v, expected), c.min_cosine) << "text " << i;
+  }
+}
+
+TEST(Embed, MatchesLlamaCppWithMeanAndLastPooling) {
+  const std::vector<Case> cases = {
+      {"models/stories260K.gguf", "stories260K", 0.9999},
+      {"models/stories260K.q8_0.gguf", "stories260K.q8_0", 0.999},
+      {"reference/synthetic/qwen2.f32.gguf", "qwen2.f32", 0.9999},
+      {"reference/synthetic/phi3.f32.gguf", "phi3.f32", 0.9999},
+      {"reference/synthetic/gemma2.f32.gguf", "gemma2.f32", 0.9999},
+      {"reference/synthetic/llama-gqa.f32.gguf", "llama-gqa.f32", 0.9999},
+  };
+  for (const Case& c : cases) {
+    check(c, Pooling::kMean);
+    check(c, Pooling::kLast);
+  }
+}
+
+TEST(Embed, PoolingNamesAndErrors) {
+  EXPECT_EQ(*parse_pooling("last"), Pooling::kLast);
+  auto bad = parse_pooling("max");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("'max' is not one of: mean, last, cls"), std::string::npos);
+  auto model = model::load_model(kShared + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model_pooling(**model), Pooling::kMean);  // no pooling_type in the file
+  auto embedder = Embedder::make(**model, {.n_ctx = 8, .n_threads = 1});
+  ASSERT_TRUE(embedder.ok());
+  const std::vector<int32_t> long_input(9, 1);
+  auto too_long = (*embedder)->embed(long_input);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.message().find("9 tokens, more than the context of 8"), std::string::npos) << too_long.message();
+  EXPECT_FALSE((*embedder)->embed({}).ok());
+}
+
+}  // namespace
+}  // namespace owl::engine
