@@ -86,4 +86,44 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
   return ApiError{.status = 503, .message = "the server is shutting down", .type = "server_error", .code = "shutting_down"};
 }
 
+std::variant<engine::Embedder*, ApiError> LocalProvider::embedder() {
+  std::lock_guard<std::mutex> lock(embedder_mutex_);
+  if (!embedder_) {
+    const engine::EngineOptions& o = local_.engine->options();
+    auto made = engine::Embedder::make(*local_.model, {.n_ctx = local_.engine->n_ctx(), .n_threads = o.n_threads,
+                                                       .pooling = engine::model_pooling(*local_.model)});
+    if (!made) return ApiError{.status = 500, .message = made.message(), .type = "server_error"};
+    embedder_ = std::move(*made);
+  }
+  return embedder_.get();
+}
+
+std::variant<Embeddings, ApiError> LocalProvider::embed(const EmbeddingRequest& request) {
+  auto made = embedder();
+  if (auto* e = std::get_if<ApiError>(&made)) return *e;
+  engine::Embedder& embedder = *std::get<engine::Embedder*>(made);
+  if (request.dimensions != 0 && request.dimensions != embedder.n_embd()) {
+    return ApiError{.message = fmt::format("'dimensions' {}: the model '{}' gives vectors of {} only (it was not trained "
+                                           "for shorter ones)", request.dimensions, info_.id, embedder.n_embd()),
+                    .param = "dimensions"};
+  }
+  std::vector<std::vector<int32_t>> inputs;
+  for (const std::string& text : request.texts) inputs.push_back(local_.tokenizer->tokenize(text, {.add_special = true}));
+  for (const auto& ids : request.token_inputs) inputs.push_back(ids);
+  Embeddings out;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto n = static_cast<int64_t>(inputs[i].size());
+    if (n == 0) return ApiError{.message = fmt::format("input {} gives no tokens", i), .param = "input"};
+    if (n > embedder.n_ctx()) {
+      return ApiError{.message = fmt::format("input {} has {} tokens, more than the context of {}", i, n, embedder.n_ctx()),
+                      .param = "input", .code = "context_length_exceeded"};
+    }
+    auto v = embedder.embed(inputs[i]);
+    if (!v) return ApiError{.status = 500, .message = v.message(), .type = "server_error"};
+    out.vectors.push_back(std::move(*v));
+    out.prompt_tokens += n;
+  }
+  return out;
+}
+
 }  // namespace owl::router

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "engine/embed.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "router/provider.h"
@@ -29,10 +31,17 @@ class LocalProvider : public Provider {
   const ModelInfo& info() const override { return info_; }
   std::variant<Submission, ApiError> submit(const CompletionRequest& request,
                                             std::shared_ptr<engine::EventSink> sink) override;
+  // Computed on a context of their own, made at the first request (a KV cache of one sequence
+  // of the engine's context), one input at a time beside the engine's batches.
+  std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) override;
   engine::Gauges gauges() const override { return local_.engine->gauges(); }
 
  private:
+  std::variant<engine::Embedder*, ApiError> embedder();
+
   LocalModel local_;
+  std::mutex embedder_mutex_;
+  std::unique_ptr<engine::Embedder> embedder_;  // guarded by embedder_mutex_ until made
   ModelInfo info_;
   std::string bos_token_, eos_token_;  // the template's bos_token / eos_token
 };

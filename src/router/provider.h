@@ -9,6 +9,8 @@
 #include <string>
 #include <variant>
 
+#include <fmt/format.h>
+
 #include "engine/events.h"
 #include "engine/scheduler.h"
 #include "router/request.h"
@@ -42,6 +44,10 @@ class Provider {
   // ending with one kEnd or kError. On an error nothing started and the sink hears nothing.
   virtual std::variant<Submission, ApiError> submit(const CompletionRequest& request,
                                                     std::shared_ptr<engine::EventSink> sink) = 0;
+  // The embeddings of every input (blocking); a provider without them answers 400.
+  virtual std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) {
+    return ApiError{.message = fmt::format("the model '{}' does not serve embeddings", info().id), .param = "model"};
+  }
   // The engine's state, for metrics; zeros for a provider without one.
   virtual engine::Gauges gauges() const { return {}; }
 };

@@ -46,4 +46,21 @@ struct CompletionRequest {
   std::string user;
 };
 
+// POST /v1/embeddings, validated: each input as text or as token ids.
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<std::string> texts;                  // one per input given as text
+  std::vector<std::vector<int32_t>> token_inputs;  // one per input given as token ids
+  bool base64 = false;                             // encoding_format "base64": float32 little-endian bytes
+  int64_t dimensions = 0;                          // 0: the model's
+  std::string user;
+  size_t size() const { return texts.size() + token_inputs.size(); }
+};
+
+// The vectors of an embeddings request, in input order, with the tokens they took.
+struct Embeddings {
+  std::vector<std::vector<float>> vectors;
+  int64_t prompt_tokens = 0;
+};
+
 }  // namespace owl::router

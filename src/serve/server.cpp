@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "serve/connection_pool.h"
+#include "serve/embeddings.h"
 #include "serve/server_impl.h"
 
 namespace owl::serve {
@@ -34,7 +35,8 @@ struct Route {
   const char* path;
   const char* method;
 };
-constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/embeddings", "POST"},
+                             {"/v1/models", "GET"},
                              {"/v1/models/{id}", "GET"},       {"/health", "GET"},          {"/metrics", "GET"},
                              {"/tokenize", "POST"},            {"/detokenize", "POST"},     {"/", "GET"}};
 
@@ -149,6 +151,46 @@ void handle_detokenize(Server::Impl& s, const httplib::Request& req, httplib::Re
   reply_json(res, 200, {{"content", tok->detokenize(ids)}});
 }
 
+void handle_embeddings(Server::Impl& s, const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  const auto start = engine::Clock::now();
+  auto fail = [&](const ApiError& e) {
+    reply_error(res, e);
+    s.log({{"event", "request"}, {"endpoint", "/v1/embeddings"}, {"status", e.status}, {"error", e.message}});
+  };
+  const ModelRegistry* models = ready_models(s, res);
+  if (!models) return;
+  auto body = parse_body(req.body);
+  if (auto* e = std::get_if<ApiError>(&body)) return fail(*e);
+  const Json& json = std::get<Json>(body);
+  std::string id;
+  if (auto it = json.find("model"); it != json.end() && it->is_string()) id = it->get<std::string>();
+  router::Provider* provider = s.find_model(*models, id);
+  if (provider == nullptr) return fail(model_not_found(*models, id));
+  auto parsed = parse_embedding_request(json, provider->info().n_vocab);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
+  const EmbeddingRequest& request = std::get<EmbeddingRequest>(parsed);
+  const Work work{.model = provider->info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
+  if (auto denied = s.guard->admit(who, work)) return fail(*denied);
+  auto result = provider->embed(request);
+  if (auto* e = std::get_if<ApiError>(&result)) {
+    s.guard->settle(who, work, 0, 0);
+    return fail(*e);
+  }
+  const Embeddings& embeddings = std::get<Embeddings>(result);
+  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
+  reply_json(res, 200, make_embedding_response(request, embeddings, provider->info().id));
+  Json line = {{"event", "request"},
+               {"endpoint", "/v1/embeddings"},
+               {"model", provider->info().id},
+               {"status", 200},
+               {"inputs", request.size()},
+               {"prompt_tokens", embeddings.prompt_tokens},
+               {"duration_ms", std::chrono::duration<double, std::milli>(engine::Clock::now() - start).count()}};
+  if (!request.user.empty()) line["user"] = request.user;
+  if (!who.name.empty()) line["principal"] = who.name;
+  s.log(line);
+}
+
 Json model_card(const router::ModelInfo& m) {
   return {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}};
 }
@@ -212,6 +254,9 @@ void add_routes(Server::Impl& s) {
   }));
   h.Post("/v1/completions", guarded(s, [&s](const Principal& who, const httplib::Request& req, httplib::Response& res) {
     handle_completion(s, who, req, res, Endpoint::kCompletion);
+  }));
+  h.Post("/v1/embeddings", guarded(s, [&s](const Principal& who, const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(s, who, req, res);
   }));
   h.Post("/tokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
     handle_tokenize(s, req, res);

@@ -136,3 +136,18 @@ test("aborting a stream cancels it on the server", async () => {
   const generated = (await metric("owl_generated_tokens_total")) - before;
   assert.ok(generated < 1500, `the server stopped early (${generated} tokens generated of 2000)`);
 });
+
+test("embeddings, as base64 (the client's default) and as floats", async () => {
+  const input = ["Once upon a time there was a little cat.", "The dog ran to the park."];
+  const packed = await client.embeddings.create({ model, input });
+  assert.equal(packed.data.length, 2);
+  const floats = await client.embeddings.create({ model, input, encoding_format: "float" });
+  for (let i = 0; i < 2; i++) {
+    const a = packed.data[i].embedding, b = floats.data[i].embedding;
+    assert.equal(a.length, b.length);
+    assert.ok(a.every((v, k) => Math.abs(v - b[k]) < 1e-6), "base64 and float give the same vector");
+    const norm = Math.sqrt(b.reduce((s, v) => s + v * v, 0));
+    assert.ok(Math.abs(norm - 1) < 1e-5, `unit length (${norm})`);
+  }
+  assert.ok(floats.usage.prompt_tokens > 10);
+});
