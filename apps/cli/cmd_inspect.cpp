@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common_options.h"
 #include "format.h"
 #include "gguf/gguf.h"
 #include "model/model_info.h"
@@ -151,7 +152,8 @@ Command register_inspect(CLI::App& root) {
   app->add_option("model", options->model, "GGUF model file")->required();
   app->add_flag("--json", options->json, "Print JSON instead of text");
   app->add_flag("--all", options->all_metadata, "Print every metadata value in full");
-  app->add_option("-c,--ctx", options->n_ctx, "Context length for the memory estimate (default: the model's)");
+  app->add_option("-c,--ctx-size,--ctx", options->n_ctx, "Context length for the memory estimate (0: the model's)")
+      ->check(CLI::Range(int64_t{0}, kMaxCtx));
   return {app, [options] { return run_inspect(*options); }};
 }
 
