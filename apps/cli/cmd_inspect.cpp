@@ -7,6 +7,7 @@
 #include "common_options.h"
 #include "format.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "model/model_info.h"
 
 namespace owl::cli {
@@ -127,6 +128,18 @@ void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, const 
   }
 }
 
+// One line on stderr when the file is not a model owl (or llama.cpp) runs: an adapter, a
+// vocabulary-only file, an importance matrix, or a model whose configuration is incomplete.
+void warn_unless_runnable(const model::ModelInfo& info, const gguf::GgufFile& file) {
+  std::string why;
+  if (auto type = file.get_string(gguf::keys::kGeneralType); type && *type != "model") {
+    why = fmt::format("{} is '{}'", gguf::keys::kGeneralType, *type);
+  }
+  if (why.empty() && file.tensors().empty()) why = "it holds no tensors (a vocabulary-only file)";
+  if (why.empty() && !info.config) why = info.config_error;
+  if (!why.empty()) fmt::print(stderr, "owl inspect: warning: {} is not a model that runs: {}\n", info.path, why);
+}
+
 int run_inspect(const InspectOptions& options) {
   auto file = gguf::GgufFile::open(options.model);
   if (!file) {
@@ -134,6 +147,7 @@ int run_inspect(const InspectOptions& options) {
     return 1;
   }
   const model::ModelInfo info = model::describe_model(*file);
+  warn_unless_runnable(info, *file);
   const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : hparam(info, &Config::n_ctx_train).value_or(2048);
   const model::MemoryEstimate mem = model::estimate_memory(info, n_ctx);
   if (options.json) {
