@@ -5,6 +5,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/files.h"
 #include "core/result.h"
@@ -20,9 +21,25 @@ inline core::Result<std::string> choose_chat_template(const std::string& file, c
   if (!file.empty()) return core::read_file(file);
   if (const gguf::Value* v = model.find(gguf::keys::kTokenizerChatTemplate); v && v->as_string()) return *v->as_string();
   const std::string* builtin = tmpl::builtin_format(format);
-  if (builtin == nullptr) return core::make_error("unknown chat format '{}'", format);
+  if (builtin == nullptr) {
+    return core::make_error("unknown chat format '{}' (one of: {})", format, fmt::join(tmpl::builtin_format_names(), ", "));
+  }
   fmt::print(stderr, "{}: the model has no chat template; using the {} format\n", command, format);
   return *builtin;
+}
+
+// choose_chat_template, parsed; a syntax error names where the template came from.
+inline core::Result<tmpl::Template> load_chat_template(const std::string& file, const std::string& format,
+                                                      const gguf::GgufFile& model, const char* command) {
+  auto source = choose_chat_template(file, format, model, command);
+  if (!source) return source.error();
+  auto parsed = tmpl::Template::parse(*source);
+  if (parsed) return parsed;
+  const bool own = file.empty() && model.find(gguf::keys::kTokenizerChatTemplate) != nullptr;
+  const std::string origin = !file.empty() ? "--chat-template " + file
+                             : own         ? model.path() + ": " + std::string(gguf::keys::kTokenizerChatTemplate)
+                                           : "built-in format " + format;
+  return core::make_error("{}: {}", origin, parsed.message());
 }
 
 }  // namespace owl::cli

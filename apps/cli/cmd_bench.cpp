@@ -1,11 +1,15 @@
 // owl bench: prompt-processing and generation tokens/s, as llama-bench reports them.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common_options.h"
 #include "eval/bench.h"
 #include "format.h"
 #include "kernels/cpu_features.h"
@@ -18,6 +22,7 @@ struct BenchArgs {
   std::vector<std::string> models;
   eval::BenchOptions options;
   std::string output = "md";
+  int n_gpu_layers = -1;
 };
 
 // "llama 1.10B Q4_0": architecture, parameters, the type holding most bytes.
@@ -49,7 +54,29 @@ std::string bandwidth_note(const std::string& model, const eval::BenchResult& r)
                      r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), *low, *high);
 }
 
-int run_bench(const BenchArgs& args) {
+// Loads every model and checks the options against each before anything is printed or timed.
+core::Result<std::vector<std::unique_ptr<model::Model>>> load_models(const BenchArgs& args) {
+  std::vector<std::unique_ptr<model::Model>> models;
+  for (const std::string& path : args.models) {
+    auto model = model::load_model(path);
+    if (!model) return model.error();
+    if (auto s = eval::check_bench_options(**model, args.options); !s) return s.error();
+    models.push_back(std::move(*model));
+  }
+  return models;
+}
+
+void draw_progress(const std::string& test, int rep, int repetitions) {
+  fmt::print(stderr, "\r{:<12} repetition {}/{}   ", test, rep, repetitions);
+  std::fflush(stderr);
+}
+
+int run_bench(BenchArgs& args) {
+  auto models = load_models(args);
+  if (!models) return fail("owl bench", models.message());
+  if (args.options.n_threads == 0) args.options.n_threads = static_cast<int>(std::thread::hardware_concurrency());
+  const bool progress = ::isatty(STDERR_FILENO) != 0;
+  if (progress) args.options.on_progress = draw_progress;
   const std::string isa(kernels::isa_name(kernels::select_isa(kernels::detect_cpu_features())));
   nlohmann::json records = nlohmann::json::array();
   std::vector<std::string> notes;  // printed under the table
@@ -57,18 +84,12 @@ int run_bench(const BenchArgs& args) {
     fmt::print("| model | size | params | backend | threads | test | t/s |\n");
     fmt::print("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
   }
-  for (const std::string& path : args.models) {
-    auto model = model::load_model(path);
-    if (!model) {
-      fmt::print(stderr, "owl bench: {}\n", model.message());
-      return 1;
-    }
-    const model::ModelInfo info = model::describe_model((*model)->file);
-    auto results = eval::run_bench(**model, args.options);
-    if (!results) {
-      fmt::print(stderr, "owl bench: {}\n", results.message());
-      return 1;
-    }
+  for (size_t m = 0; m < models->size(); ++m) {
+    const std::string& path = args.models[m];
+    const model::ModelInfo info = model::describe_model((*models)[m]->file);
+    auto results = eval::run_bench(*(*models)[m], args.options);
+    if (progress) fmt::print(stderr, "\r{:<40}\r", "");
+    if (!results) return fail("owl bench", results.message());
     for (const eval::BenchResult& r : *results) {
       if (args.output == "md") {
         fmt::print("| {} | {} | {} | CPU ({}) | {} | {} | {:.2f} ± {:.2f} |\n", model_type(info),
@@ -122,15 +143,25 @@ Command register_bench(CLI::App& root) {
   eval::BenchOptions& o = args->options;
   CLI::App* app = root.add_subcommand("bench", "Prompt-processing and generation speed (tokens/s), as llama-bench measures it");
   app->add_option("-m,--model", args->models, "GGUF model file (repeat for several)")->required();
-  app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens processed in one batch (0: skip)")->capture_default_str();
-  app->add_option("-n,--n-gen", o.n_gen, "Tokens generated one at a time (0: skip)")->capture_default_str();
-  app->add_option("-t,--threads", o.n_threads, "Threads")->capture_default_str();
-  app->add_option("-r,--repetitions", o.repetitions, "Repetitions of each test")->capture_default_str();
-  app->add_option("-b,--batch-size", o.n_batch, "Largest batch per forward pass")->capture_default_str();
+  app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens processed in one batch (0: skip; at most the model's context)")
+      ->check(CLI::Range(int64_t{0}, kMaxCtx))
+      ->capture_default_str();
+  app->add_option("-n,--n-gen", o.n_gen, "Tokens generated one at a time (0: skip; at most the model's context)")
+      ->check(CLI::Range(int64_t{0}, kMaxCtx))
+      ->capture_default_str();
+  add_threads_option(app, o.n_threads);
+  add_gpu_layers_option(app, args->n_gpu_layers);
+  app->add_option("-r,--repetitions", o.repetitions, "Repetitions of each test")->check(CLI::Range(1, 1000))->capture_default_str();
+  app->add_option("-b,--batch-size", o.n_batch, "Largest batch per forward pass")
+      ->check(CLI::Range(int64_t{1}, kMaxCtx))
+      ->capture_default_str();
   app->add_flag("--bandwidth", o.bandwidth,
                "Measure the memory read bandwidth before each generation repetition and print generation's share of it");
   app->add_option("-o,--output", args->output, "Output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
-  return {app, [args] { return run_bench(*args); }};
+  return {app, [args, app] {
+            note_gpu_layers(app, "owl bench");
+            return run_bench(*args);
+          }};
 }
 
 }  // namespace owl::cli

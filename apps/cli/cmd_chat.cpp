@@ -9,6 +9,7 @@
 
 #include "chat_template.h"
 #include "commands.h"
+#include "common_options.h"
 #include "engine/session.h"
 #include "sampling_options.h"
 
@@ -26,6 +27,7 @@ struct ChatArgs {
   std::string template_file;
   SamplingArgs sampling;
   int n_threads = 0;
+  int n_gpu_layers = -1;
   int64_t n_ctx = 0;
 };
 
@@ -60,65 +62,137 @@ bool read_message(std::string& out) {
   return false;
 }
 
-int run_chat(ChatArgs& args) {
-  if (auto s = finish_sampling_args(args.sampling); !s) return fmt::print(stderr, "owl chat: {}\n", s.message()), 1;
-  auto model = model::load_model(args.model);
-  if (!model) return fmt::print(stderr, "owl chat: {}\n", model.message()), 1;
-  auto tok = tokenizer::Tokenizer::load((*model)->file);
-  if (!tok) return fmt::print(stderr, "owl chat: {}\n", tok.message()), 1;
-  auto source = choose_chat_template(args.template_file, args.format, (*model)->file, "owl chat");
-  if (!source) return fmt::print(stderr, "owl chat: {}\n", source.message()), 1;
-  auto chat_template = tmpl::Template::parse(*source);
-  if (!chat_template) return fmt::print(stderr, "owl chat: {}\n", chat_template.message()), 1;
-  auto ctx = model::make_context(**model, {.n_ctx = args.n_ctx, .n_seq = 1, .n_threads = args.n_threads});
-  if (!ctx) return fmt::print(stderr, "owl chat: {}\n", ctx.message()), 1;
+constexpr const char* kCommand = "owl chat";
+constexpr const char* kCommands = "/help lists these, /reset starts over, /exit quits; Ctrl-C stops a reply; end a line "
+                                  "with \\ or wrap text in \"\"\" for several lines";
 
-  tmpl::ChatOptions chat_options;
-  chat_options.add_generation_prompt = true;
-  chat_options.bos_token = std::string(tok->token_to_piece(tok->bos(), true));
-  chat_options.eos_token = std::string(tok->token_to_piece(tok->eos(), true));
+// What a chat keeps between turns.
+struct Conversation {
+  const tmpl::Template& chat_template;
+  tmpl::ChatOptions options;
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  if (!args.system.empty()) messages.push_back({{"role", "system"}, {"content", args.system}});
-  const nlohmann::ordered_json initial = messages;
+  size_t n_fixed = 0;        // leading messages every prompt keeps (the system prompt)
+  bool fold_system = false;  // the template rejects a system role: --system goes in the first user message
+};
+
+core::Result<std::string> render(const Conversation& c) {
+  return tmpl::render_chat(c.chat_template, c.fold_system ? tmpl::fold_system_message(c.messages) : c.messages, c.options);
+}
+
+// Whether the template takes a system message, or needs it folded into the first user message;
+// an error when it takes neither.
+core::Status choose_system_handling(Conversation& c) {
+  if (c.n_fixed == 0) return {};
+  nlohmann::ordered_json probe = c.messages;
+  probe.push_back({{"role", "user"}, {"content", "Hi"}});
+  auto plain = tmpl::render_chat(c.chat_template, probe, c.options);
+  if (plain) return {};
+  if (auto folded = tmpl::render_chat(c.chat_template, tmpl::fold_system_message(probe), c.options); !folded) {
+    return core::make_error("--system: the chat template renders no system prompt: {}", plain.message());
+  }
+  c.fold_system = true;
+  fmt::print(stderr, "{}: the chat template takes no system role; --system is put at the start of the first user message\n",
+             kCommand);
+  return {};
+}
+
+// The prompt of the conversation, leaving a quarter of the context (at most -n) for the reply:
+// when it does not fit, the oldest turns after the system prompt are dropped, as llama.cpp's
+// context shift does; an error (the conversation unchanged) when the last message alone does not fit.
+core::Result<std::vector<int32_t>> fit_prompt(Conversation& conversation, const tokenizer::Tokenizer& tok,
+                                              int64_t n_ctx, int64_t max_tokens) {
+  const int64_t reserve = max_tokens > 0 ? std::min(max_tokens, n_ctx / 4) : n_ctx / 4;
+  Conversation c = conversation;
+  for (size_t dropped = 0;; ++dropped) {
+    auto text = render(c);
+    if (!text) return text.error();
+    const bool has_bos = !c.options.bos_token.empty() && text->rfind(c.options.bos_token, 0) == 0;
+    std::vector<int32_t> prompt = tok.tokenize(*text, {.add_special = !has_bos, .parse_special = true});
+    if (static_cast<int64_t>(prompt.size()) + reserve <= n_ctx) {
+      if (dropped > 0) fmt::print(stderr, "(context full: dropped the {} oldest messages)\n", dropped);
+      conversation.messages = std::move(c.messages);
+      return prompt;
+    }
+    if (c.messages.size() <= c.n_fixed + 1) {
+      return core::make_error("context full: the message needs {} of the context's {} tokens ({} kept for the reply); "
+                              "/reset, a shorter message, or a larger -c", prompt.size(), n_ctx, reserve);
+    }
+    c.messages.erase(c.messages.begin() + static_cast<std::ptrdiff_t>(c.n_fixed));
+  }
+}
+
+enum class CommandResult { kNotCommand, kHandled, kExit };
+
+CommandResult run_command(const std::string& input, Conversation& c) {
+  if (input.empty() || input[0] != '/') return CommandResult::kNotCommand;
+  if (input == "/exit" || input == "/bye") return CommandResult::kExit;
+  if (input == "/reset" || input == "/clear") {
+    c.messages.erase(c.messages.begin() + static_cast<std::ptrdiff_t>(c.n_fixed), c.messages.end());
+    fmt::print("(conversation cleared)\n");
+  } else if (input == "/help" || input == "/?") {
+    fmt::print("{}\n", kCommands);
+  } else {
+    fmt::print("unknown command {}, try /help\n", input.substr(0, input.find(' ')));
+  }
+  return CommandResult::kHandled;
+}
+
+// One turn: the user's message in, the reply streamed out and kept; an error drops the message.
+void run_turn(Conversation& c, engine::Session& session, const tokenizer::Tokenizer& tok, int64_t n_ctx,
+              const engine::GenerateParams& params, const std::string& input) {
+  c.messages.push_back({{"role", "user"}, {"content", input}});
+  auto prompt = fit_prompt(c, tok, n_ctx, params.max_tokens);
+  if (!prompt) {
+    fmt::print(stderr, "{}: {}\n", kCommand, prompt.message());
+    c.messages.erase(c.messages.end() - 1);
+    return;
+  }
+  std::string reply;
+  g_interrupted = 0;
+  auto stats = session.generate({.prompt = *prompt, .params = params}, [&](std::string_view text, const sample::Sampled&) {
+    reply.append(text);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return g_interrupted == 0;
+  });
+  fmt::print("\n");
+  g_interrupted = 0;
+  if (!stats) {
+    fmt::print(stderr, "{}: {}\n", kCommand, stats.message());
+    c.messages.erase(c.messages.end() - 1);
+    return;
+  }
+  c.messages.push_back({{"role", "assistant"}, {"content", reply}});
+}
+
+int run_chat(ChatArgs& args) {
+  if (auto s = finish_sampling_args(args.sampling); !s) return fail(kCommand, s.message());
+  auto model = model::load_model(args.model);
+  if (!model) return fail(kCommand, model.message());
+  auto tok = tokenizer::Tokenizer::load((*model)->file);
+  if (!tok) return fail(kCommand, tok.message());
+  auto chat_template = load_chat_template(args.template_file, args.format, (*model)->file, kCommand);
+  if (!chat_template) return fail(kCommand, chat_template.message());
+  const int64_t n_ctx = context_size(**model, args.n_ctx, kCommand);
+  auto ctx = model::make_context(**model, {.n_ctx = n_ctx, .n_seq = 1, .n_threads = args.n_threads});
+  if (!ctx) return fail(kCommand, ctx.message());
+
+  Conversation c{.chat_template = *chat_template};
+  c.options.add_generation_prompt = true;
+  c.options.bos_token = std::string(tok->token_to_piece(tok->bos(), true));
+  c.options.eos_token = std::string(tok->token_to_piece(tok->eos(), true));
+  if (!args.system.empty()) c.messages.push_back({{"role", "system"}, {"content", args.system}});
+  c.n_fixed = c.messages.size();
+  if (auto s = choose_system_handling(c); !s) return fail(kCommand, s.message());
   engine::Session session(**model, *tok, **ctx);
   std::signal(SIGINT, on_sigint);
-  fmt::print(stderr, "owl chat: /reset starts over, /exit quits, Ctrl-C stops a reply; end a line with \\ "
-                     "or wrap text in \"\"\" for several lines\n");
+  fmt::print(stderr, "{}: {}\n", kCommand, kCommands);
   std::string input;
   while (read_message(input)) {
-    if (input == "/exit") break;
-    if (input == "/reset") {
-      messages = initial;
-      fmt::print("(conversation cleared)\n");
-      continue;
-    }
-    if (input.empty()) continue;
-    messages.push_back({{"role", "user"}, {"content", input}});
-    auto prompt_text = tmpl::render_chat(*chat_template, messages, chat_options);
-    if (!prompt_text) {
-      fmt::print(stderr, "owl chat: {}\n", prompt_text.message());
-      messages.erase(messages.end() - 1);
-      continue;
-    }
-    const bool has_bos = !chat_options.bos_token.empty() && prompt_text->rfind(chat_options.bos_token, 0) == 0;
-    const std::vector<int32_t> prompt = tok->tokenize(*prompt_text, {.add_special = !has_bos, .parse_special = true});
-    std::string reply;
-    g_interrupted = 0;
-    auto stats = session.generate({.prompt = prompt, .params = args.sampling.generate},
-                                  [&](std::string_view text, const sample::Sampled&) {
-                                    reply.append(text);
-                                    std::fwrite(text.data(), 1, text.size(), stdout);
-                                    std::fflush(stdout);
-                                    return g_interrupted == 0;
-                                  });
-    fmt::print("\n");
-    if (!stats) {
-      fmt::print(stderr, "owl chat: {}\n", stats.message());
-      messages.erase(messages.end() - 1);
-      continue;
-    }
-    g_interrupted = 0;
-    messages.push_back({{"role", "assistant"}, {"content", reply}});
+    const CommandResult command = run_command(input, c);
+    if (command == CommandResult::kExit) break;
+    if (command == CommandResult::kHandled || input.empty()) continue;
+    run_turn(c, session, *tok, (*ctx)->kv.n_ctx(), args.sampling.generate, input);
   }
   fmt::print("\n");
   return 0;
@@ -131,13 +205,19 @@ Command register_chat(CLI::App& root) {
   CLI::App* app = root.add_subcommand("chat", "Chat with a model in the terminal, through its chat template");
   app->add_option("-m,--model", args->model, "GGUF model file")->required();
   app->add_option("--system", args->system, "System prompt");
-  app->add_option("--format", args->format, "Built-in chat format for models without a template")->capture_default_str();
+  app->add_option("--format", args->format, "Built-in chat format for models without a template")
+      ->check(CLI::IsMember(tmpl::builtin_format_names()))
+      ->capture_default_str();
   app->add_option("--chat-template", args->template_file, "Jinja chat template file to use instead of the model's");
-  app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
-  app->add_option("-c,--ctx-size", args->n_ctx, "Context size (0: the model's, at most 4096)")->capture_default_str();
+  add_threads_option(app, args->n_threads);
+  add_ctx_option(app, args->n_ctx);
+  add_gpu_layers_option(app, args->n_gpu_layers);
   add_sampling_options(app, args->sampling);
   args->sampling.generate.max_tokens = -1;
-  return {app, [args] { return run_chat(*args); }};
+  return {app, [args, app] {
+            note_gpu_layers(app, kCommand);
+            return run_chat(*args);
+          }};
 }
 
 }  // namespace owl::cli

@@ -2,7 +2,12 @@
 // against a base model over a text.
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <limits>
+
 #include "commands.h"
+#include "common_options.h"
 #include "core/files.h"
 #include "eval/compare.h"
 #include "format.h"
@@ -22,17 +27,12 @@ int run_compare(CompareArgs& a) {
     fmt::print(stderr, "owl compare: --eval needs owl eval, which is not built yet; use -f TEXT\n");
     return 1;
   }
-  auto text = core::read_file(a.text_file);
-  if (!text) {
-    fmt::print(stderr, "owl compare: {}\n", text.message());
-    return 1;
-  }
+  auto text = core::read_input(a.text_file);
+  if (!text) return fail("owl compare", text.message());
   a.options.text = std::move(*text);
+  if (::isatty(STDERR_FILENO)) a.options.on_progress = draw_chunk_progress;
   auto report = eval::compare_models(a.options);
-  if (!report) {
-    fmt::print(stderr, "owl compare: {}\n", report.message());
-    return 1;
-  }
+  if (!report) return fail("owl compare", report.message());
   print_compare_report(*report, a.json);
   return 0;
 }
@@ -68,13 +68,17 @@ Command register_compare(CLI::App& root) {
   CLI::App* app = root.add_subcommand("compare", "What a quantized (or changed) model costs: KL, top-1, perplexity, size, speed");
   app->add_option("base", o.base, "Reference model (e.g. the F16 or F32 file)")->required();
   app->add_option("candidate", o.candidate, "Model to judge (e.g. the quantized file)")->required();
-  auto* f = app->add_option("-f,--file", args->text_file, "Text to score");
+  auto* f = app->add_option("-f,--file", args->text_file, "Text to score (-: standard input)");
   auto* e = app->add_option("--eval", args->eval_suite, "Eval suite (needs owl eval)");
   f->excludes(e);
-  app->add_option("--ctx", o.n_ctx, "Tokens per chunk")->capture_default_str();
-  app->add_option("--chunks", o.max_chunks, "At most this many chunks (0: all)")->capture_default_str();
-  app->add_option("--gen", o.n_gen, "Decode steps timed per model (0: skip speed)")->capture_default_str();
-  app->add_option("-t,--threads", o.n_threads, "Threads (0: all cores)")->capture_default_str();
+  app->add_option("-c,--ctx-size,--ctx", o.n_ctx, "Tokens per chunk")->check(CLI::Range(int64_t{2}, kMaxCtx))->capture_default_str();
+  app->add_option("--chunks", o.max_chunks, "At most this many chunks (0: all)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
+  app->add_option("--gen", o.n_gen, "Decode steps timed per model (0: skip speed)")
+      ->check(CLI::Range(int64_t{0}, kMaxCtx))
+      ->capture_default_str();
+  add_threads_option(app, o.n_threads);
   app->add_flag("--json", args->json, "Print JSON");
   app->callback([app, args] {
     if (args->text_file.empty() && args->eval_suite.empty()) throw CLI::RequiredError("-f TEXT or --eval SUITE");

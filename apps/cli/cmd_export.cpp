@@ -1,5 +1,6 @@
 // owl export: a GGUF model -> a Hugging Face directory (safetensors, config, tokenizer).
 #include "commands.h"
+#include "common_options.h"
 #include "convert/hf.h"
 
 namespace owl::cli {
@@ -7,10 +8,7 @@ namespace {
 
 int run_export(const convert::ExportOptions& o) {
   auto s = convert::export_hf(o);
-  if (!s) {
-    fmt::print(stderr, "owl export: {}\n", s.message());
-    return 1;
-  }
+  if (!s) return fail("owl export", s.message());
   fmt::print("wrote {}: {} ({} tensors, {})\n", o.out_dir, s->arch, s->n_tensors, s->dtype);
   return 0;
 }

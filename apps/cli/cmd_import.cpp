@@ -1,5 +1,6 @@
 // owl import: a Hugging Face model directory or a llama2.c checkpoint -> GGUF.
 #include "commands.h"
+#include "common_options.h"
 #include "convert/hf.h"
 #include "format.h"
 
@@ -13,14 +14,18 @@ struct ImportArgs {
 };
 
 int run_import(const ImportArgs& a) {
+  if (int rc = fail_unless_writable("owl import", a.hf.output, "-o")) return rc;
   if (!a.llama2c.empty()) {
     if (a.vocab_from.empty()) {
       fmt::print(stderr, "owl import: --llama2c needs --vocab-from VOCAB.gguf\n");
       return 1;
     }
-    if (auto s = convert::import_llama2c({.checkpoint = a.llama2c, .vocab_from = a.vocab_from, .output = a.hf.output}); !s) {
-      fmt::print(stderr, "owl import: {}\n", s.message());
-      return 1;
+    if (auto s = convert::import_llama2c({.checkpoint = a.llama2c,
+                                              .vocab_from = a.vocab_from,
+                                              .output = a.hf.output,
+                                              .type = a.hf.type,
+                                              .n_threads = a.hf.n_threads}); !s) {
+      return fail("owl import", s.message());
     }
     fmt::print("wrote {} from llama2.c checkpoint {}\n", a.hf.output, a.llama2c);
     return 0;
@@ -31,8 +36,7 @@ int run_import(const ImportArgs& a) {
   }
   auto s = convert::import_hf(a.hf);
   if (!s) {
-    fmt::print(stderr, "owl import: {}\n", s.message());
-    return 1;
+    return fail("owl import", s.message());
   }
   fmt::print("wrote {}: {} ({} tensors, {} parameters), tokenizer {}{}, chat template {}\n", a.hf.output, s->arch,
              s->n_tensors, human_count(s->n_params), s->tokenizer, s->tokenizer == "gpt2" ? " pre " + s->pre : "",
@@ -50,7 +54,7 @@ Command register_import(CLI::App& root) {
   app->add_option("--type", args->hf.type, "Weight type or mix of the output (f32 f16 bf16 q8_0 q4_k_m ...); default: as stored");
   app->add_option("--llama2c", args->llama2c, "llama2.c checkpoint (run.c format) instead of a directory");
   app->add_option("--vocab-from", args->vocab_from, "GGUF file whose tokenizer a llama2.c model uses");
-  app->add_option("-t,--threads", args->hf.n_threads, "Threads for --type (0: all cores)")->capture_default_str();
+  add_threads_option(app, args->hf.n_threads);
   return {app, [args] { return run_import(*args); }};
 }
 

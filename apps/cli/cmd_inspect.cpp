@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common_options.h"
 #include "format.h"
 #include "gguf/gguf.h"
+#include "gguf/keys.h"
 #include "model/model_info.h"
 
 namespace owl::cli {
@@ -126,6 +128,18 @@ void print_text(const model::ModelInfo& info, const gguf::GgufFile& file, const 
   }
 }
 
+// One line on stderr when the file is not a model owl (or llama.cpp) runs: an adapter, a
+// vocabulary-only file, an importance matrix, or a model whose configuration is incomplete.
+void warn_unless_runnable(const model::ModelInfo& info, const gguf::GgufFile& file) {
+  std::string why;
+  if (auto type = file.get_string(gguf::keys::kGeneralType); type && *type != "model") {
+    why = fmt::format("{} is '{}'", gguf::keys::kGeneralType, *type);
+  }
+  if (why.empty() && file.tensors().empty()) why = "it holds no tensors (a vocabulary-only file)";
+  if (why.empty() && !info.config) why = info.config_error;
+  if (!why.empty()) fmt::print(stderr, "owl inspect: warning: {} is not a model that runs: {}\n", info.path, why);
+}
+
 int run_inspect(const InspectOptions& options) {
   auto file = gguf::GgufFile::open(options.model);
   if (!file) {
@@ -133,6 +147,7 @@ int run_inspect(const InspectOptions& options) {
     return 1;
   }
   const model::ModelInfo info = model::describe_model(*file);
+  warn_unless_runnable(info, *file);
   const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : hparam(info, &Config::n_ctx_train).value_or(2048);
   const model::MemoryEstimate mem = model::estimate_memory(info, n_ctx);
   if (options.json) {
@@ -151,7 +166,8 @@ Command register_inspect(CLI::App& root) {
   app->add_option("model", options->model, "GGUF model file")->required();
   app->add_flag("--json", options->json, "Print JSON instead of text");
   app->add_flag("--all", options->all_metadata, "Print every metadata value in full");
-  app->add_option("-c,--ctx", options->n_ctx, "Context length for the memory estimate (default: the model's)");
+  app->add_option("-c,--ctx-size,--ctx", options->n_ctx, "Context length for the memory estimate (0: the model's)")
+      ->check(CLI::Range(int64_t{0}, kMaxCtx));
   return {app, [options] { return run_inspect(*options); }};
 }
 

@@ -3,22 +3,41 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common_options.h"
 #include "core/files.h"
 #include "engine/session.h"
 #include "model/forward.h"
+#include "prompt_input.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::cli {
 namespace {
 
+constexpr const char* kCommand = "owl logits";
+
 struct LogitsArgs {
   std::string model;
   std::string prompt;
+  std::string prompt_file;
+  bool prompt_given = false;
   std::string output;
   int n_greedy = 32;
+  int64_t n_ctx = 0;  // 0: the model's training context
   bool no_bos = false;
-  int n_threads = 2;
+  int n_threads = 0;
+  int n_gpu_layers = -1;
 };
+
+// The positions the prompt and the greedy continuation take, checked against the context.
+core::Result<int64_t> positions(const LogitsArgs& args, const model::Model& model, size_t n_tokens) {
+  const int64_t limit = args.n_ctx > 0 ? args.n_ctx : model.config.n_ctx_train;
+  const int64_t need = static_cast<int64_t>(n_tokens) + args.n_greedy;
+  if (limit > 0 && need > limit) {
+    return core::make_error("the prompt's {} tokens and -n {} greedy tokens need {} positions, more than the context of {}{}",
+                            n_tokens, args.n_greedy, need, limit, args.n_ctx > 0 ? " (-c)" : " (the model's)");
+  }
+  return need + 1;
+}
 
 // Six significant digits, as the reference dumps print them.
 nlohmann::json row_json(const float* x, int64_t n) {
@@ -27,23 +46,30 @@ nlohmann::json row_json(const float* x, int64_t n) {
   return row;
 }
 
-int run_logits(const LogitsArgs& args) {
+int run_logits(LogitsArgs& args) {
+  if (int rc = fail_unless_writable(kCommand, args.output, "-o")) return rc;
+  auto text = read_text_source({.text = args.prompt_given ? &args.prompt : nullptr, .file = args.prompt_file});
+  if (!text) return fail(kCommand, text.message());
+  args.prompt = std::move(*text);
   auto model = model::load_model(args.model);
-  if (!model) return fmt::print(stderr, "owl logits: {}\n", model.message()), 1;
+  if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
-  if (!tok) return fmt::print(stderr, "owl logits: {}\n", tok.message()), 1;
+  if (!tok) return fail(kCommand, tok.message());
   const std::vector<int32_t> tokens = tok->tokenize(args.prompt, {.add_special = !args.no_bos, .parse_special = true});
-  if (tokens.empty()) return fmt::print(stderr, "owl logits: the prompt gives no tokens\n"), 1;
+  if (tokens.empty()) return fail(kCommand, "the prompt gives no tokens");
+  if (!args.no_bos) warn_double_bos(tokens, tok->bos(), kCommand);
   const int64_t n_vocab = (*model)->config.n_vocab;
-  const auto n_ctx = static_cast<int64_t>(tokens.size()) + args.n_greedy + 1;
-  auto ctx = model::make_context(**model, {.n_ctx = n_ctx, .n_seq = 1, .n_threads = args.n_threads});
-  if (!ctx) return fmt::print(stderr, "owl logits: {}\n", ctx.message()), 1;
+  if (args.n_ctx > 0) context_size(**model, args.n_ctx, kCommand);
+  auto n_ctx = positions(args, **model, tokens.size());
+  if (!n_ctx) return fail(kCommand, n_ctx.message());
+  auto ctx = model::make_context(**model, {.n_ctx = *n_ctx, .n_seq = 1, .n_threads = args.n_threads});
+  if (!ctx) return fail(kCommand, ctx.message());
 
   model::Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
   std::vector<float> logits(tokens.size() * static_cast<size_t>(n_vocab));
   if (auto s = model::forward(**model, batch, **ctx, logits.data()); !s) {
-    return fmt::print(stderr, "owl logits: {}\n", s.message()), 1;
+    return fail(kCommand, s.message());
   }
   nlohmann::json out;
   out["model"] = args.model;
@@ -64,15 +90,15 @@ int run_logits(const LogitsArgs& args) {
                                     greedy.push_back(s.token);
                                     return true;
                                   });
-    if (!stats) return fmt::print(stderr, "owl logits: {}\n", stats.message()), 1;
+    if (!stats) return fail(kCommand, stats.message());
   }
   out["greedy"] = greedy;
   out["greedy_text"] = tok->detokenize(greedy);
   auto file = core::AtomicFile::create(args.output);
-  if (!file) return fmt::print(stderr, "owl logits: {}\n", file.message()), 1;
-  const std::string text = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (auto s = file->write(text); !s) return fmt::print(stderr, "owl logits: {}\n", s.message()), 1;
-  if (auto s = file->commit(); !s) return fmt::print(stderr, "owl logits: {}\n", s.message()), 1;
+  if (!file) return fail(kCommand, file.message());
+  const std::string json_text = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (auto s = file->write(json_text); !s) return fail(kCommand, s.message());
+  if (auto s = file->commit(); !s) return fail(kCommand, s.message());
   return 0;
 }
 
@@ -82,12 +108,23 @@ Command register_logits(CLI::App& root) {
   auto args = std::make_shared<LogitsArgs>();
   CLI::App* app = root.add_subcommand("logits", "Write every prompt position's logits and the greedy continuation as JSON");
   app->add_option("-m,--model", args->model, "GGUF model file")->required();
-  app->add_option("-p,--prompt", args->prompt, "Prompt text (special tokens are parsed)")->required();
-  app->add_option("-n,--n-greedy", args->n_greedy, "Greedy tokens to generate")->capture_default_str();
+  auto* p = app->add_option("-p,--prompt", args->prompt,
+                            "Prompt text (special tokens are parsed); without -p or -f, read from piped standard input");
+  auto* f = app->add_option("-f,--file", args->prompt_file, "Read the prompt from a file (-: standard input)");
+  p->excludes(f);
+  app->add_option("-n,--n-greedy", args->n_greedy, "Greedy tokens to generate (the prompt and these fit the context)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  add_ctx_option(app, args->n_ctx, "Context size (0: the model's training context)");
   app->add_flag("--no-bos", args->no_bos, "Do not add the BOS token");
-  app->add_option("-t,--threads", args->n_threads, "Threads")->capture_default_str();
+  add_threads_option(app, args->n_threads);
+  add_gpu_layers_option(app, args->n_gpu_layers);
   app->add_option("-o,--output", args->output, "Output JSON file")->required();
-  return {app, [args] { return run_logits(*args); }};
+  return {app, [args, app] {
+            args->prompt_given = app->count("--prompt") > 0;
+            note_gpu_layers(app, kCommand);
+            return run_logits(*args);
+          }};
 }
 
 }  // namespace owl::cli

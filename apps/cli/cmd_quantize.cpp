@@ -4,6 +4,7 @@
 #include <map>
 
 #include "commands.h"
+#include "common_options.h"
 #include "core/files.h"
 #include "eval/compare.h"
 #include "format.h"
@@ -28,6 +29,7 @@ struct QuantizeArgs {
   std::string imatrix;
   std::vector<std::string> tensor_types;
   bool dry_run = false;
+  bool allow_requantize = false;
   std::string report;
   int64_t report_ctx = 256;
 };
@@ -75,54 +77,59 @@ void draw_progress(const quantize::QuantizeProgress& p) {
   std::fflush(stderr);
 }
 
-int run_quantize(const QuantizeArgs& a) {
+// The options, checked before any work: the type, the overrides (a pattern that matches no
+// tensor is warned about), the output path and the --report text, which is read now.
+core::Result<quantize::QuantizeOptions> prepare(const QuantizeArgs& a, std::string& report_text) {
   const gguf::FileTypeInfo* preset = gguf::find_file_type(a.type);
-  if (!preset) {
-    fmt::print(stderr, "owl quantize: unknown type '{}' (one of: {})\n", a.type, file_type_names());
-    return 1;
-  }
+  if (!preset) return core::make_error("unknown type '{}' (one of: {})", a.type, file_type_names());
   quantize::QuantizeOptions o{.input = a.input, .output = a.output, .preset = *preset};
   for (const std::string& spec : a.tensor_types) {
     auto ov = quantize::parse_tensor_type_override(spec);
-    if (!ov) {
-      fmt::print(stderr, "owl quantize: {}\n", ov.message());
-      return 1;
-    }
+    if (!ov) return ov.error();
     o.overrides.push_back(std::move(*ov));
   }
-  std::optional<quantize::Imatrix> imatrix;
-  if (!a.imatrix.empty()) {
-    auto m = quantize::load_imatrix(a.imatrix);
-    if (!m) {
-      fmt::print(stderr, "owl quantize: {}\n", m.message());
-      return 1;
+  auto input = gguf::GgufFile::open(a.input);
+  if (!input) return input.error();
+  for (const std::string& pattern : quantize::unmatched_overrides(*input, o.overrides)) {
+    fmt::print(stderr, "owl quantize: warning: --tensor-type pattern '{}' matches no tensor of {}\n", pattern, a.input);
+  }
+  if (!a.dry_run) {
+    if (auto s = core::check_output_path(a.output); !s) return s.error();
+    if (!a.report.empty()) {
+      auto text = core::read_input(a.report);
+      if (!text) return core::make_error("--report: {}", text.message());
+      report_text = std::move(*text);
     }
-    imatrix = std::move(*m);
-    o.imatrix = &*imatrix;
-    o.imatrix_path = a.imatrix;
   }
   o.n_threads = a.n_threads;
   o.dry_run = a.dry_run;
-  if (!a.dry_run && isatty(STDERR_FILENO)) o.on_progress = draw_progress;
-  auto summary = quantize::quantize_model(o);
-  if (!summary) {
-    fmt::print(stderr, "owl quantize: {}\n", summary.message());
-    return 1;
+  o.allow_requantize = a.allow_requantize;
+  return o;
+}
+
+int run_quantize(const QuantizeArgs& a) {
+  std::string report_text;
+  auto o = prepare(a, report_text);
+  if (!o) return fail("owl quantize", o.message());
+  std::optional<quantize::Imatrix> imatrix;
+  if (!a.imatrix.empty()) {
+    auto m = quantize::load_imatrix(a.imatrix);
+    if (!m) return fail("owl quantize", m.message());
+    imatrix = std::move(*m);
+    o->imatrix = &*imatrix;
+    o->imatrix_path = a.imatrix;
   }
+  if (!a.dry_run && isatty(STDERR_FILENO)) o->on_progress = draw_progress;
+  auto summary = quantize::quantize_model(*o);
+  if (!summary) return fail("owl quantize", summary.message());
   if (a.dry_run) print_plan(*summary);
   print_summary(a, *summary);
   if (a.report.empty() || a.dry_run) return 0;
-  auto text = core::read_file(a.report);
-  if (!text) {
-    fmt::print(stderr, "owl quantize: --report: {}\n", text.message());
-    return 1;
-  }
-  auto report = eval::compare_models(
-      {.base = a.input, .candidate = a.output, .text = *text, .n_ctx = a.report_ctx, .n_threads = a.n_threads});
-  if (!report) {
-    fmt::print(stderr, "owl quantize: report: {}\n", report.message());
-    return 1;
-  }
+  eval::CompareOptions compare{.base = a.input, .candidate = a.output, .text = report_text, .n_ctx = a.report_ctx,
+                               .n_threads = a.n_threads};
+  if (isatty(STDERR_FILENO)) compare.on_progress = draw_chunk_progress;
+  auto report = eval::compare_models(compare);
+  if (!report) return fail("owl quantize", "--report: " + report.message());
   print_compare_report(*report, false);
   return 0;
 }
@@ -135,12 +142,16 @@ Command register_quantize(CLI::App& root) {
   app->add_option("input", args->input, "Input GGUF model (F32, F16, BF16, Q8_0, ...)")->required();
   app->add_option("output", args->output, "Output GGUF file")->required();
   app->add_option("type", args->type, file_type_names())->required();
-  app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
+  add_threads_option(app, args->n_threads);
   app->add_option("--imatrix", args->imatrix, "Importance matrix from owl imatrix (or llama-imatrix's GGUF format)");
   app->add_option("--tensor-type", args->tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE");
   app->add_flag("--dry-run", args->dry_run, "Print the type of every tensor; write nothing");
-  app->add_option("--report", args->report, "Text file: after writing, compare the output with the input over it");
-  app->add_option("--report-ctx", args->report_ctx, "Context per chunk for --report")->capture_default_str();
+  app->add_flag("--allow-requantize", args->allow_requantize,
+                "Quantize tensors that are quantized already (each round loses more quality)");
+  app->add_option("--report", args->report, "Text file (-: standard input): after writing, compare the output with the input over it");
+  app->add_option("--report-ctx", args->report_ctx, "Context per chunk for --report")
+      ->check(CLI::Range(int64_t{2}, kMaxCtx))
+      ->capture_default_str();
   return {app, [args] { return run_quantize(*args); }};
 }
 

@@ -1,9 +1,8 @@
-// owl tokenize -m MODEL [-p TEXT | -f FILE] [--no-bos] [--parse-special] [--pieces]:
+// owl tokenize -m MODEL [-p TEXT | -f FILE | < FILE] [--no-bos] [--parse-special] [--pieces]:
 // the token ids of a text with the model's own tokenizer, as llama.cpp's llama-tokenize gives them.
-#include <fstream>
-#include <iterator>
-
 #include "commands.h"
+#include "common_options.h"
+#include "prompt_input.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::cli {
@@ -16,6 +15,7 @@ struct TokenizeCliOptions {
   bool no_bos = false;
   bool parse_special = false;
   bool pieces = false;
+  bool prompt_given = false;
 };
 
 // Length of the well-formed UTF-8 character at the start of `s` (0 when malformed or cut short).
@@ -58,19 +58,9 @@ std::string escape_piece(std::string_view piece) {
 }
 
 int run_tokenize(const TokenizeCliOptions& options) {
-  std::string text = options.prompt;
-  if (!options.file.empty()) {
-    std::ifstream in(options.file, std::ios::binary);
-    if (!in) {
-      fmt::print(stderr, "owl tokenize: cannot open {}\n", options.file);
-      return 1;
-    }
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-      fmt::print(stderr, "owl tokenize: cannot read {}\n", options.file);
-      return 1;
-    }
-  }
+  auto source = read_text_source({.text = options.prompt_given ? &options.prompt : nullptr, .file = options.file});
+  if (!source) return fail("owl tokenize", source.message());
+  const std::string& text = *source;
   auto tok = tokenizer::Tokenizer::load(options.model);
   if (!tok) {
     fmt::print(stderr, "owl tokenize: {}\n", tok.message());
@@ -98,13 +88,18 @@ Command register_tokenize(CLI::App& root) {
   CLI::App* app = root.add_subcommand("tokenize", "Print the token ids of a text with a model's tokenizer");
   app->add_option("-m,--model", options->model, "GGUF model (or vocab-only) file")->required();
   auto* prompt = app->add_option("-p,--prompt", options->prompt, "Text to tokenize");
-  auto* file = app->add_option("-f,--file", options->file, "File whose bytes are tokenized exactly");
+  auto* file = app->add_option("-f,--file", options->file,
+                               "File whose bytes are tokenized exactly (-: standard input, also read when piped "
+                               "and neither -p nor -f is given)");
   prompt->excludes(file);
   file->excludes(prompt);
   app->add_flag("--no-bos", options->no_bos, "Do not add BOS/EOS even where the model asks for them");
   app->add_flag("--parse-special", options->parse_special, "Turn control tokens written in the text into their ids");
   app->add_flag("--pieces", options->pieces, "Print one token per line: id and piece");
-  return {app, [options] { return run_tokenize(*options); }};
+  return {app, [options, app] {
+            options->prompt_given = app->count("--prompt") > 0;
+            return run_tokenize(*options);
+          }};
 }
 
 }  // namespace owl::cli

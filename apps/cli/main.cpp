@@ -1,30 +1,38 @@
 // owl: the command-line entry point. Parsing and printing only; the work is in src/.
-#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
-#include <string_view>
-#include <utility>
 #include <vector>
 
 #include "commands.h"
 
 namespace {
 
-// llama.cpp's multi-letter single-dash options, which CLI11 cannot declare, as their long names.
-constexpr std::pair<std::string_view, std::string_view> kLlamaShortNames[] = {{"-np", "--parallel"},
-                                                                              {"-ngl", "--n-gpu-layers"}};
-
-// The arguments after the program name, in the reverse order CLI11's parse() takes them.
-std::vector<std::string> arguments(int argc, char** argv) {
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i) {
-    std::string arg = argv[i];
-    for (const auto& [short_name, long_name] : kLlamaShortNames) {
-      if (arg == short_name) arg = long_name;
-    }
-    args.push_back(std::move(arg));
+// llama.cpp's multi-letter single-dash options, which CLI11 cannot name, spelled in full.
+void spell_llama_cpp_options(std::vector<char*>& argv) {
+  static char parallel[] = "--parallel";
+  static char n_gpu_layers[] = "--n-gpu-layers";
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (std::strcmp(argv[i], "-np") == 0) argv[i] = parallel;
+    if (std::strcmp(argv[i], "-ngl") == 0) argv[i] = n_gpu_layers;
   }
-  return args;
+}
+
+// "owl frobnicate": the unknown command and the list of known ones, instead of CLI11's
+// "The following argument was not expected".
+int unknown_command(const CLI::App& root, const char* name) {
+  std::string names;
+  for (const CLI::App* sub : root.get_subcommands({})) names += "  " + sub->get_name() + "\n";
+  std::fprintf(stderr, "owl: unknown command '%s'; the commands are:\n%s'owl help' or 'owl COMMAND --help' tells more\n",
+               name, names.c_str());
+  return 1;
+}
+
+bool is_command(const CLI::App& root, const char* name) {
+  for (const CLI::App* sub : root.get_subcommands({})) {
+    if (sub->get_name() == name) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -51,9 +59,19 @@ int main(int argc, char** argv) {
       owl::cli::register_export(root),
       owl::cli::register_embed(root),
   };
+  std::vector<char*> args(argv, argv + argc);
+  spell_llama_cpp_options(args);
+  if (args.size() >= 2 && std::strcmp(args[1], "help") == 0) {
+    if (args.size() == 2) return std::printf("%s", root.help().c_str()), 0;
+    args[1] = args[2];  // owl help COMMAND -> owl COMMAND --help
+    static char help[] = "--help";
+    args[2] = help;
+  }
+  if (args.size() >= 2 && args[1][0] != '-' && !is_command(root, args[1])) {
+    return unknown_command(root, args[1]);
+  }
   try {
-    std::vector<std::string> args = arguments(argc, argv);
-    root.parse(args);
+    root.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     return root.exit(e);
   }

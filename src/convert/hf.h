@@ -28,6 +28,9 @@ struct ImportSummary {
   bool chat_template = false;
 };
 
+// config.json is checked against the tensors: hidden_size, num_hidden_layers (no blk.N beyond
+// it, none missing), num_attention_heads, num_key_value_heads and intermediate_size must match
+// their shapes; an error names the key, the config's value and what the tensors hold.
 core::Result<ImportSummary> import_hf(const ImportOptions& options);
 
 struct ExportOptions {
@@ -51,6 +54,8 @@ struct Llama2cOptions {
   std::string vocab_from;  // GGUF file whose tokenizer is copied
   std::string output;
   std::string name = "llama2.c";
+  std::string type;  // as ImportOptions::type: "" keeps F32
+  int n_threads = 0;
 };
 
 core::Status import_llama2c(const Llama2cOptions& options);

@@ -236,10 +236,73 @@ core::Result<OutTensor> convert_tensor(const HfConfig& c, const std::string& ggu
   return o;
 }
 
+// Dimension `dim` of 2-D tensor `name` (0: columns, its input; 1: rows, its output), or -1 when
+// there is no such tensor (e.g. attn_q in a fused attn_qkv).
+int64_t dim_of(const std::vector<OutTensor>& tensors, const std::string& name, int dim) {
+  for (const OutTensor& t : tensors) {
+    if (t.name == name && t.ne.size() == 2) return t.ne[static_cast<size_t>(dim)];
+  }
+  return -1;
+}
+
+// config.json against the tensors' shapes, so that a wrong key fails here and not at load time
+// (or, with fewer layers than the files hold, never).
+core::Status check_config(const HfConfig& c, const std::string& dir, const std::vector<OutTensor>& tensors) {
+  int64_t n_blocks = 0;
+  for (const OutTensor& t : tensors) {
+    if (t.name.rfind("blk.", 0) == 0) n_blocks = std::max<int64_t>(n_blocks, std::stoll(t.name.substr(4)) + 1);
+    if (t.name == "token_embd.weight" && t.ne.size() == 2 && t.ne[0] != c.n_embd) {
+      return make_error("{}/config.json: hidden_size {} but token_embd.weight has {} columns", dir, c.n_embd, t.ne[0]);
+    }
+  }
+  if (n_blocks != c.n_layer) {
+    return make_error("{}/config.json: num_hidden_layers {} but the tensors hold {} layers (blk.0 to blk.{}){}", dir,
+                      c.n_layer, n_blocks, n_blocks - 1, n_blocks > c.n_layer ? ": extra tensors beyond the config" : "");
+  }
+  const struct {
+    const char* key;
+    int64_t value;     // the config's
+    const char* tensor;
+    int dim;           // 0: columns, 1: rows
+    int64_t expected;  // the tensor's size along dim that the value implies
+  } shapes[] = {
+      {"num_attention_heads", c.n_head, "blk.0.attn_q.weight", 1, c.n_head * c.head_dim},
+      {"num_key_value_heads", c.n_head_kv, "blk.0.attn_k.weight", 1, c.n_head_kv * c.head_dim},
+      {"intermediate_size", c.n_ff, "blk.0.ffn_down.weight", 0, c.n_ff},
+  };
+  for (const auto& s : shapes) {
+    const int64_t n = dim_of(tensors, s.tensor, s.dim);
+    if (n >= 0 && n != s.expected) {
+      const char* unit = s.dim == 0 ? "columns" : "rows";
+      const std::string how = s.dim == 0 ? "" : fmt::format(" (x head_dim {})", c.head_dim);
+      return make_error("{}/config.json: {} {} implies {} {}{} but {} has {}", dir, s.key, s.value, s.expected, unit, how,
+                        s.tensor, n);
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+namespace detail {
+
+core::Status write_as_type(const gguf::GgufWriter& w, const std::string& output, const std::string& type, int n_threads) {
+  if (type.empty()) return w.write(output);
+  const gguf::FileTypeInfo* preset = gguf::find_file_type(type);
+  if (!preset) return make_error("import: unknown --type '{}'", type);
+  const std::string temp = output + ".import-f32.tmp";
+  OWL_TRY(w.write(temp));
+  auto q = quantize::quantize_model({.input = temp, .output = output, .preset = *preset, .n_threads = n_threads});
+  std::filesystem::remove(temp);
+  if (!q) return q.error();
+  return {};
+}
+
+}  // namespace detail
 
 core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
   const std::string& dir = options.hf_dir;
+  if (!options.type.empty() && !gguf::find_file_type(options.type)) return make_error("import: unknown --type '{}'", options.type);
   auto config = read_config(dir);
   if (!config) return config.error();
   auto files = shard_files(dir);
@@ -259,6 +322,7 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
       tensors.push_back(std::move(*o));
     }
   }
+  OWL_TRY(check_config(*config, dir, tensors));
   gguf::GgufWriter w;
   const std::string arch(config->arch->name);
   w.set(keys::kGeneralArchitecture, gguf::Value::string(arch));
@@ -302,14 +366,7 @@ core::Result<ImportSummary> import_hf(const ImportOptions& options) try {
     OWL_TRY(w.write(options.output));
     return summary;
   }
-  const gguf::FileTypeInfo* preset = gguf::find_file_type(options.type);
-  if (!preset) return make_error("import: unknown --type '{}'", options.type);
-  const std::string temp = options.output + ".import-f32.tmp";
-  OWL_TRY(w.write(temp));
-  auto q = quantize::quantize_model(
-      {.input = temp, .output = options.output, .preset = *preset, .n_threads = options.n_threads});
-  std::filesystem::remove(temp);
-  if (!q) return q.error();
+  OWL_TRY(detail::write_as_type(w, options.output, options.type, options.n_threads));
   return summary;
 } catch (const json::exception& e) {
   return make_error("import: {}: unexpected JSON structure: {}", options.hf_dir, e.what());

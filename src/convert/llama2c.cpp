@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "convert/hf.h"
+#include "convert/hf_names.h"
 #include "core/files.h"
 #include "gguf/file_type.h"
 #include "gguf/gguf.h"
@@ -21,6 +22,7 @@ namespace keys = gguf::keys;
 using core::make_error;
 
 core::Status import_llama2c(const Llama2cOptions& o) {
+  if (!o.type.empty() && !gguf::find_file_type(o.type)) return make_error("import: unknown --type '{}'", o.type);
   auto map = core::MappedFile::open(o.checkpoint);
   if (!map) return map.error();
   if (map->size() < 28) return make_error("llama2c {}: {} bytes, too short for the header", o.checkpoint, map->size());
@@ -99,7 +101,7 @@ core::Status import_llama2c(const Llama2cOptions& o) {
       OWL_TRY(add("blk." + std::to_string(l) + "." + a.name + ".weight", a.data + l * a.rows * a.cols, a.rows, a.cols));
     }
   }
-  return w.write(o.output);
+  return detail::write_as_type(w, o.output, o.type, o.n_threads);
 }
 
 }  // namespace owl::convert

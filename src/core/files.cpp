@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace owl::core {
@@ -93,6 +94,8 @@ void MappedFile::reset() {
 }
 
 Result<AtomicFile> AtomicFile::create(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return make_error("{}: is a directory, not a file", path);
   std::string temp = path + ".tmp.XXXXXX";
   const int fd = ::mkstemp(temp.data());
   if (fd < 0) return make_error("{}: cannot create temporary file: {}", path, std::strerror(errno));
@@ -161,12 +164,34 @@ Status AtomicFile::commit() {
 }
 
 Result<std::string> read_file(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return make_error("{}: is a directory, not a file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error("{}: cannot open: {}", path, std::strerror(errno));
   std::ostringstream out;
   out << in.rdbuf();
   if (in.bad()) return make_error("{}: read failed", path);
   return out.str();
+}
+
+Result<std::string> read_input(const std::string& path) {
+  if (path != "-") return read_file(path);
+  std::ostringstream out;
+  out << std::cin.rdbuf();
+  if (std::cin.bad()) return make_error("standard input: read failed");
+  return out.str();
+}
+
+Status check_output_path(const std::string& path) {
+  if (path.empty()) return make_error("the output path is empty");
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return make_error("{}: is a directory, not a file", path);
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::stat(dir.c_str(), &st) != 0) return make_error("{}: directory {} does not exist", path, dir);
+  if (!S_ISDIR(st.st_mode)) return make_error("{}: {} is not a directory", path, dir);
+  if (::access(dir.c_str(), W_OK) != 0) return make_error("{}: cannot write in {}: {}", path, dir, std::strerror(errno));
+  return {};
 }
 
 }  // namespace owl::core

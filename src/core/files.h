@@ -64,7 +64,15 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-// Reads a whole file into a string (for small text inputs: configs, JSON, templates).
+// Reads a whole file into a string (for small text inputs: configs, JSON, templates). A
+// directory is an error, not an empty text.
 Result<std::string> read_file(const std::string& path);
+
+// read_file, where "-" reads standard input to its end (the convention of llama.cpp's -f).
+Result<std::string> read_input(const std::string& path);
+
+// Whether a file can be written at `path`, checked before the work that produces it: the path is
+// not a directory, and its directory exists and is writable. The error names the path and why.
+Status check_output_path(const std::string& path);
 
 }  // namespace owl::core

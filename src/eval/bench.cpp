@@ -93,8 +93,23 @@ double BenchResult::median_share() const {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
-core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
+core::Status check_bench_options(const Model& model, const BenchOptions& o) {
   if (o.repetitions < 1) return core::make_error("bench: repetitions {} must be at least 1", o.repetitions);
+  if (o.n_prompt < 0 || o.n_gen < 0 || o.n_batch < 1) {
+    return core::make_error("bench: n_prompt {}, n_gen {} must be >= 0 and n_batch {} >= 1", o.n_prompt, o.n_gen, o.n_batch);
+  }
+  const int64_t train = model.config.n_ctx_train;
+  for (const auto& [name, n] : {std::pair{"n_prompt", o.n_prompt}, std::pair{"n_gen", o.n_gen}}) {
+    if (train > 0 && n > train) {
+      return core::make_error("bench: {}: {} {} is more than the model's context of {} tokens", model.file.path(), name, n,
+                              train);
+    }
+  }
+  return {};
+}
+
+core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
+  OWL_TRY(check_bench_options(model, o));
   const int64_t n_ctx = std::max<int64_t>(std::max(o.n_prompt, o.n_gen), 1);
   auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads});
   if (!ctx) return ctx.error();
@@ -121,6 +136,7 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
       r.weight_bytes_per_token = weight_bytes_per_token(model);
     }
     for (int rep = 0; rep < o.repetitions; ++rep) {
+      if (o.on_progress) o.on_progress(r.test, rep + 1, o.repetitions);
       if (bandwidth) r.read_gbs.push_back(meter->measure((*ctx)->pool, 2));
       auto ns = time_run(model, **ctx, tokens, prompt, logits);
       if (!ns) return ns.error();

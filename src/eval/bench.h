@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,13 +16,20 @@ namespace owl::eval {
 struct BenchOptions {
   int64_t n_prompt = 512;  // 0: skip pp
   int64_t n_gen = 128;     // 0: skip tg
-  int n_threads = 2;
+  int n_threads = 0;       // 0: all cores
   int repetitions = 5;
   int64_t n_batch = 2048;
   // tg: measure the memory read bandwidth before each repetition (kernels::ReadBandwidth), so
   // that generation can be read as a share of it on a machine whose bandwidth varies.
   bool bandwidth = false;
+  // Called on the calling thread before each timed repetition: the test ("pp512") and the
+  // repetition (1-based) out of `repetitions`.
+  std::function<void(const std::string& test, int rep, int repetitions)> on_progress;
 };
+
+// The options a model can run: repetitions >= 1, n_prompt, n_gen and n_batch >= 0, and
+// n_prompt and n_gen within the model's training context. Names the option and the value.
+core::Status check_bench_options(const model::Model& model, const BenchOptions& options);
 
 struct BenchResult {
   std::string test;        // "pp512" / "tg128"

@@ -117,6 +117,7 @@ core::Result<CompareReport> compare_models(const CompareOptions& o) {
       nll_b -= pb[next];
       nll_c -= pc[next];
     }
+    if (o.on_progress) o.on_progress(c + 1, n_chunks);
   }
   CompareReport rep;
   rep.base.path = o.base;

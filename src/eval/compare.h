@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct CompareOptions {
   int64_t max_chunks = 0;   // 0: the whole text
   int n_threads = 0;
   int64_t n_gen = 32;       // decode steps timed per model; 0: skip the speed measurement
+  std::function<void(int64_t done, int64_t total)> on_progress;  // after each chunk, on the calling thread
 };
 
 struct ModelSide {

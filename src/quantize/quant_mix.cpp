@@ -246,4 +246,15 @@ core::Result<std::vector<TensorPlan>> plan_quantization(const gguf::GgufFile& fi
   return plans;
 }
 
+std::vector<std::string> unmatched_overrides(const gguf::GgufFile& file, const std::vector<TensorTypeOverride>& overrides) {
+  std::vector<std::string> unmatched;
+  for (const TensorTypeOverride& o : overrides) {
+    const auto& tensors = file.tensors();
+    const bool any = std::any_of(tensors.begin(), tensors.end(),
+                                 [&](const gguf::TensorInfo& t) { return std::regex_search(t.name, o.regex); });
+    if (!any) unmatched.push_back(o.pattern);
+  }
+  return unmatched;
+}
+
 }  // namespace owl::quantize

@@ -23,6 +23,10 @@ struct TensorTypeOverride {
 };
 core::Result<TensorTypeOverride> parse_tensor_type_override(std::string_view spec);
 
+// The patterns of `overrides` that match no tensor name of `file` (a typo there quantizes nothing
+// differently, silently).
+std::vector<std::string> unmatched_overrides(const gguf::GgufFile& file, const std::vector<TensorTypeOverride>& overrides);
+
 // The shape facts the mixes depend on, read from the file's metadata.
 struct MixModel {
   std::string arch;

@@ -101,6 +101,12 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
   auto plans = plan_quantization(file, mix);
   if (!plans) return plans.error();
   OWL_TRY(check_imatrix(o, *plans));
+  for (const TensorPlan& p : *plans) {
+    if (!o.allow_requantize && gguf::type_info(p.tensor->type).quantized && p.target != p.tensor->type) {
+      return core::make_error("quantize: {}: {} is {} already; requantizing loses quality (allow it with --allow-requantize)",
+                              o.input, p.tensor->name, gguf::type_info(p.tensor->type).name);
+    }
+  }
   summary.plans = *plans;
   for (const TensorPlan& p : summary.plans) {
     summary.input_bytes += p.tensor->n_bytes;

@@ -31,6 +31,9 @@ struct QuantizeOptions {
   std::string imatrix_path;          // recorded in the output's metadata
   int n_threads = 0;                 // 0: all cores
   bool dry_run = false;              // plan only: nothing is read beyond the header or written
+  // Quantize tensors that are quantized already (llama-quantize's --allow-requantize): each
+  // round of quantization loses more, so an input with a quantized matrix is an error otherwise.
+  bool allow_requantize = false;
   std::function<void(const QuantizeProgress&)> on_progress;  // called on the calling thread
 };
 

@@ -8,6 +8,7 @@ namespace owl::sample {
 
 using core::make_error;
 
+<<<<<<< HEAD
 uint64_t choice_seed(uint64_t seed, int index) {
   if (index == 0) return seed;
   uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index);
@@ -18,14 +19,26 @@ uint64_t choice_seed(uint64_t seed, int index) {
 
 core::Status validate(const SamplingParams& p, int64_t n_vocab) {
   if (!std::isfinite(p.temperature) || p.temperature > 100.0f) return make_error("sampling: temperature {} out of range", p.temperature);
+=======
+core::Status validate_ranges(const SamplingParams& p) {
+  if (!(p.temperature >= 0.0f && p.temperature <= 2.0f)) return make_error("sampling: temperature {} outside [0, 2]", p.temperature);
+  if (p.top_k < 0) return make_error("sampling: top_k {} must be >= 0 (0: off)", p.top_k);
+>>>>>>> cli-reliability
   if (!(p.top_p >= 0.0f && p.top_p <= 1.0f)) return make_error("sampling: top_p {} outside [0, 1]", p.top_p);
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return make_error("sampling: min_p {} outside [0, 1]", p.min_p);
   if (!(p.typical_p > 0.0f && p.typical_p <= 1.0f)) return make_error("sampling: typical_p {} outside (0, 1]", p.typical_p);
-  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) return make_error("sampling: repeat_penalty {} must be positive", p.repeat_penalty);
+  if (!(p.repeat_penalty > 0.0f && p.repeat_penalty <= 10.0f)) {
+    return make_error("sampling: repeat_penalty {} outside (0, 10]", p.repeat_penalty);
+  }
   if (!(std::fabs(p.frequency_penalty) <= 2.0f)) return make_error("sampling: frequency_penalty {} outside [-2, 2]", p.frequency_penalty);
   if (!(std::fabs(p.presence_penalty) <= 2.0f)) return make_error("sampling: presence_penalty {} outside [-2, 2]", p.presence_penalty);
   if (p.repeat_last_n < -1) return make_error("sampling: repeat_last_n {} must be >= -1", p.repeat_last_n);
   if (p.n_probs < 0 || p.n_probs > 100) return make_error("sampling: n_probs {} outside 0..100", p.n_probs);
+  return {};
+}
+
+core::Status validate(const SamplingParams& p, int64_t n_vocab) {
+  OWL_TRY(validate_ranges(p));
   for (const auto& [token, bias] : p.logit_bias) {
     if (token < 0 || token >= n_vocab) return make_error("sampling: logit_bias token {} outside the vocabulary of {}", token, n_vocab);
     if (std::isnan(bias)) return make_error("sampling: logit_bias for token {} is NaN", token);

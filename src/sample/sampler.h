@@ -35,7 +35,12 @@ struct SamplingParams {
   int n_probs = 0;
 };
 
-// Checks ranges; names the parameter and the value.
+// The ranges every front end accepts (the OpenAI API's where it has one): temperature [0, 2],
+// top_k >= 0, top_p, min_p and typical_p [0, 1] (typical_p 0 excluded), repeat_penalty (0, 10],
+// frequency and presence penalties [-2, 2], repeat_last_n >= -1, n_probs 0..100. Needs no model,
+// so options are checked before one is loaded. Names the parameter and the value.
+core::Status validate_ranges(const SamplingParams& params);
+// validate_ranges, and the logit_bias tokens within the vocabulary.
 core::Status validate(const SamplingParams& params, int64_t n_vocab);
 
 // The seed of choice `index` among a request's n: the request's own seed for choice 0 (so n = 1

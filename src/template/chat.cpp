@@ -84,4 +84,20 @@ std::vector<std::string> builtin_format_names() {
   return names;
 }
 
+nlohmann::ordered_json fold_system_message(const nlohmann::ordered_json& messages) {
+  if (!messages.is_array() || messages.empty() || messages[0].value("role", "") != "system") return messages;
+  const std::string system = messages[0].value("content", "");
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  bool folded = false;
+  for (size_t i = 1; i < messages.size(); ++i) {
+    nlohmann::ordered_json m = messages[i];
+    if (!folded && m.value("role", "") == "user" && m["content"].is_string()) {
+      m["content"] = system + "\n\n" + m["content"].get<std::string>();
+      folded = true;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 }  // namespace owl::tmpl

@@ -31,6 +31,11 @@ Result<std::string> render_chat(const Template& chat_template, const nlohmann::o
 Result<std::string> render_chat(std::string_view template_source, const nlohmann::ordered_json& messages,
                                 const ChatOptions& options = {});
 
+// The messages with a leading system message folded into the first user message ("SYSTEM\n\nUSER"),
+// for templates that reject a system role (Gemma's, Mistral's), as Ollama and those models'
+// official templates do it. Unchanged when the first message is not a system message.
+nlohmann::ordered_json fold_system_message(const nlohmann::ordered_json& messages);
+
 // The Jinja source of a built-in format (chatml, llama2, llama3, mistral, gemma, phi3), each the
 // canonical template of its model family; nullptr for an unknown name.
 const std::string* builtin_format(std::string_view name);

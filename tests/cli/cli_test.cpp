@@ -188,4 +188,52 @@ TEST(Cli, ChatReadsTurnsAndCommands) {
   fs::remove(input);
 }
 
+std::string chat_input(const std::string& text) {
+  const std::string path = (fs::temp_directory_path() / ("owl_cli_chat_" + std::to_string(::getpid()) + "_" +
+                            ::testing::UnitTest::GetInstance()->current_test_info()->name())).string();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+TEST(Cli, ChatCommandsAreNotSentToTheModel) {
+  const std::string input = chat_input("/help\n/frobnicate now\n/exit\n");
+  RunResult r = run_owl("chat -m " + kModel + " -n 4 --seed 3 -t 1 < " + input);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("> /help lists these"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown command /frobnicate, try /help"), std::string::npos) << r.out;
+  RunResult bogus = run_owl("chat -m " + kModel + " --format bogus < " + input);
+  EXPECT_NE(bogus.exit_code, 0);
+  EXPECT_NE(bogus.out.find("bogus not in {chatml,llama2,llama3,mistral,gemma,phi3}"), std::string::npos) << bogus.out;
+  fs::remove(input);
+}
+
+TEST(Cli, ChatFoldsTheSystemPromptForTemplatesWithoutASystemRole) {
+  const std::string input = chat_input("Hello\nAgain\n/exit\n");
+  for (const char* format : {"gemma", "mistral"}) {
+    RunResult r = run_owl("chat -m " + kModel + " -n 4 --seed 3 -t 1 --system 'Be brief' --format " + format + " < " + input);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("--system is put at the start of the first user message"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("owl chat: render"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("System role not supported"), std::string::npos) << r.out;
+  }
+  fs::remove(input);
+}
+
+TEST(Cli, ChatShiftsTheContextWhenItIsFull) {
+  std::string turns;
+  for (int i = 0; i < 6; ++i) turns += "Tell\n";
+  const std::string input = chat_input(turns + "/exit\n");
+  RunResult r = run_owl("chat -m " + kModel + " -n 12 -c 96 --seed 3 -t 1 < " + input);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("(context full: dropped the"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("owl chat: generate"), std::string::npos) << r.out;
+  const std::string long_input = chat_input(std::string(600, 'a') + "\n/exit\n");
+  RunResult too_long = run_owl("chat -m " + kModel + " -n 4 -c 64 -t 1 < " + long_input);
+  EXPECT_NE(too_long.out.find("context full: the message needs"), std::string::npos) << too_long.out;
+  fs::remove(input);
+  fs::remove(long_input);
+}
+
 }  // namespace

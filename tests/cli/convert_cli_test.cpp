@@ -99,4 +99,49 @@ TEST(ConvertCli, ExportImportAndErrors) {
   fs::remove_all(dir);
 }
 
+TEST(ConvertCli, QuantizeChecksItsOptionsBeforeTheWork) {
+  const std::string dir = temp_dir();
+  const std::string in = kModels + "stories260K.gguf";
+  RunResult to_dir = run_owl("quantize " + in + " " + dir + " q8_0");
+  EXPECT_EQ(to_dir.exit_code, 1);
+  EXPECT_NE(to_dir.out.find(dir + ": is a directory"), std::string::npos) << to_dir.out;
+  RunResult report = run_owl("quantize " + in + " " + dir + "/q.gguf q8_0 --report " + dir);
+  EXPECT_EQ(report.exit_code, 1);
+  EXPECT_NE(report.out.find("--report: " + dir + ": is a directory"), std::string::npos) << report.out;
+  EXPECT_FALSE(fs::exists(dir + "/q.gguf"));
+  RunResult pattern = run_owl("quantize " + in + " " + dir + "/q.gguf q4_k_m --dry-run --tensor-type 'attn_qq=q8_0'");
+  EXPECT_EQ(pattern.exit_code, 0) << pattern.out;
+  EXPECT_NE(pattern.out.find("warning: --tensor-type pattern 'attn_qq' matches no tensor"), std::string::npos) << pattern.out;
+  RunResult requantize = run_owl("quantize " + kModels + "kq256.q8_0.gguf " + dir + "/k.gguf q4_0");
+  EXPECT_EQ(requantize.exit_code, 1);
+  EXPECT_NE(requantize.out.find("(allow it with --allow-requantize)"), std::string::npos) << requantize.out;
+  EXPECT_EQ(requantize.out.find("quantize: quantize:"), std::string::npos) << requantize.out;
+  RunResult allowed = run_owl("quantize " + kModels + "kq256.q8_0.gguf " + dir + "/k.gguf q4_0 --allow-requantize -t 1");
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out;
+  fs::remove_all(dir);
+}
+
+TEST(ConvertCli, InspectWarnsAboutFilesThatDoNotRun) {
+  for (const std::string& path : {std::string(OWL_SHARED_DIR) + "/vocab/ggml-vocab-llama-spm.gguf",
+                                  std::string(OWL_SHARED_DIR) + "/reference/lora/stories260K.lora-r4-all.gguf"}) {
+    RunResult r = run_owl("inspect " + path);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("warning: " + path + " is not a model that runs"), std::string::npos) << r.out;
+  }
+  RunResult model = run_owl("inspect " + kModels + "stories260K.gguf");
+  EXPECT_EQ(model.out.find("warning"), std::string::npos) << model.out;
+}
+
+TEST(ConvertCli, Llama2cImportTakesType) {
+  const std::string dir = temp_dir();
+  RunResult r = run_owl("import --llama2c " + dir + "/none.bin --vocab-from " + kModels + "stories260K.gguf -o " + dir +
+                        "/x.gguf --type q9_9");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unknown --type 'q9_9'"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("import: import:"), std::string::npos) << r.out;
+  RunResult out_dir = run_owl("import --llama2c " + dir + "/none.bin --vocab-from " + kModels + "stories260K.gguf -o " + dir);
+  EXPECT_NE(out_dir.out.find("-o " + dir + ": is a directory"), std::string::npos) << out_dir.out;
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/hf.h"
+#include "core/files.h"
 #include "convert/safetensors.h"
 #include "convert/synth.h"
 #include "model/forward.h"
@@ -174,6 +175,36 @@ TEST(Import, UnknownArchitectureAndBadConfig) {
   std::filesystem::remove_all(dir);
 }
 
+// config.json that disagrees with the tensors is an error naming the key, its value and the
+// tensors' shape, and nothing is written.
+TEST(Import, ConfigIsCheckedAgainstTheTensors) {
+  const std::string dir = temp_dir("badconfig");
+  ASSERT_TRUE(export_hf({.model = kShared + "/models/stories260K.gguf", .out_dir = dir}).ok());
+  auto text = core::read_file(dir + "/config.json");
+  ASSERT_TRUE(text.ok());
+  const nlohmann::json good = nlohmann::json::parse(*text);
+  const std::pair<nlohmann::json, const char*> cases[] = {
+      {{{"hidden_size", 128}}, "hidden_size 128 but token_embd.weight has 64 columns"},
+      {{{"num_hidden_layers", 3}}, "num_hidden_layers 3 but the tensors hold 5 layers (blk.0 to blk.4): extra tensors"},
+      {{{"num_hidden_layers", 6}}, "num_hidden_layers 6 but the tensors hold 5 layers"},
+      {{{"num_attention_heads", 4}, {"head_dim", 8}}, "num_attention_heads 4 implies 32 rows (x head_dim 8) but blk.0.attn_q.weight has 64"},
+      {{{"num_key_value_heads", 8}}, "num_key_value_heads 8 implies 64 rows (x head_dim 8) but blk.0.attn_k.weight has 32"},
+      {{{"intermediate_size", 200}}, "intermediate_size 200 implies 200 columns but blk.0.ffn_down.weight has 172"},
+  };
+  for (const auto& [patch, expected] : cases) {
+    nlohmann::json bad = good;
+    bad.update(patch);
+    std::ofstream(dir + "/config.json") << bad.dump();
+    auto r = import_hf({.hf_dir = dir, .output = dir + "/x.gguf"});
+    ASSERT_FALSE(r.ok()) << patch.dump();
+    EXPECT_NE(r.message().find(expected), std::string::npos) << r.message();
+    EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+  }
+  std::ofstream(dir + "/config.json") << good.dump();
+  EXPECT_TRUE(import_hf({.hf_dir = dir, .output = dir + "/x.gguf"}).ok());
+  std::filesystem::remove_all(dir);
+}
+
 // A llama2.c checkpoint written from stories260K's own weights imports to the same logits.
 TEST(Llama2c, ImportMatchesTheGgufModel) {
   const std::string src = kShared + "/models/stories260K.gguf";
@@ -215,6 +246,10 @@ TEST(Llama2c, ImportMatchesTheGgufModel) {
   const std::vector<float> a = logits_of(src), b = logits_of(dir + "/out.gguf");
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  ASSERT_TRUE(import_llama2c({.checkpoint = bin, .vocab_from = src, .output = dir + "/q8.gguf", .type = "q8_0"}).ok());
+  auto q8 = gguf::GgufFile::open(dir + "/q8.gguf");
+  ASSERT_TRUE(q8.ok()) << q8.message();
+  EXPECT_EQ(q8->find_tensor("blk.0.attn_q.weight")->type, gguf::TensorType::Q8_0);
   std::filesystem::resize_file(bin, 1000);
   auto truncated = import_llama2c({.checkpoint = bin, .vocab_from = src, .output = dir + "/t.gguf"});
   ASSERT_FALSE(truncated.ok());

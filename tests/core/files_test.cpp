@@ -98,5 +98,26 @@ TEST_F(FilesTest, LargeCommitLeavesCacheAndPopulateMapsEveryPage) {
   EXPECT_EQ(std::memcmp(map->data(), data.data(), size), 0);
 }
 
+TEST_F(FilesTest, ReadFileRefusesADirectory) {
+  auto text = read_file(dir_.string());
+  ASSERT_FALSE(text);
+  EXPECT_NE(text.error().message.find(dir_.string() + ": is a directory"), std::string::npos) << text.error().message;
+  auto input = read_input(dir_.string());
+  EXPECT_FALSE(input);
+}
+
+TEST_F(FilesTest, OutputPathIsCheckedBeforeTheWork) {
+  EXPECT_TRUE(check_output_path(path("new.gguf")));
+  auto dir = check_output_path(dir_.string());
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message.find("is a directory"), std::string::npos) << dir.error().message;
+  auto missing = check_output_path(path("no/such/dir/out.gguf"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("does not exist"), std::string::npos) << missing.error().message;
+  auto atomic = AtomicFile::create(dir_.string());
+  ASSERT_FALSE(atomic);
+  EXPECT_NE(atomic.error().message.find("is a directory"), std::string::npos) << atomic.error().message;
+}
+
 }  // namespace
 }  // namespace owl::core

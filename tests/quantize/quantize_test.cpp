@@ -26,7 +26,7 @@ std::vector<char> read_bytes(const std::string& path) {
 QuantizeSummary quantize(const std::string& in, const std::string& out, const std::string& type, int threads = 2) {
   const gguf::FileTypeInfo* preset = gguf::find_file_type(type);
   EXPECT_NE(preset, nullptr) << type;
-  auto s = quantize_model({.input = in, .output = out, .preset = *preset, .n_threads = threads});
+  auto s = quantize_model({.input = in, .output = out, .preset = *preset, .n_threads = threads, .allow_requantize = true});
   EXPECT_TRUE(s.ok()) << s.message();
   return s.ok() ? *s : QuantizeSummary{};
 }
@@ -133,6 +133,15 @@ TEST(Quantize, EveryPresetLoadsAndDryRunWritesNothing) {
 }
 
 // Q8_0 input is dequantized and requantized; a same-type tensor is copied as is.
+TEST(Quantize, QuantizedInputNeedsAllowRequantize) {
+  const std::string out = temp_path("refused.q4_k_m.gguf");
+  auto s = quantize_model({.input = kModels + "kq256.q8_0.gguf", .output = out, .preset = *gguf::find_file_type("q4_k_m")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("is q8_0 already; requantizing loses quality (allow it with --allow-requantize)"),
+            std::string::npos) << s.message();
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
 TEST(Quantize, FromQ8_0Input) {
   const std::string out = temp_path("from_q8.q4_0.gguf");
   auto s = quantize(kModels + "kq256.q8_0.gguf", out, "q4_k_m");

@@ -211,5 +211,22 @@ TEST(Sampler, ValidateNamesTheParameter) {
   EXPECT_NE(r.message().find("logit_bias token 10"), std::string::npos);
 }
 
+TEST(Sampler, ValidateRangesNeedsNoModel) {
+  EXPECT_TRUE(validate_ranges({}).ok());
+  EXPECT_TRUE(validate_ranges({.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f}).ok());
+  const std::pair<SamplingParams, const char*> bad[] = {
+      {{.temperature = -0.5f}, "temperature -0.5"},  {{.temperature = 2.5f}, "temperature 2.5"},
+      {{.top_k = -1}, "top_k -1"},                   {{.top_p = -0.1f}, "top_p -0.1"},
+      {{.min_p = 1.5f}, "min_p 1.5"},                {{.typical_p = 0.0f}, "typical_p 0"},
+      {{.repeat_penalty = 0.0f}, "repeat_penalty 0"}, {{.repeat_penalty = 11.0f}, "repeat_penalty 11"},
+      {{.presence_penalty = 3.0f}, "presence_penalty 3"}, {{.repeat_last_n = -2}, "repeat_last_n -2"},
+  };
+  for (const auto& [params, expected] : bad) {
+    auto r = validate_ranges(params);
+    ASSERT_FALSE(r.ok()) << expected;
+    EXPECT_NE(r.message().find(expected), std::string::npos) << r.message();
+  }
+}
+
 }  // namespace
 }  // namespace owl::sample

@@ -195,5 +195,20 @@ TEST(Chat, BuiltinFormats) {
   EXPECT_EQ(builtin_format_names().size(), 6u);
 }
 
+TEST(Chat, FoldedSystemMessageRendersWithTemplatesThatRejectIt) {
+  const json messages = json::parse(R"([{"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "Hi"},
+                                        {"role": "assistant", "content": "Hello"},
+                                        {"role": "user", "content": "Bye"}])");
+  for (const char* format : {"gemma", "mistral"}) {
+    ASSERT_FALSE(render_chat(*builtin_format(format), messages, {}).ok()) << format;
+    auto folded = render_chat(*builtin_format(format), fold_system_message(messages), {});
+    ASSERT_TRUE(folded.ok()) << format << ": " << folded.message();
+    EXPECT_NE(folded->find("Be brief.\n\nHi"), std::string::npos) << *folded;
+    EXPECT_EQ(folded->find("Be brief.\n\nBye"), std::string::npos) << *folded;
+  }
+  EXPECT_EQ(fold_system_message(json::array({messages[1]})), json::array({messages[1]}));
+}
+
 }  // namespace
 }  // namespace owl::tmpl
