@@ -12,11 +12,12 @@
 #include <fmt/format.h>
 
 #include "core/files.h"
+#include "model/forward.h"
 #include "model/model.h"
 
 namespace owl::cli {
 
-constexpr int kMaxThreads = 1024;
+constexpr int kMaxThreads = model::kMaxThreads;
 constexpr int64_t kMaxCtx = int64_t{1} << 20;  // model::make_context's limit
 
 // -t/--threads: 0 (the default everywhere) uses every core.

@@ -26,6 +26,13 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
   options.bos_token = bos;
   options.eos_token = eos;
   auto rendered = tmpl::render_chat(*m.chat_template, req.messages, options);
+  if (!rendered && !req.messages.empty() && req.messages[0].value("role", "") == "system") {
+    // Templates without a system role (Gemma's, Mistral's) raise on one: its text goes at the
+    // start of the first user message, as Ollama and those models' own templates do.
+    if (auto folded = tmpl::render_chat(*m.chat_template, tmpl::fold_system_message(req.messages), options)) {
+      rendered = std::move(folded);
+    }
+  }
   if (!rendered) {
     return ApiError{.message = fmt::format("the chat template failed on these messages: {}", rendered.message()),
                     .param = "messages"};

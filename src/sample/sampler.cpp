@@ -8,7 +8,6 @@ namespace owl::sample {
 
 using core::make_error;
 
-<<<<<<< HEAD
 uint64_t choice_seed(uint64_t seed, int index) {
   if (index == 0) return seed;
   uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index);
@@ -17,13 +16,9 @@ uint64_t choice_seed(uint64_t seed, int index) {
   return z ^ (z >> 31);
 }
 
-core::Status validate(const SamplingParams& p, int64_t n_vocab) {
-  if (!std::isfinite(p.temperature) || p.temperature > 100.0f) return make_error("sampling: temperature {} out of range", p.temperature);
-=======
 core::Status validate_ranges(const SamplingParams& p) {
   if (!(p.temperature >= 0.0f && p.temperature <= 2.0f)) return make_error("sampling: temperature {} outside [0, 2]", p.temperature);
   if (p.top_k < 0) return make_error("sampling: top_k {} must be >= 0 (0: off)", p.top_k);
->>>>>>> cli-reliability
   if (!(p.top_p >= 0.0f && p.top_p <= 1.0f)) return make_error("sampling: top_p {} outside [0, 1]", p.top_p);
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return make_error("sampling: min_p {} outside [0, 1]", p.min_p);
   if (!(p.typical_p > 0.0f && p.typical_p <= 1.0f)) return make_error("sampling: typical_p {} outside (0, 1]", p.typical_p);

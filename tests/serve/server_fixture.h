@@ -27,7 +27,7 @@ class ServerTest : public ::testing::Test {
   void start(engine::EngineOptions engine_options = {.n_parallel = 2, .n_ctx = 256, .n_threads = 2},
              ServerOptions options = {}) {
     const auto& s = owl::testing::stories();
-    auto t = tmpl::Template::parse(*tmpl::builtin_format("chatml"));
+    auto t = tmpl::Template::parse(*tmpl::builtin_format(chat_format));
     ASSERT_TRUE(t.ok());
     chat_template = std::make_unique<tmpl::Template>(std::move(*t));
     auto e = engine::Engine::make(*s.model, *s.tokenizer, &metrics, engine_options);
@@ -113,6 +113,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client;
   std::shared_ptr<ModelRegistry> models;
   bool delay_model = false;
+  std::string chat_format = "chatml";  // the built-in template start() serves with
   int port_ = 0;
   std::mutex log_mutex;
   std::vector<std::string> log_lines;

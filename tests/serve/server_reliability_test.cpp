@@ -217,5 +217,21 @@ TEST_F(ServerTest, DefaultMaxTokensAndAnyModelName) {
   EXPECT_EQ(j["model"], "stories260K");
 }
 
+TEST_F(ServerTest, ASystemMessageWorksWithTemplatesWithoutASystemRole) {
+  for (const char* format : {"gemma", "mistral"}) {
+    SCOPED_TRACE(format);
+    chat_format = format;
+    start();
+    Json body = chat_body("Tell me a story", 4);
+    body["messages"].insert(body["messages"].begin(), Json{{"role", "system"}, {"content", "You are kind."}});
+    body["logprobs"] = false;
+    auto res = post("/v1/chat/completions", body);
+    EXPECT_EQ(res->status, 200) << res->body;
+    server->stop();
+    server.reset();
+    engine.reset();
+  }
+}
+
 }  // namespace
 }  // namespace owl::serve
