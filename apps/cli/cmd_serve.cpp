@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <pthread.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -19,6 +20,7 @@
 
 #include "chat_template.h"
 #include "commands.h"
+#include "common_options.h"
 #include "engine/engine.h"
 #include "router/local_provider.h"
 #include "serve/server.h"
@@ -75,8 +77,15 @@ class StopSignals {
       if (sigwait(&set_, &signal) != 0) continue;
       std::lock_guard<std::mutex> lock(mutex_);
       if (!ready_) exit_now(signal, "before the model was ready");
-      if (signal_ != 0) exit_now(signal, "again while draining");
+      const auto now = std::chrono::steady_clock::now();
+      if (signal_ != 0) {
+        // One signal sent twice at once (`timeout` signals the child and then its process
+        // group) is not a second request to stop.
+        if (now - first_at_ < std::chrono::milliseconds(100)) continue;
+        exit_now(signal, "again while draining");
+      }
       signal_ = signal;
+      first_at_ = now;
       got_.notify_all();
     }
   }
@@ -86,6 +95,7 @@ class StopSignals {
   std::condition_variable got_;
   bool ready_ = false;
   int signal_ = 0;
+  std::chrono::steady_clock::time_point first_at_;
 };
 
 // What can be checked before binding and loading, so that a typo fails at once.
@@ -164,7 +174,6 @@ void drain(serve::Server& server, engine::Engine& engine, double timeout_s) {
 int run_serve(ServeArgs& args) {
   StopSignals signals;
   if (auto s = check_args(args); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
-  if (args.n_gpu_layers != 0) fmt::print(stderr, "owl serve: -ngl {} has no effect: owl computes on the CPU\n", args.n_gpu_layers);
   serve::Metrics metrics;
   args.server.host = args.host;
   args.server.port = args.port;
@@ -181,6 +190,7 @@ int run_serve(ServeArgs& args) {
     server.stop();
     return 1;
   }
+  context_size(*loaded.model, args.engine.n_ctx, "owl serve");  // warns beyond the training length
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
   const std::string name = args.alias.empty() ? std::filesystem::path(args.model).stem().string() : args.alias;
   auto models = std::make_shared<serve::ModelRegistry>();
@@ -215,8 +225,8 @@ Command register_serve(CLI::App& root) {
   app->add_option("--host", args->host, "Address to listen on")->capture_default_str();
   app->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   app->add_option("--parallel", args->engine.n_parallel, "Sequences computed together at most")->capture_default_str();
-  app->add_option("-c,--ctx-size", args->engine.n_ctx, "Context per sequence (0: the model's, at most 4096)")->capture_default_str();
-  app->add_option("-t,--threads", args->engine.n_threads, "Threads (0: all cores)")->capture_default_str();
+  add_ctx_option(app, args->engine.n_ctx, "Context per sequence (0: the model's, at most 4096)");
+  add_threads_option(app, args->engine.n_threads);
   app->add_option("-b,--batch", args->engine.step_tokens,
                   "Tokens one step computes at most, prompt chunks included (0: 128, or --parallel if more)")
       ->capture_default_str();
@@ -233,8 +243,11 @@ Command register_serve(CLI::App& root) {
                 "Serve requests for any model name with this model (for clients that hard-code one)");
   app->add_flag("--log-content", args->server.log_content, "Put prompts and outputs in the request log");
   app->add_option("--drain-timeout", args->drain_timeout_s, "Seconds running requests may finish after SIGTERM")->capture_default_str();
-  app->add_option("--n-gpu-layers", args->n_gpu_layers, "Accepted for llama.cpp compatibility; no effect (CPU only)");
-  return {app, [args] { return run_serve(*args); }};
+  add_gpu_layers_option(app, args->n_gpu_layers);
+  return {app, [args, app] {
+            note_gpu_layers(app, "owl serve");
+            return run_serve(*args);
+          }};
 }
 
 }  // namespace owl::cli

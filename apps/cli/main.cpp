@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
   try {
     root.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
-    return root.exit(e);
+    // --help and --version exit 0; every wrong command line exits 1, as the commands' own errors do.
+    return root.exit(e) == 0 ? 0 : 1;
   }
   for (const owl::cli::Command& command : commands) {
     if (command.app->parsed()) return command.run();

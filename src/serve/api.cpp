@@ -233,6 +233,9 @@ std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, i
     req.seeded = true;
   }
   if (f.error) return f.error;
+  // Open at 0, as the sampler takes them (sample::validate_ranges).
+  if (s.typical_p <= 0) return bad("typical_p", fmt::format("'typical_p' is {}, outside (0, 1]", s.typical_p));
+  if (s.repeat_penalty <= 0) return bad("repeat_penalty", fmt::format("'repeat_penalty' is {}, outside (0, 10]", s.repeat_penalty));
   if (auto e = parse_stop(body, req)) return e;
   return parse_logit_bias(body, req, n_vocab);
 }

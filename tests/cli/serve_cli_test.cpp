@@ -1,5 +1,10 @@
 // `owl serve` as a supervisor (systemd, Kubernetes) sees it: every start-up failure exits 1 at
 // once with its cause, and a signal stops it at every moment.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -36,7 +41,7 @@ TEST(ServeCli, EveryStartUpFailureExitsOneWithItsCause) {
       {"-m " + kModel + " --parallel 0", "--parallel 0 out of range"},
       {"-m " + kModel + " -np 100000", "--parallel 100000 out of range"},
       {"-m " + kModel + " --queue -1", "queue size -1 out of range"},
-      {"-m " + kModel + " -t 100000", "100000 threads out of range"},
+      {"-m " + kModel + " -t 100000", "--threads: Value 100000 not in range 0 to 512"},
       {"-m " + kModel + " --chat-template " + bad_template, "--chat-template " + bad_template},
       {"-m " + kModel + " --drain-timeout -1", "--drain-timeout -1 out of range"},
   };
@@ -83,6 +88,37 @@ TEST(ServeCli, ASignalStopsItAtEveryMoment) {
     EXPECT_NE(owl.log().find("SIGINT received: draining"), std::string::npos) << owl.log();
     EXPECT_NE(owl.log().find("stopped"), std::string::npos) << owl.log();
   }
+}
+
+// Sends a streamed completion of 2000 tokens and leaves the connection open; returns the socket.
+int start_long_request(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return -1;
+  const std::string body = R"({"prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"stream":true})";
+  const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) return -1;
+  char first[64];
+  if (::recv(fd, first, sizeof first, 0) <= 0) return -1;  // generation has started
+  return fd;
+}
+
+TEST(ServeCli, ASecondSignalWhileDrainingExitsAtOnce) {
+  OwlProcess owl("serve --port 0 -np 1 -t 1 --drain-timeout 600 -m " + kModel);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  const int fd = start_long_request(owl.port());
+  ASSERT_GE(fd, 0);
+  owl.signal(SIGTERM);
+  ASSERT_TRUE(owl.wait_for_log("draining", 10s)) << owl.log();
+  std::this_thread::sleep_for(300ms);
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(10s), 128 + SIGTERM) << owl.log();
+  EXPECT_NE(owl.log().find("SIGTERM received again while draining"), std::string::npos) << owl.log();
+  ::close(fd);
 }
 
 }  // namespace

@@ -97,6 +97,19 @@ TEST(Api, ErrorsNameTheParameterAndTheValue) {
   EXPECT_EQ(parse_error(R"({"messages":[{"role":"wizard","content":"hi"}]})").param, "messages[0].role");
   EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})").param, "messages[0].content");
   EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"model":5})").param, "model");
+  // What the sampler refuses, the API refuses first (a 400, never a failed generation).
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"typical_p":0})").param, "typical_p");
+  EXPECT_EQ(parse_error(R"({"messages":[{"role":"user","content":"hi"}],"repeat_penalty":0})").param, "repeat_penalty");
+}
+
+TEST(Api, EveryAcceptedRequestPassesTheSamplersChecks) {
+  for (const char* extra : {R"("temperature":0)", R"("temperature":2)", R"("top_p":0)", R"("typical_p":1)",
+                            R"("min_p":1)", R"("repeat_penalty":10)", R"("presence_penalty":-2)", R"("top_k":512)"}) {
+    const std::string body = std::string(R"({"messages":[{"role":"user","content":"hi"}],)") + extra + "}";
+    auto r = parse_completion_request(std::string_view(body), Endpoint::kChat, 512);
+    ASSERT_TRUE(std::holds_alternative<CompletionRequest>(r)) << extra;
+    EXPECT_TRUE(sample::validate(std::get<CompletionRequest>(r).sampling, 512).ok()) << extra;
+  }
 }
 
 TEST(Api, ResponseFormatOtherThanTextIsRefusedNotIgnored) {
