@@ -42,7 +42,7 @@ struct ServeArgs {
 };
 
 // SIGTERM and SIGINT, waited for on a thread of their own: they are blocked in every other
-// thread (those started after the constructor inherit the mask).
+// thread (those started after the constructor inherit the mask). One per process, never destroyed.
 class StopSignals {
  public:
   StopSignals() {
@@ -172,7 +172,8 @@ void drain(serve::Server& server, engine::Engine& engine, double timeout_s) {
 }
 
 int run_serve(ServeArgs& args) {
-  StopSignals signals;
+  // Never destroyed: its thread waits for signals as long as the process lives.
+  StopSignals& signals = *new StopSignals;
   if (auto s = check_args(args); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
   serve::Metrics metrics;
   args.server.host = args.host;
