@@ -1,12 +1,12 @@
 // owl embed: the embedding of each input (a -p text, or each line of a file), pooled and
 // L2-normalized as llama.cpp's llama-embedding computes them.
 #include <cstdio>
-#include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common_options.h"
 #include "core/files.h"
 #include "engine/embed.h"
 #include "tokenizer/tokenizer.h"
@@ -29,16 +29,9 @@ struct EmbedArgs {
 core::Result<std::vector<std::string>> inputs(const EmbedArgs& args) {
   std::vector<std::string> out = args.prompts;
   if (!args.file.empty()) {
-    std::string text;
-    if (args.file == "-") {
-      std::stringstream s;
-      s << std::cin.rdbuf();
-      text = s.str();
-    } else {
-      auto read = core::read_file(args.file);
-      if (!read) return read.error();
-      text = std::move(*read);
-    }
+    auto read = core::read_input(args.file);
+    if (!read) return read.error();
+    const std::string text = std::move(*read);
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -109,9 +102,8 @@ Command register_embed(CLI::App& root) {
   app->add_option("--pooling", args->pooling, "mean, last or cls (default: the model's, else mean)");
   app->add_flag("--no-normalize", args->no_normalize, "Print the pooled vectors without L2 normalization");
   app->add_flag("--json", args->json, "Print OpenAI's embeddings response shape");
-  app->add_option("-c,--ctx-size", args->n_ctx, "Longest input in tokens (0: the model's context, at most 4096)")
-      ->capture_default_str();
-  app->add_option("-t,--threads", args->n_threads, "Threads (0: all cores)")->capture_default_str();
+  add_ctx_option(app, args->n_ctx, "Longest input in tokens (0: the model's context, at most 4096)");
+  add_threads_option(app, args->n_threads);
   return {app, [args] { return run_embed(*args); }};
 }
 

@@ -82,6 +82,21 @@ class ServerTest : public ::testing::Test {
     }
     return out;
   }
+  // Streams a long chat answer and hangs up after `n_chunks` chunks.
+  void stream_then_hang_up(int n_chunks) {
+    int chunks = 0;
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    Json body = chat_body("Tell me a long story", 2000);
+    body["stream"] = true;
+    body["ignore_eos"] = true;
+    req.body = dump_json(body);
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < n_chunks; };
+    httplib::Client c("127.0.0.1", port_);
+    c.send(req);  // the receiver's false closes the connection
+  }
   // The request log's lines once it holds at least `n` (waiting up to 10 s for the last ones).
   std::vector<Json> wait_log(size_t n) {
     for (int i = 0; i < 500; ++i) {

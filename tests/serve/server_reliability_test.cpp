@@ -135,20 +135,7 @@ TEST_F(ServerTest, AnAnswerCutByTheShutdownSaysSo) {
 
 TEST_F(ServerTest, AVanishedClientIsLoggedWithItsUsage) {
   start({.n_parallel = 1, .n_ctx = 2048, .n_threads = 2});
-  int chunks = 0;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/chat/completions";
-  Json body = chat_body("Tell me a long story", 2000);
-  body["stream"] = true;
-  body["ignore_eos"] = true;
-  req.body = dump_json(body);
-  req.set_header("Content-Type", "application/json");
-  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 20; };
-  {
-    httplib::Client c("127.0.0.1", port_);
-    c.send(req);  // the receiver's false closes the connection
-  }
+  stream_then_hang_up(20);
   const std::vector<Json> log = wait_log(1);
   ASSERT_EQ(log.size(), 1u);
   const Json& j = log[0];

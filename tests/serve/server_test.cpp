@@ -258,20 +258,7 @@ TEST_F(ServerTest, FullServerAnswers429WithRetryAfter) {
 
 TEST_F(ServerTest, DisconnectCancelsTheRequest) {
   start({.n_parallel = 1, .n_ctx = 2048, .n_threads = 2});
-  int chunks = 0;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/chat/completions";
-  Json body = chat_body("Tell me a long story", 2000);
-  body["stream"] = true;
-  body["ignore_eos"] = true;
-  req.body = dump_json(body);
-  req.set_header("Content-Type", "application/json");
-  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
-  {
-    httplib::Client c("127.0.0.1", port_);
-    c.send(req);  // the receiver's false closes the connection
-  }
+  stream_then_hang_up(3);
   EXPECT_TRUE(engine->wait_idle(10s));
   std::string line;
   for (int i = 0; i < 100 && line.empty(); ++i) {
