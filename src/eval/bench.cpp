@@ -96,7 +96,8 @@ double BenchResult::median_share() const {
 core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
   if (o.repetitions < 1) return core::make_error("bench: repetitions {} must be at least 1", o.repetitions);
   const int64_t n_ctx = std::max<int64_t>(std::max(o.n_prompt, o.n_gen), 1);
-  auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads});
+  auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads,
+                                  .batch_invariant = o.batch_invariant});
   if (!ctx) return ctx.error();
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(model.config.n_vocab - 1));

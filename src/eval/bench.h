@@ -21,6 +21,7 @@ struct BenchOptions {
   // tg: measure the memory read bandwidth before each repetition (kernels::ReadBandwidth), so
   // that generation can be read as a share of it on a machine whose bandwidth varies.
   bool bandwidth = false;
+  bool batch_invariant = false;  // model::ContextOptions::batch_invariant
 };
 
 struct BenchResult {
