@@ -30,9 +30,11 @@ struct Weights {
 };
 
 // n_out = 72: a full 64-row prefill block (two 32-row panel groups) and a partial one (8 rows).
+// n_in: several of the panels' chunks of blocks (16 or 32 blocks of 32; 4 of 256; 128 f16
+// elements) and a part of one, with an odd tail for plain types.
 Weights make_weights(TensorType type, uint32_t seed) {
   const int64_t bs = gguf::type_info(type).block_size;
-  Weights m{.type = type, .n_in = bs == 1 ? 1031 : bs == 32 ? 32 * 11 : 256 * 3, .n_out = 72, .w = {}};
+  Weights m{.type = type, .n_in = bs == 1 ? 1031 : bs == 32 ? 32 * 75 : 256 * 9, .n_out = 72, .w = {}};
   std::mt19937 rng(seed);
   for (int64_t o = 0; o < m.n_out; ++o) {
     const std::vector<uint8_t> row = test::make_weight_row(type, m.n_in, test::Fill::kRandom, rng);
