@@ -70,17 +70,17 @@ class BatchInvariance : public ::testing::TestWithParam<std::string> {
     watched = random_tokens(kLength, n_vocab, 5);
   }
 
-  std::unique_ptr<Context> context(int n_seq, int n_threads) {
+  std::unique_ptr<Context> context(int n_seq, int n_threads, bool batch_invariant = true) {
     auto ctx = make_context(*model, {.n_ctx = 64, .n_seq = n_seq, .n_batch = 96, .n_threads = n_threads,
-                                        .batch_invariant = true});
+                                        .batch_invariant = batch_invariant});
     EXPECT_TRUE(ctx.ok());
     return std::move(*ctx);
   }
 
   // The watched sequence alone: its prompt in one step, then one token per step; the logits of
   // every position, [kLength][n_vocab].
-  std::vector<float> alone(int n_threads) {
-    auto ctx = context(1, n_threads);
+  std::vector<float> alone(int n_threads, bool batch_invariant = true) {
+    auto ctx = context(1, n_threads, batch_invariant);
     std::vector<float> out(static_cast<size_t>(kLength * n_vocab));
     Batch b;
     for (int64_t i = 0; i < kPrompt; ++i) b.add(watched[i], static_cast<int32_t>(i), 0, true);
@@ -171,6 +171,12 @@ TEST_P(BatchInvariance, LogitsDoNotDependOnTheThreadCount) {
   }
   const std::vector<int64_t> at = differing(batched(3, 3), want, n_vocab);
   EXPECT_TRUE(at.empty()) << "3 other sequences on 3 threads: logits differ at positions " << positions(at);
+  // Without batch invariance too: no kernel splits a sum over threads.
+  const std::vector<float> want_default = alone(1, false);
+  for (int n_threads : {2, 3}) {
+    const std::vector<int64_t> d = differing(alone(n_threads, false), want_default, n_vocab);
+    EXPECT_TRUE(d.empty()) << n_threads << " threads, not batch invariant: logits differ at positions " << positions(d);
+  }
 }
 
 std::string model_name(const ::testing::TestParamInfo<std::string>& info) {
