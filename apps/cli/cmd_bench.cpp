@@ -157,6 +157,8 @@ Command register_bench(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--bandwidth", o.bandwidth,
                "Measure the memory read bandwidth before each generation repetition and print generation's share of it");
+  app->add_flag("--deterministic", o.batch_invariant,
+               "Batch-invariant kernels, as `owl serve --deterministic` runs them (what that costs)");
   app->add_option("-o,--output", args->output, "Output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
   return {app, [args, app] {
             note_gpu_layers(app, "owl bench");

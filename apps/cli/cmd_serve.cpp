@@ -242,6 +242,8 @@ Command register_serve(CLI::App& root) {
   app->add_option("--cors", args->server.cors_origin, "Origin browsers may call the API from (\"*\": any)");
   app->add_flag("--accept-any-model", args->server.accept_any_model,
                 "Serve requests for any model name with this model (for clients that hard-code one)");
+  app->add_flag("--deterministic", args->engine.batch_invariant,
+                "A seeded request gives the same text whatever runs beside it (slower generation; docs/serve.md)");
   app->add_flag("--log-content", args->server.log_content, "Put prompts and outputs in the request log");
   app->add_option("--drain-timeout", args->drain_timeout_s, "Seconds running requests may finish after SIGTERM")->capture_default_str();
   add_gpu_layers_option(app, args->n_gpu_layers);

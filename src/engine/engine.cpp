@@ -20,7 +20,8 @@ core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, co
                                          .n_seq = options.n_parallel,
                                          // a step's tokens, the finishing slack included (Scheduler::build_batch)
                                          .n_batch = options.step_tokens + options.step_tokens / 4,
-                                         .n_threads = options.n_threads});
+                                         .n_threads = options.n_threads,
+                                         .batch_invariant = options.batch_invariant});
   if (!ctx) return ctx.error();
   return std::unique_ptr<Engine>(new Engine(model, tokenizer, observer, std::move(*ctx), options));
 }

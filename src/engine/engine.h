@@ -29,6 +29,9 @@ struct EngineOptions {
   // n_parallel if that is more.
   int64_t step_tokens = 0;
   int max_queue = 64;         // sequences waiting for a slot before submit() refuses
+  // A seeded request gives the same tokens and log-probabilities whatever runs beside it
+  // (model::ContextOptions::batch_invariant); `owl serve --deterministic`.
+  bool batch_invariant = false;
 
   // The ranges make() enforces, checkable before a model is loaded; the error names the value.
   core::Status validate() const;

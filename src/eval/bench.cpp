@@ -111,7 +111,8 @@ core::Status check_bench_options(const Model& model, const BenchOptions& o) {
 core::Result<std::vector<BenchResult>> run_bench(const Model& model, const BenchOptions& o) {
   OWL_TRY(check_bench_options(model, o));
   const int64_t n_ctx = std::max<int64_t>(std::max(o.n_prompt, o.n_gen), 1);
-  auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads});
+  auto ctx = make_context(model, {.n_ctx = n_ctx, .n_seq = 1, .n_batch = std::min(o.n_batch, n_ctx), .n_threads = o.n_threads,
+                                  .batch_invariant = o.batch_invariant});
   if (!ctx) return ctx.error();
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(model.config.n_vocab - 1));

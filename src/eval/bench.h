@@ -22,6 +22,7 @@ struct BenchOptions {
   // tg: measure the memory read bandwidth before each repetition (kernels::ReadBandwidth), so
   // that generation can be read as a share of it on a machine whose bandwidth varies.
   bool bandwidth = false;
+  bool batch_invariant = false;  // model::ContextOptions::batch_invariant
   // Called on the calling thread before each timed repetition: the test ("pp512") and the
   // repetition (1-based) out of `repetitions`.
   std::function<void(const std::string& test, int rep, int repetitions)> on_progress;

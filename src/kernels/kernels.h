@@ -166,6 +166,9 @@ struct MatmulArgs {
   int64_t y_stride = 0;  // floats; 0: n_out
   void* scratch = nullptr;  // matmul_scratch_bytes(); holds the converted activations
   size_t scratch_bytes = 0;
+  // Each row's outputs independent of n_rows: the weight type's kernel does not change with the
+  // row count (a type with a panel uses it for every count; see matmul below).
+  bool batch_invariant = false;
 };
 
 bool supports_matmul(const Kernels& k, TensorType w_type);
@@ -176,6 +179,12 @@ size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, i
 // Converts X once to the dot's activation format (as llama.cpp does for the weight type), then
 // splits the output over the pool: decode in contiguous runs of weight rows, prefill in
 // (weight rows x activation rows) blocks walked in kTileW x kTileX register tiles.
+//
+// Every output is one kernel's sum over n_in, never split across tasks, so the split over the
+// pool's threads does not change it: Y does not depend on the thread count. Nor on where a row
+// sits among the n_rows: kernels compute each row alike. It depends on n_rows only where the
+// row count picks the kernel, a type's panel above DotKernel::panel_above rows, whose sums run
+// in another order than its dot and tile; batch_invariant keeps the panel for every row count.
 void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
 // Up to kMaxMatmulGroup matmuls of the same activations (equal x, x_stride, n_in, n_rows; one
 // scratch, the first's): X is converted once where their weight types take the same activation

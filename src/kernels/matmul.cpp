@@ -133,13 +133,16 @@ struct Part {
     OWL_CHECK(supports_matmul(k, args.w_type));
     OWL_CHECK(args.n_in % gguf::type_info(args.w_type).block_size == 0);
     OWL_CHECK(args.n_in % gguf::type_info(dk->act_type).block_size == 0);
-    // Many activation rows: weight panels where the type has them (kernels.h, kPanelW).
-    use_panel = dk->panel != nullptr && args.n_rows > dk->panel_above;
+    // Many activation rows: weight panels where the type has them (kernels.h, kPanelW); every
+    // row count when batch invariant, as the panel sums in another order than the tile.
+    use_panel = dk->panel != nullptr && (args.n_rows > dk->panel_above || args.batch_invariant);
     OWL_CHECK(!use_panel || dk->act_type == TensorType::Q8_0 || dk->act_type == TensorType::Q8_K ||
               dk->act_type == TensorType::F16);
     OWL_CHECK(!use_panel || dk->panel_w == kPanelW || dk->panel_w == 2 * kPanelW);
     format = {dk->act_type, use_panel && panel_q8_0(*dk)};
-    decode = args.n_rows <= kTileX;
+    // Panels go by aligned blocks of kBlockW weight rows (whose panel_w groups set a panel's
+    // chunk length), never by runs that depend on the thread count.
+    decode = args.n_rows <= kTileX && !use_panel;
     w_row_bytes = static_cast<size_t>(gguf::row_bytes(args.w_type, args.n_in));
     y_stride = args.y_stride ? args.y_stride : args.n_out;
     if (decode) {
@@ -205,7 +208,8 @@ void matmul(const Kernels& k, core::ThreadPool& pool, std::span<const MatmulArgs
   std::array<std::optional<Part>, kMaxMatmulGroup> parts;
   for (size_t i = 0; i < group.size(); ++i) {
     const MatmulArgs& m = group[i];
-    OWL_CHECK(m.x == first.x && m.n_in == first.n_in && m.n_rows == first.n_rows && m.x_stride == first.x_stride);
+    OWL_CHECK(m.x == first.x && m.n_in == first.n_in && m.n_rows == first.n_rows && m.x_stride == first.x_stride &&
+              m.batch_invariant == first.batch_invariant);
     parts[i].emplace(k, m, pool.n_threads());
   }
   // Matmuls whose activation formats differ run one after another (each converts X itself).

@@ -97,6 +97,7 @@ void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64
     a.y_stride = y_stride;
     a.scratch = ctx.matmul_scratch.data();
     a.scratch_bytes = ctx.matmul_scratch.size();
+    a.batch_invariant = ctx.options.batch_invariant;
   }
   kernels::matmul(ctx.kernels, ctx.pool, std::span<const kernels::MatmulArgs>(args.data(), n));
   if (row_adapters != nullptr) {

@@ -51,6 +51,11 @@ struct ContextOptions {
   int n_seq = 1;         // sequences the KV cache holds
   int64_t n_batch = 512; // tokens per internal step; larger batches are split
   int n_threads = 0;     // 0: all cores
+  // A sequence's logits the same bits whatever else the batch holds (other sequences, prompt
+  // chunks of any length, its place among the rows) and on any thread count; see
+  // kernels::MatmulArgs::batch_invariant for what it costs. Off, the logits depend on the
+  // batch in float rounding only. Thread counts never change them.
+  bool batch_invariant = false;
 };
 
 // Sees the input of every weight matmul: the hook importance matrices (owl imatrix) use.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 
 #include "support/stories.h"
 
@@ -16,6 +17,7 @@ using namespace std::chrono_literals;
 
 struct Output {
   std::vector<int32_t> tokens;
+  std::vector<float> logprobs;  // of each token, when the request asked for them
   std::string text;
   FinishReason finish = FinishReason::kLength;
   ChoiceStats stats;
@@ -29,7 +31,10 @@ Output collect(RequestStream& stream) {
   while (!stream.finished() && Clock::now() < until) {
     if (!stream.pop(e, 100ms)) continue;
     if (e.kind == Event::Kind::kToken) {
-      if (e.has_token) out.tokens.push_back(e.sampled.token);
+      if (e.has_token) {
+        out.tokens.push_back(e.sampled.token);
+        out.logprobs.push_back(e.sampled.logprob);
+      }
       out.text += e.text;
     } else if (e.kind == Event::Kind::kEnd) {
       out.finish = e.finish;
@@ -88,6 +93,47 @@ TEST_F(EngineTest, BatchedSequencesEqualEachAlone) {
     EXPECT_EQ(out.text, alone[i].text);
     EXPECT_EQ(out.tokens.size(), 24u);
     EXPECT_EQ(out.finish, FinishReason::kLength);
+  }
+}
+
+// What a user of `owl serve --deterministic` sees: eight seeded requests sampled at temperature
+// 1 give the same tokens and the same log-probabilities, bit for bit, sent one at a time and
+// sent together (batched decode steps beside prompt chunks), and on another thread count. The
+// Q4_0 file: its matmuls change kernel with the row count unless batch invariant.
+TEST_F(EngineTest, SeededRequestsEqualEachAloneBitForBitWhenBatchInvariant) {
+  auto model = model::load_model(std::string(OWL_SHARED_DIR) + "/models/stories260K.q4_0.gguf");
+  ASSERT_TRUE(model.ok()) << model.message();
+  auto tokenizer = tokenizer::Tokenizer::load((*model)->file);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.message();
+  auto make = [&](EngineOptions o) {
+    auto e = Engine::make(**model, *tokenizer, nullptr, o);
+    EXPECT_TRUE(e.ok()) << e.message();
+    return e.ok() ? std::move(*e) : nullptr;
+  };
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park",
+                                            "One day, a big bird", "The sun was hot and", "Tim had a red ball",
+                                            "Sue", "There was a cat who liked to sleep in the sun all day"};
+  auto seeded = [&](size_t i) {
+    SequenceRequest p = greedy(prompts[i], 40);
+    p.params.sampling.temperature = 1.0f;
+    p.params.sampling.seed = 1000 + i;
+    p.params.sampling.logprobs = true;
+    return p;
+  };
+  std::vector<Output> alone;
+  {
+    auto engine = make({.n_parallel = 1, .n_ctx = 128, .n_threads = 1, .batch_invariant = true});
+    for (size_t i = 0; i < prompts.size(); ++i) alone.push_back(collect(*submit(*engine, seeded(i))));
+  }
+  auto engine = make({.n_parallel = 8, .n_ctx = 128, .n_threads = 3, .step_tokens = 24, .batch_invariant = true});
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (size_t i = 0; i < prompts.size(); ++i) streams.push_back(submit(*engine, seeded(i)));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Output out = collect(*streams[i]);
+    EXPECT_EQ(out.tokens, alone[i].tokens) << prompts[i];
+    ASSERT_EQ(out.logprobs.size(), alone[i].logprobs.size()) << prompts[i];
+    EXPECT_EQ(std::memcmp(out.logprobs.data(), alone[i].logprobs.data(), out.logprobs.size() * sizeof(float)), 0)
+        << prompts[i];
   }
 }
 

@@ -111,7 +111,9 @@ TEST_F(Lora, AnAdapterEqualsItsMergedWeights) {
     }
     const_cast<Weight&>(weight(**merged_model, id)).data = m.data();
   }
-  EXPECT_LE(worst_kl(with_lora, run(**merged_model, kPrompt, nullptr)), 1e-8);
+  // Merged weights are rounded to f32 once per weight, the adapter's product once per output:
+  // f32 rounding apart (which the matmul's summation order moves), far below the 1e-3 above.
+  EXPECT_LE(worst_kl(with_lora, run(**merged_model, kPrompt, nullptr)), 1e-6);
 }
 
 TEST_F(Lora, RowsOfOtherSequencesAreUntouched) {

@@ -36,10 +36,11 @@ struct BF16 {
 
 // y[r] = sum_i w[i] x_r[i] over whole 8-lane vectors (products exact in f32 for f16/bf16
 // operands); the tail (n % 8) goes to the reference `tail`. U independent accumulators per
-// row hide FMA latency in decode (NX = 1).
+// row hide FMA latency; U is the same for every NX, so that a row's sum does not depend on how
+// many rows come with it (batch invariance).
 template <int NX, typename W, typename X>
 void dot_float_nx(int64_t n, const void* w, const void* x, size_t x_stride, float* y, DotFn tail) {
-  constexpr int U = NX == 1 ? 4 : 2;
+  constexpr int U = 4;
   const void* xr[NX];
   __m256 acc[NX][U];
   for (int r = 0; r < NX; ++r) {
@@ -69,16 +70,29 @@ void dot_float_nx(int64_t n, const void* w, const void* x, size_t x_stride, floa
   }
 }
 
+// The rows two at a time: U accumulators for two rows fill half of the 16 ymm registers.
+template <typename W, typename X>
+void dot_float(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y, DotFn tail) {
+  for (int r = 0; r < n_x; r += 2) {
+    const void* xr = static_cast<const uint8_t*>(x) + r * x_stride;
+    if (n_x - r >= 2) {
+      dot_float_nx<2, W, X>(n, w, xr, x_stride, y + r, tail);
+    } else {
+      dot_float_nx<1, W, X>(n, w, xr, x_stride, y + r, tail);
+    }
+  }
+}
+
 }  // namespace
 
 void dot_f32_f32_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), F32, F32>(n, w, x, x_stride, y, dot_f32_f32_ref); });
+  dot_float<F32, F32>(n, w, x, x_stride, n_x, y, dot_f32_f32_ref);
 }
 void dot_f16_f16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), F16, F16>(n, w, x, x_stride, y, dot_f16_f16_ref); });
+  dot_float<F16, F16>(n, w, x, x_stride, n_x, y, dot_f16_f16_ref);
 }
 void dot_bf16_bf16_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
-  by_rows(n_x, [&](auto nx) { dot_float_nx<nx(), BF16, BF16>(n, w, x, x_stride, y, dot_bf16_bf16_ref); });
+  dot_float<BF16, BF16>(n, w, x, x_stride, n_x, y, dot_bf16_bf16_ref);
 }
 void dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y) {
   by_rows(n_x, [&](auto nx) { dot_q4_0_q8_0_nx<nx()>(n, w, x, x_stride, y); });

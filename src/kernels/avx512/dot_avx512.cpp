@@ -18,10 +18,11 @@ namespace {
 #include "kernels/x86/quant_dot.inc"
 
 // y[r] = sum_i w[i] x_r[i] over whole 16-lane vectors; the tail (n % 16) goes to the
-// reference. U independent accumulators per row hide FMA latency in decode (NX = 1).
+// reference. U independent accumulators per row hide FMA latency; U is the same for every NX,
+// so that a row's sum does not depend on how many rows come with it (batch invariance).
 template <int NX, typename LoadW>
 void dot_float_nx(int64_t n, LoadW load_w, const void* x, size_t x_stride, float* y) {
-  constexpr int U = NX == 1 ? 4 : 2;
+  constexpr int U = 4;
   const float* xr[NX];
   __m512 acc[NX][U];
   for (int r = 0; r < NX; ++r) {

@@ -428,11 +428,185 @@ void run_panel(const TileArgs& t, int64_t block_size, Pack pack, Rows rows) {
   }
 }
 
+// ---- One activation row of Q4_0 and Q8_0, in the panel's order --------------------------------
+// A decode step of one sequence under batch invariance (kernels.h: MatmulArgs) must give the
+// panel's bits, but packing costs more than the products when only one activation row uses it.
+// The packing transposes 32 weight bytes per block and row; here each row's block integer sums
+// come out in lanes as the tile kernels form them (tile_avx512.cpp: unsigned weights against
+// signed activations, 4 blocks per vpdpbusd pair), and only those sums, one dword per block and
+// row, are transposed to lanes = weight rows. Integer sums are exact, so they equal the
+// panel's; the f32 steps that follow are the panel's own, in its order and chunks.
+
+// Blocks b..b+3 (count of them; the rest zero) as the tile's quads: lo holds elements 0..15 of
+// each block (128-bit lane k: block b + k), hi elements 16..31; unsigned bytes.
+struct Quad {
+  __m512i lo, hi;
+};
+
+inline Quad split_quad(__m512i a, __m512i b) {  // a: blocks 0, 1 as [lo hi lo hi], b: blocks 2, 3
+  return {_mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1))};
+}
+
+// 16 bytes at `offset` in each of blocks b..b+3 (kFull) or of the first `count` (the rest 0).
+template <bool kFull, typename Block>
+inline __m512i load_quad_bytes(const Block* wb, int64_t b, int count, size_t offset) {
+  auto at = [&](int k) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(wb + b + k) + offset));
+  };
+  if constexpr (kFull) {
+    const __m512i v = _mm512_inserti32x4(_mm512_castsi128_si512(at(0)), at(1), 1);
+    return _mm512_inserti32x4(_mm512_inserti32x4(v, at(2), 2), at(3), 3);
+  }
+  __m512i v = _mm512_setzero_si512();
+  for (int k = 0; k < count; ++k) v = _mm512_mask_broadcast_i32x4(v, static_cast<__mmask16>(0xF << (4 * k)), at(k));
+  return v;
+}
+
+// Q4_0: the nibbles q (w = q - 8, offset 8). Q8_0: q + 128 (offset 128).
+template <bool kFull>
+inline Quad load_quad(const BlockQ4_0* wb, int64_t b, int count) {
+  const __m512i v = load_quad_bytes<kFull>(wb, b, count, offsetof(BlockQ4_0, qs));
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  return {_mm512_and_si512(v, m4), _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)};
+}
+template <bool kFull>
+inline Quad load_quad(const BlockQ8_0* wb, int64_t b, int count) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  return {_mm512_xor_si512(load_quad_bytes<kFull>(wb, b, count, offsetof(BlockQ8_0, qs)), bias),
+          _mm512_xor_si512(load_quad_bytes<kFull>(wb, b, count, offsetof(BlockQ8_0, qs) + 16), bias)};
+}
+inline int weight_offset(const BlockQ4_0*) { return 8; }
+inline int weight_offset(const BlockQ8_0*) { return 128; }
+
+// The integer sums of 16 dword lanes, 4 per block, of quads 0..3: lane 4 k + j of the result is
+// block 4 j + k's sum.
+inline __m512i block_sums(const __m512i (&dp)[4]) {
+  const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[0], dp[1]), _mm512_unpackhi_epi32(dp[0], dp[1]));
+  const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[2], dp[3]), _mm512_unpackhi_epi32(dp[2], dp[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+}
+
+// In place: r[m] lane l = r[l] lane m before.
+inline void transpose_dwords(__m512i (&r)[16]) {
+  __m512i t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  __m512i u[16];  // u[4 i + c], 128-bit lane L: rows 4 i..4 i + 3 of column 4 L + c
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m512i x_even = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i x_odd = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i y_even = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i y_odd = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    r[c] = _mm512_shuffle_i32x4(x_even, y_even, _MM_SHUFFLE(2, 0, 2, 0));
+    r[8 + c] = _mm512_shuffle_i32x4(x_even, y_even, _MM_SHUFFLE(3, 1, 3, 1));
+    r[4 + c] = _mm512_shuffle_i32x4(x_odd, y_odd, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_i32x4(x_odd, y_odd, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// sums[m] lane l: the integer sum of weight row l's block g0 + 4 (m % 4) + m / 4 against the
+// activation row xq (panel row values), for the gn <= 16 blocks from g0 (rows >= n_w: 0).
+template <typename Block>
+void row_block_sums(const TileArgs& t, const uint8_t* xq, int64_t g0, int gn, __m512i (&sums)[16]) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(weight_offset(static_cast<const Block*>(nullptr))));
+  Quad xs[4];
+  __m512i start[4];
+  for (int j = 0; j < 4; ++j) {
+    const int count = std::clamp(gn - 4 * j, 0, 4);
+    const uint8_t* at = xq + (g0 + 4 * j) * quant::kQK;
+    const __mmask64 m0 = count >= 2 ? ~__mmask64{0} : count == 1 ? __mmask64{0xFFFFFFFF} : 0;
+    const __mmask64 m1 = count >= 4 ? ~__mmask64{0} : count == 3 ? __mmask64{0xFFFFFFFF} : 0;
+    // Panel rows hold x + 128: xor gives the signed bytes; missing blocks are 0.
+    const __m512i a = _mm512_maskz_mov_epi8(m0, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m0, at), bias));
+    const __m512i b = _mm512_maskz_mov_epi8(m1, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m1, at + 64), bias));
+    xs[j] = split_quad(a, b);
+    start[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xs[j].lo), offset, xs[j].hi));
+  }
+  for (int l = 0; l < kPanelW; ++l) {
+    if (l >= t.n_w) {
+      sums[l] = _mm512_setzero_si512();
+      continue;
+    }
+    const Block* wb = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(t.w) + l * t.w_stride);
+    // The row's next 16 blocks, while these are summed: 16 rows are too many streams for the
+    // hardware prefetchers, and reading the panel ahead (stream_in) would not overlap the sums.
+    // Hints past the row's end are harmless.
+    const char* next = reinterpret_cast<const char*>(wb + g0 + 16);
+    for (size_t at = 0; at < 16 * sizeof(Block); at += 64) _mm_prefetch(next + at, _MM_HINT_T0);
+    __m512i dp[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const Quad w = gn == 16 ? load_quad<true>(wb, g0 + 4 * j, 4) : load_quad<false>(wb, g0 + 4 * j, std::clamp(gn - 4 * j, 0, 4));
+      dp[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start[j], w.lo, xs[j].lo), w.hi, xs[j].hi);
+    }
+    sums[l] = block_sums(dp);
+  }
+  transpose_dwords(sums);
+}
+
+// One panel (n_w <= kPanelW rows) against one activation row, chunks of `chunk` blocks: the
+// f32 steps of panel_rows_q8_0 on the sums above. Lane l of the scales: row l's f16 d (a masked
+// gather; the dword read ends inside the block).
+template <typename Block>
+void one_row_q8_0(const TileArgs& t, int chunk) {
+  static_assert(kChunkBlocks % 32 == 0 && (kChunkBlocks & (kChunkBlocks - 1)) == 0, "chunks of 16 or 32 k blocks");
+  const int64_t in_chunk = chunk - 1;  // b & in_chunk: b's place in its chunk
+  const int64_t nb = t.n / quant::kQK;
+  const uint8_t* xq = static_cast<const uint8_t*>(t.x);
+  const float* xd = reinterpret_cast<const float*>(xq + t.n);
+  const __mmask16 live = static_cast<__mmask16>((1u << t.n_w) - 1);
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(t.w_stride)));
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t g0 = 0; g0 < nb; g0 += 16) {
+    const int gn = static_cast<int>(std::min<int64_t>(16, nb - g0));
+    __m512i sums[16];
+    row_block_sums<Block>(t, xq, g0, gn, sums);
+    for (int i = 0; i < gn; ++i) {
+      const int64_t b = g0 + i;
+      if ((b & in_chunk) == 0) acc = _mm512_setzero_ps();
+      const __m512i d = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows,
+                                                    static_cast<const uint8_t*>(t.w) + b * sizeof(Block), 1);
+      const __m512 wd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sums[4 * (i % 4) + i / 4]), _mm512_set1_ps(xd[b]));
+      acc = _mm512_fmadd_ps(v, wd, acc);
+      if (((b + 1) & in_chunk) != 0 && b + 1 != nb) continue;
+      const __m512 prev = b < chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(live, t.y);
+      _mm512_mask_storeu_ps(t.y, live, b < chunk ? acc : _mm512_add_ps(acc, prev));
+    }
+  }
+}
+
 // Q4_0 and Q8_0, up to 2 kPanelW rows. Over kPanelW rows, two panels per activation pass: each
 // broadcast activation then feeds two vpdpbusd (12-17% faster on 512 rows than one panel),
-// with chunks half as long so that both packed panels stay in L1.
+// with chunks half as long so that both packed panels stay in L1. One activation row takes the
+// path above, with the chunks its panel call would have.
 template <typename Block, typename Pack>
 void run_panel_q8_0(const TileArgs& t, Pack pack) {
+  const int chunk = t.n_w <= kPanelW ? kChunkBlocks : kChunkBlocks / 2;
+  if (t.n_x == 1) {
+    for (int p = 0; p * kPanelW < t.n_w; ++p) {
+      TileArgs one = t;
+      one.w = static_cast<const uint8_t*>(t.w) + p * kPanelW * t.w_stride;
+      one.y = t.y + p * kPanelW;
+      one.n_w = std::min(kPanelW, t.n_w - p * kPanelW);
+      one_row_q8_0<Block>(one, chunk);
+    }
+    return;
+  }
   const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const PackedBlock* const (&pk)[NP], auto... a) {
     panel_rows_q8_0<NP, nx()>(ts, pk, a...);
   };
