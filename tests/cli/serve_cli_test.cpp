@@ -8,6 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -119,6 +123,35 @@ TEST(ServeCli, ASecondSignalWhileDrainingExitsAtOnce) {
   EXPECT_EQ(owl.wait_exit(10s), 128 + SIGTERM) << owl.log();
   EXPECT_NE(owl.log().find("SIGTERM received again while draining"), std::string::npos) << owl.log();
   ::close(fd);
+}
+
+// The report this answers: eight seeded requests sent one at a time and then together, and one
+// text parted from its solo run. With --deterministic none may.
+TEST(ServeCli, DeterministicSeededAnswersDoNotDependOnTheBatch) {
+  const std::string q4_0 = std::string(OWL_SHARED_DIR) + "/models/stories260K.q4_0.gguf";
+  OwlProcess owl("serve --port 0 -np 8 -t 2 --deterministic -m " + q4_0);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  auto ask = [&](int i) {
+    httplib::Client c("127.0.0.1", owl.port());
+    c.set_read_timeout(60, 0);
+    const nlohmann::json body = {{"prompt", "Once upon a time, a girl named " + std::string(1, static_cast<char>('A' + i))},
+                                 {"max_tokens", 48}, {"temperature", 1.0}, {"seed", 100 + i}, {"ignore_eos", true},
+                                 {"logprobs", 1}};
+    auto res = c.Post("/v1/completions", body.dump(), "application/json");
+    return res && res->status == 200 ? nlohmann::json::parse(res->body)["choices"][0] : nlohmann::json();
+  };
+  std::vector<nlohmann::json> alone, together;
+  for (int i = 0; i < 8; ++i) alone.push_back(ask(i));
+  std::vector<std::future<nlohmann::json>> running;
+  for (int i = 0; i < 8; ++i) running.push_back(std::async(std::launch::async, ask, i));
+  for (auto& r : running) together.push_back(r.get());
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_FALSE(alone[i].is_null()) << owl.log();
+    EXPECT_EQ(together[i]["text"], alone[i]["text"]) << "request " << i;
+    EXPECT_EQ(together[i]["logprobs"]["token_logprobs"], alone[i]["logprobs"]["token_logprobs"]) << "request " << i;
+  }
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(20s), 0) << owl.log();
 }
 
 }  // namespace
