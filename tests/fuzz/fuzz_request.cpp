@@ -1,10 +1,11 @@
-// libFuzzer target: OpenAI request bodies. Any bytes are either a valid request or an ApiError
-// with a 4xx status; nothing may crash or throw.
+// libFuzzer target: OpenAI request bodies (chat, completions, embeddings). Any bytes are either
+// a valid request or an ApiError with a 4xx status; nothing may crash or throw.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "serve/api.h"
+#include "serve/embeddings.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
@@ -13,6 +14,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (const auto* error = std::get_if<owl::serve::ApiError>(&parsed)) {
       if (error->status < 400 || error->status >= 500) std::abort();
       (void)owl::serve::dump_json(owl::serve::error_json(*error));
+    }
+  }
+  auto body_json = owl::serve::parse_body(body);
+  if (const auto* json = std::get_if<owl::serve::Json>(&body_json)) {
+    auto parsed = owl::serve::parse_embedding_request(*json, 512);
+    if (const auto* error = std::get_if<owl::serve::ApiError>(&parsed)) {
+      if (error->status < 400 || error->status >= 500) std::abort();
+    } else {
+      const auto& req = std::get<owl::serve::EmbeddingRequest>(parsed);
+      (void)owl::serve::make_embedding_response(req, {.vectors = {{0.5f, -1.0f}}, .prompt_tokens = 1}, "m");
     }
   }
   return 0;
