@@ -1,4 +1,6 @@
 // owl export: a GGUF model -> a Hugging Face directory (safetensors, config, tokenizer).
+#include <filesystem>
+
 #include "commands.h"
 #include "common_options.h"
 #include "convert/hf.h"
@@ -7,6 +9,10 @@ namespace owl::cli {
 namespace {
 
 int run_export(const convert::ExportOptions& o) {
+  std::error_code ec;
+  if (std::filesystem::exists(o.out_dir, ec) && !std::filesystem::is_directory(o.out_dir, ec)) {
+    return fail("owl export", fmt::format("-o {}: a file is there, not a directory", o.out_dir));
+  }
   auto s = convert::export_hf(o);
   if (!s) return fail("owl export", s.message());
   fmt::print("wrote {}: {} ({} tensors, {})\n", o.out_dir, s->arch, s->n_tensors, s->dtype);

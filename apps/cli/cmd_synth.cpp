@@ -1,5 +1,6 @@
 // owl synth: a random-weight model of any llama shape in any weight format.
 #include "commands.h"
+#include "common_options.h"
 #include "convert/synth.h"
 #include "format.h"
 #include "gguf/gguf.h"
@@ -29,6 +30,7 @@ int run_synth(SynthArgs& args) {
     return 1;
   }
   args.options.type = *type;
+  if (int rc = fail_unless_writable("owl synth", args.options.output, "-o")) return rc;
   if (auto status = convert::synthesize_model(args.options); !status) {
     fmt::print(stderr, "owl synth: {}\n", status.message());
     return 1;

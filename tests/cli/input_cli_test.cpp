@@ -143,3 +143,23 @@ TEST(InputCli, HelpAndUnknownCommands) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(InputCli, SynthAndExportCheckTheirOutputFirst) {
+  const std::string shape = "synth --n-embd 64 --n-layer 1 --n-head 2 --n-head-kv 2 --n-ff 64 --type f32 -o ";
+  auto missing_dir = owl::testing::run_owl(shape + "/nonexistent-owl-dir/x.gguf");
+  EXPECT_EQ(missing_dir.exit_code, 1);
+  EXPECT_NE(missing_dir.out.find("directory /nonexistent-owl-dir does not exist"), std::string::npos) << missing_dir.out;
+  auto directory = owl::testing::run_owl(shape + "/tmp");
+  EXPECT_EQ(directory.exit_code, 1);
+  EXPECT_NE(directory.out.find("is a directory"), std::string::npos) << directory.out;
+  const std::string file = "/tmp/owl_export_onto_file_" + std::to_string(::getpid());
+  std::ofstream(file) << "not a directory";
+  auto onto_file = owl::testing::run_owl("export " + kModel + " -o " + file);
+  std::remove(file.c_str());
+  EXPECT_EQ(onto_file.exit_code, 1);
+  EXPECT_NE(onto_file.out.find("a file is there, not a directory"), std::string::npos) << onto_file.out;
+}
+
+}  // namespace
