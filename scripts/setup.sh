@@ -30,9 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The end-to-end tests' npm packages (the openai client, playwright-core), as package-lock.json pins them.
+# The end-to-end tests' npm packages (the openai and ollama clients, ajv, playwright-core), as
+# package-lock.json pins them.
 e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
-if [ ! -d "$e2e/node_modules/openai" ] || [ ! -d "$e2e/node_modules/playwright-core" ]; then
+need_npm=0
+for pkg in openai ollama ajv playwright-core; do
+  [ -d "$e2e/node_modules/$pkg" ] || need_npm=1
+done
+if [ "$need_npm" = 1 ]; then
   echo "setup: npm ci in tests/e2e"
   (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi
