@@ -30,11 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The end-to-end tests' npm packages (the openai and ollama clients, ajv, playwright-core), as
-# package-lock.json pins them.
+# The end-to-end tests' npm packages (the openai and ollama clients, ajv with ajv-formats,
+# playwright-core), as package-lock.json pins them.
 e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
 need_npm=0
-for pkg in openai ollama ajv playwright-core; do
+for pkg in openai ollama ajv ajv-formats playwright-core; do
   [ -d "$e2e/node_modules/$pkg" ] || need_npm=1
 done
 if [ "$need_npm" = 1 ]; then

@@ -171,6 +171,7 @@ int run_chat(ChatArgs& args) {
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());
+  if (auto s = attach_constraint(args.sampling, *tok); !s) return fail(kCommand, s.message());
   auto chat_template = load_chat_template(args.template_file, args.format, (*model)->file, kCommand);
   if (!chat_template) return fail(kCommand, chat_template.message());
   const int64_t n_ctx = context_size(**model, args.n_ctx, kCommand);

@@ -41,6 +41,7 @@ int run_run(RunArgs& args) {
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());
+  if (auto s = attach_constraint(args.sampling, *tok); !s) return fail(kCommand, s.message());
   const int64_t n_ctx = context_size(**model, args.n_ctx, kCommand);
   auto ctx = model::make_context(**model, {.n_ctx = n_ctx, .n_seq = 1, .n_threads = args.n_threads});
   if (!ctx) return fail(kCommand, ctx.message());

@@ -6,8 +6,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "constrain/grammar.h"
+#include "constrain/json_schema.h"
+#include "constrain/matcher.h"
+#include "core/files.h"
 #include "engine/request.h"
 #include "sample/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace owl::cli {
 
@@ -15,6 +22,9 @@ struct SamplingArgs {
   engine::GenerateParams generate = {.max_tokens = 128};
   std::vector<std::string> logit_bias;  // "TOKEN=BIAS"
   int64_t seed = -1;                    // -1: random
+  std::string grammar_file;             // GBNF
+  std::string json_schema_file;         // JSON Schema
+  std::string grammar;                  // GBNF of either, once read and checked
 };
 
 inline void add_sampling_options(CLI::App* app, SamplingArgs& a) {
@@ -37,6 +47,9 @@ inline void add_sampling_options(CLI::App* app, SamplingArgs& a) {
       ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
   app->add_flag("--ignore-eos", a.generate.ignore_eos, "Keep generating after end-of-generation tokens");
+  auto* g = app->add_option("--grammar", a.grammar_file, "Constrain the output to a GBNF grammar (llama.cpp's syntax) in FILE");
+  auto* j = app->add_option("--json-schema", a.json_schema_file, "Constrain the output to JSON valid against the JSON Schema in FILE");
+  g->excludes(j);
 }
 
 // Checks the ranges (sample::validate_ranges, the server's rules), resolves the seed and parses
@@ -54,6 +67,31 @@ inline core::Status finish_sampling_args(SamplingArgs& a) {
       return core::make_error("--logit-bias '{}' is not TOKEN_ID=BIAS", item);
     }
   }
+  if (!a.grammar_file.empty()) {
+    auto text = core::read_file(a.grammar_file);
+    if (!text) return core::make_error("--grammar: {}", text.message());
+    auto parsed = constrain::Grammar::parse(*text);
+    if (!parsed) return core::make_error("--grammar {}: {}", a.grammar_file, parsed.message());
+    a.grammar = std::move(*text);
+  }
+  if (!a.json_schema_file.empty()) {
+    auto text = core::read_file(a.json_schema_file);
+    if (!text) return core::make_error("--json-schema: {}", text.message());
+    auto schema = nlohmann::ordered_json::parse(*text, nullptr, false);
+    if (schema.is_discarded()) return core::make_error("--json-schema {}: not valid JSON", a.json_schema_file);
+    auto gbnf = constrain::json_schema_to_gbnf(schema);
+    if (!gbnf) return core::make_error("--json-schema {}: {}", a.json_schema_file, gbnf.message());
+    a.grammar = std::move(*gbnf);
+  }
+  return {};
+}
+
+// Binds --grammar / --json-schema to the model's vocabulary: each generation gets its constraint.
+inline core::Status attach_constraint(SamplingArgs& a, const tokenizer::Tokenizer& tokenizer) {
+  if (a.grammar.empty()) return {};
+  auto program = constrain::compile(a.grammar, std::make_shared<const constrain::TokenIndex>(tokenizer));
+  if (!program) return program.error();
+  a.generate.constraint = (*program)->factory();
   return {};
 }
 

@@ -44,7 +44,10 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
   return ids;
 }
 
-std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req, const std::vector<int32_t>& prompt) {
+constexpr size_t kMaxPrograms = 32;
+
+std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req, const std::vector<int32_t>& prompt,
+                                                    const sample::ConstraintFactory& constraint) {
   std::vector<engine::SequenceRequest> sequences(static_cast<size_t>(req.n));
   std::random_device random;
   for (int i = 0; i < req.n; ++i) {
@@ -56,6 +59,7 @@ std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req
     s.params.stop = req.stop;
     s.params.max_tokens = req.max_tokens;
     s.params.ignore_eos = req.ignore_eos;
+    s.params.constraint = constraint;
   }
   return sequences;
 }
@@ -82,7 +86,13 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
                                            "tokens; shorten the {}", n_ctx, ids.size(), what),
                     .param = what, .code = "context_length_exceeded"};
   }
-  switch (local_.engine->submit(make_sequences(req, ids), std::move(sink))) {
+  sample::ConstraintFactory constraint;
+  if (!req.grammar.empty()) {
+    auto made = program(req.grammar);
+    if (auto* e = std::get_if<ApiError>(&made)) return *e;
+    constraint = std::get<std::shared_ptr<const constrain::Program>>(made)->factory();
+  }
+  switch (local_.engine->submit(make_sequences(req, ids, constraint), std::move(sink))) {
     case engine::SubmitResult::kAccepted: return sub;
     case engine::SubmitResult::kQueueFull:
       return ApiError{.status = 429,
@@ -91,6 +101,22 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
     case engine::SubmitResult::kStopping: break;
   }
   return ApiError{.status = 503, .message = "the server is shutting down", .type = "server_error", .code = "shutting_down"};
+}
+
+std::variant<std::shared_ptr<const constrain::Program>, ApiError> LocalProvider::program(const std::string& gbnf) {
+  std::lock_guard<std::mutex> lock(programs_mutex_);
+  for (auto it = programs_.begin(); it != programs_.end(); ++it) {
+    if (it->first == gbnf) {
+      programs_.splice(programs_.begin(), programs_, it);
+      return programs_.front().second;
+    }
+  }
+  if (!token_index_) token_index_ = std::make_shared<const constrain::TokenIndex>(*local_.tokenizer);
+  auto made = constrain::compile(gbnf, token_index_);
+  if (!made) return ApiError{.message = made.message(), .param = "grammar"};
+  programs_.emplace_front(gbnf, *made);
+  if (programs_.size() > kMaxPrograms) programs_.pop_back();
+  return *made;
 }
 
 std::variant<engine::Embedder*, ApiError> LocalProvider::embedder() {

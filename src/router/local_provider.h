@@ -6,6 +6,10 @@
 #include <mutex>
 #include <string>
 
+#include <list>
+#include <unordered_map>
+
+#include "constrain/matcher.h"
 #include "engine/embed.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -38,12 +42,18 @@ class LocalProvider : public Provider {
 
  private:
   std::variant<engine::Embedder*, ApiError> embedder();
+  // The request's grammar bound to the vocabulary; compiled programs (and the token masks they
+  // cache) are kept for the most recent grammars, so a schema sent again costs no compilation.
+  std::variant<std::shared_ptr<const constrain::Program>, ApiError> program(const std::string& gbnf);
 
   LocalModel local_;
   std::mutex embedder_mutex_;
   std::unique_ptr<engine::Embedder> embedder_;  // guarded by embedder_mutex_ until made
   ModelInfo info_;
   std::string bos_token_, eos_token_;  // the template's bos_token / eos_token
+  std::mutex programs_mutex_;
+  std::shared_ptr<const constrain::TokenIndex> token_index_;  // made at the first constrained request
+  std::list<std::pair<std::string, std::shared_ptr<const constrain::Program>>> programs_;  // most recent first
 };
 
 }  // namespace owl::router

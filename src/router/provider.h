@@ -45,7 +45,7 @@ class Provider {
   virtual std::variant<Submission, ApiError> submit(const CompletionRequest& request,
                                                     std::shared_ptr<engine::EventSink> sink) = 0;
   // The embeddings of every input (blocking); a provider without them answers 400.
-  virtual std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) {
+  virtual std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& /*request*/) {
     return ApiError{.message = fmt::format("the model '{}' does not serve embeddings", info().id), .param = "model"};
   }
   // The engine's state, for metrics; zeros for a provider without one.

@@ -44,6 +44,9 @@ struct CompletionRequest {
   int top_logprobs = 0;
   bool ignore_eos = false;                 // extension (llama.cpp's)
   std::string user;
+  // The output's grammar (GBNF), from response_format or llama.cpp's json_schema / grammar
+  // fields; "" when unconstrained.
+  std::string grammar;
 };
 
 // POST /v1/embeddings, validated: each input as text or as token ids.

@@ -216,7 +216,7 @@ Sampled Sampler::sample(const float* raw_logits) {
       }
     }
   }
-  if (p.logprobs) report_logprobs(raw_logits, out);
+  if (p.logprobs) report_logprobs(logits, out);
   return out;
 }
 

@@ -2,7 +2,8 @@
 // penalties, top-k, typical, top-p, min-p, temperature, then a seeded draw (or argmax at
 // temperature 0), in llama.cpp's order.
 // Log-probabilities are reported from the model's own distribution: a log-softmax over the
-// full vocabulary of the raw logits, before any of the transformations above.
+// full vocabulary of the raw logits, before any of the transformations above except the
+// constraint's mask (under a grammar, the distribution over the tokens it allows).
 #pragma once
 
 #include <cstdint>

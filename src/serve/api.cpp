@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "constrain/grammar.h"
+#include "constrain/json_schema.h"
+
 namespace owl::serve {
 namespace {
 
@@ -186,14 +189,66 @@ std::optional<ApiError> parse_logit_bias(const Json& body, CompletionRequest& re
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+// response_format (OpenAI's), json_schema and grammar (llama.cpp's): at most one, as GBNF.
+std::optional<ApiError> parse_constraint(const Json& body, CompletionRequest& req) {
+  std::string given;
+  auto one = [&](const char* key) -> std::optional<ApiError> {
+    if (!given.empty()) return bad(key, fmt::format("'{}' and '{}' both constrain the output; send one", given, key));
+    given = key;
+    return std::nullopt;
+  };
+  auto from_schema = [&](const Json& schema, const std::string& param) -> std::optional<ApiError> {
+    if (!schema.is_object() && !schema.is_boolean()) return bad(param, fmt::format("'{}' must be a JSON Schema object", param));
+    auto gbnf = constrain::json_schema_to_gbnf(schema);
+    if (!gbnf) return bad(param, fmt::format("'{}': {}", param, gbnf.message()));
+    req.grammar = std::move(*gbnf);
+    return std::nullopt;
+  };
   if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-    const std::string type = rf->is_object() && rf->contains("type") && (*rf)["type"].is_string() ? (*rf)["type"].get<std::string>() : "";
-    if (type != "text") {
-      return bad("response_format", fmt::format("'response_format' of type '{}' is unsupported: owl has no constrained decoding yet; "
-                                                "only 'text' is accepted", type.empty() ? rf->dump().substr(0, 64) : type));
+    if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string()) {
+      return bad("response_format", "'response_format' must be an object with a 'type' (text, json_object or json_schema)");
+    }
+    const std::string type = (*rf)["type"].get<std::string>();
+    if (type == "json_object") {
+      if (auto e = one("response_format")) return e;
+      req.grammar = constrain::json_object_gbnf();
+    } else if (type == "json_schema") {
+      if (auto e = one("response_format")) return e;
+      auto js = rf->find("json_schema");
+      if (js == rf->end() || !js->is_object()) {
+        return bad("response_format.json_schema", "'response_format' of type 'json_schema' needs a 'json_schema' object with a 'schema'");
+      }
+      if (auto st = js->find("strict"); st != js->end() && !st->is_null() && !st->is_boolean()) {
+        return bad("response_format.json_schema.strict", "'strict' must be a boolean");
+      }
+      auto schema = js->find("schema");
+      if (schema == js->end() || schema->is_null()) {
+        return bad("response_format.json_schema.schema", "'response_format.json_schema' has no 'schema'");
+      }
+      if (auto e = from_schema(*schema, "response_format.json_schema.schema")) return e;
+    } else if (type != "text") {
+      return bad("response_format", fmt::format("'response_format' type '{}' is not one of text, json_object, json_schema", type));
     }
   }
+  if (auto js = body.find("json_schema"); js != body.end() && !js->is_null()) {
+    if (auto e = one("json_schema")) return e;
+    if (auto e = from_schema(*js, "json_schema")) return e;
+  }
+  if (auto g = body.find("grammar"); g != body.end() && !g->is_null()) {
+    if (!g->is_string()) return bad("grammar", "'grammar' must be a string of GBNF");
+    if (auto e = one("grammar")) return e;
+    req.grammar = g->get<std::string>();
+  }
+  if (!req.grammar.empty()) {
+    if (auto parsed = constrain::Grammar::parse(req.grammar); !parsed) {
+      return bad(given, fmt::format("'{}': {}", given, parsed.message()));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  if (auto e = parse_constraint(body, req)) return e;
   for (const char* key : {"tools", "functions"}) {
     if (auto t = body.find(key); t != body.end() && !t->is_null() && !(t->is_array() && t->empty())) {
       return bad(key, fmt::format("'{}' is unsupported: owl has no tool calling yet", key));

@@ -98,8 +98,8 @@ test("errors come back as OpenAI errors", async () => {
   await assert.rejects(client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], temperature: "hot" }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === "temperature");
   await assert.rejects(client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }],
-    response_format: { type: "json_object" } }),
-    (e) => e.status === 400 && /unsupported/.test(e.message));
+    response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { uniqueItems: true } } } } } }),
+    (e) => e.status === 400 && /'uniqueItems'/.test(e.message) && /\/properties\/a\/uniqueItems/.test(e.message));
   await assert.rejects(client.completions.create({ model, prompt: "word ".repeat(5000) }),
     (e) => e.status === 400 && e.code === "context_length_exceeded");
   const res = await fetch(`${baseURL}/chat/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{oops" });

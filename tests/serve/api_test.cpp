@@ -112,14 +112,35 @@ TEST(Api, EveryAcceptedRequestPassesTheSamplersChecks) {
   }
 }
 
-TEST(Api, ResponseFormatOtherThanTextIsRefusedNotIgnored) {
-  for (const char* type : {"json_object", "json_schema"}) {
-    const ApiError e = parse_error(fmt::format(R"({{"messages":[{{"role":"user","content":"hi"}}],"response_format":{{"type":"{}"}}}})", type));
-    EXPECT_EQ(e.status, 400);
-    EXPECT_EQ(e.param, "response_format");
-    EXPECT_NE(e.message.find("unsupported"), std::string::npos);
-  }
-  parse_ok(R"({"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}})");
+TEST(Api, ResponseFormatBecomesAGrammar) {
+  const char* chat = R"({"messages":[{"role":"user","content":"hi"}],)";
+  EXPECT_TRUE(parse_ok(std::string(chat) + R"("response_format":{"type":"text"}})").grammar.empty());
+  EXPECT_FALSE(parse_ok(std::string(chat) + R"("response_format":{"type":"json_object"}})").grammar.empty());
+  const CompletionRequest schema = parse_ok(std::string(chat) +
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"x","strict":true,"schema":{"type":"object","properties":{"a":{"type":"integer"}}}}}})");
+  EXPECT_NE(schema.grammar.find("root ::="), std::string::npos);
+  EXPECT_FALSE(parse_ok(std::string(chat) + R"("json_schema":{"type":"string"}})").grammar.empty());
+  EXPECT_EQ(parse_ok(std::string(chat) + R"("grammar":"root ::= \"yes\" | \"no\""})").grammar,
+            "root ::= \"yes\" | \"no\"");
+}
+
+TEST(Api, ConstraintsItCannotEnforceAreRefusedWithTheirPointer) {
+  const std::string chat = R"({"messages":[{"role":"user","content":"hi"}],)";
+  ApiError e = parse_error(chat + R"("response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"not":{"type":"string"}}}}}}})");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "response_format.json_schema.schema");
+  EXPECT_NE(e.message.find("'not'"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("/properties/a/not"), std::string::npos) << e.message;
+  e = parse_error(chat + R"("response_format":{"type":"json_schema","json_schema":{"name":"x"}}})");
+  EXPECT_EQ(e.param, "response_format.json_schema.schema");
+  e = parse_error(chat + R"("response_format":{"type":"xml"}})");
+  EXPECT_EQ(e.param, "response_format");
+  e = parse_error(chat + R"("grammar":"root ::= undefined-rule"})");
+  EXPECT_EQ(e.param, "grammar");
+  EXPECT_NE(e.message.find("undefined-rule"), std::string::npos) << e.message;
+  e = parse_error(chat + R"("grammar":"root ::= \"a\"","json_schema":{"type":"string"}})");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("send one"), std::string::npos) << e.message;
 }
 
 TEST(Api, ErrorJsonHasOpenAIsShape) {

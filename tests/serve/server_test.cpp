@@ -204,8 +204,8 @@ TEST_F(ServerTest, ErrorsHaveOpenAIsShapeAndStatus) {
   expect_error(res, 404, "model", "gpt-4");
   EXPECT_EQ(Json::parse(res->body)["error"]["code"], "model_not_found");
   body = chat_body("hi");
-  body["response_format"] = {{"type", "json_object"}};
-  expect_error(post("/v1/chat/completions", body), 400, "response_format", "unsupported");
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "number"}, {"multipleOf", 2}}}}}};
+  expect_error(post("/v1/chat/completions", body), 400, "response_format.json_schema.schema", "multipleOf");
   std::string long_text;
   for (int i = 0; i < 200; ++i) long_text += "the cat sat on the mat ";
   res = post("/v1/completions", {{"prompt", long_text}});

@@ -1,0 +1,355 @@
+#include "constrain/matcher.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+namespace owl::constrain {
+
+// ---- TokenIndex ----
+
+TokenIndex::TokenIndex(const tokenizer::Tokenizer& tokenizer) : n_vocab_(tokenizer.n_vocab()) {
+  piece_offsets_.reserve(static_cast<size_t>(n_vocab_) + 1);
+  piece_offsets_.push_back(0);
+  eog_flag_.assign(static_cast<size_t>(n_vocab_), 0);
+  std::vector<int32_t> text_tokens;
+  for (int32_t id = 0; id < n_vocab_; ++id) {
+    const std::string_view p = tokenizer.token_to_piece(id, false);
+    pieces_.append(p);
+    piece_offsets_.push_back(static_cast<uint32_t>(pieces_.size()));
+    if (tokenizer.is_eog(id)) {
+      eog_.push_back(id);
+      eog_flag_[static_cast<size_t>(id)] = 1;
+    } else if (!p.empty()) {
+      text_tokens.push_back(id);
+    }
+  }
+  std::sort(text_tokens.begin(), text_tokens.end(), [&](int32_t a, int32_t b) {
+    const std::string_view pa = piece(a), pb = piece(b);
+    return pa != pb ? pa < pb : a < b;
+  });
+  byte_.push_back(0);
+  depth_.push_back(0);
+  end_.push_back(0);
+  std::vector<uint32_t> path{0};
+  std::vector<std::pair<uint32_t, int32_t>> attached;  // (node, token), in node order
+  std::string_view prev;
+  for (int32_t id : text_tokens) {
+    const std::string_view p = piece(id);
+    size_t lcp = 0;
+    while (lcp < p.size() && lcp < prev.size() && p[lcp] == prev[lcp]) ++lcp;
+    while (path.size() - 1 > lcp) {
+      end_[path.back()] = static_cast<uint32_t>(byte_.size());
+      path.pop_back();
+    }
+    for (size_t j = lcp; j < p.size(); ++j) {
+      path.push_back(static_cast<uint32_t>(byte_.size()));
+      byte_.push_back(static_cast<uint8_t>(p[j]));
+      depth_.push_back(static_cast<uint16_t>(std::min<size_t>(j + 1, 65535)));
+      end_.push_back(0);
+    }
+    max_depth_ = std::max(max_depth_, p.size());
+    attached.push_back({path.back(), id});
+    prev = p;
+  }
+  while (!path.empty()) {
+    end_[path.back()] = static_cast<uint32_t>(byte_.size());
+    path.pop_back();
+  }
+  token_begin_.assign(byte_.size() + 1, 0);
+  for (const auto& [node, id] : attached) ++token_begin_[node + 1];
+  std::partial_sum(token_begin_.begin(), token_begin_.end(), token_begin_.begin());
+  tokens_.reserve(attached.size());
+  for (const auto& [node, id] : attached) tokens_.push_back(id);
+}
+
+std::string_view TokenIndex::piece(int32_t token) const {
+  if (token < 0 || token >= n_vocab_) return {};
+  const uint32_t b = piece_offsets_[static_cast<size_t>(token)];
+  return std::string_view(pieces_).substr(b, piece_offsets_[static_cast<size_t>(token) + 1] - b);
+}
+
+bool TokenIndex::is_eog(int32_t token) const {
+  return token >= 0 && token < n_vocab_ && eog_flag_[static_cast<size_t>(token)];
+}
+
+// ---- Frames ----
+
+int32_t Frames::intern(int32_t ret, int32_t parent) {
+  const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(ret)) << 32) | static_cast<uint32_t>(parent);
+  auto [it, fresh] = index_.try_emplace(key, static_cast<int32_t>(nodes_.size()));
+  if (fresh) nodes_.push_back({ret, parent});
+  return it->second;
+}
+
+// ---- Matcher ----
+
+Matcher::Matcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
+  for (int32_t alt : grammar_->alternatives(grammar_->root())) expand(alt, -1, stacks_);
+  std::sort(stacks_.begin(), stacks_.end());
+  stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
+}
+
+void Matcher::expand(int32_t pos, int32_t frame, std::vector<Stack>& out) {
+  const std::vector<Element>& code = grammar_->code();
+  for (;;) {
+    const Element& e = code[static_cast<size_t>(pos)];
+    switch (e.kind) {
+      case Element::kEnd:
+        if (frame < 0) {
+          out.push_back({-1, -1});
+          return;
+        }
+        pos = frames_.ret(frame);
+        frame = frames_.parent(frame);
+        continue;
+      case Element::kClass:
+        out.push_back({pos, frame});
+        return;
+      case Element::kClassStar:
+        out.push_back({pos, frame});
+        ++pos;
+        continue;
+      case Element::kRef: {
+        const int32_t ret = pos + 1;
+        // A call in tail position returns straight to the caller's caller: repetition written
+        // as right recursion does not grow the stack.
+        const int32_t f = code[static_cast<size_t>(ret)].kind == Element::kEnd ? frame : frames_.intern(ret, frame);
+        for (int32_t alt : grammar_->alternatives(e.arg)) expand(alt, f, out);
+        return;
+      }
+    }
+  }
+}
+
+void Matcher::advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out) {
+  out.clear();
+  const std::vector<Element>& code = grammar_->code();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  for (const Stack& s : in) {
+    if (s.pos < 0) continue;
+    const Element& e = code[static_cast<size_t>(s.pos)];
+    if (!classes[static_cast<size_t>(e.arg)].contains(cp)) continue;
+    expand(e.kind == Element::kClass ? s.pos + 1 : s.pos, s.frame, out);
+  }
+  if (out.size() > 1) {
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
+}
+
+bool Matcher::viable(const std::vector<Stack>& in, uint32_t lo, uint32_t hi) const {
+  const std::vector<Element>& code = grammar_->code();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  for (const Stack& s : in) {
+    if (s.pos >= 0 && classes[static_cast<size_t>(code[static_cast<size_t>(s.pos)].arg)].intersects(lo, hi)) return true;
+  }
+  return false;
+}
+
+bool Matcher::step(const std::vector<Stack>& in, const Utf8State& u, uint8_t byte, Utf8State& u_out,
+                   std::vector<Stack>& out, bool& same) {
+  uint32_t cp = 0;
+  bool complete = false;
+  if (u.need == 0) {
+    if (byte < 0x80) {
+      cp = byte;
+      complete = true;
+    } else if (byte >= 0xC2 && byte <= 0xDF) {
+      u_out = {byte & 0x1Fu, 1, 2};
+    } else if (byte >= 0xE0 && byte <= 0xEF) {
+      u_out = {byte & 0x0Fu, 2, 3};
+    } else if (byte >= 0xF0 && byte <= 0xF4) {
+      u_out = {byte & 0x07u, 3, 4};
+    } else {
+      return false;
+    }
+  } else {
+    if ((byte & 0xC0) != 0x80) return false;
+    u_out = {(u.cp << 6) | (byte & 0x3Fu), static_cast<uint8_t>(u.need - 1), u.len};
+    if (u_out.need == 0) {
+      cp = u_out.cp;
+      complete = true;
+      const uint32_t min = u.len == 2 ? 0x80 : u.len == 3 ? 0x800 : 0x10000;
+      if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    }
+  }
+  if (!complete) {
+    // A partial character: some stack must take a code point it can still become.
+    const unsigned shift = 6u * u_out.need;
+    uint32_t lo = u_out.cp << shift;
+    uint32_t hi = lo | ((1u << shift) - 1);
+    lo = std::max(lo, u_out.len == 2 ? 0x80u : u_out.len == 3 ? 0x800u : 0x10000u);
+    hi = std::min(hi, 0x10FFFFu);
+    same = true;
+    return lo <= hi && viable(in, lo, hi);
+  }
+  u_out = {};
+  same = false;
+  advance(in, cp, out);
+  return !out.empty();
+}
+
+bool Matcher::feed(std::string_view bytes) {
+  for (char c : bytes) {
+    if (stacks_.empty()) return false;
+    Utf8State u;
+    bool same = false;
+    if (!step(stacks_, utf8_, static_cast<uint8_t>(c), u, scratch_, same)) {
+      stacks_.clear();
+      utf8_ = {};
+      return false;
+    }
+    utf8_ = u;
+    if (!same) stacks_.swap(scratch_);
+  }
+  return !stacks_.empty();
+}
+
+bool Matcher::accepted() const {
+  if (utf8_.need != 0) return false;
+  return std::any_of(stacks_.begin(), stacks_.end(), [](const Stack& s) { return s.pos < 0; });
+}
+
+bool Matcher::finished() const {
+  return accepted() && std::all_of(stacks_.begin(), stacks_.end(), [](const Stack& s) { return s.pos < 0; });
+}
+
+std::string Matcher::key() const {
+  std::vector<int32_t> v{static_cast<int32_t>(utf8_.cp), utf8_.need, utf8_.len};
+  for (const Stack& s : stacks_) {
+    v.push_back(s.pos);
+    for (int32_t f = s.frame; f >= 0; f = frames_.parent(f)) v.push_back(frames_.ret(f));
+    v.push_back(-2);
+  }
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int32_t));
+}
+
+void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask) {
+  mask.assign((static_cast<size_t>(index.n_vocab()) + 63) / 64, 0);
+  if (accepted()) {
+    for (int32_t t : index.eog()) mask[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
+  }
+  if (stacks_.empty()) return;
+  const size_t depth = index.max_depth_ + 1;
+  if (levels_.size() < depth) levels_.resize(depth);
+  level_utf8_.assign(depth, Utf8State{});
+  std::vector<const std::vector<Stack>*> sets(depth, nullptr);
+  sets[0] = &stacks_;
+  level_utf8_[0] = utf8_;
+  const size_t n = index.n_nodes();
+  for (size_t i = 1; i < n;) {
+    const size_t d = index.depth_[i];
+    bool same = false;
+    if (!step(*sets[d - 1], level_utf8_[d - 1], index.byte_[i], level_utf8_[d], levels_[d], same)) {
+      i = index.end_[i];
+      continue;
+    }
+    sets[d] = same ? sets[d - 1] : &levels_[d];
+    for (uint32_t k = index.token_begin_[i]; k < index.token_begin_[i + 1]; ++k) {
+      const int32_t t = index.tokens_[k];
+      mask[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
+    }
+    ++i;
+  }
+}
+
+// ---- Program ----
+
+namespace {
+constexpr size_t kMaxCachedMasks = 8192;
+}
+
+std::shared_ptr<const std::vector<uint64_t>> Program::cached(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = cache_.find(key);
+  return it == cache_.end() ? nullptr : it->second;
+}
+
+void Program::store(const std::string& key, std::shared_ptr<const std::vector<uint64_t>> mask) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (cache_.size() >= kMaxCachedMasks) cache_.clear();
+  cache_.emplace(key, std::move(mask));
+}
+
+size_t Program::cache_size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cache_.size();
+}
+
+std::unique_ptr<sample::Constraint> Program::make() const {
+  return std::make_unique<GrammarConstraint>(shared_from_this());
+}
+
+sample::ConstraintFactory Program::factory() const {
+  return [self = shared_from_this()] { return self->make(); };
+}
+
+// ---- GrammarConstraint ----
+
+GrammarConstraint::GrammarConstraint(std::shared_ptr<const Program> program)
+    : program_(std::move(program)), matcher_(std::shared_ptr<const Grammar>(program_, &program_->grammar())) {}
+
+std::shared_ptr<const std::vector<uint64_t>> GrammarConstraint::allowed() {
+  const std::string key = matcher_.key();
+  if (auto hit = program_->cached(key)) return hit;
+  auto mask = std::make_shared<std::vector<uint64_t>>();
+  matcher_.compute_mask(program_->index(), *mask);
+  program_->store(key, mask);
+  return mask;
+}
+
+void GrammarConstraint::mask(std::span<float> logits) {
+  const TokenIndex& index = program_->index();
+  constexpr float kOff = -std::numeric_limits<float>::infinity();
+  const size_t n = std::min(logits.size(), static_cast<size_t>(index.n_vocab()));
+  for (size_t i = n; i < logits.size(); ++i) logits[i] = kOff;
+  std::shared_ptr<const std::vector<uint64_t>> allowed;
+  bool any = false;
+  if (!ended_ && matcher_.alive()) {
+    allowed = this->allowed();
+    any = std::any_of(allowed->begin(), allowed->end(), [](uint64_t w) { return w != 0; });
+  }
+  if (!any) {  // ended, or nothing can follow: only the end of generation
+    std::vector<float> keep;
+    for (int32_t t : index.eog()) keep.push_back(static_cast<size_t>(t) < n ? logits[static_cast<size_t>(t)] : kOff);
+    std::fill(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n), kOff);
+    for (size_t k = 0; k < keep.size(); ++k) {
+      const auto t = static_cast<size_t>(index.eog()[k]);
+      if (t < n) logits[t] = keep[k];
+    }
+    return;
+  }
+  const std::vector<uint64_t>& bits = *allowed;
+  for (size_t w = 0; w * 64 < n; ++w) {
+    uint64_t off = ~bits[w];
+    while (off) {
+      const size_t t = w * 64 + static_cast<size_t>(__builtin_ctzll(off));
+      off &= off - 1;
+      if (t >= n) break;
+      logits[t] = kOff;
+    }
+  }
+}
+
+void GrammarConstraint::accept(int32_t token) {
+  if (ended_) return;
+  if (program_->index().is_eog(token)) {
+    ended_ = true;
+    return;
+  }
+  matcher_.feed(program_->index().piece(token));
+}
+
+}  // namespace owl::constrain
+
+namespace owl::constrain {
+
+core::Result<std::shared_ptr<const Program>> compile(std::string_view gbnf, std::shared_ptr<const TokenIndex> index) {
+  auto grammar = Grammar::parse(gbnf);
+  if (!grammar.ok()) return grammar.error();
+  return std::shared_ptr<const Program>(std::make_shared<Program>(std::move(*grammar), std::move(index)));
+}
+
+}  // namespace owl::constrain

@@ -1,0 +1,174 @@
+// Incremental matching of a compiled grammar over bytes, and the token masks it allows.
+//
+// The matcher holds a set of stacks (a pushdown automaton that forks on alternatives): each stack
+// is a grammar position waiting for a code point plus a chain of return positions, and the text
+// so far matches the grammar as long as the set is not empty. Bytes arrive as the tokens' UTF-8;
+// a character split across tokens is held as a partial code point, and a partial character is
+// allowed only while some stack can still take a character it may complete to.
+//
+// Token masks walk a byte trie of the vocabulary (TokenIndex, one per tokenizer) from the current
+// set, dropping a whole subtree as soon as no stack survives its prefix. The mask of a state is
+// cached in the Program (shared by every sequence of every request using the same grammar and
+// vocabulary), so the walk runs once per distinct state: inside a long string, the state after
+// every token is the same one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "constrain/grammar.h"
+#include "sample/constraint.h"
+#include "tokenizer/tokenizer.h"
+
+namespace owl::constrain {
+
+// The vocabulary as a byte trie in depth-first order: node i's subtree is [i, end[i]).
+class TokenIndex {
+ public:
+  explicit TokenIndex(const tokenizer::Tokenizer& tokenizer);
+
+  int32_t n_vocab() const { return n_vocab_; }
+  size_t n_nodes() const { return byte_.size(); }
+  std::string_view piece(int32_t token) const;
+  bool is_eog(int32_t token) const;
+  const std::vector<int32_t>& eog() const { return eog_; }
+
+  // Trie arrays (node 0 is the root, with no byte).
+  std::vector<uint8_t> byte_;
+  std::vector<uint16_t> depth_;
+  std::vector<uint32_t> end_;
+  std::vector<uint32_t> token_begin_;  // tokens ending at node i: tokens_[token_begin_[i] .. token_begin_[i+1])
+  std::vector<int32_t> tokens_;
+  size_t max_depth_ = 0;
+
+ private:
+  int32_t n_vocab_ = 0;
+  std::string pieces_;
+  std::vector<uint32_t> piece_offsets_;
+  std::vector<int32_t> eog_;
+  std::vector<uint8_t> eog_flag_;
+};
+
+// A code point being assembled from UTF-8 bytes.
+struct Utf8State {
+  uint32_t cp = 0;
+  uint8_t need = 0;  // continuation bytes still to come
+  uint8_t len = 0;   // bytes of the whole sequence
+  bool operator==(const Utf8State&) const = default;
+};
+
+struct Stack {
+  int32_t pos;    // element waiting for a code point; -1: the grammar is complete on this stack
+  int32_t frame;  // return chain (Frames); -1: the bottom
+  bool operator==(const Stack&) const = default;
+  bool operator<(const Stack& o) const { return pos != o.pos ? pos < o.pos : frame < o.frame; }
+};
+
+// Return chains, shared between stacks: frame f returns to position ret(f), then to parent(f).
+class Frames {
+ public:
+  int32_t intern(int32_t ret, int32_t parent);
+  int32_t ret(int32_t f) const { return nodes_[static_cast<size_t>(f)].first; }
+  int32_t parent(int32_t f) const { return nodes_[static_cast<size_t>(f)].second; }
+
+ private:
+  std::vector<std::pair<int32_t, int32_t>> nodes_;
+  std::unordered_map<uint64_t, int32_t> index_;
+};
+
+// Matching state over text: a stack set and a partial code point.
+class Matcher {
+ public:
+  explicit Matcher(std::shared_ptr<const Grammar> grammar);
+
+  // Feeds bytes; false (and the matcher is dead) when the text leaves the grammar.
+  bool feed(std::string_view bytes);
+  // The text so far is a complete match of the grammar.
+  bool accepted() const;
+  // The text so far can still be continued or completed.
+  bool alive() const { return !stacks_.empty(); }
+  // No continuation is possible: the match is complete and nothing may follow.
+  bool finished() const;
+
+  const std::vector<Stack>& stacks() const { return stacks_; }
+  const Utf8State& utf8() const { return utf8_; }
+  // A value identifying the state (set of stacks with their whole chains, partial character).
+  std::string key() const;
+
+  // Allowed tokens from the current state as a bitset over the vocabulary (EOG tokens allowed
+  // when the match is complete), computed by walking the trie.
+  void compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask);
+
+ private:
+  friend class Walk;
+  void expand(int32_t pos, int32_t frame, std::vector<Stack>& out);
+  // Stacks after code point `cp` from `in` (sorted, deduplicated) into `out`.
+  void advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out);
+  // Some stack of `in` takes a code point in [lo, hi].
+  bool viable(const std::vector<Stack>& in, uint32_t lo, uint32_t hi) const;
+  // One byte: the new partial character, and whether `in` must advance (complete code point).
+  // Returns false when the byte cannot continue valid UTF-8 or no stack can take it.
+  bool step(const std::vector<Stack>& in, const Utf8State& u, uint8_t byte, Utf8State& u_out,
+            std::vector<Stack>& out, bool& same);
+
+  std::shared_ptr<const Grammar> grammar_;
+  Frames frames_;
+  std::vector<Stack> stacks_;
+  Utf8State utf8_;
+  std::vector<Stack> scratch_;
+  std::vector<std::vector<Stack>> levels_;
+  std::vector<Utf8State> level_utf8_;
+};
+
+// A grammar bound to a vocabulary: makes one Constraint per sequence and caches masks by state.
+class Program : public std::enable_shared_from_this<Program> {
+ public:
+  Program(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenIndex> index)
+      : grammar_(std::move(grammar)), index_(std::move(index)) {}
+
+  std::unique_ptr<sample::Constraint> make() const;
+  sample::ConstraintFactory factory() const;
+
+  const Grammar& grammar() const { return *grammar_; }
+  const TokenIndex& index() const { return *index_; }
+  std::shared_ptr<const std::vector<uint64_t>> cached(const std::string& key) const;
+  void store(const std::string& key, std::shared_ptr<const std::vector<uint64_t>> mask) const;
+  size_t cache_size() const;
+
+ private:
+  std::shared_ptr<const Grammar> grammar_;
+  std::shared_ptr<const TokenIndex> index_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const std::vector<uint64_t>>> cache_;
+};
+
+// The sampler's constraint for one sequence.
+class GrammarConstraint final : public sample::Constraint {
+ public:
+  explicit GrammarConstraint(std::shared_ptr<const Program> program);
+  void mask(std::span<float> logits) override;
+  void accept(int32_t token) override;
+  const Matcher& matcher() const { return matcher_; }
+  // The allowed-token bitset for the current state (cached).
+  std::shared_ptr<const std::vector<uint64_t>> allowed();
+
+ private:
+  std::shared_ptr<const Program> program_;
+  Matcher matcher_;
+  bool ended_ = false;
+};
+
+}  // namespace owl::constrain
+
+namespace owl::constrain {
+
+// Parses GBNF text and binds it to a vocabulary.
+core::Result<std::shared_ptr<const Program>> compile(std::string_view gbnf, std::shared_ptr<const TokenIndex> index);
+
+}  // namespace owl::constrain
