@@ -486,6 +486,10 @@ class Converter {
     if (!e.ok()) return e;
     std::string out = "root ::= " + *e + "\n";
     for (const auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
+    // A schema that refers to itself before any value ({"$ref": "#"}) has no finite document.
+    if (auto g = Grammar::parse(out); !g.ok()) {
+      return make_error("json_schema: the schema cannot be generated: it refers to itself before any value ({})", g.message());
+    }
     return out;
   }
 

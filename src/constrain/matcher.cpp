@@ -86,45 +86,81 @@ int32_t Frames::intern(int32_t ret, int32_t parent) {
 // ---- Matcher ----
 
 Matcher::Matcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
+  begin_expansion();
   for (int32_t alt : grammar_->alternatives(grammar_->root())) expand(alt, -1, stacks_);
+  if (overflow_) stacks_.clear();
   std::sort(stacks_.begin(), stacks_.end());
   stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
 }
 
+namespace {
+// Work items one expansion may take: a grammar whose alternatives multiply (nested optional
+// repetitions) is cut off instead of running away; the text is then rejected.
+constexpr size_t kMaxExpansion = 200000;
+// Past this many items in one expansion, positions already expanded are skipped (the result
+// from a position is the same however it was reached), so ambiguity costs linear time.
+constexpr size_t kTrackAfter = 64;
+}  // namespace
+
 void Matcher::expand(int32_t pos, int32_t frame, std::vector<Stack>& out) {
   const std::vector<Element>& code = grammar_->code();
-  for (;;) {
-    const Element& e = code[static_cast<size_t>(pos)];
-    switch (e.kind) {
-      case Element::kEnd:
-        if (frame < 0) {
-          out.push_back({-1, -1});
-          return;
+  work_.clear();
+  work_.push_back({pos, frame});
+  while (!work_.empty()) {
+    auto [p, f] = work_.back();
+    work_.pop_back();
+    if (++expanded_ > kTrackAfter) {
+      if (expanded_ > kMaxExpansion) {
+        overflow_ = true;
+        return;
+      }
+      const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(p)) << 32) | static_cast<uint32_t>(f);
+      if (!seen_.insert(key).second) continue;
+    }
+    for (bool more = true; more;) {
+      const Element& e = code[static_cast<size_t>(p)];
+      switch (e.kind) {
+        case Element::kEnd:
+          if (f < 0) {
+            out.push_back({-1, -1});
+            more = false;
+          } else {
+            p = frames_.ret(f);
+            f = frames_.parent(f);
+          }
+          break;
+        case Element::kClass:
+          out.push_back({p, f});
+          more = false;
+          break;
+        case Element::kClassStar:
+          out.push_back({p, f});
+          ++p;
+          break;
+        case Element::kRef: {
+          const int32_t ret = p + 1;
+          // A call in tail position returns straight to the caller's caller: repetition written
+          // as right recursion does not grow the stack.
+          const int32_t nf = code[static_cast<size_t>(ret)].kind == Element::kEnd ? f : frames_.intern(ret, f);
+          const std::vector<int32_t>& alts = grammar_->alternatives(e.arg);
+          for (size_t i = alts.size(); i-- > 0;) work_.push_back({alts[i], nf});
+          more = false;
+          break;
         }
-        pos = frames_.ret(frame);
-        frame = frames_.parent(frame);
-        continue;
-      case Element::kClass:
-        out.push_back({pos, frame});
-        return;
-      case Element::kClassStar:
-        out.push_back({pos, frame});
-        ++pos;
-        continue;
-      case Element::kRef: {
-        const int32_t ret = pos + 1;
-        // A call in tail position returns straight to the caller's caller: repetition written
-        // as right recursion does not grow the stack.
-        const int32_t f = code[static_cast<size_t>(ret)].kind == Element::kEnd ? frame : frames_.intern(ret, frame);
-        for (int32_t alt : grammar_->alternatives(e.arg)) expand(alt, f, out);
-        return;
       }
     }
   }
 }
 
+void Matcher::begin_expansion() {
+  expanded_ = 0;
+  overflow_ = false;
+  if (!seen_.empty()) seen_.clear();
+}
+
 void Matcher::advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out) {
   out.clear();
+  begin_expansion();
   const std::vector<Element>& code = grammar_->code();
   const std::vector<CharClass>& classes = grammar_->classes();
   for (const Stack& s : in) {
@@ -132,6 +168,10 @@ void Matcher::advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Sta
     const Element& e = code[static_cast<size_t>(s.pos)];
     if (!classes[static_cast<size_t>(e.arg)].contains(cp)) continue;
     expand(e.kind == Element::kClass ? s.pos + 1 : s.pos, s.frame, out);
+    if (overflow_) {
+      out.clear();
+      return;
+    }
   }
   if (out.size() > 1) {
     std::sort(out.begin(), out.end());
@@ -322,13 +362,21 @@ void GrammarConstraint::mask(std::span<float> logits) {
     return;
   }
   const std::vector<uint64_t>& bits = *allowed;
+  float* out = logits.data();
   for (size_t w = 0; w * 64 < n; ++w) {
-    uint64_t off = ~bits[w];
+    const uint64_t word = bits[w];
+    const size_t base = w * 64;
+    const size_t len = std::min<size_t>(64, n - base);
+    if (word == 0) {
+      std::fill(out + base, out + base + len, kOff);  // the common case: nothing allowed here
+      continue;
+    }
+    uint64_t off = ~word;
     while (off) {
-      const size_t t = w * 64 + static_cast<size_t>(__builtin_ctzll(off));
+      const size_t t = base + static_cast<size_t>(__builtin_ctzll(off));
       off &= off - 1;
       if (t >= n) break;
-      logits[t] = kOff;
+      out[t] = kOff;
     }
   }
 }

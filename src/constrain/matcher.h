@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "constrain/grammar.h"
@@ -106,8 +107,9 @@ class Matcher {
   void compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask);
 
  private:
-  friend class Walk;
+  // Appends the stacks that wait for a code point, starting at `pos` with return chain `frame`.
   void expand(int32_t pos, int32_t frame, std::vector<Stack>& out);
+  void begin_expansion();
   // Stacks after code point `cp` from `in` (sorted, deduplicated) into `out`.
   void advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out);
   // Some stack of `in` takes a code point in [lo, hi].
@@ -122,6 +124,10 @@ class Matcher {
   std::vector<Stack> stacks_;
   Utf8State utf8_;
   std::vector<Stack> scratch_;
+  std::vector<std::pair<int32_t, int32_t>> work_;
+  std::unordered_set<uint64_t> seen_;
+  size_t expanded_ = 0;
+  bool overflow_ = false;
   std::vector<std::vector<Stack>> levels_;
   std::vector<Utf8State> level_utf8_;
 };

@@ -163,3 +163,36 @@ TEST(InputCli, SynthAndExportCheckTheirOutputFirst) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(InputCli, RunWithAJsonSchemaPrintsValidJson) {
+  const std::string dir = temp_dir();
+  {
+    std::ofstream(dir + "/schema.json") << R"({"type":"object","properties":{"name":{"type":"string","maxLength":10},
+      "size":{"enum":["small","big"]},"n":{"type":"integer","minimum":1,"maximum":9}},"required":["name","size","n"]})";
+    std::ofstream(dir + "/bad.json") << R"({"type":"object","properties":{"a":{"type":"string","contentEncoding":"base64"}}})";
+    std::ofstream(dir + "/yes.gbnf") << "root ::= (\"yes\" | \"no\") \"!\"\n";
+  }
+  for (int seed = 1; seed <= 3; ++seed) {
+    RunResult r = run_owl("run -m " + kModel + " -p Once --no-echo --temp 1 -n 200 -s " + std::to_string(seed) +
+                          " --json-schema " + dir + "/schema.json");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const std::string text = r.out.substr(0, r.out.find("\nprompt: "));  // the speed line follows on stderr
+    const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << text;
+    EXPECT_TRUE(doc["name"].is_string() && doc["name"].get<std::string>().size() <= 10) << r.out;
+    EXPECT_TRUE(doc["size"] == "small" || doc["size"] == "big") << r.out;
+    EXPECT_TRUE(doc["n"].is_number_integer() && doc["n"] >= 1 && doc["n"] <= 9) << r.out;
+  }
+  RunResult g = run_owl("run -m " + kModel + " -p Once --no-echo --temp 1 -s 4 --grammar " + dir + "/yes.gbnf");
+  EXPECT_EQ(g.exit_code, 0);
+  EXPECT_TRUE(g.out.rfind("yes!\n", 0) == 0 || g.out.rfind("no!\n", 0) == 0) << g.out;
+  EXPECT_TRUE(has(g, "| stop")) << g.out;
+  // Refused before the model loads, naming the keyword and where it is.
+  RunResult bad = run_owl("run -m /nonexistent.gguf -p x --json-schema " + dir + "/bad.json");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(has(bad, "'contentEncoding' at /properties/a/contentEncoding")) << bad.out;
+}
+
+}  // namespace

@@ -121,3 +121,17 @@ TEST(Grammar, LiteralHelperRoundTrips) {
 
 }  // namespace
 }  // namespace owl::constrain
+
+namespace owl::constrain {
+namespace {
+
+TEST(Grammar, AmbiguousRepetitionsCostLinearTime) {
+  // 2^2000 ways to match nothing: expanded once per position, not once per path.
+  auto g = grammar("root ::= (\"a\"?){0,2000} \"b\"\n");
+  Matcher m(g);
+  EXPECT_TRUE(m.feed("aaab"));
+  EXPECT_TRUE(m.accepted());
+}
+
+}  // namespace
+}  // namespace owl::constrain

@@ -48,6 +48,7 @@ TEST(JsonSchema, KeywordsItCannotEnforceAreRefusedWithTheirPointer) {
       {R"({"type":"object","required":["b"],"properties":{"a":{}}})", "required property 'b'"},
       {R"({"anyOf":[{"type":"string"}],"minLength":2})", "beside 'anyOf'"},
       {R"(false)", "nothing validates"},
+      {R"({"$ref":"#/$defs/x","$defs":{"x":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/x"}]}}})", "refers to itself"},
   };
   for (const auto& [schema, expected] : cases) {
     EXPECT_NE(schema_error(schema).find(expected), std::string::npos) << schema << " -> " << schema_error(schema);
