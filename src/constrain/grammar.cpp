@@ -402,9 +402,20 @@ class GrammarBuilder {
     return {};
   }
 
+  static size_t ast_size(const Item& item) {
+    size_t n = 1;
+    for (const Sequence& seq : item.group) {
+      for (const Item& sub : seq) n += ast_size(sub);
+    }
+    return n;
+  }
+
   core::Status emit(const Item& item, std::vector<Element>& out) {
     if (item.min == 1 && item.max == 1) return emit_once(item, out);
-    if (out.size() > kMaxElements) return make_error("grammar: more than {} elements (repetition counts too large)", kMaxElements);
+    const size_t copies = static_cast<size_t>(std::max(item.min, item.max == kInfinite ? item.min + 1 : item.max));
+    if (out.size() > kMaxElements || copies * ast_size(item) > kMaxElements) {
+      return make_error("grammar: line {}: more than {} elements (repetition counts too large)", item.line, kMaxElements);
+    }
     Item once = item;
     once.min = once.max = 1;
     if (item.kind == Item::kClass && item.max == kInfinite) {

@@ -135,3 +135,14 @@ TEST(Grammar, AmbiguousRepetitionsCostLinearTime) {
 
 }  // namespace
 }  // namespace owl::constrain
+
+namespace owl::constrain {
+namespace {
+
+TEST(Grammar, RepetitionsThatWouldExplodeAreRefused) {
+  EXPECT_NE(parse_error("root ::= ((\"abc\" [a-z]{0,100}){0,100000})\n").find("too large"), std::string::npos);
+  EXPECT_NE(parse_error("root ::= ((\"a\"{1000}){1000}){1000}\n").find("too large"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace owl::constrain
