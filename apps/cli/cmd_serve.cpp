@@ -138,6 +138,7 @@ struct Loaded {
   std::optional<tokenizer::Tokenizer> tokenizer;
   std::optional<tmpl::Template> chat_template;
   std::unique_ptr<engine::Engine> engine;
+  std::string chat_template_source;
 };
 
 core::Status load(const ServeArgs& args, serve::Metrics& metrics, Loaded& out) {
@@ -152,6 +153,7 @@ core::Status load(const ServeArgs& args, serve::Metrics& metrics, Loaded& out) {
   auto chat_template = tmpl::Template::parse(*source);
   if (!chat_template) return core::make_error("chat template: {}", chat_template.message());
   out.chat_template.emplace(std::move(*chat_template));
+  out.chat_template_source = *source;
   auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, args.engine);
   if (!engine) return engine.error();
   out.engine = std::move(*engine);
@@ -197,7 +199,8 @@ int run_serve(ServeArgs& args) {
   auto models = std::make_shared<serve::ModelRegistry>();
   if (auto s = models->add(std::make_shared<router::LocalProvider>(router::LocalModel{
           .id = name, .created = static_cast<int64_t>(std::time(nullptr)), .model = loaded.model.get(),
-          .tokenizer = &*loaded.tokenizer, .chat_template = &*loaded.chat_template, .engine = loaded.engine.get()}));
+          .tokenizer = &*loaded.tokenizer, .chat_template = &*loaded.chat_template,
+          .chat_template_source = loaded.chat_template_source, .engine = loaded.engine.get()}));
       !s) {
     fmt::print(stderr, "owl serve: {}\n", s.message());
     server.stop();

@@ -12,7 +12,7 @@ namespace {
 // The prompt's tokens, through the chat template for chat requests; `text` gets the rendered prompt.
 std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, const CompletionRequest& req,
                                                           const std::string& bos, const std::string& eos,
-                                                          std::string& text) {
+                                                          const std::string& suffix, std::string& text) {
   const tokenizer::Tokenizer& tok = *m.tokenizer;
   if (req.endpoint == Endpoint::kCompletion) {
     if (!req.prompt_tokens.empty()) return req.prompt_tokens;
@@ -25,6 +25,7 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
   options.add_generation_prompt = true;
   options.bos_token = bos;
   options.eos_token = eos;
+  if (req.tools_active()) options.tools = req.tools;
   auto rendered = tmpl::render_chat(*m.chat_template, req.messages, options);
   if (!rendered && !req.messages.empty() && req.messages[0].value("role", "") == "system") {
     // Templates without a system role (Gemma's, Mistral's) raise on one: its text goes at the
@@ -37,6 +38,7 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
     return ApiError{.message = fmt::format("the chat template failed on these messages: {}", rendered.message()),
                     .param = "messages"};
   }
+  *rendered += suffix;
   text = *rendered;
   const bool has_bos = !bos.empty() && rendered->rfind(bos, 0) == 0;
   std::vector<int32_t> ids = tok.tokenize(*rendered, {.add_special = !has_bos, .parse_special = true});
@@ -70,12 +72,29 @@ LocalProvider::LocalProvider(const LocalModel& local)
     : local_(local),
       info_{.id = local.id, .created = local.created, .tokenizer = local.tokenizer, .n_vocab = local.model->config.n_vocab},
       bos_token_(local.tokenizer->token_to_piece(local.tokenizer->bos(), true)),
-      eos_token_(local.tokenizer->token_to_piece(local.tokenizer->eos(), true)) {}
+      eos_token_(local.tokenizer->token_to_piece(local.tokenizer->eos(), true)),
+      tool_syntax_(constrain::tool_syntax(local.chat_template_source)) {}
 
 std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest& req,
                                                          std::shared_ptr<engine::EventSink> sink) {
   Submission sub;
-  auto prompt = build_prompt(local_, req, bos_token_, eos_token_, sub.prompt_text);
+  std::string tool_grammar;
+  if (req.tools_active()) {
+    if (!tool_syntax_) {
+      return ApiError{.message = fmt::format("the model '{}' cannot take tools: {}", info_.id, tool_syntax_.message()),
+                      .param = "tools"};
+    }
+    sub.tool_syntax = *tool_syntax_;
+    if (req.tool_choice == ToolChoice::kRequired || req.tool_choice == ToolChoice::kNamed) {
+      // A named function is called once (as OpenAI does); "required" may call several.
+      const bool parallel = req.tool_choice == ToolChoice::kRequired && req.parallel_tool_calls;
+      auto forced = constrain::forced_call(*tool_syntax_, req.tools, req.tool_name, parallel);
+      if (!forced) return ApiError{.message = forced.message(), .param = "tools"};
+      sub.tool_prefix = forced->prefix;
+      tool_grammar = forced->gbnf;
+    }
+  }
+  auto prompt = build_prompt(local_, req, bos_token_, eos_token_, sub.tool_prefix, sub.prompt_text);
   if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
   const auto& ids = std::get<std::vector<int32_t>>(prompt);
   sub.prompt_tokens = static_cast<int64_t>(ids.size());
@@ -87,8 +106,8 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
                     .param = what, .code = "context_length_exceeded"};
   }
   sample::ConstraintFactory constraint;
-  if (!req.grammar.empty()) {
-    auto made = program(req.grammar);
+  if (const std::string& gbnf = tool_grammar.empty() ? req.grammar : tool_grammar; !gbnf.empty()) {
+    auto made = program(gbnf);
     if (auto* e = std::get_if<ApiError>(&made)) return *e;
     constraint = std::get<std::shared_ptr<const constrain::Program>>(made)->factory();
   }

@@ -25,6 +25,7 @@ struct LocalModel {
   const model::Model* model = nullptr;
   const tokenizer::Tokenizer* tokenizer = nullptr;
   const tmpl::Template* chat_template = nullptr;
+  std::string chat_template_source;      // for the tool-call syntax it teaches; "" reads as hermes
   engine::Engine* engine = nullptr;
 };
 
@@ -51,6 +52,7 @@ class LocalProvider : public Provider {
   std::unique_ptr<engine::Embedder> embedder_;  // guarded by embedder_mutex_ until made
   ModelInfo info_;
   std::string bos_token_, eos_token_;  // the template's bos_token / eos_token
+  core::Result<constrain::ToolSyntax> tool_syntax_;
   std::mutex programs_mutex_;
   std::shared_ptr<const constrain::TokenIndex> token_index_;  // made at the first constrained request
   std::list<std::pair<std::string, std::shared_ptr<const constrain::Program>>> programs_;  // most recent first

@@ -13,6 +13,7 @@
 
 #include "engine/events.h"
 #include "engine/scheduler.h"
+#include "constrain/tool_calls.h"
 #include "router/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,6 +34,10 @@ struct ModelInfo {
 struct Submission {
   std::string prompt_text;  // the rendered prompt; "" when given as tokens
   int64_t prompt_tokens = 0;
+  // With tools: how the model writes calls, and the start of a call put at the end of the
+  // prompt (tool_choice "required" or named), which the output continues.
+  constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
+  std::string tool_prefix;
 };
 
 // Threading: every method may be called from any thread.

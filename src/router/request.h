@@ -27,6 +27,10 @@ struct ApiError {
 
 enum class Endpoint { kChat, kCompletion };
 
+// tool_choice: "auto" (the model decides), "none", "required" (at least one call), or a named
+// function (a call of that one).
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;                       // as asked; "" when absent
@@ -47,6 +51,12 @@ struct CompletionRequest {
   // The output's grammar (GBNF), from response_format or llama.cpp's json_schema / grammar
   // fields; "" when unconstrained.
   std::string grammar;
+  // Chat: the functions the model may call (OpenAI's tools array, validated); null when none.
+  Json tools;
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_name;          // kNamed
+  bool parallel_tool_calls = true;
+  bool tools_active() const { return tools.is_array() && !tools.empty() && tool_choice != ToolChoice::kNone; }
 };
 
 // POST /v1/embeddings, validated: each input as text or as token ids.

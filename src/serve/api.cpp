@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -109,6 +111,35 @@ std::optional<ApiError> flatten_content(Json& message, size_t i) {
   return std::nullopt;
 }
 
+// An assistant message's tool_calls, with each call's arguments (a JSON string in OpenAI's
+// shape) turned into the object chat templates render.
+std::optional<ApiError> parse_tool_calls_message(Json& m, const std::string& param) {
+  auto it = m.find("tool_calls");
+  if (it == m.end() || it->is_null()) return std::nullopt;
+  const std::string p = param + ".tool_calls";
+  if (m["role"] != "assistant") return bad(p, fmt::format("'{}' is only for assistant messages", p));
+  if (!it->is_array()) return bad(p, fmt::format("'{}' must be an array", p));
+  for (size_t k = 0; k < it->size(); ++k) {
+    Json& call = (*it)[k];
+    const std::string cp = fmt::format("{}[{}]", p, k);
+    if (!call.is_object() || !call.contains("function") || !call["function"].is_object() ||
+        !call["function"].contains("name") || !call["function"]["name"].is_string()) {
+      return bad(cp, fmt::format("'{}' must be {{\"type\": \"function\", \"function\": {{\"name\", \"arguments\"}}}}", cp));
+    }
+    Json& args = call["function"]["arguments"];
+    if (args.is_string()) {
+      Json parsed = Json::parse(args.get<std::string>(), nullptr, false);
+      if (!parsed.is_object()) return bad(cp + ".function.arguments", fmt::format("'{}.function.arguments' is not a JSON object's text", cp));
+      args = std::move(parsed);
+    } else if (args.is_null()) {
+      args = Json::object();
+    } else if (!args.is_object()) {
+      return bad(cp + ".function.arguments", fmt::format("'{}.function.arguments' must be a string of JSON", cp));
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_messages(const Json& body, CompletionRequest& req) {
   auto it = body.find("messages");
   if (it == body.end()) return bad("messages", "'messages' is required");
@@ -126,6 +157,7 @@ std::optional<ApiError> parse_messages(const Json& body, CompletionRequest& req)
     }
     if (role == "developer") m["role"] = "system";
     if (auto e = flatten_content(m, i)) return e;
+    if (auto e = parse_tool_calls_message(m, param)) return e;
   }
   return std::nullopt;
 }
@@ -247,13 +279,74 @@ std::optional<ApiError> parse_constraint(const Json& body, CompletionRequest& re
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
-  if (auto e = parse_constraint(body, req)) return e;
-  for (const char* key : {"tools", "functions"}) {
-    if (auto t = body.find(key); t != body.end() && !t->is_null() && !(t->is_array() && t->empty())) {
-      return bad(key, fmt::format("'{}' is unsupported: owl has no tool calling yet", key));
+// tools, tool_choice, parallel_tool_calls (chat only); each function's parameters must be a
+// schema owl can enforce, since tool_choice "required" or a name constrains the call to it.
+std::optional<ApiError> parse_tools(const Json& body, CompletionRequest& req) {
+  if (auto f = body.find("functions"); f != body.end() && !f->is_null()) {
+    return bad("functions", "'functions' (the deprecated form) is unsupported; send 'tools'");
+  }
+  auto t = body.find("tools");
+  const bool has_tools = t != body.end() && !t->is_null();
+  if (has_tools) {
+    if (req.endpoint != Endpoint::kChat) return bad("tools", "'tools' is for chat completions");
+    if (!t->is_array()) return bad("tools", "'tools' must be an array");
+    if (t->size() > 128) return bad("tools", fmt::format("'tools' has {} entries; at most 128", t->size()));
+    std::set<std::string> names;
+    for (size_t i = 0; i < t->size(); ++i) {
+      const Json& tool = (*t)[i];
+      const std::string param = fmt::format("tools[{}]", i);
+      if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") || !tool["function"].is_object()) {
+        return bad(param, fmt::format("'{}' must be {{\"type\": \"function\", \"function\": {{...}}}}", param));
+      }
+      const Json& fn = tool["function"];
+      const std::string name = fn.contains("name") && fn["name"].is_string() ? fn["name"].get<std::string>() : "";
+      const bool valid_name = !name.empty() && name.size() <= 64 &&
+                              name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos;
+      if (!valid_name) return bad(param + ".function.name", fmt::format("'{}.function.name' must be 1 to 64 of a-z, A-Z, 0-9, _ and -", param));
+      if (!names.insert(name).second) return bad(param + ".function.name", fmt::format("function '{}' is declared twice", name));
+      if (fn.contains("description") && !fn["description"].is_null() && !fn["description"].is_string()) {
+        return bad(param + ".function.description", fmt::format("'{}.function.description' must be a string", param));
+      }
+      if (fn.contains("parameters") && !fn["parameters"].is_null()) {
+        const std::string pp = param + ".function.parameters";
+        if (!fn["parameters"].is_object()) return bad(pp, fmt::format("'{}' must be a JSON Schema object", pp));
+        if (auto g = constrain::json_schema_to_gbnf(fn["parameters"]); !g) return bad(pp, fmt::format("'{}': {}", pp, g.message()));
+      }
+    }
+    req.tools = *t;
+  }
+  if (auto c = body.find("tool_choice"); c != body.end() && !c->is_null()) {
+    if (!has_tools) return bad("tool_choice", "'tool_choice' needs 'tools'");
+    if (c->is_string()) {
+      const std::string v = c->get<std::string>();
+      if (v == "auto") req.tool_choice = router::ToolChoice::kAuto;
+      else if (v == "none") req.tool_choice = router::ToolChoice::kNone;
+      else if (v == "required") req.tool_choice = router::ToolChoice::kRequired;
+      else return bad("tool_choice", fmt::format("'tool_choice' '{}' is not one of none, auto, required or a function", v));
+    } else if (c->is_object() && c->value("type", "") == "function" && c->contains("function") && (*c)["function"].is_object() &&
+               (*c)["function"].contains("name") && (*c)["function"]["name"].is_string()) {
+      req.tool_choice = router::ToolChoice::kNamed;
+      req.tool_name = (*c)["function"]["name"].get<std::string>();
+      bool found = false;
+      for (const Json& tool : req.tools) found = found || tool["function"]["name"] == req.tool_name;
+      if (!found) return bad("tool_choice", fmt::format("'tool_choice' names '{}', which is not among the tools", req.tool_name));
+    } else {
+      return bad("tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
     }
   }
+  if (auto p = body.find("parallel_tool_calls"); p != body.end() && !p->is_null()) {
+    if (!p->is_boolean()) return bad("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+    req.parallel_tool_calls = p->get<bool>();
+  }
+  if (req.tools_active() && !req.grammar.empty()) {
+    return bad("tools", "'tools' and a constrained output (response_format, json_schema, grammar) both shape the answer; send one");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  if (auto e = parse_constraint(body, req)) return e;
+  if (auto e = parse_tools(body, req)) return e;
   Fields f(body);
   f.string("model", req.model);
   f.boolean("stream", req.stream);
@@ -313,6 +406,7 @@ std::optional<ApiError> parse_logprobs(const Json& body, CompletionRequest& req)
     if (f.integer("best_of", 1, kMaxChoices, best_of) && best_of != 1) return bad("best_of", "'best_of' other than 1 is unsupported");
   }
   if (f.error) return f.error;
+  if (req.logprobs && req.tools_active()) return bad("logprobs", "'logprobs' together with 'tools' is unsupported");
   req.sampling.logprobs = req.logprobs;
   req.sampling.n_probs = req.logprobs ? req.top_logprobs : 0;
   return std::nullopt;
@@ -415,6 +509,39 @@ Json usage_json(const Usage& u) {
           {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
+void read_tool_calls(const CompletionRequest& req, constrain::ToolSyntax syntax, std::string_view prefix, ChoiceResult& r) {
+  if (!req.tools_active() || !r.ended) return;
+  constrain::ParsedOutput parsed = constrain::parse_tool_calls(syntax, std::string(prefix) + r.text, req.tools);
+  if (parsed.calls.empty()) return;
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  for (size_t k = 0; k < parsed.calls.size(); ++k) {
+    // Mistral's templates take ids of 9 letters and digits; OpenAI's look like call_...
+    const bool mistral = syntax == constrain::ToolSyntax::kMistral;
+    std::string id = mistral ? "" : "call_";
+    for (int i = 0; i < (mistral ? 9 : 24); ++i) id += kAlnum[rng() % (sizeof(kAlnum) - 1)];
+    r.tool_call_ids.push_back(std::move(id));
+  }
+  r.tool_calls = std::move(parsed.calls);
+  r.text = std::move(parsed.content);
+}
+
+namespace {
+
+Json tool_calls_json(const ChoiceResult& r, bool indexed) {
+  Json calls = Json::array();
+  for (size_t k = 0; k < r.tool_calls.size(); ++k) {
+    Json c = indexed ? Json{{"index", k}} : Json::object();
+    c["id"] = r.tool_call_ids[k];
+    c["type"] = "function";
+    c["function"] = {{"name", r.tool_calls[k].name}, {"arguments", r.tool_calls[k].arguments}};
+    calls.push_back(std::move(c));
+  }
+  return calls;
+}
+
+}  // namespace
+
 Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
                    const tokenizer::Tokenizer& tok) {
   const bool chat = req.endpoint == Endpoint::kChat;
@@ -436,13 +563,15 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
       logprobs = completion_logprobs(ptrs, tok, 0);
     }
     Json choice = {{"index", i}};
+    const bool calls = !c.tool_calls.empty();
     if (chat) {
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      choice["message"] = {{"role", "assistant"}, {"content", calls && c.text.empty() ? Json(nullptr) : Json(c.text)}};
+      if (calls) choice["message"]["tool_calls"] = tool_calls_json(c, false);
     } else {
       choice["text"] = c.text;
     }
     choice["logprobs"] = std::move(logprobs);
-    choice["finish_reason"] = finish_reason_text(c.finish);
+    choice["finish_reason"] = calls && c.finish == engine::FinishReason::kStop ? "tool_calls" : finish_reason_text(c.finish);
     out["choices"].push_back(std::move(choice));
   }
   out["usage"] = usage_json(total_usage(choices));
@@ -456,7 +585,11 @@ Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const Ch
   if (chat) {
     Json delta = Json::object();
     if (part.role) delta["role"] = "assistant";
-    if (part.role || !part.finish) delta["content"] = part.text;
+    if (part.calls != nullptr) {
+      delta["tool_calls"] = tool_calls_json(*part.calls, true);
+    } else if (part.role || !part.finish) {
+      delta["content"] = part.text;
+    }
     choice["delta"] = std::move(delta);
   } else {
     choice["text"] = part.text;
@@ -467,7 +600,11 @@ Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const Ch
                     : completion_logprobs({part.sampled}, tok, part.text_offset);
   }
   choice["logprobs"] = std::move(logprobs);
-  choice["finish_reason"] = part.finish ? Json(finish_reason_text(*part.finish)) : Json(nullptr);
+  if (part.finish && part.called && *part.finish == engine::FinishReason::kStop) {
+    choice["finish_reason"] = "tool_calls";
+  } else {
+    choice["finish_reason"] = part.finish ? Json(finish_reason_text(*part.finish)) : Json(nullptr);
+  }
   Json out = {{"id", info.id},
               {"object", chat ? "chat.completion.chunk" : "text_completion"},
               {"created", info.created},

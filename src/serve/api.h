@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "constrain/tool_calls.h"
 #include "engine/events.h"
 #include "router/request.h"
 #include "sample/sampler.h"
@@ -44,11 +45,18 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const Json& b
 // What one choice produced, collected from its events.
 struct ChoiceResult {
   std::string text;
+  // With tools: the calls the model's output held (its text is then what was outside them).
+  std::vector<constrain::ToolCall> tool_calls;
+  std::vector<std::string> tool_call_ids;
   std::vector<sample::Sampled> tokens;  // with logprobs requested
   engine::FinishReason finish = engine::FinishReason::kLength;
   engine::ChoiceStats stats;
   bool ended = false;
 };
+
+// A chat choice that ended with tools active: the calls in its output (after `prefix`, the start
+// of a call the prompt ended with), with fresh ids; its text becomes what was outside them.
+void read_tool_calls(const CompletionRequest& req, constrain::ToolSyntax syntax, std::string_view prefix, ChoiceResult& r);
 
 struct ResponseInfo {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
@@ -79,6 +87,8 @@ struct ChunkPart {
   const sample::Sampled* sampled = nullptr;
   size_t text_offset = 0;  // completions' logprobs: bytes of the choice's tokens before this one
   std::optional<engine::FinishReason> finish;
+  const ChoiceResult* calls = nullptr;  // a choice's tool calls, sent in one delta
+  bool called = false;                  // the finish chunk of a choice that called tools
 };
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
                 const tokenizer::Tokenizer& tokenizer);

@@ -34,6 +34,8 @@ struct Call {
   const Principal who;
   const tokenizer::Tokenizer& tok;
   CompletionRequest req;
+  constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
+  std::string tool_prefix;
   ResponseInfo info;
   std::string prompt_text;
   std::shared_ptr<engine::RequestStream> stream;
@@ -55,6 +57,7 @@ struct Call {
         r.stats = e.stats;
         r.ended = true;
         if (e.finish == engine::FinishReason::kCancelled) cut = true;
+        else read_tool_calls(req, tool_syntax, tool_prefix, r);
         break;
       case engine::Event::Kind::kError:
         error = e.text;
@@ -169,7 +172,19 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
         }
         call->apply(e);
         std::string out;
-        if (e.kind == engine::Event::Kind::kToken && (!e.text.empty() || (call->req.logprobs && e.has_token))) {
+        // With tools, a choice's output is read whole at its end (text, or calls) and sent then.
+        const bool tools = call->req.tools_active();
+        if (tools && e.kind == engine::Event::Kind::kEnd && e.finish != engine::FinishReason::kCancelled) {
+          const ChoiceResult& r = call->results[static_cast<size_t>(e.index)];
+          if (!r.tool_calls.empty()) {
+            out = sse(make_chunk(call->req, call->info, {.index = e.index, .calls = &r}, tok));
+          } else if (!r.text.empty()) {
+            out = sse(make_chunk(call->req, call->info, {.index = e.index, .text = r.text}, tok));
+          }
+          out += sse(make_chunk(call->req, call->info, {.index = e.index, .finish = e.finish, .called = !r.tool_calls.empty()}, tok));
+        } else if (tools && e.kind == engine::Event::Kind::kToken) {
+          // held until the choice ends
+        } else if (e.kind == engine::Event::Kind::kToken && (!e.text.empty() || (call->req.logprobs && e.has_token))) {
           const sample::Sampled* sampled = call->req.logprobs && e.has_token ? &e.sampled : nullptr;
           const size_t offset = sampled != nullptr ? call->next_offset(e.index, *sampled) : 0;
           out = sse(make_chunk(call->req, call->info,
@@ -292,7 +307,10 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
     s.guard->settle(who, call->work(), 0, 0);
     return fail(*e);
   }
-  call->prompt_text = std::get<router::Submission>(submitted).prompt_text;
+  const auto& submission = std::get<router::Submission>(submitted);
+  call->prompt_text = submission.prompt_text;
+  call->tool_syntax = submission.tool_syntax;
+  call->tool_prefix = submission.tool_prefix;
   if (call->req.stream) {
     reply_stream(call, res);
   } else {

@@ -135,3 +135,74 @@ test("schemas owl cannot enforce are refused, naming the keyword and its pointer
       (e) => e.status === 400 && e.param === "response_format.json_schema.schema" && pattern.test(e.message));
   }
 });
+
+const tools = [
+  { type: "function", function: { name: "get_weather", description: "The weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string", maxLength: 20 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"], additionalProperties: false } } },
+  { type: "function", function: { name: "add", description: "Adds two integers",
+    parameters: { type: "object", properties: { a: { type: "integer", minimum: -1000, maximum: 1000 }, b: { type: "integer", minimum: -1000, maximum: 1000 } }, required: ["a", "b"], additionalProperties: false } } },
+];
+const validators = Object.fromEntries(tools.map((t) => [t.function.name, ajv.compile(t.function.parameters)]));
+const checkCall = (call) => {
+  assert.equal(call.type, "function");
+  assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+  const validate = validators[call.function.name];
+  assert.ok(validate, call.function.name);
+  assert.ok(validate(JSON.parse(call.function.arguments)), call.function.arguments);
+};
+
+test("tool calls round-trip through the openai client", async () => {
+  const messages = [{ role: "user", content: "What is the weather in Paris?" }];
+  const first = await client.chat.completions.create({ model, messages, tools, temperature: 1, seed: 5, max_tokens: 200,
+    tool_choice: { type: "function", function: { name: "get_weather" } } });
+  const choice = first.choices[0];
+  assert.equal(choice.finish_reason, "tool_calls");
+  assert.equal(choice.message.content, null);
+  assert.equal(choice.message.tool_calls.length, 1);
+  assert.equal(choice.message.tool_calls[0].function.name, "get_weather");
+  checkCall(choice.message.tool_calls[0]);
+  // The call and its result go back; the model answers in text (tool_choice auto).
+  messages.push(choice.message);
+  messages.push({ role: "tool", tool_call_id: choice.message.tool_calls[0].id, content: "18 C and sunny" });
+  const second = await client.chat.completions.create({ model, messages, tools, temperature: 0, max_tokens: 16 });
+  assert.ok(["stop", "length"].includes(second.choices[0].finish_reason));
+  assert.equal(typeof second.choices[0].message.content, "string");
+  assert.ok(second.usage.prompt_tokens > first.usage.prompt_tokens);
+});
+
+test("streamed tool calls arrive as delta.tool_calls", async () => {
+  const body = { model, messages: [{ role: "user", content: "Add 2 and 3" }], tools, tool_choice: "required",
+    parallel_tool_calls: false, temperature: 1, seed: 8, max_tokens: 200 };
+  const whole = await client.chat.completions.create(body);
+  const calls = [];
+  let finish = null, content = "";
+  for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    content += c.delta?.content ?? "";
+    for (const d of c.delta?.tool_calls ?? []) {
+      calls[d.index] ??= { id: "", type: "function", function: { name: "", arguments: "" } };
+      if (d.id) calls[d.index].id = d.id;
+      if (d.function?.name) calls[d.index].function.name += d.function.name;
+      if (d.function?.arguments) calls[d.index].function.arguments += d.function.arguments;
+    }
+    finish = c.finish_reason ?? finish;
+  }
+  assert.equal(finish, "tool_calls");
+  assert.equal(content, "");
+  assert.equal(calls.length, 1);
+  checkCall(calls[0]);
+  assert.equal(whole.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(calls.map((c) => c.function), whole.choices[0].message.tool_calls.map((c) => c.function),
+    "the same seed gives the same call streamed or not");
+});
+
+test("tool_choice required with parallel calls: every call is valid", async () => {
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Do things" }], tools,
+      tool_choice: "required", temperature: 1, seed, max_tokens: 400 });
+    const c = r.choices[0];
+    assert.ok(c.message.tool_calls.length >= 1, JSON.stringify(c.message));
+    for (const call of c.message.tool_calls) checkCall(call);
+  }
+});

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "template/chat.h"
+
 namespace owl::serve {
 namespace {
 
@@ -154,6 +159,55 @@ TEST(Api, ErrorJsonHasOpenAIsShape) {
 TEST(Api, DumpReplacesInvalidUtf8) {
   const std::string s = dump_json(Json{{"t", std::string("a\xff")}});
   EXPECT_NE(s.find("a\xef\xbf\xbd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace owl::serve
+
+namespace owl::serve {
+namespace {
+
+TEST(Api, ToolsAreValidatedAndToolCallsRenderThroughTheTemplate) {
+  const std::string chat = R"({"messages":[{"role":"user","content":"hi"}],)";
+  const std::string tools = R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])";
+  CompletionRequest r = parse_ok(chat + tools + R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false})");
+  EXPECT_EQ(r.tool_choice, router::ToolChoice::kNamed);
+  EXPECT_EQ(r.tool_name, "get_weather");
+  EXPECT_FALSE(r.parallel_tool_calls);
+  EXPECT_TRUE(r.tools_active());
+  EXPECT_FALSE(parse_ok(chat + tools + R"(,"tool_choice":"none"})").tools_active());
+  const std::pair<std::string, std::string> errors[] = {
+      {chat + R"("tools":[{"type":"function","function":{"name":"bad name"}}]})", "tools[0].function.name"},
+      {chat + R"("tools":[{"type":"retrieval"}]})", "tools[0]"},
+      {chat + tools + R"(,"tool_choice":{"type":"function","function":{"name":"other"}}})", "tool_choice"},
+      {chat + tools + R"(,"tool_choice":"sometimes"})", "tool_choice"},
+      {chat + R"("tool_choice":"auto"})", "tool_choice"},
+      {chat + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"x":{"not":{}}}}}}]})", "tools[0].function.parameters"},
+      {chat + tools + R"(,"response_format":{"type":"json_object"}})", "tools"},
+      {chat + tools + R"(,"logprobs":true})", "logprobs"},
+      {chat + R"("functions":[{"name":"f"}]})", "functions"},
+      {R"({"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"not json"}}]}]})",
+       "messages[1].tool_calls[0].function.arguments"},
+  };
+  for (const auto& [body, param] : errors) EXPECT_EQ(parse_error(body).param, param) << body;
+  EXPECT_EQ(parse_error(R"({"prompt":"x",)" + tools + "}", Endpoint::kCompletion).param, "tools");
+
+  // A round trip's second request: the assistant's call (arguments as OpenAI sends them, a JSON
+  // string) and the tool's result, rendered by Qwen 2.5's template.
+  r = parse_ok(R"({"messages":[{"role":"user","content":"Weather in Paris?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"18 C, sunny"}],)" + tools + "}");
+  std::ifstream in(std::string(OWL_SHARED_DIR) + "/templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+  std::stringstream source;
+  source << in.rdbuf();
+  tmpl::ChatOptions options;
+  options.add_generation_prompt = true;
+  options.tools = r.tools;
+  auto rendered = tmpl::render_chat(source.str(), r.messages, options);
+  ASSERT_TRUE(rendered.ok()) << rendered.message();
+  EXPECT_NE(rendered->find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"), std::string::npos) << *rendered;
+  EXPECT_NE(rendered->find("<tool_response>\n18 C, sunny\n</tool_response>"), std::string::npos) << *rendered;
+  EXPECT_NE(rendered->find("\"name\": \"get_weather\""), std::string::npos);  // the tools in the system prompt
 }
 
 }  // namespace
