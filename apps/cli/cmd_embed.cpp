@@ -78,16 +78,19 @@ int run_embed(const EmbedArgs& args) {
   if (!tok) return fmt::print(stderr, "owl embed: {}\n", tok.message()), 1;
   auto embedder = engine::Embedder::make(**model, options);
   if (!embedder) return fmt::print(stderr, "owl embed: {}\n", embedder.message()), 1;
-  std::vector<std::vector<float>> vectors;
+  std::vector<std::vector<int32_t>> ids;
   std::vector<int64_t> n_tokens;
   for (size_t i = 0; i < texts->size(); ++i) {
-    const std::vector<int32_t> ids = tok->tokenize((*texts)[i], {.add_special = true});
-    auto v = (*embedder)->embed(ids);
-    if (!v) return fmt::print(stderr, "owl embed: input {}: {}\n", i + 1, v.message()), 1;
-    vectors.push_back(std::move(*v));
-    n_tokens.push_back(static_cast<int64_t>(ids.size()));
+    ids.push_back(tok->tokenize((*texts)[i], {.add_special = true}));
+    n_tokens.push_back(static_cast<int64_t>(ids.back().size()));
+    if (ids.back().empty() || n_tokens.back() > (*embedder)->n_ctx()) {
+      return fmt::print(stderr, "owl embed: input {}: {} tokens, not within 1..{} (-c)\n", i + 1, n_tokens.back(),
+                        (*embedder)->n_ctx()), 1;
+    }
   }
-  print(vectors, n_tokens, args.json);
+  auto vectors = (*embedder)->embed(std::span<const std::vector<int32_t>>(ids));
+  if (!vectors) return fmt::print(stderr, "owl embed: {}\n", vectors.message()), 1;
+  print(*vectors, n_tokens, args.json);
   return 0;
 }
 

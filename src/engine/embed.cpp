@@ -1,5 +1,6 @@
 #include "engine/embed.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "gguf/keys.h"
@@ -33,42 +34,73 @@ Pooling model_pooling(const model::Model& model) {
 }
 
 core::Result<std::unique_ptr<Embedder>> Embedder::make(const model::Model& model, const EmbedderOptions& options) {
-  auto ctx = model::make_context(model, {.n_ctx = options.n_ctx, .n_seq = 1, .n_threads = options.n_threads});
+  // The context make_context picks for 0: the model's training length, at most 4096.
+  const int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(model.config.n_ctx_train, 4096);
+  const int n_seq = static_cast<int>(std::clamp<int64_t>(std::max<int64_t>(n_ctx, 8192) / std::max<int64_t>(n_ctx, 1), 1, 16));
+  auto ctx = model::make_context(model, {.n_ctx = n_ctx, .n_seq = n_seq, .n_threads = options.n_threads});
   if (!ctx) return ctx.error();
   return std::unique_ptr<Embedder>(new Embedder(model, options, std::move(*ctx)));
 }
 
 core::Result<std::vector<float>> Embedder::embed(std::span<const int32_t> tokens) {
-  const auto n = static_cast<int64_t>(tokens.size());
-  if (n == 0) return core::make_error("embed: the input has no tokens");
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (n > ctx_->kv.n_ctx()) {
-    return core::make_error("embed: the input has {} tokens, more than the context of {}", n, ctx_->kv.n_ctx());
+  std::vector<std::vector<int32_t>> one{std::vector<int32_t>(tokens.begin(), tokens.end())};
+  auto out = embed(std::span<const std::vector<int32_t>>(one));
+  if (!out) return out.error();
+  return std::move((*out)[0]);
+}
+
+core::Result<std::vector<std::vector<float>>> Embedder::embed(std::span<const std::vector<int32_t>> inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto n = static_cast<int64_t>(inputs[i].size());
+    if (n == 0) return core::make_error("embed: input {} has no tokens", i);
+    if (n > ctx_->kv.n_ctx()) return core::make_error("embed: input {} has {} tokens, more than the context of {}", i, n, ctx_->kv.n_ctx());
   }
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::vector<float>> out;
+  out.reserve(inputs.size());
+  for (size_t first = 0; first < inputs.size();) {
+    const size_t count = std::min(inputs.size() - first, static_cast<size_t>(ctx_->kv.n_seq()));
+    OWL_TRY(embed_batch(inputs.subspan(first, count), out));
+    first += count;
+  }
+  return out;
+}
+
+core::Status Embedder::embed_batch(std::span<const std::vector<int32_t>> inputs, std::vector<std::vector<float>>& out) {
+  ctx_->kv.clear();
   // Rows whose hidden state the pooling reads: every one, the last or the first.
   batch_.clear();
-  for (int64_t i = 0; i < n; ++i) {
-    const bool want = options_.pooling == Pooling::kMean || (options_.pooling == Pooling::kLast && i == n - 1) ||
-                      (options_.pooling == Pooling::kCls && i == 0);
-    batch_.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), 0, want);
+  std::vector<int64_t> rows_of(inputs.size(), 0);
+  for (size_t s = 0; s < inputs.size(); ++s) {
+    const auto n = static_cast<int64_t>(inputs[s].size());
+    for (int64_t i = 0; i < n; ++i) {
+      const bool want = options_.pooling == Pooling::kMean || (options_.pooling == Pooling::kLast && i == n - 1) ||
+                        (options_.pooling == Pooling::kCls && i == 0);
+      batch_.add(inputs[s][static_cast<size_t>(i)], static_cast<int32_t>(i), static_cast<int32_t>(s), want);
+      rows_of[s] += want ? 1 : 0;
+    }
   }
   const int64_t d = n_embd();
   hidden_.resize(static_cast<size_t>(batch_.n_logits() * d));
-  if (auto s = model::forward(model_, batch_, *ctx_, hidden_.data(), model::Output::kHidden); !s) return s.error();
-  std::vector<double> sum(static_cast<size_t>(d), 0.0);
-  const int64_t rows = batch_.n_logits();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < d; ++i) sum[static_cast<size_t>(i)] += hidden_[static_cast<size_t>(r * d + i)];
+  OWL_TRY(model::forward(model_, batch_, *ctx_, hidden_.data(), model::Output::kHidden));
+  int64_t row = 0;
+  for (size_t s = 0; s < inputs.size(); ++s) {
+    std::vector<double> sum(static_cast<size_t>(d), 0.0);
+    const int64_t rows = rows_of[s];
+    for (int64_t r = 0; r < rows; ++r, ++row) {
+      for (int64_t i = 0; i < d; ++i) sum[static_cast<size_t>(i)] += hidden_[static_cast<size_t>(row * d + i)];
+    }
+    double norm = 0.0;
+    for (double& v : sum) {
+      v /= static_cast<double>(rows);
+      norm += v * v;
+    }
+    norm = options_.normalize && norm > 0.0 ? std::sqrt(norm) : 1.0;
+    std::vector<float> vec(static_cast<size_t>(d));
+    for (int64_t i = 0; i < d; ++i) vec[static_cast<size_t>(i)] = static_cast<float>(sum[static_cast<size_t>(i)] / norm);
+    out.push_back(std::move(vec));
   }
-  double norm = 0.0;
-  for (double& v : sum) {
-    v /= static_cast<double>(rows);
-    norm += v * v;
-  }
-  norm = options_.normalize && norm > 0.0 ? std::sqrt(norm) : 1.0;
-  std::vector<float> out(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) out[static_cast<size_t>(i)] = static_cast<float>(sum[static_cast<size_t>(i)] / norm);
-  return out;
+  return {};
 }
 
 }  // namespace owl::engine

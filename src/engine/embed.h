@@ -29,7 +29,8 @@ struct EmbedderOptions {
   bool normalize = true; // L2
 };
 
-// Computes embeddings on a context of its own (one sequence), one input at a time.
+// Computes embeddings on a context of its own: several inputs per forward pass, each its own
+// sequence (as many as fit in a KV cache of max(n_ctx, 8192) positions, at most 16).
 // Threading: embed() may be called from any thread; the calls run one after another.
 class Embedder {
  public:
@@ -37,6 +38,9 @@ class Embedder {
 
   // The vector [n_embd] of one tokenized input (1..n_ctx() tokens).
   core::Result<std::vector<float>> embed(std::span<const int32_t> tokens);
+  // The vectors of several inputs, in order, computed in batches of n_seq() inputs.
+  core::Result<std::vector<std::vector<float>>> embed(std::span<const std::vector<int32_t>> inputs);
+  int n_seq() const { return ctx_->kv.n_seq(); }
 
   int64_t n_embd() const { return model_.config.n_embd; }
   int64_t n_ctx() const { return ctx_->kv.n_ctx(); }
@@ -52,6 +56,8 @@ class Embedder {
   std::unique_ptr<model::Context> ctx_;  // guarded by mutex_
   model::Batch batch_;                   // guarded by mutex_
   std::vector<float> hidden_;            // guarded by mutex_
+  // One forward pass over inputs [first, last) of `inputs`, appending their vectors to `out`.
+  core::Status embed_batch(std::span<const std::vector<int32_t>> inputs, std::vector<std::vector<float>>& out);
 };
 
 }  // namespace owl::engine

@@ -170,11 +170,11 @@ std::variant<Embeddings, ApiError> LocalProvider::embed(const EmbeddingRequest& 
       return ApiError{.message = fmt::format("input {} has {} tokens, more than the context of {}", i, n, embedder.n_ctx()),
                       .param = "input", .code = "context_length_exceeded"};
     }
-    auto v = embedder.embed(inputs[i]);
-    if (!v) return ApiError{.status = 500, .message = v.message(), .type = "server_error"};
-    out.vectors.push_back(std::move(*v));
     out.prompt_tokens += n;
   }
+  auto vectors = embedder.embed(std::span<const std::vector<int32_t>>(inputs));
+  if (!vectors) return ApiError{.status = 500, .message = vectors.message(), .type = "server_error"};
+  out.vectors = std::move(*vectors);
   return out;
 }
 

@@ -36,8 +36,8 @@ class LocalProvider : public Provider {
   const ModelInfo& info() const override { return info_; }
   std::variant<Submission, ApiError> submit(const CompletionRequest& request,
                                             std::shared_ptr<engine::EventSink> sink) override;
-  // Computed on a context of their own, made at the first request (a KV cache of one sequence
-  // of the engine's context), one input at a time beside the engine's batches.
+  // Computed on a context of their own, made at the first request (sequences of the engine's
+  // context), several inputs per forward pass, beside the engine's batches.
   std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) override;
   engine::Gauges gauges() const override { return local_.engine->gauges(); }
 

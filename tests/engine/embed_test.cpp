@@ -57,9 +57,22 @@ void check(const Case& c, Pooling pooling) {
   const nlohmann::json ref = nlohmann::json::parse(in);
   const std::vector<std::string> lines = texts();
   ASSERT_EQ(ref["data"].size(), lines.size());
+  // All inputs at once, several per forward pass (more inputs than sequences: several passes).
+  std::vector<std::vector<int32_t>> all;
+  for (int copy = 0; copy < 5; ++copy) {
+    for (const std::string& line : lines) all.push_back(tok->tokenize(line, {.add_special = true}));
+  }
+  ASSERT_GT(all.size(), static_cast<size_t>((*embedder)->n_seq()));
+  auto batched = (*embedder)->embed(std::span<const std::vector<int32_t>>(all));
+  ASSERT_TRUE(batched.ok()) << batched.message();
+  ASSERT_EQ(batched->size(), all.size());
   for (size_t i = 0; i < lines.size(); ++i) {
     auto v = (*embedder)->embed(tok->tokenize(lines[i], {.add_special = true}));
     ASSERT_TRUE(v.ok()) << v.message();
+    for (int copy = 0; copy < 5; ++copy) {
+      const std::vector<float>& b = (*batched)[static_cast<size_t>(copy) * lines.size() + i];
+      for (size_t k = 0; k < v->size(); ++k) ASSERT_NEAR(b[k], (*v)[k], 1e-4) << "text " << i << " copy " << copy;
+    }
     const auto expected = ref["data"][i]["embedding"].get<std::vector<double>>();
     ASSERT_EQ(v->size(), expected.size());
     double norm = 0;
@@ -98,7 +111,7 @@ TEST(Embed, PoolingNamesAndErrors) {
   auto too_long = (*embedder)->embed(long_input);
   ASSERT_FALSE(too_long.ok());
   EXPECT_NE(too_long.message().find("9 tokens, more than the context of 8"), std::string::npos) << too_long.message();
-  EXPECT_FALSE((*embedder)->embed({}).ok());
+  EXPECT_FALSE((*embedder)->embed(std::span<const int32_t>()).ok());
 }
 
 }  // namespace
