@@ -2,12 +2,10 @@
 // tokenizes, checks the context, and submits the choices to the Engine.
 #pragma once
 
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <list>
-#include <unordered_map>
 
 #include "constrain/matcher.h"
 #include "engine/embed.h"

@@ -11,9 +11,9 @@
 
 #include <fmt/format.h>
 
+#include "constrain/tool_calls.h"
 #include "engine/events.h"
 #include "engine/scheduler.h"
-#include "constrain/tool_calls.h"
 #include "router/request.h"
 #include "tokenizer/tokenizer.h"
 
