@@ -169,26 +169,9 @@ void handle_embeddings(Server::Impl& s, const Principal& who, const httplib::Req
   auto parsed = parse_embedding_request(json, provider->info().n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   const EmbeddingRequest& request = std::get<EmbeddingRequest>(parsed);
-  const Work work{.model = provider->info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
-  if (auto denied = s.guard->admit(who, work)) return fail(*denied);
-  auto result = provider->embed(request);
-  if (auto* e = std::get_if<ApiError>(&result)) {
-    s.guard->settle(who, work, 0, 0);
-    return fail(*e);
-  }
-  const Embeddings& embeddings = std::get<Embeddings>(result);
-  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
-  reply_json(res, 200, make_embedding_response(request, embeddings, provider->info().id));
-  Json line = {{"event", "request"},
-               {"endpoint", "/v1/embeddings"},
-               {"model", provider->info().id},
-               {"status", 200},
-               {"inputs", request.size()},
-               {"prompt_tokens", embeddings.prompt_tokens},
-               {"duration_ms", std::chrono::duration<double, std::milli>(engine::Clock::now() - start).count()}};
-  if (!request.user.empty()) line["user"] = request.user;
-  if (!who.name.empty()) line["principal"] = who.name;
-  s.log(line);
+  auto result = run_embeddings(s, who, *provider, request, "/v1/embeddings", start);
+  if (auto* e = std::get_if<ApiError>(&result)) return fail(*e);
+  reply_json(res, 200, make_embedding_response(request, std::get<Embeddings>(result), provider->info().id));
 }
 
 Json model_card(const router::ModelInfo& m) {
@@ -276,6 +259,31 @@ std::string bind_failure(int error) {
 }
 
 }  // namespace
+
+std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Principal& who, router::Provider& provider,
+                                                  const EmbeddingRequest& request, std::string_view endpoint,
+                                                  engine::Clock::time_point start) {
+  const Work work{.model = provider.info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
+  if (auto denied = s.guard->admit(who, work)) return *denied;
+  auto result = provider.embed(request);
+  if (auto* e = std::get_if<ApiError>(&result)) {
+    s.guard->settle(who, work, 0, 0);
+    return *e;
+  }
+  const Embeddings& embeddings = std::get<Embeddings>(result);
+  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
+  Json line = {{"event", "request"},
+               {"endpoint", endpoint},
+               {"model", provider.info().id},
+               {"status", 200},
+               {"inputs", request.size()},
+               {"prompt_tokens", embeddings.prompt_tokens},
+               {"duration_ms", std::chrono::duration<double, std::milli>(engine::Clock::now() - start).count()}};
+  if (!request.user.empty()) line["user"] = request.user;
+  if (!who.name.empty()) line["principal"] = who.name;
+  s.log(line);
+  return result;
+}
 
 ApiError model_not_found(const ModelRegistry& models, std::string_view id) {
   return ApiError{.status = 404, .message = fmt::format("the model '{}' does not exist; this server serves {}", id, models.ids()),
