@@ -58,6 +58,14 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
 ApiError model_not_found(const ModelRegistry& models, std::string_view id);
 // Sets Retry-After for 429 and 503.
 void reply_error(httplib::Response& res, const ApiError& error);
+// The same in Ollama's shape, {"error": message}.
+void reply_ollama_error(httplib::Response& res, const ApiError& error);
+// In the shape of the API the path belongs to (Ollama's under /api/).
+void reply_error_for(const httplib::Request& req, httplib::Response& res, const ApiError& error);
+
+// A handler behind the guard: it runs only for an authenticated caller.
+using GuardedHandler = std::function<void(const Principal&, const httplib::Request&, httplib::Response&)>;
+httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler);
 
 // Admits the embeddings of `request` for `who`, computes them, settles their tokens and writes
 // the request log line; the error to answer with otherwise. Every embeddings endpoint goes
@@ -69,5 +77,8 @@ std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Princip
 // POST /v1/chat/completions and /v1/completions, for an authenticated caller.
 void handle_completion(Server::Impl& server, const Principal& who, const httplib::Request& req,
                        httplib::Response& res, Endpoint endpoint);
+// Ollama's API: /api/generate, /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show,
+// /api/ps and /api/version (ollama_handlers.cpp).
+void add_ollama_routes(Server::Impl& server);
 
 }  // namespace owl::serve
