@@ -17,6 +17,10 @@
 #include "router/request.h"
 #include "tokenizer/tokenizer.h"
 
+namespace owl::gguf {
+class GgufFile;
+}
+
 namespace owl::router {
 
 // What a provider tells about the model it serves.
@@ -28,6 +32,10 @@ struct ModelInfo {
   // for a model served elsewhere.
   const tokenizer::Tokenizer* tokenizer = nullptr;
   int64_t n_vocab = 0;                             // 0 when unknown
+  int64_t n_ctx = 0;                               // positions per sequence; 0 when unknown
+  // The model's GGUF file (metadata, tensors) when it runs here, for clients that show what a
+  // model is (Ollama's /api/tags, /api/show); null for a model served elsewhere.
+  const gguf::GgufFile* file = nullptr;
 };
 
 // A request that started: what it was sent as (for the request log).

@@ -104,39 +104,10 @@ struct Call {
   void log(int status, bool cancelled) {
     if (logged) return;
     logged = true;
-    const Usage u = total_usage(results);
-    server.guard->settle(who, work(), u.prompt_tokens, u.completion_tokens);
-    Clock::time_point first = Clock::time_point::max(), end = stream->t_arrival;
-    std::string finish;
-    for (const ChoiceResult& r : results) {
-      if (r.stats.n_generated > 0) first = std::min(first, r.stats.t_first_token);
-      end = std::max(end, r.stats.t_end);
-      if (r.ended && finish.empty()) finish = engine::finish_reason_name(r.finish);
-    }
-    if (end == stream->t_arrival) end = Clock::now();
-    Json line = {{"event", "request"},
-                 {"id", info.id},
-                 {"endpoint", req.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions"},
-                 {"model", info.model},
-                 {"status", status},
-                 {"stream", req.stream},
-                 {"n", req.n},
-                 {"prompt_tokens", u.prompt_tokens},
-                 {"cached_tokens", u.cached_tokens},
-                 {"completion_tokens", u.completion_tokens},
-                 {"ttft_ms", first == Clock::time_point::max() ? Json(nullptr) : Json(ms_between(stream->t_arrival, first))},
-                 {"duration_ms", ms_between(stream->t_arrival, end)},
-                 {"finish_reason", cancelled || cut ? "cancelled" : finish}};
-    if (!req.user.empty()) line["user"] = req.user;
-    if (!who.name.empty()) line["principal"] = who.name;
-    if (!error.empty()) line["error"] = error;
-    if (server.options.log_content) {
-      line["prompt"] = prompt_text;
-      Json outputs = Json::array();
-      for (const ChoiceResult& r : results) outputs.push_back(r.text);
-      line["output"] = std::move(outputs);
-    }
-    server.log(line);
+    settle_and_log(server, who, work(),
+                   {.id = info.id, .endpoint = req.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions",
+                    .model = info.model, .req = req, .results = results, .arrival = stream->t_arrival, .status = status,
+                    .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text});
   }
 
   Work work() const { return Work{.model = info.model, .max_tokens = req.max_tokens, .n = req.n}; }
@@ -263,6 +234,42 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
 }
 
 }  // namespace
+
+void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, const CompletionOutcome& o) {
+  const Usage u = total_usage(o.results);
+  s.guard->settle(who, work, u.prompt_tokens, u.completion_tokens);
+  Clock::time_point first = Clock::time_point::max(), end = o.arrival;
+  std::string finish;
+  for (const ChoiceResult& r : o.results) {
+    if (r.stats.n_generated > 0) first = std::min(first, r.stats.t_first_token);
+    end = std::max(end, r.stats.t_end);
+    if (r.ended && finish.empty()) finish = engine::finish_reason_name(r.finish);
+  }
+  if (end == o.arrival) end = Clock::now();
+  Json line = {{"event", "request"},
+               {"id", o.id},
+               {"endpoint", o.endpoint},
+               {"model", o.model},
+               {"status", o.status},
+               {"stream", o.req.stream},
+               {"n", o.req.n},
+               {"prompt_tokens", u.prompt_tokens},
+               {"cached_tokens", u.cached_tokens},
+               {"completion_tokens", u.completion_tokens},
+               {"ttft_ms", first == Clock::time_point::max() ? Json(nullptr) : Json(ms_between(o.arrival, first))},
+               {"duration_ms", ms_between(o.arrival, end)},
+               {"finish_reason", o.cancelled ? "cancelled" : finish}};
+  if (!o.req.user.empty()) line["user"] = o.req.user;
+  if (!who.name.empty()) line["principal"] = who.name;
+  if (!o.error.empty()) line["error"] = o.error;
+  if (s.options.log_content) {
+    line["prompt"] = o.prompt_text;
+    Json outputs = Json::array();
+    for (const ChoiceResult& r : o.results) outputs.push_back(r.text);
+    line["output"] = std::move(outputs);
+  }
+  s.log(line);
+}
 
 void handle_completion(Server::Impl& s, const Principal& who, const httplib::Request& http_req, httplib::Response& res,
                        Endpoint endpoint) {

@@ -13,6 +13,7 @@
 
 #include "serve/connection_pool.h"
 #include "serve/embeddings.h"
+#include "serve/ollama.h"
 #include "serve/server_impl.h"
 
 namespace owl::serve {
@@ -38,7 +39,11 @@ struct Route {
 constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/embeddings", "POST"},
                              {"/v1/models", "GET"},
                              {"/v1/models/{id}", "GET"},       {"/health", "GET"},          {"/metrics", "GET"},
-                             {"/tokenize", "POST"},            {"/detokenize", "POST"},     {"/", "GET"}};
+                             {"/tokenize", "POST"},            {"/detokenize", "POST"},     {"/", "GET"},
+                             // Ollama's API (ollama_handlers.cpp)
+                             {"/api/generate", "POST"},        {"/api/chat", "POST"},       {"/api/embed", "POST"},
+                             {"/api/embeddings", "POST"},      {"/api/tags", "GET"},        {"/api/show", "POST"},
+                             {"/api/ps", "GET"},               {"/api/version", "GET"}};
 
 // The endpoint label of a path for the request counter: known routes only, so that scanning
 // clients cannot grow the metric's label set.
@@ -57,6 +62,12 @@ const char* route_method(const std::string& path) {
     if (label == r.path) return r.method;
   }
   return nullptr;
+}
+
+void set_retry_after(httplib::Response& res, const ApiError& error) {
+  if (error.status == 429 || error.status == 503) {
+    res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(error.retry_after_s)))));
+  }
 }
 
 void reply_json(httplib::Response& res, int status, const Json& body) {
@@ -169,46 +180,13 @@ void handle_embeddings(Server::Impl& s, const Principal& who, const httplib::Req
   auto parsed = parse_embedding_request(json, provider->info().n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   const EmbeddingRequest& request = std::get<EmbeddingRequest>(parsed);
-  const Work work{.model = provider->info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
-  if (auto denied = s.guard->admit(who, work)) return fail(*denied);
-  auto result = provider->embed(request);
-  if (auto* e = std::get_if<ApiError>(&result)) {
-    s.guard->settle(who, work, 0, 0);
-    return fail(*e);
-  }
-  const Embeddings& embeddings = std::get<Embeddings>(result);
-  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
-  reply_json(res, 200, make_embedding_response(request, embeddings, provider->info().id));
-  Json line = {{"event", "request"},
-               {"endpoint", "/v1/embeddings"},
-               {"model", provider->info().id},
-               {"status", 200},
-               {"inputs", request.size()},
-               {"prompt_tokens", embeddings.prompt_tokens},
-               {"duration_ms", std::chrono::duration<double, std::milli>(engine::Clock::now() - start).count()}};
-  if (!request.user.empty()) line["user"] = request.user;
-  if (!who.name.empty()) line["principal"] = who.name;
-  s.log(line);
+  auto result = run_embeddings(s, who, *provider, request, "/v1/embeddings", start);
+  if (auto* e = std::get_if<ApiError>(&result)) return fail(*e);
+  reply_json(res, 200, make_embedding_response(request, std::get<Embeddings>(result), provider->info().id));
 }
 
 Json model_card(const router::ModelInfo& m) {
   return {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}};
-}
-
-// A handler behind the guard: it runs only for an authenticated caller.
-using GuardedHandler = std::function<void(const Principal&, const httplib::Request&, httplib::Response&)>;
-
-httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler) {
-  return [&s, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
-    const std::string authorization = req.get_header_value("Authorization");
-    auto who = s.guard->authenticate(
-        Caller{.method = req.method, .path = req.path, .authorization = authorization, .remote_addr = req.remote_addr});
-    if (auto* e = std::get_if<ApiError>(&who)) {
-      s.log({{"event", "request"}, {"endpoint", endpoint_label(req.path)}, {"status", e->status}, {"error", e->message}});
-      return reply_error(res, *e);
-    }
-    handler(std::get<Principal>(who), req, res);
-  };
 }
 
 void add_routes(Server::Impl& s) {
@@ -264,6 +242,7 @@ void add_routes(Server::Impl& s) {
   h.Post("/detokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
     handle_detokenize(s, req, res);
   }));
+  add_ollama_routes(s);
 }
 
 // Why binding failed, from the errno the failed call left (none for an unresolvable host).
@@ -277,16 +256,63 @@ std::string bind_failure(int error) {
 
 }  // namespace
 
+std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Principal& who, router::Provider& provider,
+                                                  const EmbeddingRequest& request, std::string_view endpoint,
+                                                  engine::Clock::time_point start) {
+  const Work work{.model = provider.info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
+  if (auto denied = s.guard->admit(who, work)) return *denied;
+  auto result = provider.embed(request);
+  if (auto* e = std::get_if<ApiError>(&result)) {
+    s.guard->settle(who, work, 0, 0);
+    return *e;
+  }
+  const Embeddings& embeddings = std::get<Embeddings>(result);
+  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
+  Json line = {{"event", "request"},
+               {"endpoint", endpoint},
+               {"model", provider.info().id},
+               {"status", 200},
+               {"inputs", request.size()},
+               {"prompt_tokens", embeddings.prompt_tokens},
+               {"duration_ms", std::chrono::duration<double, std::milli>(engine::Clock::now() - start).count()}};
+  if (!request.user.empty()) line["user"] = request.user;
+  if (!who.name.empty()) line["principal"] = who.name;
+  s.log(line);
+  return result;
+}
+
+httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler) {
+  return [&s, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    const std::string authorization = req.get_header_value("Authorization");
+    auto who = s.guard->authenticate(
+        Caller{.method = req.method, .path = req.path, .authorization = authorization, .remote_addr = req.remote_addr});
+    if (auto* e = std::get_if<ApiError>(&who)) {
+      s.log({{"event", "request"}, {"endpoint", endpoint_label(req.path)}, {"status", e->status}, {"error", e->message}});
+      return reply_error_for(req, res, *e);
+    }
+    handler(std::get<Principal>(who), req, res);
+  };
+}
+
 ApiError model_not_found(const ModelRegistry& models, std::string_view id) {
   return ApiError{.status = 404, .message = fmt::format("the model '{}' does not exist; this server serves {}", id, models.ids()),
                   .param = "model", .code = "model_not_found"};
 }
 
 void reply_error(httplib::Response& res, const ApiError& error) {
-  if (error.status == 429 || error.status == 503) {
-    res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(error.retry_after_s)))));
-  }
+  set_retry_after(res, error);
   reply_json(res, error.status, error_json(error));
+}
+
+void reply_ollama_error(httplib::Response& res, const ApiError& error) {
+  set_retry_after(res, error);
+  res.status = error.status;
+  res.set_content(dump_json(ollama_error_json(error)), "application/json; charset=utf-8");
+}
+
+void reply_error_for(const httplib::Request& req, httplib::Response& res, const ApiError& error) {
+  if (req.path.rfind("/api/", 0) == 0) return reply_ollama_error(res, error);
+  reply_error(res, error);
 }
 
 void Server::Impl::log(const Json& line) {
@@ -329,7 +355,7 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
     return new ConnectionPool(max_connections, std::chrono::seconds(30));
   };
   s.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // an OpenAI-shaped error already
+    if (!res.body.empty()) return;  // an error in the API's shape already
     ApiError e{.status = res.status, .message = fmt::format("{} {}: HTTP status {}", req.method, req.path, res.status)};
     if (res.status == 413) e.message = "the request body is larger than the server's limit (--max-body)";
     if (res.status == 404) e.code = "not_found";
@@ -340,10 +366,10 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
                    .code = "method_not_allowed"};
       res.set_header("Allow", method);
     }
-    reply_error(res, e);
+    reply_error_for(req, res, e);
     res.status = e.status;
   });
-  s.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+  s.http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown error";
     try {
       if (ep) std::rethrow_exception(ep);
@@ -351,7 +377,7 @@ Server::Server(ServerOptions options, Metrics& metrics) : impl_(std::make_unique
       what = e.what();
     } catch (...) {
     }
-    reply_error(res, ApiError{.status = 500, .message = fmt::format("internal error: {}", what), .type = "server_error"});
+    reply_error_for(req, res, ApiError{.status = 500, .message = fmt::format("internal error: {}", what), .type = "server_error"});
   });
   // Counted when the status is final and before the response is written (a logger would run
   // after it), so a client that reads /metrics after a reply always finds that reply counted.

@@ -1,10 +1,11 @@
-// The HTTP front of `owl serve`: OpenAI-compatible endpoints, /health, /metrics, /tokenize,
-// /detokenize and the chat page, on cpp-httplib. Every endpoint but /health and the page asks
-// the Guard first (guard.h); completion handlers validate a request, find its model's Provider
-// in the registry (registry.h), submit it there and relay the provider's events as a JSON
-// response or server-sent events. A client that disconnects cancels its request: the
-// write fails (streams write a comment line after a second of silence, plain responses that
-// take longer than a second send JSON whitespace) and the engine drops it at its next step.
+// The HTTP front of `owl serve`: OpenAI-compatible endpoints, Ollama's API (ollama.h), /health,
+// /metrics, /tokenize, /detokenize and the chat page, on cpp-httplib. Every endpoint but /health
+// and the page asks the Guard first (guard.h); completion handlers validate a request, find its
+// model's Provider in the registry (registry.h), submit it there and relay the provider's events
+// as a JSON response, server-sent events or (Ollama's) JSON lines. A client that disconnects
+// cancels its request: the write fails (streams write a comment line or a space after a second of
+// silence, plain responses that take longer than a second send JSON whitespace) and the engine
+// drops it at its next step.
 #pragma once
 
 #include <cstdio>

@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include "serve/api.h"
+#include "serve/embeddings.h"
 #include "serve/server.h"
 
 namespace owl::serve {
@@ -36,12 +37,48 @@ struct Server::Impl {
   router::Provider* find_model(const ModelRegistry& models, std::string_view id) const;
 };
 
+// How a completion request ended, for its request log line.
+struct CompletionOutcome {
+  std::string_view id;
+  std::string_view endpoint;  // the path it was asked on
+  std::string_view model;     // the id of the model that served it
+  const CompletionRequest& req;
+  const std::vector<ChoiceResult>& results;
+  engine::Clock::time_point arrival;
+  int status = 200;
+  bool cancelled = false;     // by the client or by the server
+  std::string_view error;     // an engine error; "" when none
+  std::string_view prompt_text;
+};
+// Settles the tokens the request used with the guard and writes its request log line: every
+// completion endpoint ends here, so that usage is counted the same way whatever the API.
+void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, const CompletionOutcome& outcome);
+
 // 404 for a model id no provider serves.
 ApiError model_not_found(const ModelRegistry& models, std::string_view id);
 // Sets Retry-After for 429 and 503.
 void reply_error(httplib::Response& res, const ApiError& error);
+// The same in Ollama's shape, {"error": message}.
+void reply_ollama_error(httplib::Response& res, const ApiError& error);
+// In the shape of the API the path belongs to (Ollama's under /api/).
+void reply_error_for(const httplib::Request& req, httplib::Response& res, const ApiError& error);
+
+// A handler behind the guard: it runs only for an authenticated caller.
+using GuardedHandler = std::function<void(const Principal&, const httplib::Request&, httplib::Response&)>;
+httplib::Server::Handler guarded(Server::Impl& s, GuardedHandler handler);
+
+// Admits the embeddings of `request` for `who`, computes them, settles their tokens and writes
+// the request log line; the error to answer with otherwise. Every embeddings endpoint goes
+// through it.
+std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Principal& who, router::Provider& provider,
+                                                  const EmbeddingRequest& request, std::string_view endpoint,
+                                                  engine::Clock::time_point start);
+
 // POST /v1/chat/completions and /v1/completions, for an authenticated caller.
 void handle_completion(Server::Impl& server, const Principal& who, const httplib::Request& req,
                        httplib::Response& res, Endpoint endpoint);
+// Ollama's API: /api/generate, /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show,
+// /api/ps and /api/version (ollama_handlers.cpp).
+void add_ollama_routes(Server::Impl& server);
 
 }  // namespace owl::serve

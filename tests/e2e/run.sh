@@ -12,7 +12,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do serve_args+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 node_args=("$@")
 
-if [ ! -d "$here/node_modules/openai" ] || [ ! -d "$here/node_modules/playwright-core" ]; then
+if [ ! -d "$here/node_modules/openai" ] || [ ! -d "$here/node_modules/ollama" ] || [ ! -d "$here/node_modules/playwright-core" ]; then
   echo "e2e: installing the node packages (npm ci)"
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
