@@ -157,7 +157,7 @@ std::optional<ApiError> translate_format(const Json& body, Json& open) {
 }
 
 // What owl cannot do is refused, never dropped: images, fill-in-the-middle, Go templates, the
-// deprecated context tokens, thinking, tools.
+// deprecated context tokens, thinking.
 std::optional<ApiError> refuse_unsupported(const Json& body, OllamaEndpoint endpoint) {
   auto nonempty = [&](const char* key) {
     const Json* v = member(body, key);
@@ -174,9 +174,7 @@ std::optional<ApiError> refuse_unsupported(const Json& body, OllamaEndpoint endp
     return bad("context", "'context' is unsupported (Ollama deprecates it): send the conversation to /api/chat instead");
   }
   if (nonempty("think")) return bad("think", "'think' is unsupported: owl does not separate a model's thinking from its answer");
-  if (endpoint == OllamaEndpoint::kChat && nonempty("tools")) {
-    return bad("tools", "'tools' is unsupported on /api/chat: owl's Ollama API has no tool calling yet");
-  }
+  if (endpoint == OllamaEndpoint::kGenerate && nonempty("tools")) return bad("tools", "'tools' is for /api/chat");
   if (nonempty("_debug_render_only")) return bad("_debug_render_only", "'_debug_render_only' is unsupported");
   if (const Json* k = member(body, "keep_alive"); k && !k->is_string() && !k->is_number()) {
     return bad("keep_alive", fmt::format("'keep_alive' must be a duration (\"5m\") or a number of seconds, got {}", k->type_name()));
@@ -190,15 +188,15 @@ std::optional<ApiError> refuse_unsupported(const Json& body, OllamaEndpoint endp
   return std::nullopt;
 }
 
-// One Ollama message as the OpenAI body takes it; images, tool calls and thinking are refused.
+// One Ollama message as the OpenAI body takes it: an assistant's tool_calls (arguments as
+// objects) become OpenAI's (arguments as JSON text, with ids); images and thinking are refused.
 std::variant<Json, ApiError> translate_message(const Json& m, size_t i) {
   const std::string param = fmt::format("messages[{}]", i);
   if (!m.is_object()) return bad(param, fmt::format("'{}' must be an object, got {}", param, m.type_name()));
-  for (const char* key : {"images", "tool_calls", "thinking"}) {
+  for (const char* key : {"images", "thinking"}) {
     const Json* v = member(m, key);
     if (v && !(v->is_array() && v->empty()) && !(v->is_string() && v->get<std::string>().empty())) {
-      return bad(param + "." + key, fmt::format("'{}.{}' is unsupported: owl serves text models without tool calls or "
-                                                "thinking", param, key));
+      return bad(param + "." + key, fmt::format("'{}.{}' is unsupported: owl serves text models without thinking", param, key));
     }
   }
   Json out = Json::object();
@@ -207,6 +205,23 @@ std::variant<Json, ApiError> translate_message(const Json& m, size_t i) {
   }
   if (const Json* content = member(m, "content"); content && !content->is_string()) {
     return bad(param + ".content", fmt::format("'{}.content' must be a string, got {}", param, content->type_name()));
+  }
+  if (const Json* calls = member(m, "tool_calls"); calls && !(calls->is_array() && calls->empty())) {
+    if (!calls->is_array()) return bad(param + ".tool_calls", fmt::format("'{}.tool_calls' must be an array", param));
+    out["tool_calls"] = Json::array();
+    for (size_t k = 0; k < calls->size(); ++k) {
+      const Json& c = (*calls)[k];
+      const Json* fn = c.is_object() ? member(c, "function") : nullptr;
+      const Json* name = fn && fn->is_object() ? member(*fn, "name") : nullptr;
+      if (name == nullptr || !name->is_string()) {
+        return bad(fmt::format("{}.tool_calls[{}]", param, k), fmt::format("'{}.tool_calls[{}]' needs function.name", param, k));
+      }
+      const Json* args = member(*fn, "arguments");
+      const Json* id = member(c, "id");
+      out["tool_calls"].push_back({{"id", id && id->is_string() ? id->get<std::string>() : fmt::format("call_{}_{}", i, k)},
+                                   {"type", "function"},
+                                   {"function", {{"name", *name}, {"arguments", args ? (args->is_string() ? args->get<std::string>() : args->dump()) : "{}"}}}});
+    }
   }
   return out;
 }
@@ -220,6 +235,7 @@ std::optional<ApiError> translate_prompt(const Json& body, OllamaRequest& out, J
       return bad("messages", fmt::format("'messages' must be an array, got {}", messages->type_name()));
     }
     out.load_only = !messages || messages->empty();
+    if (const Json* tools = member(body, "tools"); tools && !(tools->is_array() && tools->empty())) open["tools"] = *tools;
     open["messages"] = Json::array();
     for (size_t i = 0; messages && i < messages->size(); ++i) {
       auto m = translate_message((*messages)[i], i);
@@ -385,9 +401,27 @@ Json make_ollama_chunk(const OllamaRequest& req, std::string_view model, std::st
   return j;
 }
 
+Json ollama_tool_calls(const ChoiceResult& result) {
+  Json calls = Json::array();
+  for (size_t k = 0; k < result.tool_calls.size(); ++k) {
+    calls.push_back({{"id", result.tool_call_ids[k]},
+                     {"function", {{"index", k}, {"name", result.tool_calls[k].name},
+                                   {"arguments", Json::parse(result.tool_calls[k].arguments)}}}});
+  }
+  return calls;
+}
+
+Json make_ollama_calls(const OllamaRequest& req, std::string_view model, const ChoiceResult& result) {
+  Json j = ollama_line(req.endpoint, model, result.text);
+  j["message"]["tool_calls"] = ollama_tool_calls(result);
+  j["done"] = false;
+  return j;
+}
+
 Json make_ollama_done(const OllamaRequest& req, std::string_view model, const ChoiceResult& result, bool whole,
                       const OllamaTimes& times, const tokenizer::Tokenizer& tok) {
   Json j = ollama_line(req.endpoint, model, whole ? std::string_view(result.text) : std::string_view());
+  if (whole && req.endpoint == OllamaEndpoint::kChat && !result.tool_calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(result);
   j["done"] = true;
   j["done_reason"] = finish_reason_text(result.finish);
   // The engine's own marks: admitted to a slot, first token sampled (the prompt is computed),

@@ -55,6 +55,9 @@ struct OllamaTimes {
 // (`sampled` may be null).
 Json make_ollama_chunk(const OllamaRequest& req, std::string_view model, std::string_view text,
                        const sample::Sampled* sampled, const tokenizer::Tokenizer& tok);
+// A chat stream's line with a choice's tool calls (Ollama's shape: arguments as objects), sent
+// when the answer ends; the text around them with it.
+Json make_ollama_calls(const OllamaRequest& req, std::string_view model, const ChoiceResult& result);
 // The last line of a stream (no text) or, `whole`, the whole answer: done, done_reason, the
 // token counts and the durations in nanoseconds.
 Json make_ollama_done(const OllamaRequest& req, std::string_view model, const ChoiceResult& result, bool whole,

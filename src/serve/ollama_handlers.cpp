@@ -91,6 +91,8 @@ struct OllamaCall {
   const Principal who;
   const tokenizer::Tokenizer& tok;
   OllamaRequest req;
+  constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
+  std::string tool_prefix;
   std::string id, endpoint, name, served;  // served: the id of the model that runs it
   OllamaTimes times;
   std::string prompt_text;
@@ -110,6 +112,7 @@ struct OllamaCall {
       r.stats = e.stats;
       r.ended = true;
       cut = cut || e.finish == engine::FinishReason::kCancelled;
+      if (!cut) read_tool_calls(req.completion, tool_syntax, tool_prefix, r);
     } else {
       error = e.text;
       r.ended = true;
@@ -129,6 +132,19 @@ struct OllamaCall {
   }
   // The lines an event of a stream adds.
   std::string lines(const engine::Event& e) const {
+    // With tools, the answer is read whole at its end: its text or its calls in one line.
+    const bool tools = req.completion.tools_active();
+    if (tools && e.kind == engine::Event::Kind::kToken) return "";
+    if (tools && e.kind == engine::Event::Kind::kEnd && !failure()) {
+      const ChoiceResult& r = results[0];
+      std::string out;
+      if (!r.tool_calls.empty()) {
+        out = ndjson(make_ollama_calls(req, name, r));
+      } else if (!r.text.empty()) {
+        out = ndjson(make_ollama_chunk(req, name, r.text, nullptr, tok));
+      }
+      return out + ndjson(make_ollama_done(req, name, r, false, times, tok));
+    }
     if (e.kind == engine::Event::Kind::kToken && (!e.text.empty() || (req.completion.logprobs && e.has_token))) {
       const bool sampled = req.completion.logprobs && e.has_token;
       return ndjson(make_ollama_chunk(req, name, e.text, sampled ? &e.sampled : nullptr, tok));
@@ -267,7 +283,10 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
     return *e;
   }
   call->times.submitted = Clock::now();
-  call->prompt_text = std::get<router::Submission>(submitted).prompt_text;
+  const auto& submission = std::get<router::Submission>(submitted);
+  call->prompt_text = submission.prompt_text;
+  call->tool_syntax = submission.tool_syntax;
+  call->tool_prefix = submission.tool_prefix;
   return call;
 }
 

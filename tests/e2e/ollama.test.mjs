@@ -162,3 +162,25 @@ test("aborting a stream frees its sequence on the server", async () => {
   const generated = (await metric("owl_generated_tokens_total")) - before;
   assert.ok(generated < 1500, `the server stopped early (${generated} tokens generated of 2000)`);
 });
+
+test("chat with tools: a conversation with a call and its result, streamed and whole", async () => {
+  const tools = [{ type: "function", function: { name: "get_weather", description: "The weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }];
+  const messages = [
+    { role: "user", content: "Weather in Paris?" },
+    { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris" } } }] },
+    { role: "tool", content: "18 C and sunny", tool_name: "get_weather" },
+  ];
+  const whole = await client.chat({ model, messages, tools, stream: false, options: { temperature: 0, num_predict: 12 } });
+  assert.equal(whole.done, true);
+  assert.equal(typeof whole.message.content, "string");
+  assert.ok(whole.message.content.length > 0 || (whole.message.tool_calls ?? []).length > 0);
+  let text = "";
+  let last = null;
+  for await (const part of await client.chat({ model, messages, tools, stream: true, options: { temperature: 0, num_predict: 12 } })) {
+    text += part.message.content;
+    last = part;
+  }
+  assert.equal(last.done, true);
+  assert.equal(text, whole.message.content, "the same text streamed and whole");
+});

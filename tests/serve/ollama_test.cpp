@@ -142,6 +142,22 @@ TEST(Ollama, RawPromptsSkipTheTemplate) {
   expect_error(R"({"model":"m","prompt":"x","raw":true,"system":"s"})", "system", "raw mode");
 }
 
+TEST(Ollama, ToolsAndToolCallsBecomeOpenAIs) {
+  auto parsed = parse_ollama_request(Json::parse(R"({"model":"m","messages":[
+      {"role":"user","content":"Weather in Paris?"},
+      {"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},
+      {"role":"tool","content":"18 C","tool_name":"get_weather"}],
+      "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]})"),
+                                     OllamaEndpoint::kChat, 512);
+  ASSERT_TRUE(std::holds_alternative<OllamaRequest>(parsed)) << std::get<ApiError>(parsed).message;
+  const router::CompletionRequest& r = std::get<OllamaRequest>(parsed).completion;
+  EXPECT_TRUE(r.tools_active());
+  EXPECT_EQ(r.tools[0]["function"]["name"], "get_weather");
+  // The template gets the arguments as an object, whichever form the client sent.
+  EXPECT_EQ(r.messages[1]["tool_calls"][0]["function"]["arguments"], Json::parse(R"({"city":"Paris"})"));
+  EXPECT_EQ(r.messages[2]["tool_name"], "get_weather");
+}
+
 TEST(Ollama, WhatOwlCannotDoIsRefusedNotDropped) {
   expect_error(R"({"model":"m","prompt":"x","images":["aGk="]})", "images", "text models");
   expect_error(R"({"model":"m","prompt":"x","suffix":"return y"})", "suffix", "fill-in-the-middle");
@@ -149,12 +165,13 @@ TEST(Ollama, WhatOwlCannotDoIsRefusedNotDropped) {
   expect_error(R"({"model":"m","prompt":"x","context":[1,2,3]})", "context", "/api/chat");
   expect_error(R"({"model":"m","prompt":"x","think":true})", "think", "thinking");
   expect_error(R"({"model":"m","prompt":"x","think":"high"})", "think", "thinking");
-  expect_error(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools",
-               "tool calling", OllamaEndpoint::kChat);
+  expect_error(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools[0]",
+               "function", OllamaEndpoint::kChat);
+  expect_error(R"({"model":"m","prompt":"x","tools":[{"type":"function","function":{"name":"f"}}]})", "tools", "/api/chat");
   expect_error(R"({"model":"m","messages":[{"role":"user","content":"x","images":["aGk="]}]})", "messages[0].images",
                "text models", OllamaEndpoint::kChat);
   expect_error(R"({"model":"m","messages":[{"role":"assistant","content":"","tool_calls":[{}]}]})",
-               "messages[0].tool_calls", "tool calls", OllamaEndpoint::kChat);
+               "messages[0].tool_calls[0]", "function.name", OllamaEndpoint::kChat);
   expect_error(R"({"model":"m","prompt":"x","keep_alive":[]})", "keep_alive", "duration");
   expect_error(R"({"model":"m","prompt":"x","stream":"yes"})", "stream", "boolean");
   expect_error(R"({"model":"m","prompt":7})", "prompt", "string");
