@@ -24,31 +24,9 @@ constexpr int kInfinite = -1;
 // Elements a grammar may compile to: bounds what {m,n} repetitions can expand into.
 constexpr size_t kMaxElements = 1 << 20;
 
-using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
-
-Ranges normalize(Ranges r) {
-  std::sort(r.begin(), r.end());
-  Ranges out;
-  for (const auto& [lo, hi] : r) {
-    if (!out.empty() && lo <= out.back().second + 1) {
-      out.back().second = std::max(out.back().second, hi);
-    } else {
-      out.push_back({lo, hi});
-    }
-  }
-  return out;
-}
-
-Ranges complement(const Ranges& sorted) {
-  Ranges out;
-  uint32_t next = 0;
-  for (const auto& [lo, hi] : sorted) {
-    if (lo > next) out.push_back({next, lo - 1});
-    next = hi + 1;
-  }
-  if (next <= kMaxCodePoint) out.push_back({next, kMaxCodePoint});
-  return out;
-}
+using Ranges = CodeRanges;
+Ranges normalize(Ranges r) { return normalize_ranges(std::move(r)); }
+Ranges complement(const Ranges& sorted) { return complement_ranges(sorted); }
 
 // Surrogates (U+D800..U+DFFF) are not characters: no class holds them.
 CharClass make_class(const Ranges& ranges) {
@@ -515,6 +493,30 @@ class GrammarBuilder {
   std::vector<Alternatives> pending_;
   std::map<Ranges, int32_t> class_index_;
 };
+
+CodeRanges normalize_ranges(CodeRanges r) {
+  std::sort(r.begin(), r.end());
+  CodeRanges out;
+  for (const auto& [lo, hi] : r) {
+    if (!out.empty() && lo <= out.back().second + 1) {
+      out.back().second = std::max(out.back().second, hi);
+    } else {
+      out.push_back({lo, hi});
+    }
+  }
+  return out;
+}
+
+CodeRanges complement_ranges(const CodeRanges& sorted) {
+  CodeRanges out;
+  uint32_t next = 0;
+  for (const auto& [lo, hi] : sorted) {
+    if (lo > next) out.push_back({next, lo - 1});
+    next = hi + 1;
+  }
+  if (next <= kMaxCodePoint) out.push_back({next, kMaxCodePoint});
+  return out;
+}
 
 bool CharClass::contains(uint32_t cp) const {
   if (cp < 128) return (ascii[cp >> 6] >> (cp & 63)) & 1;

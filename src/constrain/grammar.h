@@ -26,6 +26,13 @@
 
 namespace owl::constrain {
 
+// Inclusive code point ranges.
+using CodeRanges = std::vector<std::pair<uint32_t, uint32_t>>;
+// Sorted, with overlapping and adjacent ranges merged.
+CodeRanges normalize_ranges(CodeRanges ranges);
+// Every code point up to U+10FFFF that `sorted` (normalized) does not hold.
+CodeRanges complement_ranges(const CodeRanges& sorted);
+
 // A set of code points: a bitmap for ASCII, sorted disjoint ranges above.
 struct CharClass {
   uint64_t ascii[2] = {0, 0};

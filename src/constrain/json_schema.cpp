@@ -16,7 +16,7 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+using Ranges = CodeRanges;
 
 // Building blocks, added to a grammar only when used: name, body, the rules the body uses.
 struct Builtin {
@@ -96,26 +96,8 @@ std::string class_text(const Ranges& ranges) {
   return out + "]";
 }
 
-Ranges normalize(Ranges r) {
-  std::sort(r.begin(), r.end());
-  Ranges out;
-  for (const auto& [lo, hi] : r) {
-    if (!out.empty() && lo <= out.back().second + 1) out.back().second = std::max(out.back().second, hi);
-    else out.push_back({lo, hi});
-  }
-  return out;
-}
-
-Ranges complement(const Ranges& sorted) {
-  Ranges out;
-  uint32_t next = 0;
-  for (const auto& [lo, hi] : sorted) {
-    if (lo > next) out.push_back({next, lo - 1});
-    next = hi + 1;
-  }
-  if (next <= 0x10FFFF) out.push_back({next, 0x10FFFF});
-  return out;
-}
+Ranges normalize(Ranges r) { return normalize_ranges(std::move(r)); }
+Ranges complement(const Ranges& sorted) { return complement_ranges(sorted); }
 
 // The JSON text of a string character.
 std::string json_escape(uint32_t cp) {
@@ -702,17 +684,19 @@ class Converter {
     return error(ptr + "/type", fmt::format("unknown type '{}'", t));
   }
 
+  // A length or count bound (minLength, maxItems, ...) into `v`, when the schema has it.
+  core::Status bound(const Json& s, const char* k, const std::string& ptr, int64_t& v) const {
+    if (!s.contains(k)) return {};
+    if (!s[k].is_number_integer() || s[k].get<int64_t>() < 0) return error(ptr + "/" + k, fmt::format("'{}' that is not a non-negative integer", k));
+    v = s[k].get<int64_t>();
+    if (v > kMaxLengthBound) return error(ptr + "/" + k, fmt::format("'{}' {} above {}", k, v, kMaxLengthBound));
+    return {};
+  }
+
   core::Result<std::string> string(const Json& s, const std::string& ptr) {
-    auto length = [&](const char* k, int64_t& v) -> core::Status {
-      if (!s.contains(k)) return {};
-      if (!s[k].is_number_integer() || s[k].get<int64_t>() < 0) return error(ptr + "/" + k, fmt::format("'{}' that is not a non-negative integer", k));
-      v = s[k].get<int64_t>();
-      if (v > kMaxLengthBound) return error(ptr + "/" + k, fmt::format("'{}' {} above {}", k, v, kMaxLengthBound));
-      return {};
-    };
     int64_t min = 0, max = -1;
-    OWL_TRY(length("minLength", min));
-    OWL_TRY(length("maxLength", max));
+    OWL_TRY(bound(s, "minLength", ptr, min));
+    OWL_TRY(bound(s, "maxLength", ptr, max));
     const bool bounded = s.contains("minLength") || s.contains("maxLength");
     if (max >= 0 && max < min) return error(ptr + "/maxLength", fmt::format("'maxLength' {} below 'minLength' {}", max, min));
     if (s.contains("pattern")) {
@@ -909,16 +893,9 @@ class Converter {
         rest = *v;
       }
     }
-    auto count = [&](const char* k, int64_t& v) -> core::Status {
-      if (!s.contains(k)) return {};
-      if (!s[k].is_number_integer() || s[k].get<int64_t>() < 0) return error(ptr + "/" + k, fmt::format("'{}' that is not a non-negative integer", k));
-      v = s[k].get<int64_t>();
-      if (v > kMaxLengthBound) return error(ptr + "/" + k, fmt::format("'{}' {} above {}", k, v, kMaxLengthBound));
-      return {};
-    };
     int64_t min = 0, max = -1;
-    OWL_TRY(count("minItems", min));
-    OWL_TRY(count("maxItems", max));
+    OWL_TRY(bound(s, "minItems", ptr, min));
+    OWL_TRY(bound(s, "maxItems", ptr, max));
     const auto k = static_cast<int64_t>(prefix.size());
     if (!rest_allowed) max = max < 0 ? k : std::min(max, k);
     if (max >= 0 && max < min) return error(ptr, fmt::format("array bounds that no array meets (at least {}, at most {})", min, max));
