@@ -535,6 +535,77 @@ bool CharClass::intersects(uint32_t lo, uint32_t hi) const {
   return it != ranges.end() && it->first <= hi;
 }
 
+bool CharClass::covers(uint32_t lo, uint32_t hi) const {
+  for (uint32_t cp = lo; cp <= std::min<uint32_t>(hi, 127); ++cp) {
+    if (!contains(cp)) return false;
+  }
+  if (hi < 128) return true;
+  // Every character of [max(lo, 128), hi] outside the surrogates must fall in the ranges.
+  uint32_t next = std::max<uint32_t>(lo, 128);
+  for (const auto& [a, b] : ranges) {
+    if (next >= 0xD800 && next <= 0xDFFF) next = 0xE000;
+    if (next > hi) return true;
+    if (b < next) continue;
+    if (a > next) return false;
+    if (b >= hi) return true;
+    next = b + 1;
+  }
+  if (next >= 0xD800 && next <= 0xDFFF) next = 0xE000;
+  return next > hi;
+}
+
+uint32_t CharClass::first() const {
+  if (ascii[0]) return static_cast<uint32_t>(__builtin_ctzll(ascii[0]));
+  if (ascii[1]) return 64 + static_cast<uint32_t>(__builtin_ctzll(ascii[1]));
+  return ranges.front().first;
+}
+
+size_t CharClass::weight() const {
+  size_t above = 0;
+  for (const auto& [lo, hi] : ranges) above += hi - lo + 1;
+  return static_cast<size_t>(__builtin_popcountll(ascii[0]) + __builtin_popcountll(ascii[1])) + std::min<size_t>(above, 128);
+}
+
+std::string CharClass::key() const {
+  std::string k(reinterpret_cast<const char*>(ascii), sizeof(ascii));
+  k.append(reinterpret_cast<const char*>(ranges.data()), ranges.size() * sizeof(ranges[0]));
+  return k;
+}
+
+CharClass intersect(const CharClass& a, const CharClass& b) {
+  CharClass c;
+  c.ascii[0] = a.ascii[0] & b.ascii[0];
+  c.ascii[1] = a.ascii[1] & b.ascii[1];
+  for (size_t i = 0, j = 0; i < a.ranges.size() && j < b.ranges.size();) {
+    const uint32_t lo = std::max(a.ranges[i].first, b.ranges[j].first);
+    const uint32_t hi = std::min(a.ranges[i].second, b.ranges[j].second);
+    if (lo <= hi) c.ranges.push_back({lo, hi});
+    if (a.ranges[i].second < b.ranges[j].second) ++i;
+    else ++j;
+  }
+  return c;
+}
+
+CharClass subtract(const CharClass& a, const CharClass& b) {
+  CharClass c;
+  c.ascii[0] = a.ascii[0] & ~b.ascii[0];
+  c.ascii[1] = a.ascii[1] & ~b.ascii[1];
+  size_t j = 0;
+  for (auto [lo, hi] : a.ranges) {
+    while (j < b.ranges.size() && b.ranges[j].second < lo) ++j;
+    for (size_t k = j; k < b.ranges.size() && b.ranges[k].first <= hi; ++k) {
+      if (b.ranges[k].first > lo) c.ranges.push_back({lo, b.ranges[k].first - 1});
+      if (b.ranges[k].second >= hi) {
+        lo = hi + 1;  // nothing left (hi < 0x110000, so no overflow)
+        break;
+      }
+      lo = b.ranges[k].second + 1;
+    }
+    if (lo <= hi) c.ranges.push_back({lo, hi});
+  }
+  return c;
+}
+
 core::Result<std::shared_ptr<const Grammar>> Grammar::parse(std::string_view text) {
   return GrammarBuilder().build(text);
 }

@@ -41,7 +41,22 @@ struct CharClass {
   bool contains(uint32_t cp) const;
   // Whether any code point in [lo, hi] is in the set.
   bool intersects(uint32_t lo, uint32_t hi) const;
+  // Whether every character in [lo, hi] is in the set (surrogates, which are not characters and
+  // never in a set, excepted).
+  bool covers(uint32_t lo, uint32_t hi) const;
+  bool empty() const { return ascii[0] == 0 && ascii[1] == 0 && ranges.empty(); }
+  // The smallest code point in the set; the set must not be empty.
+  uint32_t first() const;
+  // Code points in the set: ASCII ones each count 1, the rest together at most 128 (a rough
+  // measure of how many tokens a class may match, for choosing among classes).
+  size_t weight() const;
+  // The set as bytes, equal for equal sets (a cache key).
+  std::string key() const;
+  bool operator==(const CharClass&) const = default;
 };
+
+CharClass intersect(const CharClass& a, const CharClass& b);
+CharClass subtract(const CharClass& a, const CharClass& b);
 
 struct Element {
   enum Kind : uint8_t { kEnd, kClass, kClassStar, kRef };

@@ -1,5 +1,8 @@
 #include "constrain/grammar.h"
 
+#include <algorithm>
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "constrain/matcher.h"
@@ -111,6 +114,57 @@ TEST(Grammar, FinishedWhenNothingCanFollow) {
   EXPECT_TRUE(m.finished());
   EXPECT_FALSE(m.feed("b"));
   EXPECT_FALSE(m.alive());
+}
+
+// The set operations the mask walk uses to pick a run's class, against the classes' contains()
+// on every code point that matters: ASCII, each range's ends and their neighbours, the surrogates.
+TEST(Grammar, ClassIntersectionDifferenceAndCover) {
+  std::mt19937 rng(11);
+  auto random_class = [&] {
+    std::string text = "root ::= [";
+    if (rng() % 3 == 0) text += "^";
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      const uint32_t bases[] = {0x20, 0x61, 0xC0, 0x400, 0xD7F0, 0xE000, 0x10000};
+      const uint32_t lo = bases[rng() % 7] + rng() % 40;
+      const uint32_t hi = lo + (rng() % 2 ? 0 : rng() % 300);
+      text += fmt::format("\\U{:08x}-\\U{:08x}", lo, hi);
+    }
+    auto g = Grammar::parse(text + "]\n");
+    EXPECT_TRUE(g.ok()) << g.message();
+    return (*g)->classes().at(0);
+  };
+  for (int round = 0; round < 200; ++round) {
+    const CharClass a = random_class(), b = random_class();
+    const CharClass both = intersect(a, b), only = subtract(a, b);
+    std::vector<uint32_t> points;
+    for (uint32_t cp = 0; cp < 128; ++cp) points.push_back(cp);
+    for (const CharClass* c : {&a, &b}) {
+      for (const auto& [lo, hi] : c->ranges) {
+        for (uint32_t p : {lo - 1, lo, lo + 1, hi - 1, hi, hi + 1}) points.push_back(p);
+      }
+    }
+    for (uint32_t p : {0xD7FFu, 0xD800u, 0xDFFFu, 0xE000u, 0x10FFFFu}) points.push_back(p);
+    for (uint32_t p : points) {
+      ASSERT_EQ(both.contains(p), a.contains(p) && b.contains(p)) << round << " U+" << std::hex << p;
+      ASSERT_EQ(only.contains(p), a.contains(p) && !b.contains(p)) << round << " U+" << std::hex << p;
+    }
+    EXPECT_EQ(both.empty(), std::none_of(points.begin(), points.end(), [&](uint32_t p) { return both.contains(p); }));
+    if (!both.empty()) {
+      EXPECT_EQ(both.first(), *std::min_element(points.begin(), points.end(), [&](uint32_t x, uint32_t y) {
+        return both.contains(x) && (!both.contains(y) || x < y);
+      }));
+    }
+    // covers(): a span all inside is covered, one with a point outside (not a surrogate) is not.
+    for (int k = 0; k < 20; ++k) {
+      const uint32_t lo = points[rng() % points.size()];
+      const uint32_t hi = std::min<uint32_t>(lo + rng() % 400, 0x10FFFF);
+      if (lo > hi) continue;
+      bool all = true;
+      for (uint32_t cp = lo; cp <= hi && all; ++cp) all = a.contains(cp) || (cp >= 0xD800 && cp <= 0xDFFF);
+      EXPECT_EQ(a.covers(lo, hi), all) << round << " [U+" << std::hex << lo << ", U+" << hi << "]";
+    }
+  }
 }
 
 TEST(Grammar, LiteralHelperRoundTrips) {
