@@ -24,45 +24,11 @@
 #include <vector>
 
 #include "constrain/grammar.h"
+#include "constrain/token_index.h"
 #include "sample/constraint.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::constrain {
-
-// The vocabulary as a byte trie in depth-first order: node i's subtree is [i, end[i]).
-class TokenIndex {
- public:
-  explicit TokenIndex(const tokenizer::Tokenizer& tokenizer);
-
-  int32_t n_vocab() const { return n_vocab_; }
-  size_t n_nodes() const { return byte_.size(); }
-  std::string_view piece(int32_t token) const;
-  bool is_eog(int32_t token) const;
-  const std::vector<int32_t>& eog() const { return eog_; }
-
-  // Trie arrays (node 0 is the root, with no byte).
-  std::vector<uint8_t> byte_;
-  std::vector<uint16_t> depth_;
-  std::vector<uint32_t> end_;
-  std::vector<uint32_t> token_begin_;  // tokens ending at node i: tokens_[token_begin_[i] .. token_begin_[i+1])
-  std::vector<int32_t> tokens_;
-  size_t max_depth_ = 0;
-
- private:
-  int32_t n_vocab_ = 0;
-  std::string pieces_;
-  std::vector<uint32_t> piece_offsets_;
-  std::vector<int32_t> eog_;
-  std::vector<uint8_t> eog_flag_;
-};
-
-// A code point being assembled from UTF-8 bytes.
-struct Utf8State {
-  uint32_t cp = 0;
-  uint8_t need = 0;  // continuation bytes still to come
-  uint8_t len = 0;   // bytes of the whole sequence
-  bool operator==(const Utf8State&) const = default;
-};
 
 struct Stack {
   int32_t pos;    // element waiting for a code point; -1: the grammar is complete on this stack
