@@ -172,12 +172,22 @@ std::string Matcher::key() const {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int32_t));
 }
 
-void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask) {
+void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask, Walk walk) {
   mask.assign((static_cast<size_t>(index.n_vocab()) + 63) / 64, 0);
   if (accepted()) {
     for (int32_t t : index.eog()) mask[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
   }
   if (stacks_.empty()) return;
+  Run run;
+  const bool skip = walk == Walk::kSkipRuns && plan_run(index, run);
+  if (skip) {
+    const ClassRuns& r = *run.runs;
+    for (size_t w = 0; w < mask.size(); ++w) mask[w] |= r.tokens[w];
+    for (const auto& [chars, t] : r.long_tokens) {
+      if (chars <= run.limit) break;
+      mask[static_cast<size_t>(t) >> 6] &= ~(1ull << (t & 63));
+    }
+  }
   const size_t depth = index.max_depth_ + 1;
   if (levels_.size() < depth) levels_.resize(depth);
   level_utf8_.assign(depth, Utf8State{});
@@ -186,6 +196,15 @@ void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask)
   level_utf8_[0] = utf8_;
   const size_t n = index.n_nodes();
   for (size_t i = 1; i < n;) {
+    if (skip) {
+      // A subtree made only of the run's class is decided: its tokens up to the limit are in the
+      // mask already, and longer ones are refused when the limit is exact.
+      const int16_t s = run.runs->subtree_chars[i];
+      if (s >= 0 && (run.exact || s <= run.limit)) {
+        i = index.end_[i];
+        continue;
+      }
+    }
     const size_t d = index.depth_[i];
     bool same = false;
     if (!step(*sets[d - 1], level_utf8_[d - 1], index.byte_[i], level_utf8_[d], levels_[d], same)) {
@@ -199,6 +218,80 @@ void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask)
     }
     ++i;
   }
+}
+
+namespace {
+// Classes narrower than this are left to the walk: their tokens are few, and a ClassRuns costs a
+// pass over the trie.
+constexpr size_t kMinRunWeight = 8;
+}  // namespace
+
+bool Matcher::uniform(const std::vector<Stack>& set, const CharClass& m) {
+  const std::vector<Element>& code = grammar_->code();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  for (const Stack& s : set) {
+    if (s.pos < 0) continue;
+    const auto c = static_cast<size_t>(code[static_cast<size_t>(s.pos)].arg);
+    if (relation_[c] == 0) {
+      relation_[c] = subtract(m, classes[c]).empty() || intersect(m, classes[c]).empty() ? 1 : -1;
+    }
+    if (relation_[c] < 0) return false;
+  }
+  return true;
+}
+
+bool Matcher::plan_run(const TokenIndex& index, Run& run) {
+  if (utf8_.need != 0) return false;  // the walk starts inside a character
+  const std::vector<Element>& code = grammar_->code();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  auto class_of = [&](const Stack& s) -> const CharClass& {
+    return classes[static_cast<size_t>(code[static_cast<size_t>(s.pos)].arg)];
+  };
+  const Stack* widest = nullptr;
+  for (const Stack& s : stacks_) {
+    if (s.pos >= 0 && (!widest || class_of(s).weight() > class_of(*widest).weight())) widest = &s;
+  }
+  if (!widest || class_of(*widest).weight() < kMinRunWeight) return false;
+  // Narrow the widest class until every stack takes all of it or none, keeping the larger part.
+  CharClass m = class_of(*widest);
+  for (const Stack& s : stacks_) {
+    if (s.pos < 0) continue;
+    CharClass outside = subtract(m, class_of(s));
+    if (outside.empty()) continue;
+    CharClass inside = intersect(m, class_of(s));
+    if (inside.empty()) continue;
+    m = inside.weight() >= outside.weight() ? std::move(inside) : std::move(outside);
+  }
+  if (m.weight() < kMinRunWeight) return false;
+  run.runs = index.runs(m);
+  relation_.assign(classes.size(), 0);
+  // Follow the run: S(k+1) is S(k) after any character of M. It ends when no stack takes M
+  // (exact), when the set repeats (a class repeated without bound), when it is longer than any
+  // token, or when a set no longer takes M uniformly (then only the characters so far count).
+  const uint32_t c = m.first();
+  const std::vector<Stack>* cur = &stacks_;
+  run.limit = 0;
+  run.exact = false;
+  for (;;) {
+    if (run.limit >= run.runs->max_chars) {
+      run.limit = kUnbounded;
+      break;
+    }
+    std::vector<Stack>& next = chain_[run.limit & 1];
+    advance(*cur, c, next);
+    if (next.empty()) {
+      run.exact = true;
+      break;
+    }
+    ++run.limit;
+    if (next == *cur) {
+      run.limit = kUnbounded;
+      break;
+    }
+    if (!uniform(next, m)) break;
+    cur = &next;
+  }
+  return true;
 }
 
 // ---- Program ----

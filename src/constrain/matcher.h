@@ -7,7 +7,10 @@
 // allowed only while some stack can still take a character it may complete to.
 //
 // Token masks walk a byte trie of the vocabulary (TokenIndex, one per tokenizer) from the current
-// set, dropping a whole subtree as soon as no stack survives its prefix. The mask of a state is
+// set, dropping a whole subtree as soon as no stack survives its prefix. Where the set takes a run
+// of one character class (a string's content, a bounded string, a number's digits), the tokens made
+// of that class are decided at once from the class's ClassRuns, and the walk steps only through
+// the subtrees holding other tokens (those that close the string, say). The mask of a state is
 // cached in the Program (shared by every sequence of every request using the same grammar and
 // vocabulary), so the walk runs once per distinct state: inside a long string, the state after
 // every token is the same one.
@@ -68,11 +71,29 @@ class Matcher {
   // A value identifying the state (set of stacks with their whole chains, partial character).
   std::string key() const;
 
+  enum class Walk {
+    kSkipRuns,   // tokens of a class the set takes in a run come from ClassRuns
+    kEveryNode,  // every viable node of the trie is stepped through (the definition of the above)
+  };
   // Allowed tokens from the current state as a bitset over the vocabulary (EOG tokens allowed
   // when the match is complete), computed by walking the trie.
-  void compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask);
+  void compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask, Walk walk = Walk::kSkipRuns);
 
  private:
+  // A run: characters of class M, which each stack of the set takes all of or none of, so that
+  // every character of M leads to the same next set; `limit` of them in a row are allowed (any
+  // number when kUnbounded), and when `exact`, more are refused.
+  struct Run {
+    std::shared_ptr<const ClassRuns> runs;  // of M
+    int limit = 0;
+    bool exact = false;
+  };
+  static constexpr int kUnbounded = 1 << 30;
+  // Finds the run from the current set; false when there is none worth taking.
+  bool plan_run(const TokenIndex& index, Run& run);
+  // Each stack of `set` takes all of `m` or none of it.
+  bool uniform(const std::vector<Stack>& set, const CharClass& m);
+
   // Appends the stacks that wait for a code point, starting at `pos` with return chain `frame`.
   void expand(int32_t pos, int32_t frame, std::vector<Stack>& out);
   void begin_expansion();
@@ -96,6 +117,8 @@ class Matcher {
   bool overflow_ = false;
   std::vector<std::vector<Stack>> levels_;
   std::vector<Utf8State> level_utf8_;
+  std::vector<Stack> chain_[2];
+  std::vector<int8_t> relation_;  // per class, during plan_run: 0 unknown, 1 uniform, -1 not
 };
 
 // A grammar bound to a vocabulary: makes one Constraint per sequence and caches masks by state.

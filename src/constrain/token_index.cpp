@@ -28,6 +28,7 @@ TokenIndex::TokenIndex(const tokenizer::Tokenizer& tokenizer) : n_vocab_(tokeniz
   byte_.push_back(0);
   depth_.push_back(0);
   end_.push_back(0);
+  parent_.push_back(0);
   std::vector<uint32_t> path{0};
   std::vector<std::pair<uint32_t, int32_t>> attached;  // (node, token), in node order
   std::string_view prev;
@@ -40,6 +41,7 @@ TokenIndex::TokenIndex(const tokenizer::Tokenizer& tokenizer) : n_vocab_(tokeniz
       path.pop_back();
     }
     for (size_t j = lcp; j < p.size(); ++j) {
+      parent_.push_back(path.back());
       path.push_back(static_cast<uint32_t>(byte_.size()));
       byte_.push_back(static_cast<uint8_t>(p[j]));
       depth_.push_back(static_cast<uint16_t>(std::min<size_t>(j + 1, 65535)));
@@ -68,6 +70,74 @@ std::string_view TokenIndex::piece(int32_t token) const {
 
 bool TokenIndex::is_eog(int32_t token) const {
   return token >= 0 && token < n_vocab_ && eog_flag_[static_cast<size_t>(token)];
+}
+
+namespace {
+// Distinct classes whose runs are kept per vocabulary (each about 2 bytes per trie node); a
+// grammar uses a handful, and JSON grammars mostly the same few.
+constexpr size_t kMaxCachedRuns = 64;
+}  // namespace
+
+std::shared_ptr<const ClassRuns> TokenIndex::runs(const CharClass& cls) const {
+  const std::string key = cls.key();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = runs_.find(key);
+    if (it != runs_.end()) return it->second;
+  }
+  // Made outside the lock: two threads may both make it, and one copy is kept.
+  auto made = std::make_shared<const ClassRuns>(make_runs(cls));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (runs_.size() >= kMaxCachedRuns) runs_.clear();
+  return runs_.try_emplace(key, std::move(made)).first->second;
+}
+
+ClassRuns TokenIndex::make_runs(const CharClass& cls) const {
+  const size_t n = n_nodes();
+  ClassRuns r;
+  r.subtree_chars.assign(n, 0);
+  r.tokens.assign((static_cast<size_t>(n_vocab_) + 63) / 64, 0);
+  // Along the current path, per depth: the partial character and the complete characters so far
+  // (-1 once one of them is outside the class).
+  std::vector<Utf8State> utf8(max_depth_ + 1);
+  std::vector<int16_t> chars(max_depth_ + 1, 0);
+  for (size_t i = 1; i < n; ++i) {
+    const size_t d = depth_[i];
+    int16_t own = -1;
+    chars[d] = -1;
+    if (chars[d - 1] >= 0) {
+      uint32_t cp = 0, lo = 0, hi = 0;
+      switch (utf8_step(utf8[d - 1], byte_[i], utf8[d], cp, lo, hi)) {
+        case Utf8Step::kInvalid:
+          break;
+        case Utf8Step::kComplete:
+          if (cls.contains(cp)) own = chars[d] = static_cast<int16_t>(chars[d - 1] + 1);
+          break;
+        case Utf8Step::kPartial:
+          // The characters below may still be in the class when this prefix's range is not all
+          // in it, so the count goes on; the node itself counts only when its range is.
+          chars[d] = chars[d - 1];
+          if (cls.covers(lo, hi)) own = static_cast<int16_t>(chars[d - 1] + 1);
+          break;
+      }
+    }
+    r.subtree_chars[i] = own;
+    if (own < 0) continue;
+    r.max_chars = std::max(r.max_chars, own);
+    for (uint32_t k = token_begin_[i]; k < token_begin_[i + 1]; ++k) {
+      const int32_t t = tokens_[k];
+      r.tokens[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
+      if (own >= 2) r.long_tokens.push_back({own, t});
+    }
+  }
+  // Children follow their parent in preorder: folding from the end sees a subtree whole.
+  for (size_t i = n; i-- > 1;) {
+    int16_t& p = r.subtree_chars[parent_[i]];
+    const int16_t c = r.subtree_chars[i];
+    p = p < 0 || c < 0 ? int16_t{-1} : std::max(p, c);
+  }
+  std::sort(r.long_tokens.begin(), r.long_tokens.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return r;
 }
 
 }  // namespace owl::constrain

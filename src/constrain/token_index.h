@@ -1,13 +1,24 @@
-// The vocabulary as a byte trie, which token masks walk (matcher.h), and the UTF-8 decoding that
-// the walk and the matcher share.
+// The vocabulary as a byte trie, and what each character class of a grammar makes of it.
+//
+// A token mask walks the trie from the matcher's state (matcher.h). Most of the trie lies under
+// one repeated class: inside a JSON string almost every token is made only of string characters,
+// and the walk would step every one of them through the grammar to learn that. ClassRuns records,
+// once per class and vocabulary, which tokens consist only of that class's characters and which
+// subtrees of the trie hold nothing else, so that the walk can take those tokens in one bitset and
+// step only through the rest.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "constrain/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 namespace owl::constrain {
@@ -60,7 +71,22 @@ inline Utf8Step utf8_step(const Utf8State& u, uint8_t byte, Utf8State& out, uint
   return lo <= hi ? Utf8Step::kPartial : Utf8Step::kInvalid;
 }
 
+// Tokens made only of one class's characters. A token's length here counts its characters, a
+// partial character at its end included when every character it can become is in the class.
+struct ClassRuns {
+  // [n_nodes] for node i: the most characters of a path in i's subtree when every node of the
+  // subtree (its path from the root) is made of the class's characters; -1 otherwise.
+  std::vector<int16_t> subtree_chars;
+  // [n_words] bitset over the vocabulary: the tokens made of the class's characters.
+  std::vector<uint64_t> tokens;
+  // Those of them with at least 2 characters as (characters, token), the longest first: a run
+  // bounded to n characters removes the tokens longer than n from `tokens`.
+  std::vector<std::pair<int16_t, int32_t>> long_tokens;
+  int16_t max_chars = 0;
+};
+
 // The vocabulary as a byte trie in depth-first order: node i's subtree is [i, end[i]).
+// Thread-safe: the trie is immutable; runs() caches behind a mutex.
 class TokenIndex {
  public:
   explicit TokenIndex(const tokenizer::Tokenizer& tokenizer);
@@ -71,20 +97,28 @@ class TokenIndex {
   bool is_eog(int32_t token) const;
   const std::vector<int32_t>& eog() const { return eog_; }
 
+  // The class's runs over this vocabulary, computed at the first call for an equal class.
+  std::shared_ptr<const ClassRuns> runs(const CharClass& cls) const;
+
   // Trie arrays (node 0 is the root, with no byte).
   std::vector<uint8_t> byte_;
   std::vector<uint16_t> depth_;
   std::vector<uint32_t> end_;
+  std::vector<uint32_t> parent_;
   std::vector<uint32_t> token_begin_;  // tokens ending at node i: tokens_[token_begin_[i] .. token_begin_[i+1])
   std::vector<int32_t> tokens_;
   size_t max_depth_ = 0;
 
  private:
+  ClassRuns make_runs(const CharClass& cls) const;
+
   int32_t n_vocab_ = 0;
   std::string pieces_;
   std::vector<uint32_t> piece_offsets_;
   std::vector<int32_t> eog_;
   std::vector<uint8_t> eog_flag_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const ClassRuns>> runs_;
 };
 
 }  // namespace owl::constrain
