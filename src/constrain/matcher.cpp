@@ -183,9 +183,11 @@ void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask,
   if (skip) {
     const ClassRuns& r = *run.runs;
     for (size_t w = 0; w < mask.size(); ++w) mask[w] |= r.tokens[w];
-    for (const auto& [chars, t] : r.long_tokens) {
-      if (chars <= run.limit) break;
-      mask[static_cast<size_t>(t) >> 6] &= ~(1ull << (t & 63));
+    if (run.limit < static_cast<int>(r.longer_than.size())) {
+      for (uint32_t k = 0; k < r.longer_than[static_cast<size_t>(run.limit)]; ++k) {
+        const int32_t t = r.long_tokens[k];
+        mask[static_cast<size_t>(t) >> 6] &= ~(1ull << (t & 63));
+      }
     }
   }
   const size_t depth = index.max_depth_ + 1;

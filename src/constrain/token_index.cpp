@@ -28,7 +28,6 @@ TokenIndex::TokenIndex(const tokenizer::Tokenizer& tokenizer) : n_vocab_(tokeniz
   byte_.push_back(0);
   depth_.push_back(0);
   end_.push_back(0);
-  parent_.push_back(0);
   std::vector<uint32_t> path{0};
   std::vector<std::pair<uint32_t, int32_t>> attached;  // (node, token), in node order
   std::string_view prev;
@@ -41,7 +40,6 @@ TokenIndex::TokenIndex(const tokenizer::Tokenizer& tokenizer) : n_vocab_(tokeniz
       path.pop_back();
     }
     for (size_t j = lcp; j < p.size(); ++j) {
-      parent_.push_back(path.back());
       path.push_back(static_cast<uint32_t>(byte_.size()));
       byte_.push_back(static_cast<uint8_t>(p[j]));
       depth_.push_back(static_cast<uint16_t>(std::min<size_t>(j + 1, 65535)));
@@ -95,48 +93,62 @@ std::shared_ptr<const ClassRuns> TokenIndex::runs(const CharClass& cls) const {
 ClassRuns TokenIndex::make_runs(const CharClass& cls) const {
   const size_t n = n_nodes();
   ClassRuns r;
-  r.subtree_chars.assign(n, 0);
+  r.subtree_chars.assign(n, -1);
+  r.subtree_chars[0] = 0;
   r.tokens.assign((static_cast<size_t>(n_vocab_) + 63) / 64, 0);
-  // Along the current path, per depth: the partial character and the complete characters so far
-  // (-1 once one of them is outside the class).
+  std::vector<std::pair<int16_t, int32_t>> found;  // (characters, token), at least 2 characters
+  // Along the current path, per depth: the node, the partial character, and the complete
+  // characters so far (-1 once one of them is outside the class).
+  std::vector<uint32_t> path(max_depth_ + 1, 0);
   std::vector<Utf8State> utf8(max_depth_ + 1);
   std::vector<int16_t> chars(max_depth_ + 1, 0);
-  for (size_t i = 1; i < n; ++i) {
+  size_t top = 0;  // depth of the deepest node on the path whose subtree is not folded yet
+  auto fold = [&](uint32_t parent, uint32_t child) {
+    int16_t& p = r.subtree_chars[parent];
+    const int16_t c = r.subtree_chars[child];
+    p = p < 0 || c < 0 ? int16_t{-1} : std::max(p, c);
+  };
+  for (size_t i = 1; i < n;) {
     const size_t d = depth_[i];
+    for (; top >= d; --top) fold(path[top - 1], path[top]);  // their subtrees are complete
+    uint32_t cp = 0, lo = 0, hi = 0;
     int16_t own = -1;
-    chars[d] = -1;
-    if (chars[d - 1] >= 0) {
-      uint32_t cp = 0, lo = 0, hi = 0;
-      switch (utf8_step(utf8[d - 1], byte_[i], utf8[d], cp, lo, hi)) {
-        case Utf8Step::kInvalid:
-          break;
-        case Utf8Step::kComplete:
-          if (cls.contains(cp)) own = chars[d] = static_cast<int16_t>(chars[d - 1] + 1);
-          break;
-        case Utf8Step::kPartial:
-          // The characters below may still be in the class when this prefix's range is not all
-          // in it, so the count goes on; the node itself counts only when its range is.
-          chars[d] = chars[d - 1];
-          if (cls.covers(lo, hi)) own = static_cast<int16_t>(chars[d - 1] + 1);
-          break;
+    const Utf8Step kind = chars[d - 1] < 0 ? Utf8Step::kInvalid : utf8_step(utf8[d - 1], byte_[i], utf8[d], cp, lo, hi);
+    if (kind == Utf8Step::kPartial) {
+      // The characters below may still be in the class when this prefix's range is not all in
+      // it, so the count goes on; the node itself counts only when its range is.
+      chars[d] = chars[d - 1];
+      if (cls.covers(lo, hi)) own = static_cast<int16_t>(chars[d - 1] + 1);
+    } else if (kind == Utf8Step::kComplete && cls.contains(cp)) {
+      own = chars[d] = static_cast<int16_t>(chars[d - 1] + 1);
+    } else {
+      // Nothing below can be made of the class either: the subtree stays -1.
+      fold(path[d - 1], static_cast<uint32_t>(i));
+      i = end_[i];
+      continue;
+    }
+    path[d] = static_cast<uint32_t>(i);
+    top = d;
+    r.subtree_chars[i] = own;
+    if (own >= 0) {
+      r.max_chars = std::max(r.max_chars, own);
+      for (uint32_t k = token_begin_[i]; k < token_begin_[i + 1]; ++k) {
+        const int32_t t = tokens_[k];
+        r.tokens[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
+        if (own >= 2) found.push_back({own, t});
       }
     }
-    r.subtree_chars[i] = own;
-    if (own < 0) continue;
-    r.max_chars = std::max(r.max_chars, own);
-    for (uint32_t k = token_begin_[i]; k < token_begin_[i + 1]; ++k) {
-      const int32_t t = tokens_[k];
-      r.tokens[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
-      if (own >= 2) r.long_tokens.push_back({own, t});
-    }
+    ++i;
   }
-  // Children follow their parent in preorder: folding from the end sees a subtree whole.
-  for (size_t i = n; i-- > 1;) {
-    int16_t& p = r.subtree_chars[parent_[i]];
-    const int16_t c = r.subtree_chars[i];
-    p = p < 0 || c < 0 ? int16_t{-1} : std::max(p, c);
-  }
-  std::sort(r.long_tokens.begin(), r.long_tokens.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (; top > 0; --top) fold(path[top - 1], path[top]);
+  // Longest first, by counting.
+  std::vector<uint32_t> count(static_cast<size_t>(r.max_chars) + 2, 0);
+  for (const auto& [c, t] : found) ++count[static_cast<size_t>(c)];
+  r.longer_than.assign(static_cast<size_t>(r.max_chars) + 1, 0);
+  for (size_t c = r.longer_than.size() - 1; c-- > 0;) r.longer_than[c] = r.longer_than[c + 1] + count[c + 1];
+  std::vector<uint32_t> next = r.longer_than;
+  r.long_tokens.resize(found.size());
+  for (const auto& [c, t] : found) r.long_tokens[next[static_cast<size_t>(c)]++] = t;
   return r;
 }
 

@@ -79,9 +79,11 @@ struct ClassRuns {
   std::vector<int16_t> subtree_chars;
   // [n_words] bitset over the vocabulary: the tokens made of the class's characters.
   std::vector<uint64_t> tokens;
-  // Those of them with at least 2 characters as (characters, token), the longest first: a run
-  // bounded to n characters removes the tokens longer than n from `tokens`.
-  std::vector<std::pair<int16_t, int32_t>> long_tokens;
+  // Those of them with at least 2 characters, the longest first, and [max_chars + 1] how many of
+  // them have more than n characters: a run bounded to n characters takes the first
+  // longer_than[n] back out of `tokens`.
+  std::vector<int32_t> long_tokens;
+  std::vector<uint32_t> longer_than;
   int16_t max_chars = 0;
 };
 
@@ -104,7 +106,6 @@ class TokenIndex {
   std::vector<uint8_t> byte_;
   std::vector<uint16_t> depth_;
   std::vector<uint32_t> end_;
-  std::vector<uint32_t> parent_;
   std::vector<uint32_t> token_begin_;  // tokens ending at node i: tokens_[token_begin_[i] .. token_begin_[i+1])
   std::vector<int32_t> tokens_;
   size_t max_depth_ = 0;
