@@ -395,9 +395,25 @@ void GrammarConstraint::accept(int32_t token) {
 
 namespace owl::constrain {
 
+namespace {
+// Classes whose runs compile() makes ahead, widest first: enough for JSON grammars and most
+// patterns, while a grammar of many distinct classes leaves the rest to the first mask needing them.
+constexpr size_t kMaxPreparedRuns = 16;
+}  // namespace
+
 core::Result<std::shared_ptr<const Program>> compile(std::string_view gbnf, std::shared_ptr<const TokenIndex> index) {
   auto grammar = Grammar::parse(gbnf);
   if (!grammar.ok()) return grammar.error();
+  // A class's runs cost a pass over the trie (about a millisecond for a wide class and a 50k
+  // vocabulary): made here, and kept by the index for later grammars, they are not paid by the
+  // first token that meets the class.
+  std::vector<const CharClass*> wide;
+  for (const CharClass& c : (*grammar)->classes()) {
+    if (c.weight() >= kMinRunWeight) wide.push_back(&c);
+  }
+  std::stable_sort(wide.begin(), wide.end(), [](const CharClass* a, const CharClass* b) { return a->weight() > b->weight(); });
+  if (wide.size() > kMaxPreparedRuns) wide.resize(kMaxPreparedRuns);
+  for (const CharClass* c : wide) index->runs(*c);
   return std::shared_ptr<const Program>(std::make_shared<Program>(std::move(*grammar), std::move(index)));
 }
 
