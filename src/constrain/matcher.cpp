@@ -35,18 +35,18 @@ constexpr size_t kTrackAfter = 64;
 
 void Matcher::expand(int32_t pos, int32_t frame, std::vector<Stack>& out) {
   const std::vector<Element>& code = grammar_->code();
-  work_.clear();
-  work_.push_back({pos, frame});
-  while (!work_.empty()) {
-    auto [p, f] = work_.back();
-    work_.pop_back();
+  ws_.work.clear();
+  ws_.work.push_back({pos, frame});
+  while (!ws_.work.empty()) {
+    auto [p, f] = ws_.work.back();
+    ws_.work.pop_back();
     if (++expanded_ > kTrackAfter) {
       if (expanded_ > kMaxExpansion) {
         overflow_ = true;
         return;
       }
       const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(p)) << 32) | static_cast<uint32_t>(f);
-      if (!seen_.insert(key).second) continue;
+      if (!ws_.seen.insert(key).second) continue;
     }
     for (bool more = true; more;) {
       const Element& e = code[static_cast<size_t>(p)];
@@ -74,7 +74,7 @@ void Matcher::expand(int32_t pos, int32_t frame, std::vector<Stack>& out) {
           // as right recursion does not grow the stack.
           const int32_t nf = code[static_cast<size_t>(ret)].kind == Element::kEnd ? f : frames_.intern(ret, f);
           const std::vector<int32_t>& alts = grammar_->alternatives(e.arg);
-          for (size_t i = alts.size(); i-- > 0;) work_.push_back({alts[i], nf});
+          for (size_t i = alts.size(); i-- > 0;) ws_.work.push_back({alts[i], nf});
           more = false;
           break;
         }
@@ -86,7 +86,7 @@ void Matcher::expand(int32_t pos, int32_t frame, std::vector<Stack>& out) {
 void Matcher::begin_expansion() {
   expanded_ = 0;
   overflow_ = false;
-  if (!seen_.empty()) seen_.clear();
+  if (!ws_.seen.empty()) ws_.seen.clear();
 }
 
 void Matcher::advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out) {
@@ -142,13 +142,13 @@ bool Matcher::feed(std::string_view bytes) {
     if (stacks_.empty()) return false;
     Utf8State u;
     bool same = false;
-    if (!step(stacks_, utf8_, static_cast<uint8_t>(c), u, scratch_, same)) {
+    if (!step(stacks_, utf8_, static_cast<uint8_t>(c), u, ws_.scratch, same)) {
       stacks_.clear();
       utf8_ = {};
       return false;
     }
     utf8_ = u;
-    if (!same) stacks_.swap(scratch_);
+    if (!same) stacks_.swap(ws_.scratch);
   }
   return !stacks_.empty();
 }
@@ -191,11 +191,11 @@ void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask,
     }
   }
   const size_t depth = index.max_depth_ + 1;
-  if (levels_.size() < depth) levels_.resize(depth);
-  level_utf8_.assign(depth, Utf8State{});
-  std::vector<const std::vector<Stack>*> sets(depth, nullptr);
-  sets[0] = &stacks_;
-  level_utf8_[0] = utf8_;
+  if (ws_.levels.size() < depth) ws_.levels.resize(depth);
+  ws_.levels[0].set = &stacks_;
+  ws_.levels[0].utf8 = utf8_;
+  ws_.levels[0].memo = &ws_.levels[0];
+  ws_.levels[0].n_next = 0;
   const size_t n = index.n_nodes();
   for (size_t i = 1; i < n;) {
     if (skip) {
@@ -208,18 +208,60 @@ void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask,
       }
     }
     const size_t d = index.depth_[i];
-    bool same = false;
-    if (!step(*sets[d - 1], level_utf8_[d - 1], index.byte_[i], level_utf8_[d], levels_[d], same)) {
+    const Level& up = ws_.levels[d - 1];
+    Level& here = ws_.levels[d];
+    uint32_t cp = 0, lo = 0, hi = 0;
+    const Utf8Step kind = utf8_step(up.utf8, index.byte_[i], here.utf8, cp, lo, hi);
+    here.set = kind == Utf8Step::kComplete ? follow(up, cp, here.spill)
+               : kind == Utf8Step::kPartial && viable(*up.set, lo, hi) ? up.set
+                                                                     : nullptr;
+    if (!here.set) {
       i = index.end_[i];
       continue;
     }
-    sets[d] = same ? sets[d - 1] : &levels_[d];
+    // The same set as above (inside a string, say) leads where it led there.
+    if (here.set == up.set) {
+      here.memo = up.memo;
+    } else {
+      here.memo = &here;
+      here.n_next = 0;
+    }
     for (uint32_t k = index.token_begin_[i]; k < index.token_begin_[i + 1]; ++k) {
       const int32_t t = index.tokens_[k];
       mask[static_cast<size_t>(t) >> 6] |= 1ull << (t & 63);
     }
     ++i;
   }
+}
+
+const std::vector<Stack>* Matcher::follow(const Level& from, uint32_t cp, std::vector<Stack>& spill) {
+  const std::vector<Stack>& in = *from.set;
+  const std::vector<Element>& code = grammar_->code();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  if (in.size() > 64) {
+    advance(in, cp, spill);
+    return spill.empty() ? nullptr : &spill;
+  }
+  // The next set depends only on which stacks take the character: nodes with the same set
+  // (siblings; a node and its children inside a string) share what it leads to.
+  uint64_t taken = 0;
+  for (size_t k = 0; k < in.size(); ++k) {
+    const Stack& s = in[k];
+    if (s.pos >= 0 && classes[static_cast<size_t>(code[static_cast<size_t>(s.pos)].arg)].contains(cp)) taken |= 1ull << k;
+  }
+  if (taken == 0) return nullptr;
+  Level& memo = *from.memo;
+  for (size_t j = 0; j < memo.n_next; ++j) {
+    if (memo.taken[j] == taken) return memo.next[j];
+  }
+  std::vector<Stack>& out = memo.n_next < Level::kNext ? memo.store[memo.n_next] : spill;
+  advance(in, cp, out);
+  const std::vector<Stack>* next = out.empty() ? nullptr : out == in ? &in : &out;
+  if (&out != &spill) {
+    memo.taken[memo.n_next] = taken;
+    memo.next[memo.n_next++] = next;
+  }
+  return next;
 }
 
 namespace {
@@ -234,10 +276,10 @@ bool Matcher::uniform(const std::vector<Stack>& set, const CharClass& m) {
   for (const Stack& s : set) {
     if (s.pos < 0) continue;
     const auto c = static_cast<size_t>(code[static_cast<size_t>(s.pos)].arg);
-    if (relation_[c] == 0) {
-      relation_[c] = subtract(m, classes[c]).empty() || intersect(m, classes[c]).empty() ? 1 : -1;
+    if (ws_.relation[c] == 0) {
+      ws_.relation[c] = subtract(m, classes[c]).empty() || intersect(m, classes[c]).empty() ? 1 : -1;
     }
-    if (relation_[c] < 0) return false;
+    if (ws_.relation[c] < 0) return false;
   }
   return true;
 }
@@ -266,7 +308,7 @@ bool Matcher::plan_run(const TokenIndex& index, Run& run) {
   }
   if (m.weight() < kMinRunWeight) return false;
   run.runs = index.runs(m);
-  relation_.assign(classes.size(), 0);
+  ws_.relation.assign(classes.size(), 0);
   // Follow the run: S(k+1) is S(k) after any character of M. It ends when no stack takes M
   // (exact), when the set repeats (a class repeated without bound), when it is longer than any
   // token, or when a set no longer takes M uniformly (then only the characters so far count).
@@ -279,7 +321,7 @@ bool Matcher::plan_run(const TokenIndex& index, Run& run) {
       run.limit = kUnbounded;
       break;
     }
-    std::vector<Stack>& next = chain_[run.limit & 1];
+    std::vector<Stack>& next = ws_.chain[run.limit & 1];
     advance(*cur, c, next);
     if (next.empty()) {
       run.exact = true;

@@ -89,10 +89,42 @@ class Matcher {
     bool exact = false;
   };
   static constexpr int kUnbounded = 1 << 30;
+
+  // The mask walk's state at one depth of the trie: the stacks after the node's bytes, and the
+  // sets one more character leads to from them, by which of the stacks take it.
+  struct Level {
+    static constexpr size_t kNext = 16;
+    const std::vector<Stack>* set = nullptr;
+    Utf8State utf8;
+    Level* memo = nullptr;  // where the sets `set` leads to are kept: this level or one above with the same set
+    size_t n_next = 0;
+    uint64_t taken[kNext] = {};
+    const std::vector<Stack>* next[kNext] = {};  // null: no stack survives; else `set` itself or a store
+    std::vector<Stack> store[kNext];
+    std::vector<Stack> spill;  // the set here when the memo above is full
+  };
+
+  // Working memory of expansions and mask walks, kept between calls to spare allocations. Not
+  // part of the state: a copy of a matcher starts without it.
+  struct Workspace {
+    std::vector<Stack> scratch;
+    std::vector<std::pair<int32_t, int32_t>> work;
+    std::unordered_set<uint64_t> seen;
+    std::vector<Level> levels;
+    std::vector<Stack> chain[2];
+    std::vector<int8_t> relation;  // per class, during plan_run: 0 unknown, 1 uniform, -1 not
+    Workspace() = default;
+    Workspace(const Workspace&) {}
+    Workspace& operator=(const Workspace&) { return *this; }
+  };
+
   // Finds the run from the current set; false when there is none worth taking.
   bool plan_run(const TokenIndex& index, Run& run);
   // Each stack of `set` takes all of `m` or none of it.
   bool uniform(const std::vector<Stack>& set, const CharClass& m);
+  // The set after code point `cp` from `from.set`, remembered in `from.memo` (or made in
+  // `spill`); null when no stack takes it.
+  const std::vector<Stack>* follow(const Level& from, uint32_t cp, std::vector<Stack>& spill);
 
   // Appends the stacks that wait for a code point, starting at `pos` with return chain `frame`.
   void expand(int32_t pos, int32_t frame, std::vector<Stack>& out);
@@ -110,15 +142,9 @@ class Matcher {
   Frames frames_;
   std::vector<Stack> stacks_;
   Utf8State utf8_;
-  std::vector<Stack> scratch_;
-  std::vector<std::pair<int32_t, int32_t>> work_;
-  std::unordered_set<uint64_t> seen_;
   size_t expanded_ = 0;
   bool overflow_ = false;
-  std::vector<std::vector<Stack>> levels_;
-  std::vector<Utf8State> level_utf8_;
-  std::vector<Stack> chain_[2];
-  std::vector<int8_t> relation_;  // per class, during plan_run: 0 unknown, 1 uniform, -1 not
+  Workspace ws_;
 };
 
 // A grammar bound to a vocabulary: makes one Constraint per sequence and caches masks by state.
