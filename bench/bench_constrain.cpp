@@ -2,7 +2,9 @@
 // constraint step: look up or compute the allowed set, apply it to the logits, advance) over
 // whole generated documents, p50 / p99 / max, on the Llama 2 (32k) and GPT-2 (50k) vocabularies.
 // "cold": a fresh program (every state's mask computed the first time it is met); "warm": the
-// same schema again (as the server keeps compiled programs and their masks).
+// same schema again (as the server keeps compiled programs and their masks). Compilation of the
+// first schema on a vocabulary includes the tables of its wide character classes, which the index
+// keeps for the later schemas (as the server keeps one index per model).
 #include <algorithm>
 #include <chrono>
 #include <random>
