@@ -238,7 +238,7 @@ const std::vector<Stack>* Matcher::follow(const Level& from, uint32_t cp, std::v
   const std::vector<Stack>& in = *from.set;
   const std::vector<Element>& code = grammar_->code();
   const std::vector<CharClass>& classes = grammar_->classes();
-  if (in.size() > 64) {
+  if (in.size() > 64) {  // more than `taken` can tell apart
     advance(in, cp, spill);
     return spill.empty() ? nullptr : &spill;
   }
