@@ -71,8 +71,8 @@ bool TokenIndex::is_eog(int32_t token) const {
 }
 
 namespace {
-// Distinct classes whose runs are kept per vocabulary (each about 2 bytes per trie node); a
-// grammar uses a handful, and JSON grammars mostly the same few.
+// Distinct classes whose runs are kept per vocabulary (each about 2 bytes per trie node and 4 per
+// token); a grammar uses a handful, and JSON grammars mostly the same few.
 constexpr size_t kMaxCachedRuns = 64;
 }  // namespace
 
