@@ -276,9 +276,7 @@ class RegexConverter {
       ++pos_;
     }
     Ranges set;
-    bool first = true;
-    while (pos_ < s_.size() && (s_[pos_] != ']' || (first && false))) {
-      first = false;
+    while (pos_ < s_.size() && s_[pos_] != ']') {
       Ranges item;
       if (s_[pos_] == '\\') {
         ++pos_;
@@ -622,13 +620,10 @@ class Converter {
   }
 
   core::Result<Json> merge_all_of(const Json& s, const std::string& ptr) {
-    if (auto other = std::string(); true) {
-      for (const auto& [k, v] : s.items()) {
-        if (!kAnnotations.count(k) && k != "allOf" && k != "type" && k != "nullable") {
-          return error(ptr + "/" + pointer_escape(k), fmt::format("'{}' beside 'allOf' is not supported", k));
-        }
+    for (const auto& [k, v] : s.items()) {
+      if (!kAnnotations.count(k) && k != "allOf" && k != "type" && k != "nullable") {
+        return error(ptr + "/" + pointer_escape(k), fmt::format("'{}' beside 'allOf' is not supported", k));
       }
-      (void)other;
     }
     const Json& list = s["allOf"];
     if (!list.is_array() || list.empty()) return error(ptr + "/allOf", "'allOf' that is not a non-empty array");

@@ -163,13 +163,22 @@ bool Matcher::finished() const {
 }
 
 std::string Matcher::key() const {
-  std::vector<int32_t> v{static_cast<int32_t>(utf8_.cp), utf8_.need, utf8_.len};
+  std::string out;
+  key(out);
+  return out;
+}
+
+void Matcher::key(std::string& out) const {
+  out.clear();
+  auto put = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(static_cast<int32_t>(utf8_.cp));
+  put(utf8_.need);
+  put(utf8_.len);
   for (const Stack& s : stacks_) {
-    v.push_back(s.pos);
-    for (int32_t f = s.frame; f >= 0; f = frames_.parent(f)) v.push_back(frames_.ret(f));
-    v.push_back(-2);
+    put(s.pos);
+    for (int32_t f = s.frame; f >= 0; f = frames_.parent(f)) put(frames_.ret(f));
+    put(-2);
   }
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int32_t));
 }
 
 void Matcher::compute_mask(const TokenIndex& index, std::vector<uint64_t>& mask, Walk walk) {
@@ -375,7 +384,8 @@ GrammarConstraint::GrammarConstraint(std::shared_ptr<const Program> program)
     : program_(std::move(program)), matcher_(std::shared_ptr<const Grammar>(program_, &program_->grammar())) {}
 
 std::shared_ptr<const std::vector<uint64_t>> GrammarConstraint::allowed() {
-  const std::string key = matcher_.key();
+  matcher_.key(key_);  // a buffer kept across tokens: no allocation once it has grown
+  const std::string& key = key_;
   if (auto hit = program_->cached(key)) return hit;
   auto mask = std::make_shared<std::vector<uint64_t>>();
   matcher_.compute_mask(program_->index(), *mask);

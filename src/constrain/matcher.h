@@ -70,6 +70,7 @@ class Matcher {
   const Utf8State& utf8() const { return utf8_; }
   // A value identifying the state (set of stacks with their whole chains, partial character).
   std::string key() const;
+  void key(std::string& out) const;  // the same into `out`, reusing its storage
 
   enum class Walk {
     kSkipRuns,   // tokens of a class the set takes in a run come from ClassRuns
@@ -183,6 +184,7 @@ class GrammarConstraint final : public sample::Constraint {
   std::shared_ptr<const Program> program_;
   Matcher matcher_;
   bool ended_ = false;
+  std::string key_;  // the state key, rebuilt each token
 };
 
 }  // namespace owl::constrain

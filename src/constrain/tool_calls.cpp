@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include "constrain/grammar.h"
 #include "constrain/json_schema.h"
 
 namespace owl::constrain {
@@ -95,12 +94,10 @@ core::Result<ToolSyntax> tool_syntax(std::string_view src) {
       (src.find("ipython") != std::string_view::npos && src.find("parameters") != std::string_view::npos)) {
     return ToolSyntax::kLlama3;
   }
-  if (src.find("tool_call") != std::string_view::npos || src.find("tools") != std::string_view::npos) {
-    // A template that renders tools in a syntax owl does not know: the calls could not be read.
-    if (src.find("tool_calls") != std::string_view::npos || src.find("tool_call") != std::string_view::npos) {
-      return make_error("this chat template's tool-call syntax is not one owl reads (hermes <tool_call>, llama3 JSON, "
-                        "mistral [TOOL_CALLS])");
-    }
+  // A template that renders tool calls in a syntax owl does not know: the calls could not be read.
+  if (src.find("tool_call") != std::string_view::npos) {
+    return make_error("this chat template's tool-call syntax is not one owl reads (hermes <tool_call>, llama3 JSON, "
+                      "mistral [TOOL_CALLS])");
   }
   return ToolSyntax::kHermes;
 }
@@ -153,8 +150,7 @@ core::Result<ForcedCall> forced_call(ToolSyntax syntax, const Json& tools, const
       out.gbnf = std::string("root ::= \"[\" call") + (parallel ? " ( \",\" \" \"? call )*" : "") + " \"]\"\n";
       break;
   }
-  out.gbnf += rules;
-  if (auto g = Grammar::parse(out.gbnf); !g) return g.error();
+  out.gbnf += rules;  // json_schema_to_gbnf parsed the call's rules; the provider compiles the whole
   return out;
 }
 

@@ -269,12 +269,11 @@ std::optional<ApiError> parse_constraint(const Json& body, CompletionRequest& re
   if (auto g = body.find("grammar"); g != body.end() && !g->is_null()) {
     if (!g->is_string()) return bad("grammar", "'grammar' must be a string of GBNF");
     if (auto e = one("grammar")) return e;
-    req.grammar = g->get<std::string>();
-  }
-  if (!req.grammar.empty()) {
-    if (auto parsed = constrain::Grammar::parse(req.grammar); !parsed) {
-      return bad(given, fmt::format("'{}': {}", given, parsed.message()));
+    // Schemas were checked by their conversion, which parses the grammar it writes.
+    if (auto parsed = constrain::Grammar::parse(g->get<std::string>()); !parsed) {
+      return bad("grammar", fmt::format("'grammar': {}", parsed.message()));
     }
+    req.grammar = g->get<std::string>();
   }
   return std::nullopt;
 }
