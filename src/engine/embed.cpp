@@ -55,18 +55,68 @@ core::Result<std::vector<std::vector<float>>> Embedder::embed(std::span<const st
     if (n == 0) return core::make_error("embed: input {} has no tokens", i);
     if (n > ctx_->kv.n_ctx()) return core::make_error("embed: input {} has {} tokens, more than the context of {}", i, n, ctx_->kv.n_ctx());
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::vector<float>> out;
-  out.reserve(inputs.size());
-  for (size_t first = 0; first < inputs.size();) {
-    const size_t count = std::min(inputs.size() - first, static_cast<size_t>(ctx_->kv.n_seq()));
-    OWL_TRY(embed_batch(inputs.subspan(first, count), out));
-    first += count;
+  if (inputs.empty()) return std::vector<std::vector<float>>{};
+  Call call{.inputs = inputs, .out = std::vector<std::vector<float>>(inputs.size()), .left = inputs.size()};
+  std::unique_lock<std::mutex> lock(mutex_);
+  queue_.push_back(&call);
+  while (!call.done) {
+    if (!running_) {
+      drain(lock);
+    } else {
+      done_.wait(lock);
+    }
   }
-  return out;
+  if (!call.status.ok()) return call.status.error();
+  return std::move(call.out);
 }
 
-core::Status Embedder::embed_batch(std::span<const std::vector<int32_t>> inputs, std::vector<std::vector<float>>& out) {
+int64_t Embedder::passes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return passes_;
+}
+
+void Embedder::drain(std::unique_lock<std::mutex>& lock) {
+  running_ = true;
+  const auto capacity = static_cast<size_t>(ctx_->kv.n_seq());
+  std::vector<Call*> owners;
+  std::vector<std::span<const int32_t>> inputs;
+  std::vector<std::vector<float>*> out;
+  while (!queue_.empty()) {
+    // The next batch: inputs from the front of the queue, in order, up to the context's sequences.
+    owners.clear();
+    inputs.clear();
+    out.clear();
+    while (!queue_.empty() && inputs.size() < capacity) {
+      Call* call = queue_.front();
+      while (call->next < call->inputs.size() && inputs.size() < capacity) {
+        owners.push_back(call);
+        inputs.emplace_back(call->inputs[call->next]);
+        out.push_back(&call->out[call->next]);
+        ++call->next;
+      }
+      if (call->next == call->inputs.size()) queue_.pop_front();
+    }
+    ++passes_;
+    lock.unlock();
+    core::Status status = embed_batch(inputs, out);
+    lock.lock();
+    for (Call* call : owners) {
+      if (call->done) continue;
+      if (!status.ok()) {
+        call->status = status;
+        call->done = true;
+        std::erase(queue_, call);  // its inputs not yet taken are not computed
+        continue;
+      }
+      if (--call->left == 0) call->done = true;
+    }
+    done_.notify_all();
+  }
+  running_ = false;
+  done_.notify_all();
+}
+
+core::Status Embedder::embed_batch(std::span<const std::span<const int32_t>> inputs, std::span<std::vector<float>* const> out) {
   ctx_->kv.clear();
   // Rows whose hidden state the pooling reads: every one, the last or the first.
   batch_.clear();
@@ -96,9 +146,9 @@ core::Status Embedder::embed_batch(std::span<const std::vector<int32_t>> inputs,
       norm += v * v;
     }
     norm = options_.normalize && norm > 0.0 ? std::sqrt(norm) : 1.0;
-    std::vector<float> vec(static_cast<size_t>(d));
+    std::vector<float>& vec = *out[s];
+    vec.resize(static_cast<size_t>(d));
     for (int64_t i = 0; i < d; ++i) vec[static_cast<size_t>(i)] = static_cast<float>(sum[static_cast<size_t>(i)] / norm);
-    out.push_back(std::move(vec));
   }
   return {};
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -112,6 +113,57 @@ TEST(Embed, PoolingNamesAndErrors) {
   ASSERT_FALSE(too_long.ok());
   EXPECT_NE(too_long.message().find("9 tokens, more than the context of 8"), std::string::npos) << too_long.message();
   EXPECT_FALSE((*embedder)->embed(std::span<const int32_t>()).ok());
+}
+
+// Callers on several threads share forward passes; each gets its own vectors, the same as alone.
+TEST(Embed, ConcurrentCallersShareBatchesAndGetTheirOwnVectors) {
+  auto model = model::load_model(kShared + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.ok()) << model.message();
+  auto embedder = Embedder::make(**model, {.n_ctx = 64, .n_threads = 1});
+  ASSERT_TRUE(embedder.ok()) << embedder.message();
+  Embedder& e = **embedder;
+  ASSERT_GT(e.n_seq(), 1);
+  constexpr int kCallers = 6;
+  std::vector<std::vector<std::vector<int32_t>>> inputs(kCallers);
+  for (int c = 0; c < kCallers; ++c) {
+    for (int i = 0; i <= c % 3; ++i) {
+      std::vector<int32_t> ids;
+      for (int t = 0; t < 3 + c + i; ++t) ids.push_back(1 + (c * 37 + i * 11 + t * 5) % 500);
+      inputs[c].push_back(std::move(ids));
+    }
+  }
+  // Alone, one call after another: exactly ceil(inputs / n_seq) passes each.
+  std::vector<std::vector<std::vector<float>>> alone(kCallers);
+  int64_t expected_passes = 0;
+  for (int c = 0; c < kCallers; ++c) {
+    auto out = e.embed(std::span<const std::vector<int32_t>>(inputs[c]));
+    ASSERT_TRUE(out.ok()) << out.message();
+    alone[c] = std::move(*out);
+    expected_passes += (static_cast<int64_t>(inputs[c].size()) + e.n_seq() - 1) / e.n_seq();
+  }
+  EXPECT_EQ(e.passes(), expected_passes);
+  for (int round = 0; round < 5; ++round) {
+    const int64_t before = e.passes();
+    std::vector<std::vector<std::vector<float>>> together(kCallers);
+    std::vector<std::string> errors(kCallers);
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kCallers; ++c) {
+      threads.emplace_back([&, c] {
+        auto out = e.embed(std::span<const std::vector<int32_t>>(inputs[c]));
+        if (out.ok()) together[c] = std::move(*out); else errors[c] = out.message();
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    EXPECT_LE(e.passes() - before, expected_passes);
+    for (int c = 0; c < kCallers; ++c) {
+      ASSERT_EQ(errors[c], "");
+      ASSERT_EQ(together[c].size(), alone[c].size());
+      for (size_t i = 0; i < alone[c].size(); ++i) {
+        ASSERT_EQ(together[c][i].size(), alone[c][i].size());
+        for (size_t k = 0; k < alone[c][i].size(); ++k) EXPECT_NEAR(together[c][i][k], alone[c][i][k], 1e-5) << c << " " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
