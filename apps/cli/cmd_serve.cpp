@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -22,7 +23,10 @@
 #include "commands.h"
 #include "common_options.h"
 #include "engine/engine.h"
+#include "router/config.h"
+#include "router/hosted_provider.h"
 #include "router/local_provider.h"
+#include "router/route_provider.h"
 #include "serve/server.h"
 
 namespace owl::cli {
@@ -30,6 +34,7 @@ namespace {
 
 struct ServeArgs {
   std::string model;
+  std::string config;
   std::string alias;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -98,8 +103,58 @@ class StopSignals {
   std::chrono::steady_clock::time_point first_at_;
 };
 
+// A model this process runs: from -m, or a local model of --config.
+struct LocalEntry {
+  std::string name;
+  std::string path;
+  engine::EngineOptions engine;
+};
+
+// What to serve, once the arguments and the config were checked.
+struct Plan {
+  std::vector<LocalEntry> locals;
+  std::optional<router::RouterConfig> config;
+  std::shared_ptr<const router::SensitiveDetector> detector;
+};
+
+core::Status check_model_file(const std::string& path, std::string_view what) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return core::make_error("{} {}: {}", what, path, std::filesystem::exists(path, ec) ? "not a regular file" : "no such file");
+  }
+  return {};
+}
+
+// The models and routes of --config: local files exist, keys are in the environment.
+core::Status plan_config(const ServeArgs& a, Plan& plan) {
+  auto config = router::load_router_config(a.config);
+  if (!config) return config.error();
+  for (const router::ModelSpec& m : config->models) {
+    if (m.local()) {
+      if (auto s = check_model_file(m.path, fmt::format("{}:{}: model '{}': path", a.config, m.line, m.name)); !s) return s;
+      LocalEntry entry{.name = m.name, .path = m.path, .engine = a.engine};
+      if (m.parallel > 0) entry.engine.n_parallel = m.parallel;
+      if (m.ctx > 0) entry.engine.n_ctx = m.ctx;
+      if (auto s = entry.engine.validate(); !s) return core::make_error("{}:{}: model '{}': {}", a.config, m.line, m.name, s.message());
+      plan.locals.push_back(std::move(entry));
+    } else if (!m.api_key_env.empty() && std::getenv(m.api_key_env.c_str()) == nullptr) {
+      return core::make_error("{}:{}: model '{}': the environment variable {} (api_key_env) is not set", a.config, m.line,
+                              m.name, m.api_key_env);
+    }
+  }
+  router::SensitiveOptions detectors{.builtin = config->detectors};
+  for (const router::CustomDetectorSpec& c : config->custom_detectors) {
+    detectors.custom.push_back({.name = c.name, .regex = c.regex, .words = c.words});
+  }
+  auto detector = router::SensitiveDetector::make(detectors);
+  if (!detector) return core::make_error("{}: sensitive: {}", a.config, detector.message());
+  plan.detector = std::make_shared<const router::SensitiveDetector>(std::move(*detector));
+  plan.config = std::move(*config);
+  return {};
+}
+
 // What can be checked before binding and loading, so that a typo fails at once.
-core::Status check_args(const ServeArgs& a) {
+core::Status check_args(const ServeArgs& a, Plan& plan) {
   if (auto s = a.engine.validate(); !s) return s;
   if (!std::isfinite(a.drain_timeout_s) || a.drain_timeout_s < 0 || a.drain_timeout_s > 86400) {
     return core::make_error("--drain-timeout {} out of range 0..86400 seconds", a.drain_timeout_s);
@@ -125,11 +180,11 @@ core::Status check_args(const ServeArgs& a) {
       return core::make_error("--chat-template {}: {}", a.chat_template_file, t.message());
     }
   }
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(a.model, ec)) {
-    return core::make_error("--model {}: {}", a.model,
-                            std::filesystem::exists(a.model, ec) ? "not a regular file" : "no such file");
-  }
+  if (a.model.empty() == a.config.empty()) return core::make_error("give one of -m/--model (one model) or --config (models and routes)");
+  if (!a.config.empty()) return plan_config(a, plan);
+  if (auto s = check_model_file(a.model, "--model"); !s) return s;
+  plan.locals.push_back({.name = a.alias.empty() ? std::filesystem::path(a.model).stem().string() : a.alias, .path = a.model,
+                         .engine = a.engine});
   return {};
 }
 
@@ -141,8 +196,8 @@ struct Loaded {
   std::string chat_template_source;
 };
 
-core::Status load(const ServeArgs& args, serve::Metrics& metrics, Loaded& out) {
-  auto model = model::load_model(args.model);
+core::Status load(const ServeArgs& args, const LocalEntry& entry, serve::Metrics& metrics, Loaded& out) {
+  auto model = model::load_model(entry.path);
   if (!model) return model.error();
   out.model = std::move(*model);
   auto tok = tokenizer::Tokenizer::load(out.model->file);
@@ -154,29 +209,86 @@ core::Status load(const ServeArgs& args, serve::Metrics& metrics, Loaded& out) {
   if (!chat_template) return core::make_error("chat template: {}", chat_template.message());
   out.chat_template.emplace(std::move(*chat_template));
   out.chat_template_source = *source;
-  auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, args.engine);
+  auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, entry.engine);
   if (!engine) return engine.error();
   out.engine = std::move(*engine);
   return {};
 }
 
 // After a signal: new requests get 503, running ones finish or are cancelled after the timeout.
-void drain(serve::Server& server, engine::Engine& engine, double timeout_s) {
+void drain(serve::Server& server, const std::vector<std::unique_ptr<Loaded>>& locals, double timeout_s) {
   server.drain();
-  engine.stop(false);
-  if (!engine.wait_idle(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)))) {
+  for (const auto& l : locals) l->engine->stop(false);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  for (const auto& l : locals) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (l->engine->wait_idle(std::max(left, std::chrono::milliseconds(0)))) continue;
     fmt::print(stderr, "owl serve: cancelling the requests still running after {} s\n", timeout_s);
-    engine.stop(true);
-    engine.wait_idle(std::chrono::seconds(5));
+    for (const auto& other : locals) other->engine->stop(true);
+    for (const auto& other : locals) other->engine->wait_idle(std::chrono::seconds(5));
+    break;
   }
   server.wait_streams(std::chrono::seconds(5));
   server.stop();
 }
 
+// Every model and route of the plan behind one registry; the names of what it serves.
+core::Result<std::string> make_registry(const Plan& plan, const std::vector<std::unique_ptr<Loaded>>& locals,
+                                        serve::ModelRegistry& models) {
+  const auto now = static_cast<int64_t>(std::time(nullptr));
+  std::map<std::string, std::shared_ptr<router::Provider>> by_name;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < plan.locals.size(); ++i) {
+    const Loaded& l = *locals[i];
+    auto p = std::make_shared<router::LocalProvider>(router::LocalModel{
+        .id = plan.locals[i].name, .created = now, .model = l.model.get(), .tokenizer = &*l.tokenizer,
+        .chat_template = &*l.chat_template, .chat_template_source = l.chat_template_source, .engine = l.engine.get()});
+    by_name[plan.locals[i].name] = p;
+    names.push_back(fmt::format("'{}'", plan.locals[i].name));
+  }
+  if (plan.config) {
+    for (const router::ModelSpec& m : plan.config->models) {
+      if (m.local()) continue;
+      const char* key = m.api_key_env.empty() ? nullptr : std::getenv(m.api_key_env.c_str());
+      by_name[m.name] = std::make_shared<router::HostedProvider>(m, key == nullptr ? "" : key, now);
+      names.push_back(fmt::format("'{}' (hosted)", m.name));
+    }
+  }
+  // /v1/models lists them in the file's order; a request that names none gets the first.
+  std::vector<std::string> order;
+  if (plan.config) {
+    for (const router::ModelSpec& m : plan.config->models) order.push_back(m.name);
+  } else {
+    order.push_back(plan.locals[0].name);
+  }
+  for (const std::string& name : order) OWL_TRY(models.add(by_name.at(name)));
+  if (!plan.config) return fmt::format("model {}", fmt::join(names, ", "));
+  // The cores a local model computes on, for the price of local compute.
+  const int n_threads = plan.locals.empty() || plan.locals[0].engine.n_threads <= 0
+                            ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
+                            : plan.locals[0].engine.n_threads;
+  auto member = [&](const std::string& name) {
+    const router::ModelSpec* spec = plan.config->find_model(name);
+    return router::RouteMember{.provider = by_name.at(name).get(), .spec = spec, .n_threads = spec->local() ? n_threads : 0};
+  };
+  std::vector<std::string> routes;
+  for (const router::RouteSpec& r : plan.config->routes) {
+    router::RouteSetup setup{.spec = r, .detector = plan.detector, .local_per_core_hour = plan.config->local_per_core_hour};
+    for (const router::CascadeStep& step : r.cascade) setup.cascade.push_back(member(step.model));
+    for (const std::string& f : r.fallback) setup.fallback.push_back(member(f));
+    auto route = router::RouteProvider::make(std::move(setup), now);
+    if (!route) return core::make_error("{}:{}: {}", plan.config->file, r.line, route.message());
+    OWL_TRY(models.add(std::shared_ptr<router::Provider>(std::move(*route))));
+    routes.push_back(fmt::format("'{}'", r.name));
+  }
+  return fmt::format("models {}; routes {}", fmt::join(names, ", "), routes.empty() ? "none" : fmt::format("{}", fmt::join(routes, ", ")));
+}
+
 int run_serve(ServeArgs& args) {
   // Never destroyed: its thread waits for signals as long as the process lives.
   StopSignals& signals = *new StopSignals;
-  if (auto s = check_args(args); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
+  Plan plan;  // outlives the server, whose routes point into its config
+  if (auto s = check_args(args, plan); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
   serve::Metrics metrics;
   args.server.host = args.host;
   args.server.port = args.port;
@@ -184,37 +296,41 @@ int run_serve(ServeArgs& args) {
   auto port = server.bind();
   if (!port) return fmt::print(stderr, "owl serve: {}\n", port.message()), 1;
   server.start();
-  fmt::print(stderr, "owl serve: listening on http://{}:{}/ (loading {})\n", args.host, *port, args.model);
+  fmt::print(stderr, "owl serve: listening on http://{}:{}/ (loading {})\n", args.host, *port,
+             args.config.empty() ? args.model : args.config);
 
   const auto load_start = engine::Clock::now();
-  Loaded loaded;
-  if (auto s = load(args, metrics, loaded); !s) {
-    fmt::print(stderr, "owl serve: {}\n", s.message());
-    server.stop();
-    return 1;
+  std::vector<std::unique_ptr<Loaded>> locals;
+  for (const LocalEntry& entry : plan.locals) {
+    locals.push_back(std::make_unique<Loaded>());
+    if (auto s = load(args, entry, metrics, *locals.back()); !s) {
+      fmt::print(stderr, "owl serve: {}{}\n", plan.config ? fmt::format("model '{}': ", entry.name) : "", s.message());
+      server.stop();
+      return 1;
+    }
+    context_size(*locals.back()->model, entry.engine.n_ctx, "owl serve");  // warns beyond the training length
   }
-  context_size(*loaded.model, args.engine.n_ctx, "owl serve");  // warns beyond the training length
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
-  const std::string name = args.alias.empty() ? std::filesystem::path(args.model).stem().string() : args.alias;
   auto models = std::make_shared<serve::ModelRegistry>();
-  if (auto s = models->add(std::make_shared<router::LocalProvider>(router::LocalModel{
-          .id = name, .created = static_cast<int64_t>(std::time(nullptr)), .model = loaded.model.get(),
-          .tokenizer = &*loaded.tokenizer, .chat_template = &*loaded.chat_template,
-          .chat_template_source = loaded.chat_template_source, .engine = loaded.engine.get()}));
-      !s) {
-    fmt::print(stderr, "owl serve: {}\n", s.message());
+  auto served = make_registry(plan, locals, *models);
+  if (!served) {
+    fmt::print(stderr, "owl serve: {}\n", served.message());
     server.stop();
     return 1;
   }
   server.set_models(models);
   signals.ready();
-  fmt::print(stderr, "owl serve: ready: model '{}', {} sequences of {} tokens; chat page and API at http://{}:{}/\n",
-             name, args.engine.n_parallel, loaded.engine->n_ctx(), args.host, *port);
+  if (plan.config) {
+    fmt::print(stderr, "owl serve: ready: {}; chat page and API at http://{}:{}/\n", *served, args.host, *port);
+  } else {
+    fmt::print(stderr, "owl serve: ready: model '{}', {} sequences of {} tokens; chat page and API at http://{}:{}/\n",
+               plan.locals[0].name, args.engine.n_parallel, locals[0]->engine->n_ctx(), args.host, *port);
+  }
 
   const int signal = signals.wait();
   fmt::print(stderr, "owl serve: {} received: draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  drain(server, *loaded.engine, args.drain_timeout_s);
-  loaded.engine.reset();
+  drain(server, locals, args.drain_timeout_s);
+  for (auto& l : locals) l->engine.reset();
   fmt::print(stderr, "owl serve: stopped\n");
   return 0;
 }
@@ -224,7 +340,8 @@ int run_serve(ServeArgs& args) {
 Command register_serve(CLI::App& root) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* app = root.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /");
-  app->add_option("-m,--model", args->model, "GGUF model file")->required();
+  app->add_option("-m,--model", args->model, "GGUF model file");
+  app->add_option("--config", args->config, "Models (local and hosted) and routes, in YAML (docs/router.md); instead of -m");
   app->add_option("--alias", args->alias, "Model id the API reports and accepts (default: the file name without .gguf)");
   app->add_option("--host", args->host, "Address to listen on")->capture_default_str();
   app->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));

@@ -76,6 +76,11 @@ class RequestStream : public EventSink {
     events_.pop_front();
     return true;
   }
+  // Waits up to `timeout` until an event is there to pop; false when none came.
+  bool wait(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return ready_.wait_for(lock, timeout, [&] { return !events_.empty(); });
+  }
   // True once every choice has ended and every event was popped.
   bool finished() {
     std::lock_guard<std::mutex> lock(mutex_);

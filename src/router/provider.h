@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -38,6 +40,27 @@ struct ModelInfo {
   const gguf::GgufFile* file = nullptr;
 };
 
+// Who answered a routed request and why (router/route_provider.h). The route fills it before it
+// pushes the request's first event, and `cost_usd` before the last, so that a reader that popped
+// an event reads it without a lock.
+struct RouteDecision {
+  std::string route;           // the route's name
+  std::string kind;            // "cascade" (its first step answered), "escalated", "fallback", "sensitive"
+  std::string model;           // the model that answered
+  std::vector<std::string> detectors;  // sensitive-data detectors that fired (names only)
+  std::vector<std::string> steps;      // each model asked, with its outcome: "small: escalated (mean_logprob -2.31 < -1.2)"
+  std::optional<double> mean_logprob;  // the confidence of the first step's answer, when measured
+  double cost_usd = 0;                 // every step asked, priced
+  // The answering provider's submission: its tokenizer (logprobs' token text; null when hosted),
+  // how its tool calls are written, the prompt it rendered.
+  const tokenizer::Tokenizer* tokenizer = nullptr;
+  constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
+  std::string tool_prefix;
+  std::string prompt_text;
+  // The error that ends the request, when no step could answer (the kError event's status).
+  std::optional<ApiError> error;
+};
+
 // A request that started: what it was sent as (for the request log).
 struct Submission {
   std::string prompt_text;  // the rendered prompt; "" when given as tokens
@@ -46,6 +69,8 @@ struct Submission {
   // prompt (tool_choice "required" or named), which the output continues.
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
   std::string tool_prefix;
+  // A routed request: filled as the route runs; null for a request a model answers itself.
+  std::shared_ptr<RouteDecision> decision;
 };
 
 // Threading: every method may be called from any thread.

@@ -51,6 +51,15 @@ struct CompletionRequest {
   // The output's grammar (GBNF), from response_format or llama.cpp's json_schema / grammar
   // fields; "" when unconstrained.
   std::string grammar;
+  // The JSON Schema the output must satisfy (response_format json_schema, llama.cpp's
+  // json_schema); null when none. json_output: the output must be JSON (json_object too).
+  Json schema;
+  bool json_output = false;
+  // OpenAI's optional fields as the client sent them (sampling, seed, response_format, user...),
+  // for a hosted upstream, which gets them as they came rather than owl's defaults.
+  Json passthrough = Json::object();
+  // The client marked the request as holding sensitive data (header x-owl-sensitive: true).
+  bool marked_sensitive = false;
   // Chat: the functions the model may call (OpenAI's tools array, validated); null when none.
   Json tools;
   ToolChoice tool_choice = ToolChoice::kAuto;

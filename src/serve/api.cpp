@@ -234,6 +234,8 @@ std::optional<ApiError> parse_constraint(const Json& body, CompletionRequest& re
     auto gbnf = constrain::json_schema_to_gbnf(schema);
     if (!gbnf) return bad(param, fmt::format("'{}': {}", param, gbnf.message()));
     req.grammar = std::move(*gbnf);
+    req.schema = schema;
+    req.json_output = true;
     return std::nullopt;
   };
   if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
@@ -244,6 +246,7 @@ std::optional<ApiError> parse_constraint(const Json& body, CompletionRequest& re
     if (type == "json_object") {
       if (auto e = one("response_format")) return e;
       req.grammar = constrain::json_object_gbnf();
+      req.json_output = true;
     } else if (type == "json_schema") {
       if (auto e = one("response_format")) return e;
       auto js = rf->find("json_schema");
@@ -481,6 +484,10 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const Json& j
     if (auto e = endpoint == Endpoint::kChat ? parse_messages(j, req) : parse_prompt(j, req, n_vocab)) return *e;
     if (auto e = parse_common(j, req, n_vocab)) return *e;
     if (auto e = parse_logprobs(j, req)) return *e;
+    for (const char* key : {"temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "logit_bias",
+                            "response_format", "user", "max_completion_tokens"}) {
+      if (auto it = j.find(key); it != j.end() && !it->is_null()) req.passthrough[key] = *it;
+    }
   } catch (const Json::exception& e) {  // a shape the checks above missed: still the client's error
     return ApiError{.status = 400, .message = fmt::format("invalid request: {}", e.what())};
   }
@@ -542,7 +549,7 @@ Json tool_calls_json(const ChoiceResult& r, bool indexed) {
 }  // namespace
 
 Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
-                   const tokenizer::Tokenizer& tok) {
+                   const tokenizer::Tokenizer* tok) {
   const bool chat = req.endpoint == Endpoint::kChat;
   Json out = {{"id", info.id},
               {"object", chat ? "chat.completion" : "text_completion"},
@@ -553,13 +560,13 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& c = choices[i];
     Json logprobs = nullptr;
-    if (req.logprobs && chat) {
+    if (req.logprobs && chat && tok != nullptr) {
       logprobs = {{"content", Json::array()}};
-      for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, tok));
-    } else if (req.logprobs) {
+      for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, *tok));
+    } else if (req.logprobs && tok != nullptr) {
       std::vector<const sample::Sampled*> ptrs;
       for (const sample::Sampled& s : c.tokens) ptrs.push_back(&s);
-      logprobs = completion_logprobs(ptrs, tok, 0);
+      logprobs = completion_logprobs(ptrs, *tok, 0);
     }
     Json choice = {{"index", i}};
     const bool calls = !c.tool_calls.empty();
@@ -578,7 +585,7 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
 }
 
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
-                const tokenizer::Tokenizer& tok) {
+                const tokenizer::Tokenizer* tok) {
   const bool chat = req.endpoint == Endpoint::kChat;
   Json choice = {{"index", part.index}};
   if (chat) {
@@ -594,9 +601,9 @@ Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const Ch
     choice["text"] = part.text;
   }
   Json logprobs = nullptr;
-  if (req.logprobs && part.sampled) {
-    logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, tok)})}}
-                    : completion_logprobs({part.sampled}, tok, part.text_offset);
+  if (req.logprobs && part.sampled && tok != nullptr) {
+    logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, *tok)})}}
+                    : completion_logprobs({part.sampled}, *tok, part.text_offset);
   }
   choice["logprobs"] = std::move(logprobs);
   if (part.finish && part.called && *part.finish == engine::FinishReason::kStop) {

@@ -75,8 +75,9 @@ Json usage_json(const Usage& usage);
 const char* finish_reason_text(engine::FinishReason reason);  // OpenAI's "stop" / "length"
 
 // The whole (non-streaming) response.
+// `tokenizer` gives the text of logprobs' tokens; null (a hosted model's answer) leaves them out.
 Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
-                   const tokenizer::Tokenizer& tokenizer);
+                   const tokenizer::Tokenizer* tokenizer);
 
 // One stream chunk of choice `index`: a text delta with its token's logprobs (`sampled` may be
 // null), the opening role delta (chat), or the end with its finish reason.
@@ -91,7 +92,7 @@ struct ChunkPart {
   bool called = false;                  // the finish chunk of a choice that called tools
 };
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
-                const tokenizer::Tokenizer& tokenizer);
+                const tokenizer::Tokenizer* tokenizer);
 // The last chunk with `stream_options.include_usage`: no choices, the usage.
 Json make_usage_chunk(const CompletionRequest& req, const ResponseInfo& info, const Usage& usage);
 

@@ -29,10 +29,11 @@ std::string sse(const Json& j) { return "data: " + dump_json(j) + "\n\n"; }
 // One request in flight: what the handler and its content provider share.
 // Threading: used by one HTTP thread at a time (the handler, then its content provider).
 struct Call {
-  Call(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer& t) : server(s), who(p), tok(t) {}
+  Call(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer* t) : server(s), who(p), tok(t) {}
   Server::Impl& server;
   const Principal who;
-  const tokenizer::Tokenizer& tok;
+  const tokenizer::Tokenizer* tok;  // of the model that answers; null for a hosted one
+  std::shared_ptr<router::RouteDecision> decision;  // a routed request's; read once an event was popped
   CompletionRequest req;
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
   std::string tool_prefix;
@@ -68,6 +69,7 @@ struct Call {
 
   // The error that ends the request instead of its answer, if any.
   std::optional<ApiError> failure() const {
+    if (decision != nullptr && decision->error) return *decision->error;
     if (!error.empty()) return ApiError{.status = 500, .message = error, .type = "server_error"};
     if (cut) return cut_error();
     return std::nullopt;
@@ -86,7 +88,7 @@ struct Call {
   size_t next_offset(int index, const sample::Sampled& sampled) {
     size_t& bytes = token_bytes[static_cast<size_t>(index)];
     const size_t offset = bytes;
-    bytes += tok.token_to_piece(sampled.token, true).size();
+    if (tok != nullptr) bytes += tok->token_to_piece(sampled.token, true).size();
     return offset;
   }
 
@@ -107,11 +109,29 @@ struct Call {
     settle_and_log(server, who, work(),
                    {.id = info.id, .endpoint = req.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions",
                     .model = info.model, .req = req, .results = results, .arrival = stream->t_arrival, .status = status,
-                    .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text});
+                    .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text, .decision = decision.get()});
   }
 
   Work work() const { return Work{.model = info.model, .max_tokens = req.max_tokens, .n = req.n}; }
 };
+
+// A routed request: waits until its route decided (its first event is there), takes the
+// answering model's details, and says who answers in the headers.
+void await_decision(Call& call, std::shared_ptr<router::RouteDecision> decision, httplib::Response& res) {
+  while (!call.stream->wait(kHeartbeat)) {
+  }
+  call.decision = std::move(decision);
+  const router::RouteDecision& d = *call.decision;
+  res.set_header("x-owl-route-name", d.route);
+  res.set_header("x-owl-route", d.kind);
+  if (d.error) return;
+  call.info.model = d.model;
+  call.tok = d.tokenizer;
+  call.tool_syntax = d.tool_syntax;
+  call.tool_prefix = d.tool_prefix;
+  call.prompt_text = d.prompt_text;
+  res.set_header("x-owl-model", d.model);
+}
 
 void log_rejected(Server::Impl& s, std::string_view endpoint, const ApiError& e) {
   s.log({{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}});
@@ -127,7 +147,7 @@ void reply_stream(std::shared_ptr<Call> call, httplib::Response& res) {
   res.set_chunked_content_provider(
       "text/event-stream",
       [call, opened](size_t, httplib::DataSink& sink) {
-        const tokenizer::Tokenizer& tok = call->tok;
+        const tokenizer::Tokenizer* tok = call->tok;
         if (!*opened) {
           *opened = true;
           std::string head;
@@ -196,6 +216,7 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
     if (call->stream->pop(e, std::chrono::duration_cast<milliseconds>(until - now) + milliseconds(1))) call->apply(e);
   }
   if (call->stream->finished()) {
+    if (call->decision != nullptr) res.set_header("x-owl-cost-usd", fmt::format("{:.8f}", call->decision->cost_usd));
     if (auto failure = call->failure()) {
       reply_error(res, *failure);
     } else {
@@ -262,6 +283,15 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
   if (!o.req.user.empty()) line["user"] = o.req.user;
   if (!who.name.empty()) line["principal"] = who.name;
   if (!o.error.empty()) line["error"] = o.error;
+  if (o.decision != nullptr) {
+    line["route"] = o.decision->route;
+    line["route_decision"] = o.decision->kind;
+    line["route_steps"] = o.decision->steps;
+    if (!o.decision->detectors.empty()) line["detectors"] = o.decision->detectors;
+    if (o.decision->mean_logprob) line["mean_logprob"] = *o.decision->mean_logprob;
+    line["cost_usd"] = o.decision->cost_usd;
+    if (o.decision->error) line["error"] = o.decision->error->message;
+  }
   if (s.options.log_content) {
     line["prompt"] = o.prompt_text;
     Json outputs = Json::array();
@@ -296,12 +326,9 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   const router::ModelInfo& model = provider->info();
   auto parsed = parse_completion_request(json, endpoint, model.n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
-  if (model.tokenizer == nullptr) {
-    return fail(ApiError{.status = 501, .message = fmt::format("the model '{}' has no tokenizer in this process", model.id),
-                         .type = "server_error"});
-  }
-  auto call = std::make_shared<Call>(s, who, *model.tokenizer);
+  auto call = std::make_shared<Call>(s, who, model.tokenizer);
   call->req = std::move(std::get<CompletionRequest>(parsed));
+  call->req.marked_sensitive = http_req.get_header_value("x-owl-sensitive") == "true";
   if (call->req.max_tokens < 0) call->req.max_tokens = s.options.default_max_tokens;
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
                             .created = static_cast<int64_t>(std::time(nullptr)), .model = model.id};
@@ -318,7 +345,9 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   call->prompt_text = submission.prompt_text;
   call->tool_syntax = submission.tool_syntax;
   call->tool_prefix = submission.tool_prefix;
-  if (call->req.stream) {
+  if (submission.decision != nullptr) await_decision(*call, submission.decision, res);
+  // A route that found no model answers with its error, streamed or not.
+  if (call->req.stream && !(call->decision != nullptr && call->decision->error)) {
     reply_stream(call, res);
   } else {
     reply_whole(call, res);

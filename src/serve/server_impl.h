@@ -49,6 +49,7 @@ struct CompletionOutcome {
   bool cancelled = false;     // by the client or by the server
   std::string_view error;     // an engine error; "" when none
   std::string_view prompt_text;
+  const router::RouteDecision* decision = nullptr;  // a routed request's
 };
 // Settles the tokens the request used with the guard and writes its request log line: every
 // completion endpoint ends here, so that usage is counted the same way whatever the API.

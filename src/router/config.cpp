@@ -1,0 +1,401 @@
+#include "router/config.h"
+
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include "core/files.h"
+
+namespace owl::router {
+namespace {
+
+// A node and where it is, for messages: "owl.yaml:12: routes[0].cascade[1].model: ...".
+// A key that is absent has its parent's line.
+struct At {
+  std::string_view file;
+  YAML::Node node;
+  std::string path;
+  int parent_line = 0;
+
+  int line() const { return node.IsDefined() ? node.Mark().line + 1 : parent_line; }
+  At child(std::string_view key) const {
+    return At{file, node[std::string(key)], path.empty() ? std::string(key) : path + "." + std::string(key), line()};
+  }
+  At item(size_t i) const { return At{file, node[i], fmt::format("{}[{}]", path, i), line()}; }
+  bool present() const { return node.IsDefined() && !node.IsNull(); }
+
+  template <typename... Args>
+  core::Error error(fmt::format_string<Args...> format, Args&&... args) const {
+    const int line = this->line();
+    std::string where = line > 0 ? fmt::format("{}:{}", file, line) : std::string(file);
+    return core::Error{fmt::format("{}: {}: {}", where, path, fmt::format(format, std::forward<Args>(args)...))};
+  }
+};
+
+core::Status only_keys(const At& at, std::initializer_list<std::string_view> known) {
+  if (!at.present()) return at.error("missing");
+  if (!at.node.IsMap()) return at.error("expected a mapping (key: value)");
+  for (const auto& kv : at.node) {
+    const std::string key = kv.first.as<std::string>();
+    bool ok = false;
+    for (std::string_view k : known) ok = ok || k == key;
+    if (!ok) {
+      At where = at.child(key);
+      where.node = kv.first;  // the key's line, not its value's
+      return where.error("unknown key (known here: {})", fmt::join(known, ", "));
+    }
+  }
+  return {};
+}
+
+core::Result<std::string> get_string(const At& at) {
+  if (!at.present()) return at.error("missing");
+  if (!at.node.IsScalar()) return at.error("expected a string");
+  return at.node.as<std::string>();
+}
+
+core::Result<double> get_number(const At& at, double min, double max) {
+  if (!at.present()) return at.error("missing");
+  if (!at.node.IsScalar()) return at.error("expected a number");
+  double v = 0;
+  if (!YAML::convert<double>::decode(at.node, v) || !std::isfinite(v)) return at.error("'{}' is not a number", at.node.as<std::string>());
+  if (v < min || v > max) return at.error("{} out of range {}..{}", v, min, max);
+  return v;
+}
+
+core::Result<int64_t> get_int(const At& at, int64_t min, int64_t max) {
+  if (!at.node.IsScalar()) return at.error("expected an integer");
+  int64_t v = 0;
+  if (!YAML::convert<int64_t>::decode(at.node, v)) return at.error("'{}' is not an integer", at.node.as<std::string>());
+  if (v < min || v > max) return at.error("{} out of range {}..{}", v, min, max);
+  return v;
+}
+
+core::Result<bool> get_bool(const At& at) {
+  bool v = false;
+  if (!at.node.IsScalar() || !YAML::convert<bool>::decode(at.node, v)) return at.error("expected true or false");
+  return v;
+}
+
+core::Result<std::vector<std::string>> get_strings(const At& at) {
+  if (!at.present()) return at.error("missing");
+  if (at.node.IsScalar()) return std::vector<std::string>{at.node.as<std::string>()};
+  if (!at.node.IsSequence()) return at.error("expected a list of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    auto s = get_string(at.item(i));
+    if (!s) return s.error();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@' || c == '/')) return false;
+  }
+  return true;
+}
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+core::Status parse_hosted(const At& at, ModelSpec& m) {
+  auto url = get_string(at.child("base_url"));
+  if (!url) return url.error();
+  if (!url->starts_with("http://") && !url->starts_with("https://")) {
+    return at.child("base_url").error("'{}' is not an http:// or https:// URL", *url);
+  }
+  while (url->ends_with('/')) url->pop_back();
+  m.base_url = *url;
+  if (at.child("model").present()) {
+    auto v = get_string(at.child("model"));
+    if (!v) return v.error();
+    m.model = *v;
+  }
+  if (at.child("api_key_env").present()) {
+    auto v = get_string(at.child("api_key_env"));
+    if (!v) return v.error();
+    if (!valid_env_name(*v)) return at.child("api_key_env").error("'{}' is not an environment variable name (the key itself never goes in this file)", *v);
+    m.api_key_env = *v;
+  }
+  if (At price = at.child("price"); price.present()) {
+    if (auto s = only_keys(price, {"input_per_mtok", "output_per_mtok"}); !s) return s;
+    for (auto [key, out] : {std::pair{"input_per_mtok", &m.price.input_per_mtok}, std::pair{"output_per_mtok", &m.price.output_per_mtok}}) {
+      if (!price.child(key).present()) continue;
+      auto v = get_number(price.child(key), 0, 1e6);
+      if (!v) return v.error();
+      *out = *v;
+    }
+  }
+  if (at.child("timeout_s").present()) {
+    auto v = get_number(at.child("timeout_s"), 0.1, 3600);
+    if (!v) return v.error();
+    m.timeout_s = *v;
+  }
+  if (at.child("retries").present()) {
+    auto v = get_int(at.child("retries"), 0, 10);
+    if (!v) return v.error();
+    m.retries = static_cast<int>(*v);
+  }
+  return {};
+}
+
+core::Status parse_local(const At& at, ModelSpec& m) {
+  auto path = get_string(at.child("path"));
+  if (!path) return path.error();
+  if (path->empty()) return at.child("path").error("empty path");
+  m.path = *path;
+  if (at.child("lora").present()) {
+    return at.child("lora").error("adapters on a configured model are not supported yet; serve the merged model instead");
+  }
+  if (at.child("parallel").present()) {
+    auto v = get_int(at.child("parallel"), 1, 256);
+    if (!v) return v.error();
+    m.parallel = static_cast<int>(*v);
+  }
+  if (at.child("ctx").present()) {
+    auto v = get_int(at.child("ctx"), 1, 1 << 20);
+    if (!v) return v.error();
+    m.ctx = *v;
+  }
+  return {};
+}
+
+core::Result<ModelSpec> parse_model(const At& at) {
+  if (auto s = only_keys(at, {"name", "path", "lora", "parallel", "ctx", "private", "base_url", "model", "api_key_env", "price",
+                              "timeout_s", "retries"});
+      !s) {
+    return s.error();
+  }
+  ModelSpec m;
+  m.line = at.node.Mark().line + 1;
+  auto name = get_string(at.child("name"));
+  if (!name) return name.error();
+  if (!valid_name(*name)) return at.child("name").error("'{}' is not a model name (letters, digits, - _ . : @ /)", *name);
+  m.name = *name;
+  const bool local = at.child("path").present(), hosted = at.child("base_url").present();
+  if (local == hosted) return at.error("model '{}' needs exactly one of path (a local GGUF file) or base_url (a hosted API)", m.name);
+  static const std::vector<std::string_view> kHostedOnly = {"model", "api_key_env", "price", "timeout_s", "retries"};
+  static const std::vector<std::string_view> kLocalOnly = {"lora", "parallel", "ctx"};
+  for (std::string_view key : local ? kHostedOnly : kLocalOnly) {
+    if (at.child(key).present()) {
+      return at.child(key).error("applies to {} models only; '{}' is {}", local ? "hosted" : "local", m.name, local ? "local (path)" : "hosted (base_url)");
+    }
+  }
+  if (auto s = local ? parse_local(at, m) : parse_hosted(at, m); !s) return s.error();
+  m.is_private = local;
+  if (at.child("private").present()) {
+    auto v = get_bool(at.child("private"));
+    if (!v) return v.error();
+    m.is_private = *v;
+  }
+  return m;
+}
+
+core::Result<Escalation> parse_escalation(const At& at) {
+  if (auto s = only_keys(at, {"mean_logprob_below", "min_logprob_below", "entropy_above", "json_invalid", "schema_invalid", "empty"}); !s) {
+    return s.error();
+  }
+  Escalation e;
+  for (auto [key, out] : {std::pair{"mean_logprob_below", &e.mean_logprob_below}, std::pair{"min_logprob_below", &e.min_logprob_below}}) {
+    if (!at.child(key).present()) continue;
+    auto v = get_number(at.child(key), -1000, 0);
+    if (!v) return v.error();
+    *out = *v;
+  }
+  if (at.child("entropy_above").present()) {
+    auto v = get_number(at.child("entropy_above"), 0, 100);
+    if (!v) return v.error();
+    e.entropy_above = *v;
+  }
+  for (auto [key, out] : {std::pair{"json_invalid", &e.json_invalid}, std::pair{"schema_invalid", &e.schema_invalid}, std::pair{"empty", &e.empty}}) {
+    if (!at.child(key).present()) continue;
+    auto v = get_bool(at.child(key));
+    if (!v) return v.error();
+    *out = *v;
+  }
+  return e;
+}
+
+core::Status check_model_ref(const At& at, const std::string& name, const RouterConfig& config) {
+  if (config.find_model(name) != nullptr) return {};
+  std::vector<std::string> names;
+  for (const ModelSpec& m : config.models) names.push_back(m.name);
+  return at.error("'{}' is not a model of this file (models: {})", name, fmt::join(names, ", "));
+}
+
+core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
+  if (auto s = only_keys(at, {"name", "sensitive", "cascade", "fallback", "stream_escalation"}); !s) return s.error();
+  RouteSpec r;
+  r.line = at.node.Mark().line + 1;
+  auto name = get_string(at.child("name"));
+  if (!name) return name.error();
+  if (!valid_name(*name)) return at.child("name").error("'{}' is not a route name (letters, digits, - _ . : @ /)", *name);
+  if (config.find_model(*name) != nullptr) return at.child("name").error("'{}' is already a model's name", *name);
+  r.name = *name;
+  if (at.child("sensitive").present()) {
+    auto v = get_string(at.child("sensitive"));
+    if (!v) return v.error();
+    if (*v == "local_only") r.sensitive = SensitivePolicy::kLocalOnly;
+    else if (*v == "block") r.sensitive = SensitivePolicy::kBlock;
+    else if (*v == "allow") r.sensitive = SensitivePolicy::kAllow;
+    else return at.child("sensitive").error("'{}' is not one of: local_only, block, allow", *v);
+  }
+  const At cascade = at.child("cascade");
+  if (!cascade.present() || !cascade.node.IsSequence() || cascade.node.size() == 0) return cascade.error("expected a list of at least one step ({{model: NAME}})");
+  for (size_t i = 0; i < cascade.node.size(); ++i) {
+    const At step = cascade.item(i);
+    CascadeStep s;
+    if (step.node.IsScalar()) {
+      s.model = step.node.as<std::string>();
+    } else {
+      if (auto ok = only_keys(step, {"model", "escalate_if"}); !ok) return ok.error();
+      auto m = get_string(step.child("model"));
+      if (!m) return m.error();
+      s.model = *m;
+      if (step.child("escalate_if").present()) {
+        auto e = parse_escalation(step.child("escalate_if"));
+        if (!e) return e.error();
+        s.escalate_if = *e;
+      }
+    }
+    if (auto ok = check_model_ref(step.node.IsScalar() ? step : step.child("model"), s.model, config); !ok) return ok.error();
+    if (i + 1 == cascade.node.size() && s.escalate_if.any()) {
+      return step.child("escalate_if").error("the last step has no step to escalate to");
+    }
+    if (i + 1 < cascade.node.size() && !s.escalate_if.any()) {
+      return step.error("step '{}' is not the last but has no escalate_if: the steps after it would never be asked", s.model);
+    }
+    r.cascade.push_back(std::move(s));
+  }
+  if (at.child("fallback").present()) {
+    auto v = get_strings(at.child("fallback"));
+    if (!v) return v.error();
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (auto ok = check_model_ref(at.child("fallback").item(i), (*v)[i], config); !ok) return ok.error();
+    }
+    r.fallback = *v;
+  }
+  if (at.child("stream_escalation").present()) {
+    auto v = get_bool(at.child("stream_escalation"));
+    if (!v) return v.error();
+    if (*v) return at.child("stream_escalation").error("true is not supported: a streamed answer cannot be taken back, so a cascade holds it until its confidence is known (false)");
+    r.stream_escalation = *v;
+  }
+  return r;
+}
+
+core::Status parse_sensitive(const At& at, RouterConfig& config) {
+  if (auto s = only_keys(at, {"detectors", "custom"}); !s) return s;
+  if (at.child("detectors").present()) {
+    auto v = get_strings(at.child("detectors"));
+    if (!v) return v.error();
+    config.detectors = *v;
+  }
+  if (const At custom = at.child("custom"); custom.present()) {
+    if (!custom.node.IsSequence()) return custom.error("expected a list of {{name, regex}} or {{name, words}}");
+    for (size_t i = 0; i < custom.node.size(); ++i) {
+      const At d = custom.item(i);
+      if (auto s = only_keys(d, {"name", "regex", "words"}); !s) return s;
+      CustomDetectorSpec spec;
+      auto name = get_string(d.child("name"));
+      if (!name) return name.error();
+      spec.name = *name;
+      if (d.child("regex").present()) {
+        auto v = get_string(d.child("regex"));
+        if (!v) return v.error();
+        spec.regex = *v;
+      }
+      if (d.child("words").present()) {
+        auto v = get_strings(d.child("words"));
+        if (!v) return v.error();
+        spec.words = *v;
+      }
+      if (spec.regex.empty() && spec.words.empty()) return d.error("detector '{}' needs a regex or a list of words", spec.name);
+      config.custom_detectors.push_back(std::move(spec));
+    }
+  }
+  return {};
+}
+
+core::Status parse_root(const At& root, RouterConfig& config) {
+  if (auto s = only_keys(root, {"models", "routes", "local_cost", "sensitive"}); !s) return s;
+  const At models = root.child("models");
+  if (!models.present() || !models.node.IsSequence() || models.node.size() == 0) return models.error("expected a list of at least one model");
+  std::set<std::string> names;
+  for (size_t i = 0; i < models.node.size(); ++i) {
+    auto m = parse_model(models.item(i));
+    if (!m) return m.error();
+    if (!names.insert(m->name).second) return models.item(i).child("name").error("model '{}' is defined twice", m->name);
+    config.models.push_back(std::move(*m));
+  }
+  if (const At routes = root.child("routes"); routes.present()) {
+    if (!routes.node.IsSequence()) return routes.error("expected a list of routes");
+    for (size_t i = 0; i < routes.node.size(); ++i) {
+      auto r = parse_route(routes.item(i), config);
+      if (!r) return r.error();
+      if (!names.insert(r->name).second) return routes.item(i).child("name").error("route '{}' is defined twice", r->name);
+      config.routes.push_back(std::move(*r));
+    }
+  }
+  if (const At cost = root.child("local_cost"); cost.present()) {
+    if (auto s = only_keys(cost, {"per_core_hour"}); !s) return s;
+    auto v = get_number(cost.child("per_core_hour"), 0, 1e4);
+    if (!v) return v.error();
+    config.local_per_core_hour = *v;
+  }
+  if (const At sensitive = root.child("sensitive"); sensitive.present()) {
+    if (auto s = parse_sensitive(sensitive, config); !s) return s;
+  }
+  return {};
+}
+
+}  // namespace
+
+const ModelSpec* RouterConfig::find_model(std::string_view name) const {
+  for (const ModelSpec& m : models) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+const char* sensitive_policy_name(SensitivePolicy policy) {
+  switch (policy) {
+    case SensitivePolicy::kLocalOnly: return "local_only";
+    case SensitivePolicy::kBlock: return "block";
+    case SensitivePolicy::kAllow: return "allow";
+  }
+  return "local_only";
+}
+
+core::Result<RouterConfig> parse_router_config(std::string_view yaml, std::string_view name) {
+  RouterConfig config;
+  config.file = std::string(name);
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml));
+    if (!root.IsMap()) return core::make_error("{}: expected a mapping with models: and routes:", name);
+    if (auto s = parse_root(At{name, root, ""}, config); !s) return s.error();
+  } catch (const YAML::Exception& e) {
+    return core::make_error("{}:{}: {}", name, e.mark.line + 1, e.msg);
+  }
+  return config;
+}
+
+core::Result<RouterConfig> load_router_config(const std::string& path) {
+  auto text = core::read_file(path);
+  if (!text) return text.error();
+  return parse_router_config(*text, path);
+}
+
+}  // namespace owl::router

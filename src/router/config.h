@@ -1,0 +1,102 @@
+// The router's configuration (`owl serve --config owl.yaml`, docs/router.md): the models a
+// server reaches (local GGUF files it serves itself, hosted OpenAI-compatible upstreams), the
+// routes clients ask for by name (a cascade of models with escalation rules, fallbacks, what
+// sensitive requests may reach) and the price of local compute. Parsing checks everything a
+// typo can break and names the file, line and key of the first mistake.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace owl::router {
+
+// US dollars per million tokens.
+struct Price {
+  double input_per_mtok = 0;
+  double output_per_mtok = 0;
+};
+
+struct ModelSpec {
+  std::string name;          // the id clients ask for
+  int line = 0;              // where it is defined (1-based), for later errors
+  bool is_private = false;   // may receive sensitive data (`private: true`); local models are by default
+  // Local: served by this process.
+  std::string path;          // a GGUF file
+  int parallel = 0;          // sequences at once; 0: the server's --parallel
+  int64_t ctx = 0;           // positions per sequence; 0: the server's -c
+  // Hosted: an OpenAI-compatible API.
+  std::string base_url;      // e.g. https://api.openai.com/v1
+  std::string model;         // the upstream's model id; "" uses `name`
+  std::string api_key_env;   // the environment variable holding the key; "" sends none
+  Price price;
+  double timeout_s = 60;     // connect, and each wait for bytes of the answer
+  int retries = 2;           // retries of a failure before any token (refused, 429, 5xx)
+  bool local() const { return !path.empty(); }
+};
+
+// When a cascade step's answer is not trusted and the next step is asked. Signals left empty
+// are not checked; any one that holds escalates.
+struct Escalation {
+  std::optional<double> mean_logprob_below;  // mean token log-probability of the answer
+  std::optional<double> min_logprob_below;   // its least likely token
+  std::optional<double> entropy_above;       // mean entropy (nats) over the 20 likeliest tokens
+  bool json_invalid = false;                 // the answer does not parse as JSON
+  bool schema_invalid = false;               // it does not satisfy the request's response_format schema
+  bool empty = false;                        // it is empty or whitespace
+  bool any() const {
+    return mean_logprob_below || min_logprob_below || entropy_above || json_invalid || schema_invalid || empty;
+  }
+};
+
+struct CascadeStep {
+  std::string model;
+  Escalation escalate_if;
+};
+
+enum class SensitivePolicy {
+  kLocalOnly,  // a sensitive request goes only to private models; none able -> an error
+  kBlock,      // a sensitive request is refused
+  kAllow,      // detection is only logged
+};
+
+struct RouteSpec {
+  std::string name;
+  int line = 0;
+  SensitivePolicy sensitive = SensitivePolicy::kLocalOnly;
+  std::vector<CascadeStep> cascade;    // at least one step
+  std::vector<std::string> fallback;   // tried in order when a step fails
+  // Streaming with more than one step: false holds the answer until its confidence is known
+  // (chunks then arrive at once); true is refused for now (a stream cannot be taken back).
+  bool stream_escalation = false;
+};
+
+// A detector of the user's own: a regex or a list of words.
+struct CustomDetectorSpec {
+  std::string name;
+  std::string regex;
+  std::vector<std::string> words;
+};
+
+struct RouterConfig {
+  std::string file;  // where it was read from, for messages
+  std::vector<ModelSpec> models;
+  std::vector<RouteSpec> routes;
+  double local_per_core_hour = 0;  // US dollars per core-hour of local compute
+  std::vector<std::string> detectors = {"email", "phone", "card", "iban", "us_ssn", "secret"};
+  std::vector<CustomDetectorSpec> custom_detectors;
+
+  const ModelSpec* find_model(std::string_view name) const;
+};
+
+// `name` labels messages (the file's path).
+core::Result<RouterConfig> parse_router_config(std::string_view yaml, std::string_view name);
+core::Result<RouterConfig> load_router_config(const std::string& path);
+
+const char* sensitive_policy_name(SensitivePolicy policy);
+
+}  // namespace owl::router

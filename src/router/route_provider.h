@@ -1,0 +1,91 @@
+// A route (docs/router.md) as a Provider: clients ask for it by name like a model, and it decides
+// which models answer.
+//
+//  1. Sensitive data: the request's every string (messages of every role, tool calls, the raw
+//     prompt) goes through the detectors; a hit, or the header x-owl-sensitive: true, makes the
+//     request sensitive. With `sensitive: local_only` a sensitive request is only ever submitted
+//     to private models: when none of the route's can answer, it fails naming the detectors
+//     (never the text) and nothing was sent anywhere else. A prompt given as token ids cannot
+//     be read, so it counts as sensitive (fail closed).
+//  2. Cascade: the first step answers; its answer is held until its confidence (mean and least
+//     token log-probability, entropy, JSON and schema validity, emptiness) is known; when a rule
+//     of the step's escalate_if holds, the next step is asked instead. The last step's answer is
+//     relayed as it arrives.
+//  3. Fallbacks: a step that fails (429, 5xx, a timeout, an unreachable upstream, a prompt over
+//     its context, an error before its first token) hands the request to the fallback models in
+//     order; an answer that already sent tokens is not restarted elsewhere: it ends with the error.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "router/config.h"
+#include "router/provider.h"
+#include "router/sensitive.h"
+
+namespace owl::router {
+
+// A model a route may ask, with what it costs.
+struct RouteMember {
+  Provider* provider = nullptr;
+  const ModelSpec* spec = nullptr;
+  int n_threads = 1;  // local: the cores its engine computes on, for the price of local compute
+};
+
+struct RouteSetup {
+  RouteSpec spec;
+  std::vector<RouteMember> cascade;   // one per spec.cascade step, in order
+  std::vector<RouteMember> fallback;  // one per spec.fallback entry
+  std::shared_ptr<const SensitiveDetector> detector;
+  double local_per_core_hour = 0;
+};
+
+// The price of one answer: hosted by its tokens, local by its cores' time.
+double price_of(const RouteMember& member, double local_per_core_hour, int64_t prompt_tokens, int64_t completion_tokens,
+                double seconds);
+
+// Threading: every method may be called from any thread. Each request's route runs on a thread
+// of its own; the destructor cancels the ones still running and waits for them.
+class RouteProvider : public Provider {
+ public:
+  // Errors when a step's escalation needs log-probabilities that its model cannot give (hosted).
+  static core::Result<std::unique_ptr<RouteProvider>> make(RouteSetup setup, int64_t created);
+  ~RouteProvider() override;
+  RouteProvider(const RouteProvider&) = delete;
+  RouteProvider& operator=(const RouteProvider&) = delete;
+
+  const ModelInfo& info() const override { return info_; }
+  // Returns at once with the decision to be filled; errors only for requests the route can
+  // never take (n > 1 on a cascade, or a sensitive request it may not send anywhere).
+  std::variant<Submission, ApiError> submit(const CompletionRequest& request, std::shared_ptr<engine::EventSink> sink) override;
+
+ private:
+  RouteProvider(RouteSetup setup, int64_t created);
+  struct Run;
+  void run(std::shared_ptr<Run> run);
+
+  RouteSetup setup_;
+  ModelInfo info_;
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int running_ = 0;  // guarded by mutex_
+  std::vector<std::weak_ptr<engine::EventSink>> sinks_;  // guarded by mutex_
+};
+
+// The confidence of an answer, from its tokens' log-probabilities.
+struct Confidence {
+  int64_t n_tokens = 0;
+  double mean_logprob = 0;
+  double min_logprob = 0;
+  double mean_entropy = 0;  // over the top log-probabilities of each token, renormalized
+};
+Confidence measure_confidence(const std::vector<sample::Sampled>& tokens);
+
+// The first rule of `rules` that holds for this answer, as "mean_logprob -2.31 < -1.2"; "" when
+// none does. `request` gives the schema and JSON mode.
+std::string escalation_reason(const Escalation& rules, const CompletionRequest& request, const std::string& text,
+                              const Confidence& confidence);
+
+}  // namespace owl::router

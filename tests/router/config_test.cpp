@@ -1,0 +1,135 @@
+// The router's YAML configuration: the documented example parses to what it says, and every
+// mistake names the file, the line and the key.
+#include "router/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace owl::router {
+namespace {
+
+const char* kExample = R"(models:
+  - name: small
+    path: models/stories260K.gguf
+    private: true
+  - name: big
+    base_url: http://127.0.0.1:9001/v1/
+    model: gpt-4o-mini
+    api_key_env: BIG_API_KEY
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+    timeout_s: 30
+routes:
+  - name: auto
+    sensitive: local_only
+    cascade:
+      - model: small
+        escalate_if: {mean_logprob_below: -1.2, json_invalid: true}
+      - model: big
+    fallback: [big]
+local_cost: {per_core_hour: 0.05}
+sensitive:
+  detectors: [email, card]
+  custom:
+    - {name: project, words: [Bluebird, Kestrel]}
+    - {name: ticket, regex: 'TCK-[0-9]{6}'}
+)";
+
+TEST(RouterConfig, TheExampleParsesToWhatItSays) {
+  auto c = parse_router_config(kExample, "owl.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  ASSERT_EQ(c->models.size(), 2u);
+  const ModelSpec& small = c->models[0];
+  EXPECT_EQ(small.name, "small");
+  EXPECT_TRUE(small.local());
+  EXPECT_TRUE(small.is_private);
+  EXPECT_EQ(small.line, 2);
+  const ModelSpec& big = c->models[1];
+  EXPECT_FALSE(big.local());
+  EXPECT_FALSE(big.is_private);  // hosted models are not private unless they say so
+  EXPECT_EQ(big.base_url, "http://127.0.0.1:9001/v1");  // the trailing slash dropped
+  EXPECT_EQ(big.model, "gpt-4o-mini");
+  EXPECT_EQ(big.api_key_env, "BIG_API_KEY");
+  EXPECT_DOUBLE_EQ(big.price.input_per_mtok, 0.15);
+  EXPECT_DOUBLE_EQ(big.price.output_per_mtok, 0.60);
+  EXPECT_DOUBLE_EQ(big.timeout_s, 30);
+  ASSERT_EQ(c->routes.size(), 1u);
+  const RouteSpec& r = c->routes[0];
+  EXPECT_EQ(r.name, "auto");
+  EXPECT_EQ(r.sensitive, SensitivePolicy::kLocalOnly);
+  ASSERT_EQ(r.cascade.size(), 2u);
+  EXPECT_EQ(r.cascade[0].model, "small");
+  EXPECT_DOUBLE_EQ(*r.cascade[0].escalate_if.mean_logprob_below, -1.2);
+  EXPECT_TRUE(r.cascade[0].escalate_if.json_invalid);
+  EXPECT_FALSE(r.cascade[0].escalate_if.min_logprob_below.has_value());
+  EXPECT_EQ(r.fallback, std::vector<std::string>{"big"});
+  EXPECT_DOUBLE_EQ(c->local_per_core_hour, 0.05);
+  EXPECT_EQ(c->detectors, (std::vector<std::string>{"email", "card"}));
+  ASSERT_EQ(c->custom_detectors.size(), 2u);
+  EXPECT_EQ(c->custom_detectors[0].words, (std::vector<std::string>{"Bluebird", "Kestrel"}));
+  EXPECT_EQ(c->custom_detectors[1].regex, "TCK-[0-9]{6}");
+}
+
+// Replaces the first occurrence of `from` in the example.
+std::string edit(const std::string& from, const std::string& to) {
+  std::string s = kExample;
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+void expect_error(const std::string& yaml, const std::string& expected) {
+  auto c = parse_router_config(yaml, "owl.yaml");
+  ASSERT_FALSE(c.ok()) << "accepted: " << yaml;
+  EXPECT_NE(c.message().find(expected), std::string::npos) << "message: " << c.message() << "\nexpected: " << expected;
+}
+
+TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
+  expect_error(edit("    private: true\n", "    privat: true\n"), "owl.yaml:4: models[0].privat: unknown key");
+  expect_error(edit("    path: models/stories260K.gguf\n", ""), "owl.yaml:2: models[0]: model 'small' needs exactly one of path");
+  expect_error(edit("    private: true\n", "    private: true\n    base_url: http://x\n"), "needs exactly one of path");
+  expect_error(edit("    private: true\n", "    private: maybe\n"), "owl.yaml:4: models[0].private: expected true or false");
+  expect_error(edit("http://127.0.0.1:9001/v1/", "127.0.0.1:9001"), "owl.yaml:6: models[1].base_url: '127.0.0.1:9001' is not an http:// or https:// URL");
+  expect_error(edit("api_key_env: BIG_API_KEY", "api_key_env: sk-abc123"), "models[1].api_key_env: 'sk-abc123' is not an environment variable name");
+  expect_error(edit("    timeout_s: 30\n", "    api_key: sk-123\n"), "owl.yaml:10: models[1].api_key: unknown key");
+  expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: -1"), "models[1].price.input_per_mtok: -1 out of range");
+  expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: cheap"), "models[1].price.input_per_mtok: 'cheap' is not a number");
+  expect_error(edit("    private: true\n", "    private: true\n    timeout_s: 5\n"), "models[0].timeout_s: applies to hosted models only");
+  expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    ctx: 512\n"), "models[1].ctx: applies to local models only");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: [a.gguf]\n"), "models[0].lora: adapters on a configured model are not supported yet");
+  expect_error(edit("  - name: big\n", "  - name: small\n"), "owl.yaml:5: models[1].name: model 'small' is defined twice");
+  expect_error(edit("  - name: auto\n", "  - name: big\n"), "owl.yaml:12: routes[0].name: 'big' is already a model's name");
+  expect_error(edit("sensitive: local_only", "sensitive: sometimes"), "owl.yaml:13: routes[0].sensitive: 'sometimes' is not one of: local_only, block, allow");
+  expect_error(edit("      - model: big\n", "      - model: bigg\n"), "owl.yaml:17: routes[0].cascade[1].model: 'bigg' is not a model of this file (models: small, big)");
+  expect_error(edit("fallback: [big]", "fallback: [huge]"), "routes[0].fallback[0]: 'huge' is not a model");
+  expect_error(edit("      - model: big\n", "      - model: big\n        escalate_if: {empty: true}\n"), "routes[0].cascade[1].escalate_if: the last step has no step to escalate to");
+  expect_error(edit("        escalate_if: {mean_logprob_below: -1.2, json_invalid: true}\n", ""), "routes[0].cascade[0]: step 'small' is not the last but has no escalate_if");
+  expect_error(edit("mean_logprob_below: -1.2", "mean_logprob_under: -1.2"), "routes[0].cascade[0].escalate_if.mean_logprob_under: unknown key");
+  expect_error(edit("mean_logprob_below: -1.2", "mean_logprob_below: 1.2"), "escalate_if.mean_logprob_below: 1.2 out of range -1000..0");
+  expect_error(edit("    fallback: [big]\n", "    fallback: [big]\n    stream_escalation: true\n"), "routes[0].stream_escalation: true is not supported");
+  expect_error(edit("    cascade:\n", "    cascade: []\n    x:\n"), "routes[0].x: unknown key");
+  expect_error(edit("local_cost: {per_core_hour: 0.05}", "local_cost: {per_hour: 0.05}"), "owl.yaml:19: local_cost.per_hour: unknown key");
+  expect_error(edit("    - {name: ticket, regex: 'TCK-[0-9]{6}'}\n", "    - {name: ticket}\n"), "sensitive.custom[1]: detector 'ticket' needs a regex or a list of words");
+  expect_error(edit("models:", "modles:"), "owl.yaml:1: modles: unknown key (known here: models, routes, local_cost, sensitive)");
+  expect_error("routes: []\n", "owl.yaml:1: models: expected a list of at least one model");
+  expect_error("models: [\n", "owl.yaml:");  // YAML syntax, with its line
+  expect_error("- a\n- b\n", "owl.yaml: expected a mapping with models: and routes:");
+  expect_error("", "owl.yaml: expected a mapping");
+}
+
+TEST(RouterConfig, ALocalModelIsPrivateUnlessItSaysNotAndAStepMayBeAName) {
+  auto c = parse_router_config("models:\n  - {name: a, path: a.gguf}\n  - {name: b, path: b.gguf, private: false}\n"
+                               "routes:\n  - {name: r, cascade: [a]}\n", "x.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_TRUE(c->models[0].is_private);
+  EXPECT_FALSE(c->models[1].is_private);
+  EXPECT_EQ(c->routes[0].cascade[0].model, "a");
+  EXPECT_EQ(c->routes[0].sensitive, SensitivePolicy::kLocalOnly);  // the default fails closed
+  auto missing = load_router_config("/nonexistent/owl.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("/nonexistent/owl.yaml"), std::string::npos) << missing.message();
+}
+
+}  // namespace
+}  // namespace owl::router

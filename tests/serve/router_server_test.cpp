@@ -1,0 +1,435 @@
+// Hosted upstreams and routes through a real gateway server on loopback: the upstream is a second
+// owl server (the fixture's, serving the stories model) or a fault-injecting stand-in that
+// answers with 500s, 429s, delays, cut streams, or is not there at all.
+#include <atomic>
+#include <deque>
+
+#include "router/config.h"
+#include "router/hosted_provider.h"
+#include "router/route_provider.h"
+#include "serve/server_fixture.h"
+
+namespace owl::serve {
+namespace {
+
+// An OpenAI-compatible stand-in that answers each request with the next scripted behaviour
+// (then "ok"), and records every body it received.
+class FaultServer {
+ public:
+  enum class Kind { kOk, kStatus, kDelay, kCut };
+  struct Behaviour {
+    Kind kind = Kind::kOk;
+    int status = 200;
+    int retry_after_s = 0;
+    int delay_ms = 0;
+  };
+
+  FaultServer() {
+    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~FaultServer() {
+    server_.stop();
+    thread_.join();
+  }
+  void script(std::vector<Behaviour> b) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    script_.assign(b.begin(), b.end());
+  }
+  int requests() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int>(bodies_.size());
+  }
+  std::vector<std::string> bodies() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return bodies_;
+  }
+  int port() const { return port_; }
+
+ private:
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    Behaviour b;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      bodies_.push_back(req.body);
+      if (!script_.empty()) {
+        b = script_.front();
+        script_.pop_front();
+      }
+    }
+    if (b.kind == Kind::kStatus) {
+      res.status = b.status;
+      if (b.retry_after_s > 0) res.set_header("Retry-After", std::to_string(b.retry_after_s));
+      res.set_content(R"({"error":{"message":"scripted failure","type":"server_error"}})", "application/json");
+      return;
+    }
+    if (b.kind == Kind::kDelay) std::this_thread::sleep_for(std::chrono::milliseconds(b.delay_ms));
+    const bool cut = b.kind == Kind::kCut;
+    res.set_chunked_content_provider("text/event-stream", [cut](size_t, httplib::DataSink& sink) {
+      auto chunk = [&](const std::string& json) {
+        const std::string s = "data: " + json + "\n\n";
+        sink.write(s.data(), s.size());
+      };
+      chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+      chunk(R"({"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]})");
+      if (cut) return false;  // the connection closes mid-answer
+      chunk(R"({"choices":[{"index":0,"delta":{"content":" world"},"finish_reason":null}]})");
+      chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
+      chunk(R"({"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}})");
+      const std::string done = "data: [DONE]\n\n";
+      sink.write(done.data(), done.size());
+      sink.done();
+      return true;
+    });
+  }
+
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mutex_;
+  std::deque<Behaviour> script_;
+  std::vector<std::string> bodies_;
+};
+
+using Fault = FaultServer::Behaviour;
+using FaultKind = FaultServer::Kind;
+
+// The fixture's server is the upstream; the gateway is a second server whose models are a local
+// one ("small", private), the upstream ("big", hosted) and the fault server ("flaky", hosted).
+class RouterTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    start();
+    router::ModelSpec small{.name = "small", .is_private = true, .path = "stories260K.gguf"};
+    router::ModelSpec big{.name = "big", .base_url = fmt::format("http://127.0.0.1:{}/v1", port_), .model = "stories260K",
+                          .price = {.input_per_mtok = 1000, .output_per_mtok = 2000}, .timeout_s = 10};
+    router::ModelSpec flaky{.name = "flaky", .base_url = fmt::format("http://127.0.0.1:{}/v1", fault.port()), .timeout_s = 1};
+    specs = {small, big, flaky};
+  }
+  void TearDown() override {
+    if (gateway) gateway->stop();
+    ServerTest::TearDown();
+  }
+  std::shared_ptr<router::HostedProvider> hosted(const router::ModelSpec& spec, router::HostedOptions o = {.backoff = std::chrono::milliseconds(10)}) {
+    return std::make_shared<router::HostedProvider>(spec, "test-key", 0, o);
+  }
+  // Starts the gateway with small, big and flaky, plus `routes`.
+  void start_gateway(std::vector<router::RouteSpec> routes = {}, router::HostedOptions flaky_options = {.backoff = std::chrono::milliseconds(10)}) {
+    providers["small"] = local_model("small", *engine);
+    providers["big"] = hosted(specs[1]);
+    providers["flaky"] = hosted(specs[2], flaky_options);
+    gateway_models = std::make_shared<ModelRegistry>();
+    for (const char* name : {"small", "big", "flaky"}) ASSERT_TRUE(gateway_models->add(providers[name]).ok());
+    auto detector = router::SensitiveDetector::make({});
+    ASSERT_TRUE(detector.ok()) << detector.message();
+    auto shared_detector = std::make_shared<const router::SensitiveDetector>(std::move(*detector));
+    auto member = [&](const std::string& name) {
+      const router::ModelSpec* spec = nullptr;
+      for (const auto& s : specs) if (s.name == name) spec = &s;
+      return router::RouteMember{.provider = providers[name].get(), .spec = spec, .n_threads = 2};
+    };
+    for (const router::RouteSpec& r : routes) {
+      router::RouteSetup setup{.spec = r, .detector = shared_detector, .local_per_core_hour = 36};
+      for (const auto& step : r.cascade) setup.cascade.push_back(member(step.model));
+      for (const auto& f : r.fallback) setup.fallback.push_back(member(f));
+      auto route = router::RouteProvider::make(std::move(setup), 0);
+      ASSERT_TRUE(route.ok()) << route.message();
+      ASSERT_TRUE(gateway_models->add(std::shared_ptr<router::Provider>(std::move(*route))).ok());
+    }
+    ServerOptions options{.host = "127.0.0.1", .port = 0};
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mutex);
+      gateway_log.push_back(Json::parse(line));
+    };
+    gateway = std::make_unique<Server>(options, gateway_metrics);
+    auto port = gateway->bind();
+    ASSERT_TRUE(port.ok()) << port.message();
+    gateway->start();
+    gateway->set_models(gateway_models);
+    gw = std::make_unique<httplib::Client>("127.0.0.1", *port);
+    gw->set_read_timeout(60, 0);
+  }
+  httplib::Result ask(const Json& body, const httplib::Headers& headers = {}) {
+    return gw->Post("/v1/chat/completions", headers, dump_json(body), "application/json");
+  }
+  Json chat(const std::string& model, const std::string& text, int max_tokens = 12) {
+    Json body = chat_body(text, max_tokens);
+    body["model"] = model;
+    return body;
+  }
+  Json last_gateway_log() {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        if (!gateway_log.empty()) return gateway_log.back();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return nullptr;
+  }
+
+  FaultServer fault;
+  std::vector<router::ModelSpec> specs;
+  std::map<std::string, std::shared_ptr<router::Provider>> providers;
+  Metrics gateway_metrics;
+  std::shared_ptr<ModelRegistry> gateway_models;
+  std::unique_ptr<Server> gateway;
+  std::unique_ptr<httplib::Client> gw;
+  std::vector<Json> gateway_log;
+};
+
+TEST_F(RouterTest, AHostedModelAnswersAsTheUpstreamDoesStreamedOrNot) {
+  start_gateway();
+  auto direct = post("/v1/chat/completions", chat_body("Once upon a time", 12));
+  ASSERT_TRUE(direct && direct->status == 200);
+  const Json d = Json::parse(direct->body);
+  auto relayed = ask(chat("big", "Once upon a time"));
+  ASSERT_TRUE(relayed);
+  ASSERT_EQ(relayed->status, 200) << relayed->body;
+  const Json r = Json::parse(relayed->body);
+  EXPECT_EQ(r["model"], "big");
+  EXPECT_EQ(r["choices"][0]["message"]["content"], d["choices"][0]["message"]["content"]);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], d["choices"][0]["finish_reason"]);
+  EXPECT_EQ(r["usage"]["prompt_tokens"], d["usage"]["prompt_tokens"]);
+  EXPECT_EQ(r["usage"]["completion_tokens"], d["usage"]["completion_tokens"]);
+  Json body = chat("big", "Once upon a time");
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto streamed = ask(body);
+  ASSERT_TRUE(streamed && streamed->status == 200);
+  std::string text;
+  Json usage;
+  for (const std::string& e : sse_events(streamed->body)) {
+    if (e == "[DONE]") continue;
+    const Json chunk = Json::parse(e);
+    if (chunk.contains("usage") && !chunk["usage"].is_null()) usage = chunk["usage"];
+    for (const Json& c : chunk["choices"]) {
+      if (c["delta"].contains("content") && c["delta"]["content"].is_string()) text += c["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(text, d["choices"][0]["message"]["content"]);
+  EXPECT_EQ(usage["completion_tokens"], d["usage"]["completion_tokens"]);
+}
+
+TEST_F(RouterTest, FailuresBeforeTheFirstTokenAreRetriedThenReportedNamingTheUpstream) {
+  start_gateway();
+  fault.script({{.kind = FaultKind::kStatus, .status = 500}, {.kind = FaultKind::kStatus, .status = 503}});
+  auto ok = ask(chat("flaky", "hi"));
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(Json::parse(ok->body)["choices"][0]["message"]["content"], "Hello world");
+  EXPECT_EQ(Json::parse(ok->body)["usage"]["prompt_tokens"], 11);
+  EXPECT_EQ(fault.requests(), 3);  // two failures, then the answer
+  const Json sent = Json::parse(fault.bodies().back());
+  EXPECT_EQ(sent["model"], "flaky");
+  EXPECT_EQ(sent["stream"], true);
+  EXPECT_EQ(sent["temperature"], 0);  // as the client sent it
+
+  fault.script({{.kind = FaultKind::kStatus, .status = 429, .retry_after_s = 1}, {.kind = FaultKind::kStatus, .status = 429},
+                {.kind = FaultKind::kStatus, .status = 429, .retry_after_s = 7}});
+  auto limited = ask(chat("flaky", "hi"));
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "7");
+  const Json e = Json::parse(limited->body)["error"];
+  EXPECT_EQ(e["code"], "upstream_rate_limited");
+  EXPECT_NE(e["message"].get<std::string>().find("the hosted model 'flaky'"), std::string::npos) << e;
+  EXPECT_NE(e["message"].get<std::string>().find("scripted failure"), std::string::npos) << e;
+
+  fault.script({{.kind = FaultKind::kStatus, .status = 400}});
+  auto refused = ask(chat("flaky", "hi"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);  // the client's fault: not retried
+  EXPECT_NE(refused->body.find("refused the request (400)"), std::string::npos) << refused->body;
+}
+
+TEST_F(RouterTest, ATimeoutACutStreamAndAnAbsentUpstreamAreErrors) {
+  start_gateway({}, {.breaker_failures = 100, .backoff = std::chrono::milliseconds(10)});
+  fault.script({{.kind = FaultKind::kDelay, .delay_ms = 1500}, {.kind = FaultKind::kDelay, .delay_ms = 1500},
+                {.kind = FaultKind::kDelay, .delay_ms = 1500}});
+  auto slow = ask(chat("flaky", "hi"));
+  ASSERT_TRUE(slow);
+  EXPECT_EQ(slow->status, 504) << slow->body;
+  EXPECT_EQ(Json::parse(slow->body)["error"]["code"], "upstream_timeout");
+
+  fault.script({{.kind = FaultKind::kCut}});
+  Json body = chat("flaky", "hi");
+  body["stream"] = true;
+  auto cut = ask(body);
+  ASSERT_TRUE(cut && cut->status == 200);
+  bool error_event = false, finished = false;
+  for (const std::string& e : sse_events(cut->body)) {
+    if (e == "[DONE]") continue;
+    const Json chunk = Json::parse(e);
+    if (chunk.contains("error")) error_event = chunk["error"]["message"].get<std::string>().find("closed the stream before its end") != std::string::npos;
+    if (chunk.contains("choices") && !chunk["choices"].empty() && !chunk["choices"][0]["finish_reason"].is_null()) finished = true;
+  }
+  EXPECT_TRUE(error_event) << cut->body;
+  EXPECT_FALSE(finished) << "a cut answer must not look complete";
+
+  specs[2].base_url = "http://127.0.0.1:1/v1";  // nothing listens there
+  auto absent = hosted(specs[2], {.backoff = std::chrono::milliseconds(1)});
+  auto stream = std::make_shared<engine::RequestStream>(1);
+  router::CompletionRequest req;
+  req.messages = Json::array({{{"role", "user"}, {"content", "hi"}}});
+  auto r = absent->submit(req, stream);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_EQ(std::get<ApiError>(r).status, 502);
+  EXPECT_EQ(std::get<ApiError>(r).code, "upstream_unreachable");
+}
+
+TEST_F(RouterTest, RepeatedFailuresOpenTheBreakerAndItClosesAfterTheCooldown) {
+  start_gateway({}, {.breaker_failures = 2, .breaker_cooldown = std::chrono::milliseconds(800), .backoff = std::chrono::milliseconds(1)});
+  fault.script(std::vector<Fault>(6, Fault{.kind = FaultKind::kStatus, .status = 500}));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(ask(chat("flaky", "hi"))->status, 502);
+  EXPECT_EQ(fault.requests(), 6);  // each request: 1 + 2 retries
+  auto skipped = ask(chat("flaky", "hi"));
+  EXPECT_EQ(skipped->status, 503);
+  EXPECT_EQ(Json::parse(skipped->body)["error"]["code"], "upstream_unavailable");
+  EXPECT_EQ(fault.requests(), 6);  // not asked while open
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  EXPECT_EQ(ask(chat("flaky", "hi"))->status, 200);
+}
+
+TEST_F(RouterTest, WhatAHostedModelCannotTakeIsRefused) {
+  start_gateway();
+  Json body = chat("big", "hi");
+  body["logprobs"] = true;
+  auto r = ask(body);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("logprobs cannot be sent to the hosted model 'big'"), std::string::npos) << r->body;
+  body = chat("big", "hi");
+  body["grammar"] = "root ::= \"a\"";
+  EXPECT_EQ(ask(body)->status, 400);
+  EXPECT_EQ(fault.requests(), 0);
+}
+
+// ---- routes ----
+
+router::RouteSpec route(const std::string& name, std::vector<router::CascadeStep> steps, std::vector<std::string> fallback = {},
+                        router::SensitivePolicy sensitive = router::SensitivePolicy::kLocalOnly) {
+  return router::RouteSpec{.name = name, .sensitive = sensitive, .cascade = std::move(steps), .fallback = std::move(fallback)};
+}
+
+TEST_F(RouterTest, ACascadeAnswersFromItsFirstStepWhenConfidentAndEscalatesOtherwise) {
+  // The stories model's greedy continuation is confident; a bar above 0 can never be met.
+  start_gateway({route("trusting", {{.model = "small", .escalate_if = {.mean_logprob_below = -50}}, {.model = "flaky"}}),
+                 route("doubting", {{.model = "small", .escalate_if = {.mean_logprob_below = -0.0001}}, {.model = "flaky"}})});
+  auto kept = ask(chat("trusting", "Once upon a time"));
+  ASSERT_TRUE(kept && kept->status == 200) << (kept ? kept->body : "");
+  EXPECT_EQ(Json::parse(kept->body)["model"], "small");
+  EXPECT_EQ(kept->get_header_value("x-owl-model"), "small");
+  EXPECT_EQ(kept->get_header_value("x-owl-route"), "cascade");
+  EXPECT_EQ(kept->get_header_value("x-owl-route-name"), "trusting");
+  EXPECT_EQ(Json::parse(kept->body)["choices"][0]["logprobs"], nullptr);  // measured, not shown
+  EXPECT_EQ(fault.requests(), 0);
+  Json log = last_gateway_log();
+  EXPECT_EQ(log["route"], "trusting");
+  EXPECT_EQ(log["route_decision"], "cascade");
+  EXPECT_TRUE(log.contains("mean_logprob"));
+  EXPECT_GT(log["cost_usd"].get<double>(), 0);  // local compute at 36 $/core-hour
+
+  auto escalated = ask(chat("doubting", "Once upon a time"));
+  ASSERT_TRUE(escalated && escalated->status == 200) << (escalated ? escalated->body : "");
+  EXPECT_EQ(Json::parse(escalated->body)["model"], "flaky");
+  EXPECT_EQ(Json::parse(escalated->body)["choices"][0]["message"]["content"], "Hello world");
+  EXPECT_EQ(escalated->get_header_value("x-owl-route"), "escalated");
+  EXPECT_EQ(fault.requests(), 1);
+  log = last_gateway_log();
+  EXPECT_EQ(log["route_decision"], "escalated");
+  ASSERT_EQ(log["route_steps"].size(), 2u);
+  EXPECT_NE(log["route_steps"][0].get<std::string>().find("small: escalated (mean_logprob"), std::string::npos) << log;
+  // Streamed: the held answer arrives as chunks once it is judged.
+  Json body = chat("trusting", "Once upon a time");
+  body["stream"] = true;
+  auto streamed = ask(body);
+  ASSERT_TRUE(streamed && streamed->status == 200);
+  EXPECT_EQ(streamed->get_header_value("x-owl-model"), "small");
+  std::string text;
+  for (const std::string& e : sse_events(streamed->body)) {
+    if (e == "[DONE]") continue;
+    const Json chunk = Json::parse(e);
+    EXPECT_EQ(chunk["model"], "small");
+    if (chunk["choices"][0]["delta"].contains("content")) text += chunk["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(text, Json::parse(kept->body)["choices"][0]["message"]["content"]);
+}
+
+TEST_F(RouterTest, AFailedStepHandsTheRequestToTheFallbacks) {
+  start_gateway({route("fb", {{.model = "flaky"}}, {"big"})}, {.backoff = std::chrono::milliseconds(1)});
+  fault.script(std::vector<Fault>(3, Fault{.kind = FaultKind::kStatus, .status = 503}));
+  auto r = ask(chat("fb", "Once upon a time"));
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
+  EXPECT_EQ(Json::parse(r->body)["model"], "big");
+  EXPECT_EQ(r->get_header_value("x-owl-route"), "fallback");
+  EXPECT_EQ(fault.requests(), 3);
+  EXPECT_GT(std::stod(r->get_header_value("x-owl-cost-usd")), 0);  // big's tokens at its price
+  const Json log = last_gateway_log();
+  EXPECT_NE(log["route_steps"][0].get<std::string>().find("flaky: failed"), std::string::npos) << log;
+  EXPECT_EQ(log["route_steps"][1], "big: answered");
+}
+
+// Sensitive requests reach private models only: never a hosted one, whatever fails.
+TEST_F(RouterTest, SensitiveDataNeverLeavesEvenWhenThePrivateModelFails) {
+  start_gateway({route("auto", {{.model = "small", .escalate_if = {.mean_logprob_below = -0.0001}}, {.model = "flaky"}}, {"flaky"}),
+                 route("hosted_only", {{.model = "flaky"}}),
+                 route("blocked", {{.model = "small"}}, {}, router::SensitivePolicy::kBlock)});
+  const std::string secret = "Write to jane.doe@example.com about card 4111 1111 1111 1111";
+  // Escalation would go to flaky: with sensitive data the small model's answer stands.
+  auto r = ask(chat("auto", secret));
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
+  EXPECT_EQ(Json::parse(r->body)["model"], "small");
+  EXPECT_EQ(r->get_header_value("x-owl-route"), "sensitive");
+  Json log = last_gateway_log();
+  EXPECT_EQ(log["detectors"], Json::array({"card", "email"}));
+  EXPECT_EQ(log.dump().find("jane.doe"), std::string::npos);  // names only, never the text
+  // The header marks a request without any detectable data.
+  r = ask(chat("hosted_only", "Once upon a time"), {{"x-owl-sensitive", "true"}});
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "sensitive_data_no_private_model");
+  EXPECT_NE(r->body.find("x-owl-sensitive"), std::string::npos);
+  r = ask(chat("blocked", secret));
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "sensitive_data_refused");
+  // The private model fails (a prompt over its context): the error, and still nothing upstream.
+  std::string long_prompt = secret;
+  for (int i = 0; i < 200; ++i) long_prompt += " and then the dog ran home";
+  r = ask(chat("auto", long_prompt));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "private_models_unavailable");
+  EXPECT_EQ(r->body.find("jane.doe"), std::string::npos);
+  // Streamed, the same.
+  Json body = chat("auto", long_prompt);
+  body["stream"] = true;
+  r = ask(body);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(fault.requests(), 0);
+  // Without sensitive data the same long prompt goes to the fallback.
+  std::string plain = "Tell me a story";
+  for (int i = 0; i < 200; ++i) plain += " and then the dog ran home";
+  r = ask(chat("auto", plain));
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
+  EXPECT_EQ(Json::parse(r->body)["model"], "flaky");
+  EXPECT_EQ(fault.requests(), 1);
+}
+
+TEST_F(RouterTest, RoutesAreListedAndACascadeTakesOneChoice) {
+  start_gateway({route("auto", {{.model = "small", .escalate_if = {.empty = true}}, {.model = "big"}})});
+  auto models = gw->Get("/v1/models");
+  ASSERT_TRUE(models && models->status == 200);
+  std::vector<std::string> ids;
+  const Json listed = Json::parse(models->body);
+  for (const Json& m : listed["data"]) ids.push_back(m["id"]);
+  EXPECT_EQ(ids, (std::vector<std::string>{"small", "big", "flaky", "auto"}));
+  Json body = chat("auto", "hi");
+  body["n"] = 2;
+  auto r = ask(body);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("n must be 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace owl::serve
