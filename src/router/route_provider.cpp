@@ -296,21 +296,27 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
   RouteDecision& d = *r->decision;
   auto allowed = [&](const RouteMember& m) { return !r->sensitive || m.spec->is_private; };
   auto relay = [&](Event e) { r->relay(std::move(e)); };
+  std::vector<size_t> steps;
+  for (size_t i = 0; i < setup_.cascade.size(); ++i) {
+    if (allowed(setup_.cascade[i])) steps.push_back(i);
+  }
+  // The steps a sensitive request may not reach, noted in the order of the cascade.
+  size_t noted = 0;
+  auto note_skipped_until = [&](size_t end) {
+    for (; noted < end; ++noted) {
+      if (!allowed(setup_.cascade[noted])) d.steps.push_back(fmt::format("{}: skipped (not private)", setup_.cascade[noted].spec->name));
+    }
+    noted = std::max(noted, end + 1);
+  };
   auto finish = [&](const RouteMember& m, Attempt& a) {
+    note_skipped_until(setup_.cascade.size());
     d.cost_usd += price_of(m, setup_.local_per_core_hour, a.prompt_tokens, a.completion_tokens, a.seconds);
     for (Event& e : a.held) r->relay(std::move(e));
   };
-  std::vector<size_t> steps;
-  for (size_t i = 0; i < setup_.cascade.size(); ++i) {
-    if (allowed(setup_.cascade[i])) {
-      steps.push_back(i);
-    } else {
-      d.steps.push_back(fmt::format("{}: skipped (not private)", setup_.cascade[i].spec->name));
-    }
-  }
   std::optional<ApiError> failure;
   std::vector<const ModelSpec*> failed;
   for (size_t k = 0; k < steps.size() && !failure; ++k) {
+    note_skipped_until(steps[k]);
     const RouteMember& m = setup_.cascade[steps[k]];
     const bool last = k + 1 == steps.size();
     const Escalation* rules = last ? nullptr : &spec.cascade[steps[k]].escalate_if;
@@ -342,6 +348,7 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
     r->answered_by(m, kind, a.submission);
     return finish(m, a);
   }
+  note_skipped_until(setup_.cascade.size());
   // A step failed: the fallbacks, in order, for errors another model may not have.
   if (failure && fallback_worthy(*failure)) {
     for (const RouteMember& m : setup_.fallback) {

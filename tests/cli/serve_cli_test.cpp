@@ -60,6 +60,39 @@ TEST(ServeCli, EveryStartUpFailureExitsOneWithItsCause) {
   std::remove(bad_template.c_str());
 }
 
+// --config: every mistake stops start-up, naming the file, the line and the key.
+TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
+  const std::string hosted = "  - {name: big, base_url: 'http://127.0.0.1:1/v1', api_key_env: OWL_TEST_UNSET_KEY}\n";
+  const std::string ok_local = "models:\n  - {name: small, path: " + kModel + "}\n";
+  const std::string unknown_key = temp_file("unknown.yaml", ok_local + "routes:\n  - {name: r, cascade: [small], fallbacks: [small]}\n");
+  const std::string missing_file = temp_file("missing.yaml", "models:\n  - {name: small, path: /nonexistent.gguf}\n");
+  const std::string unset_key = temp_file("unset.yaml", ok_local + hosted);
+  const std::string bad_regex = temp_file("regex.yaml", ok_local + "sensitive:\n  custom: [{name: x, regex: 'a('}]\n");
+  const std::string bad_parallel = temp_file("parallel.yaml", "models:\n  - {name: small, path: " + kModel + ", parallel: 0}\n");
+  struct Case {
+    std::string args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"--config /nonexistent.yaml", "/nonexistent.yaml"},
+      {"--config " + unknown_key, unknown_key + ":4: routes[0].fallbacks: unknown key"},
+      {"--config " + missing_file, missing_file + ":2: model 'small': path /nonexistent.gguf: no such file"},
+      {"--config " + unset_key, unset_key + ":3: model 'big': the environment variable OWL_TEST_UNSET_KEY (api_key_env) is not set"},
+      {"--config " + bad_regex, bad_regex + ": sensitive: detector 'x': the regex does not compile"},
+      {"--config " + bad_parallel, "models[0].parallel: 0 out of range 1..256"},
+      {"--config " + unknown_key + " -m " + kModel, "give one of -m/--model (one model) or --config"},
+      {"", "give one of -m/--model (one model) or --config"},
+  };
+  for (const Case& c : cases) {
+    OwlProcess owl("serve --port 0 " + c.args);
+    const auto code = owl.wait_exit(20s);
+    ASSERT_TRUE(code.has_value()) << "owl serve " << c.args << " did not exit:\n" << owl.log();
+    EXPECT_EQ(*code, 1) << c.args << "\n" << owl.log();
+    EXPECT_NE(owl.log().find(c.expected), std::string::npos) << c.args << "\n" << owl.log();
+  }
+  for (const std::string& f : {unknown_key, missing_file, unset_key, bad_regex, bad_parallel}) std::remove(f.c_str());
+}
+
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {
   OwlProcess first("serve --port 0 -m " + kModel);
   ASSERT_TRUE(first.wait_for_log("ready", 30s)) << first.log();

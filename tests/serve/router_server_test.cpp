@@ -384,6 +384,7 @@ TEST_F(RouterTest, SensitiveDataNeverLeavesEvenWhenThePrivateModelFails) {
   EXPECT_EQ(r->get_header_value("x-owl-route"), "sensitive");
   Json log = last_gateway_log();
   EXPECT_EQ(log["detectors"], Json::array({"card", "email"}));
+  EXPECT_EQ(log["route_steps"], Json::array({"small: answered", "flaky: skipped (not private)"}));
   EXPECT_EQ(log.dump().find("jane.doe"), std::string::npos);  // names only, never the text
   // The header marks a request without any detectable data.
   r = ask(chat("hosted_only", "Once upon a time"), {{"x-owl-sensitive", "true"}});
