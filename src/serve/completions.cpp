@@ -284,6 +284,7 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
   if (!who.name.empty()) line["principal"] = who.name;
   if (!o.error.empty()) line["error"] = o.error;
   if (o.decision != nullptr) {
+    s.metrics.count_route(o.decision->route, o.decision->kind, o.decision->model, o.decision->cost_usd, o.decision->detectors);
     line["route"] = o.decision->route;
     line["route_decision"] = o.decision->kind;
     line["route_steps"] = o.decision->steps;
@@ -338,6 +339,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   call->stream = std::make_shared<engine::RequestStream>(call->req.n);
   auto submitted = provider->submit(call->req, call->stream);
   if (auto* e = std::get_if<ApiError>(&submitted)) {
+    if (e->code.starts_with("sensitive_data")) s.metrics.count_route(model.id, "blocked", "", 0, {});
     s.guard->settle(who, call->work(), 0, 0);
     return fail(*e);
   }

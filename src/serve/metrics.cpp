@@ -40,6 +40,14 @@ void Metrics::count_request(std::string_view endpoint, int status) {
   ++requests_[{std::string(endpoint), status}];
 }
 
+void Metrics::count_route(std::string_view route, std::string_view decision, std::string_view model, double cost_usd,
+                          const std::vector<std::string>& detectors) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++route_decisions_[{std::string(route), std::string(decision)}];
+  if (!model.empty()) cost_usd_[{std::string(route), std::string(model)}] += cost_usd;
+  for (const std::string& d : detectors) ++detections_[{std::string(route), d}];
+}
+
 void Metrics::on_admitted(int64_t computed, int64_t cached) {
   std::lock_guard<std::mutex> lock(mutex_);
   prompt_tokens_ += static_cast<uint64_t>(computed + cached);
@@ -80,6 +88,21 @@ std::string Metrics::render(const engine::Gauges& g) const {
   out += "# HELP owl_requests_total HTTP requests by endpoint and status code.\n# TYPE owl_requests_total counter\n";
   for (const auto& [key, n] : requests_) {
     out += fmt::format("owl_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
+  }
+  if (!route_decisions_.empty()) {
+    out += "# HELP owl_route_decisions_total Routed requests by route and decision.\n# TYPE owl_route_decisions_total counter\n";
+    for (const auto& [key, n] : route_decisions_) {
+      out += fmt::format("owl_route_decisions_total{{route=\"{}\",decision=\"{}\"}} {}\n", key.first, key.second, n);
+    }
+    out += "# HELP owl_cost_usd_total What routed answers cost, by route and answering model.\n# TYPE owl_cost_usd_total counter\n";
+    for (const auto& [key, usd] : cost_usd_) {
+      out += fmt::format("owl_cost_usd_total{{route=\"{}\",model=\"{}\"}} {}\n", key.first, key.second, usd);
+    }
+    out += "# HELP owl_sensitive_detections_total Routed requests in which a detector fired.\n"
+           "# TYPE owl_sensitive_detections_total counter\n";
+    for (const auto& [key, n] : detections_) {
+      out += fmt::format("owl_sensitive_detections_total{{route=\"{}\",detector=\"{}\"}} {}\n", key.first, key.second, n);
+    }
   }
   render_scalar(out, "counter", "owl_prompt_tokens_total", "Prompt tokens of admitted requests.",
                 static_cast<double>(prompt_tokens_));

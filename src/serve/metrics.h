@@ -30,6 +30,10 @@ class Metrics : public engine::Observer {
   Metrics();
   void count_request(std::string_view endpoint, int status);
   void set_model_load_seconds(double s);
+  // A routed request ended: how it was decided (cascade, escalated, fallback, sensitive, failed,
+  // blocked), what it cost and which detectors fired.
+  void count_route(std::string_view route, std::string_view decision, std::string_view model, double cost_usd,
+                   const std::vector<std::string>& detectors);
   std::string render(const engine::Gauges& gauges) const;
 
   void on_admitted(int64_t computed, int64_t cached) override;
@@ -44,6 +48,9 @@ class Metrics : public engine::Observer {
   uint64_t steps_ = 0, step_tokens_ = 0;
   double step_seconds_ = 0;
   double model_load_s_ = 0;
+  std::map<std::pair<std::string, std::string>, uint64_t> route_decisions_;  // (route, decision)
+  std::map<std::pair<std::string, std::string>, double> cost_usd_;           // (route, model)
+  std::map<std::pair<std::string, std::string>, uint64_t> detections_;       // (route, detector)
   Histogram ttft_, tpot_, e2e_;
 };
 

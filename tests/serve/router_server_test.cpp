@@ -355,6 +355,10 @@ TEST_F(RouterTest, ACascadeAnswersFromItsFirstStepWhenConfidentAndEscalatesOther
     if (chunk["choices"][0]["delta"].contains("content")) text += chunk["choices"][0]["delta"]["content"].get<std::string>();
   }
   EXPECT_EQ(text, Json::parse(kept->body)["choices"][0]["message"]["content"]);
+  const std::string metrics = gw->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"trusting\",decision=\"cascade\"} 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"doubting\",decision=\"escalated\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("owl_cost_usd_total{route=\"trusting\",model=\"small\"} "), std::string::npos);
 }
 
 TEST_F(RouterTest, AFailedStepHandsTheRequestToTheFallbacks) {
@@ -408,6 +412,10 @@ TEST_F(RouterTest, SensitiveDataNeverLeavesEvenWhenThePrivateModelFails) {
   r = ask(body);
   EXPECT_EQ(r->status, 503) << r->body;
   EXPECT_EQ(fault.requests(), 0);
+  const std::string metrics = gw->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"auto\",decision=\"failed\"} 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"blocked\",decision=\"blocked\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("owl_sensitive_detections_total{route=\"auto\",detector=\"card\"} 3\n"), std::string::npos);
   // Without sensitive data the same long prompt goes to the fallback.
   std::string plain = "Tell me a story";
   for (int i = 0; i < 200; ++i) plain += " and then the dog ran home";

@@ -1,0 +1,36 @@
+// libFuzzer target for the router's untrusted inputs: a YAML config (bytes up to the first NUL)
+// and request text (the rest). Parsing must never crash or hang; a config that parses must give
+// detectors that scan and redact any bytes.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include "router/config.h"
+#include "router/sensitive.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  const size_t nul = input.find('\0');
+  std::string_view yaml = input.substr(0, nul);
+  std::string_view text = nul == std::string_view::npos ? input : input.substr(nul + 1);
+  owl::router::SensitiveOptions options;
+  if (auto config = owl::router::parse_router_config(yaml, "fuzz.yaml"); config.ok()) {
+    options.builtin = config->detectors;
+    for (const auto& c : config->custom_detectors) options.custom.push_back({.name = c.name, .regex = c.regex, .words = c.words});
+  }
+  auto detector = owl::router::SensitiveDetector::make(options);
+  if (!detector.ok()) return 0;
+  const auto found = detector->find(text);
+  size_t end = 0;
+  for (const auto& d : found) {
+    if (d.offset < end || d.offset + d.length > text.size()) {
+      std::fprintf(stderr, "detection %s at %zu+%zu overlaps or leaves the text\n", d.detector.c_str(), d.offset, d.length);
+      std::abort();
+    }
+    end = d.offset + d.length;
+  }
+  (void)detector->redact(text);
+  return 0;
+}
