@@ -289,6 +289,7 @@ int run_serve(ServeArgs& args) {
   StopSignals& signals = *new StopSignals;
   Plan plan;  // outlives the server, whose routes point into its config
   if (auto s = check_args(args, plan); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
+  if (plan.detector) args.server.redact = [d = plan.detector](std::string_view text) { return d->redact(text); };
   serve::Metrics metrics;
   args.server.host = args.host;
   args.server.port = args.port;

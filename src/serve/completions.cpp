@@ -294,9 +294,10 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
     if (o.decision->error) line["error"] = o.decision->error->message;
   }
   if (s.options.log_content) {
-    line["prompt"] = o.prompt_text;
+    auto content = [&](std::string_view text) { return s.options.redact ? s.options.redact(text) : std::string(text); };
+    line["prompt"] = content(o.prompt_text);
     Json outputs = Json::array();
-    for (const ChoiceResult& r : o.results) outputs.push_back(r.text);
+    for (const ChoiceResult& r : o.results) outputs.push_back(content(r.text));
     line["output"] = std::move(outputs);
   }
   s.log(line);

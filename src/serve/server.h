@@ -25,6 +25,9 @@ struct ServerOptions {
   int port = 8080;                       // 0: any free port (see Server::bind)
   size_t max_body_bytes = size_t{1} << 20;
   bool log_content = false;              // put prompts and outputs in the request log
+  // With log_content: what the log writes of a prompt or an output (the router's detectors
+  // redact sensitive data); null writes them as they are.
+  std::function<std::string(std::string_view)> redact;
   int64_t default_max_tokens = -1;       // max_tokens of requests that set none; -1: until the context is full
   std::string cors_origin;               // Access-Control-Allow-Origin; empty: no CORS headers
   bool accept_any_model = false;         // an unknown model name gets the first model instead of 404

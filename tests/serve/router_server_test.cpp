@@ -138,7 +138,8 @@ class RouterTest : public ServerTest {
       ASSERT_TRUE(route.ok()) << route.message();
       ASSERT_TRUE(gateway_models->add(std::shared_ptr<router::Provider>(std::move(*route))).ok());
     }
-    ServerOptions options{.host = "127.0.0.1", .port = 0};
+    ServerOptions options{.host = "127.0.0.1", .port = 0, .log_content = true};
+    options.redact = [shared_detector](std::string_view text) { return shared_detector->redact(text); };
     options.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mutex);
       gateway_log.push_back(Json::parse(line));
@@ -390,6 +391,7 @@ TEST_F(RouterTest, SensitiveDataNeverLeavesEvenWhenThePrivateModelFails) {
   EXPECT_EQ(log["detectors"], Json::array({"card", "email"}));
   EXPECT_EQ(log["route_steps"], Json::array({"small: answered", "flaky: skipped (not private)"}));
   EXPECT_EQ(log.dump().find("jane.doe"), std::string::npos);  // names only, never the text
+  EXPECT_NE(log["prompt"].get<std::string>().find("Write to [REDACTED:email] about card [REDACTED:card]"), std::string::npos) << log;
   // The header marks a request without any detectable data.
   r = ask(chat("hosted_only", "Once upon a time"), {{"x-owl-sensitive", "true"}});
   EXPECT_EQ(r->status, 403);
