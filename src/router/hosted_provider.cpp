@@ -228,6 +228,7 @@ std::unique_ptr<httplib::Client> HostedProvider::take_client() {
   client->set_read_timeout(timeout);
   client->set_write_timeout(timeout);
   client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);
   return client;
 }
 
