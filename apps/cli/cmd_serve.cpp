@@ -147,7 +147,7 @@ core::Status plan_config(const ServeArgs& a, Plan& plan) {
     detectors.custom.push_back({.name = c.name, .regex = c.regex, .words = c.words});
   }
   auto detector = router::SensitiveDetector::make(detectors);
-  if (!detector) return core::make_error("{}: sensitive: {}", a.config, detector.message());
+  if (!detector) return core::make_error("{}: {}", a.config, detector.message());
   plan.detector = std::make_shared<const router::SensitiveDetector>(std::move(*detector));
   plan.config = std::move(*config);
   return {};

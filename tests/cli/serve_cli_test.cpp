@@ -78,7 +78,7 @@ TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
       {"--config " + unknown_key, unknown_key + ":4: routes[0].fallbacks: unknown key"},
       {"--config " + missing_file, missing_file + ":2: model 'small': path /nonexistent.gguf: no such file"},
       {"--config " + unset_key, unset_key + ":3: model 'big': the environment variable OWL_TEST_UNSET_KEY (api_key_env) is not set"},
-      {"--config " + bad_regex, bad_regex + ": sensitive: detector 'x': the regex does not compile"},
+      {"--config " + bad_regex, bad_regex + ": sensitive: custom detector 'x': regex 'a(' does not compile"},
       {"--config " + bad_parallel, "models[0].parallel: 0 out of range 1..256"},
       {"--config " + unknown_key + " -m " + kModel, "give one of -m/--model (one model) or --config"},
       {"", "give one of -m/--model (one model) or --config"},
