@@ -94,6 +94,24 @@ core::Result<std::vector<std::string>> get_strings(const At& at) {
   return out;
 }
 
+// Reads an optional key into `out` with `get`; an absent key leaves `out` as it is.
+template <typename Get, typename T>
+core::Status read_optional(const At& at, std::string_view key, Get get, T& out) {
+  const At child = at.child(key);
+  if (!child.present()) return {};
+  auto v = get(child);
+  if (!v) return v.error();
+  out = static_cast<T>(std::move(*v));
+  return {};
+}
+
+auto number_in(double min, double max) {
+  return [min, max](const At& at) { return get_number(at, min, max); };
+}
+auto int_in(int64_t min, int64_t max) {
+  return [min, max](const At& at) { return get_int(at, min, max); };
+}
+
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   for (char c : name) {
@@ -118,36 +136,18 @@ core::Status parse_hosted(const At& at, ModelSpec& m) {
   }
   while (url->ends_with('/')) url->pop_back();
   m.base_url = *url;
-  if (at.child("model").present()) {
-    auto v = get_string(at.child("model"));
-    if (!v) return v.error();
-    m.model = *v;
-  }
-  if (at.child("api_key_env").present()) {
-    auto v = get_string(at.child("api_key_env"));
-    if (!v) return v.error();
-    if (!valid_env_name(*v)) return at.child("api_key_env").error("'{}' is not an environment variable name (the key itself never goes in this file)", *v);
-    m.api_key_env = *v;
+  OWL_TRY(read_optional(at, "model", get_string, m.model));
+  OWL_TRY(read_optional(at, "api_key_env", get_string, m.api_key_env));
+  if (!m.api_key_env.empty() && !valid_env_name(m.api_key_env)) {
+    return at.child("api_key_env").error("'{}' is not an environment variable name (the key itself never goes in this file)", m.api_key_env);
   }
   if (At price = at.child("price"); price.present()) {
     if (auto s = only_keys(price, {"input_per_mtok", "output_per_mtok"}); !s) return s;
-    for (auto [key, out] : {std::pair{"input_per_mtok", &m.price.input_per_mtok}, std::pair{"output_per_mtok", &m.price.output_per_mtok}}) {
-      if (!price.child(key).present()) continue;
-      auto v = get_number(price.child(key), 0, 1e6);
-      if (!v) return v.error();
-      *out = *v;
-    }
+    OWL_TRY(read_optional(price, "input_per_mtok", number_in(0, 1e6), m.price.input_per_mtok));
+    OWL_TRY(read_optional(price, "output_per_mtok", number_in(0, 1e6), m.price.output_per_mtok));
   }
-  if (at.child("timeout_s").present()) {
-    auto v = get_number(at.child("timeout_s"), 0.1, 3600);
-    if (!v) return v.error();
-    m.timeout_s = *v;
-  }
-  if (at.child("retries").present()) {
-    auto v = get_int(at.child("retries"), 0, 10);
-    if (!v) return v.error();
-    m.retries = static_cast<int>(*v);
-  }
+  OWL_TRY(read_optional(at, "timeout_s", number_in(0.1, 3600), m.timeout_s));
+  OWL_TRY(read_optional(at, "retries", int_in(0, 10), m.retries));
   return {};
 }
 
@@ -159,16 +159,8 @@ core::Status parse_local(const At& at, ModelSpec& m) {
   if (at.child("lora").present()) {
     return at.child("lora").error("adapters on a configured model are not supported yet; serve the merged model instead");
   }
-  if (at.child("parallel").present()) {
-    auto v = get_int(at.child("parallel"), 1, 256);
-    if (!v) return v.error();
-    m.parallel = static_cast<int>(*v);
-  }
-  if (at.child("ctx").present()) {
-    auto v = get_int(at.child("ctx"), 1, 1 << 20);
-    if (!v) return v.error();
-    m.ctx = *v;
-  }
+  OWL_TRY(read_optional(at, "parallel", int_in(1, 256), m.parallel));
+  OWL_TRY(read_optional(at, "ctx", int_in(1, 1 << 20), m.ctx));
   return {};
 }
 
@@ -195,11 +187,7 @@ core::Result<ModelSpec> parse_model(const At& at) {
   }
   if (auto s = local ? parse_local(at, m) : parse_hosted(at, m); !s) return s.error();
   m.is_private = local;
-  if (at.child("private").present()) {
-    auto v = get_bool(at.child("private"));
-    if (!v) return v.error();
-    m.is_private = *v;
-  }
+  OWL_TRY(read_optional(at, "private", get_bool, m.is_private));
   return m;
 }
 
@@ -208,23 +196,12 @@ core::Result<Escalation> parse_escalation(const At& at) {
     return s.error();
   }
   Escalation e;
-  for (auto [key, out] : {std::pair{"mean_logprob_below", &e.mean_logprob_below}, std::pair{"min_logprob_below", &e.min_logprob_below}}) {
-    if (!at.child(key).present()) continue;
-    auto v = get_number(at.child(key), -1000, 0);
-    if (!v) return v.error();
-    *out = *v;
-  }
-  if (at.child("entropy_above").present()) {
-    auto v = get_number(at.child("entropy_above"), 0, 100);
-    if (!v) return v.error();
-    e.entropy_above = *v;
-  }
-  for (auto [key, out] : {std::pair{"json_invalid", &e.json_invalid}, std::pair{"schema_invalid", &e.schema_invalid}, std::pair{"empty", &e.empty}}) {
-    if (!at.child(key).present()) continue;
-    auto v = get_bool(at.child(key));
-    if (!v) return v.error();
-    *out = *v;
-  }
+  OWL_TRY(read_optional(at, "mean_logprob_below", number_in(-1000, 0), e.mean_logprob_below));
+  OWL_TRY(read_optional(at, "min_logprob_below", number_in(-1000, 0), e.min_logprob_below));
+  OWL_TRY(read_optional(at, "entropy_above", number_in(0, 100), e.entropy_above));
+  OWL_TRY(read_optional(at, "json_invalid", get_bool, e.json_invalid));
+  OWL_TRY(read_optional(at, "schema_invalid", get_bool, e.schema_invalid));
+  OWL_TRY(read_optional(at, "empty", get_bool, e.empty));
   return e;
 }
 
@@ -279,14 +256,8 @@ core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
     }
     r.cascade.push_back(std::move(s));
   }
-  if (at.child("fallback").present()) {
-    auto v = get_strings(at.child("fallback"));
-    if (!v) return v.error();
-    for (size_t i = 0; i < v->size(); ++i) {
-      if (auto ok = check_model_ref(at.child("fallback").item(i), (*v)[i], config); !ok) return ok.error();
-    }
-    r.fallback = *v;
-  }
+  OWL_TRY(read_optional(at, "fallback", get_strings, r.fallback));
+  for (size_t i = 0; i < r.fallback.size(); ++i) OWL_TRY(check_model_ref(at.child("fallback").item(i), r.fallback[i], config));
   if (at.child("stream_escalation").present()) {
     auto v = get_bool(at.child("stream_escalation"));
     if (!v) return v.error();
@@ -298,11 +269,7 @@ core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
 
 core::Status parse_sensitive(const At& at, RouterConfig& config) {
   if (auto s = only_keys(at, {"detectors", "custom"}); !s) return s;
-  if (at.child("detectors").present()) {
-    auto v = get_strings(at.child("detectors"));
-    if (!v) return v.error();
-    config.detectors = *v;
-  }
+  OWL_TRY(read_optional(at, "detectors", get_strings, config.detectors));
   if (const At custom = at.child("custom"); custom.present()) {
     if (!custom.node.IsSequence()) return custom.error("expected a list of {{name, regex}} or {{name, words}}");
     for (size_t i = 0; i < custom.node.size(); ++i) {
@@ -312,16 +279,8 @@ core::Status parse_sensitive(const At& at, RouterConfig& config) {
       auto name = get_string(d.child("name"));
       if (!name) return name.error();
       spec.name = *name;
-      if (d.child("regex").present()) {
-        auto v = get_string(d.child("regex"));
-        if (!v) return v.error();
-        spec.regex = *v;
-      }
-      if (d.child("words").present()) {
-        auto v = get_strings(d.child("words"));
-        if (!v) return v.error();
-        spec.words = *v;
-      }
+      OWL_TRY(read_optional(d, "regex", get_string, spec.regex));
+      OWL_TRY(read_optional(d, "words", get_strings, spec.words));
       if (spec.regex.empty() && spec.words.empty()) return d.error("detector '{}' needs a regex or a list of words", spec.name);
       config.custom_detectors.push_back(std::move(spec));
     }

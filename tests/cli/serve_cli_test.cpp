@@ -30,13 +30,25 @@ std::string temp_file(const std::string& name, const std::string& content) {
   return path;
 }
 
+struct Case {
+  std::string args;      // after `owl serve --port 0`
+  std::string expected;  // in its stderr
+};
+
+// Each case exits 1 before serving, naming its cause.
+void expect_start_up_failures(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    OwlProcess owl("serve --port 0 " + c.args);
+    const auto code = owl.wait_exit(20s);
+    ASSERT_TRUE(code.has_value()) << "owl serve " << c.args << " did not exit:\n" << owl.log();
+    EXPECT_EQ(*code, 1) << c.args << "\n" << owl.log();
+    EXPECT_NE(owl.log().find(c.expected), std::string::npos) << c.args << "\n" << owl.log();
+  }
+}
+
 TEST(ServeCli, EveryStartUpFailureExitsOneWithItsCause) {
   const std::string garbage = temp_file("garbage.gguf", std::string(600, 'x'));
   const std::string bad_template = temp_file("bad.jinja", "{% if %}");
-  struct Case {
-    std::string args;
-    std::string expected;
-  };
   const std::vector<Case> cases = {
       {"-m /tmp", "--model /tmp: not a regular file"},
       {"-m /nonexistent.gguf", "--model /nonexistent.gguf: no such file"},
@@ -49,13 +61,7 @@ TEST(ServeCli, EveryStartUpFailureExitsOneWithItsCause) {
       {"-m " + kModel + " --chat-template " + bad_template, "--chat-template " + bad_template},
       {"-m " + kModel + " --drain-timeout -1", "--drain-timeout -1 out of range"},
   };
-  for (const Case& c : cases) {
-    OwlProcess owl("serve --port 0 " + c.args);
-    const auto code = owl.wait_exit(20s);
-    ASSERT_TRUE(code.has_value()) << "owl serve " << c.args << " did not exit:\n" << owl.log();
-    EXPECT_EQ(*code, 1) << c.args << "\n" << owl.log();
-    EXPECT_NE(owl.log().find(c.expected), std::string::npos) << c.args << "\n" << owl.log();
-  }
+  expect_start_up_failures(cases);
   std::remove(garbage.c_str());
   std::remove(bad_template.c_str());
 }
@@ -69,10 +75,6 @@ TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
   const std::string unset_key = temp_file("unset.yaml", ok_local + hosted);
   const std::string bad_regex = temp_file("regex.yaml", ok_local + "sensitive:\n  custom: [{name: x, regex: 'a('}]\n");
   const std::string bad_parallel = temp_file("parallel.yaml", "models:\n  - {name: small, path: " + kModel + ", parallel: 0}\n");
-  struct Case {
-    std::string args;
-    std::string expected;
-  };
   const std::vector<Case> cases = {
       {"--config /nonexistent.yaml", "/nonexistent.yaml"},
       {"--config " + unknown_key, unknown_key + ":4: routes[0].fallbacks: unknown key"},
@@ -83,13 +85,7 @@ TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
       {"--config " + unknown_key + " -m " + kModel, "give one of -m/--model (one model) or --config"},
       {"", "give one of -m/--model (one model) or --config"},
   };
-  for (const Case& c : cases) {
-    OwlProcess owl("serve --port 0 " + c.args);
-    const auto code = owl.wait_exit(20s);
-    ASSERT_TRUE(code.has_value()) << "owl serve " << c.args << " did not exit:\n" << owl.log();
-    EXPECT_EQ(*code, 1) << c.args << "\n" << owl.log();
-    EXPECT_NE(owl.log().find(c.expected), std::string::npos) << c.args << "\n" << owl.log();
-  }
+  expect_start_up_failures(cases);
   for (const std::string& f : {unknown_key, missing_file, unset_key, bad_regex, bad_parallel}) std::remove(f.c_str());
 }
 
