@@ -276,6 +276,7 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
     router::RouteSetup setup{.spec = r, .detector = plan.detector, .local_per_core_hour = plan.config->local_per_core_hour};
     for (const router::CascadeStep& step : r.cascade) setup.cascade.push_back(member(step.model));
     for (const std::string& f : r.fallback) setup.fallback.push_back(member(f));
+    for (const router::RuleSpec& rule : r.rules) setup.rules.push_back(member(rule.model));
     auto route = router::RouteProvider::make(std::move(setup), now);
     if (!route) return core::make_error("{}:{}: {}", plan.config->file, r.line, route.message());
     OWL_TRY(models.add(std::shared_ptr<router::Provider>(std::move(*route))));

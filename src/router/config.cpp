@@ -1,5 +1,6 @@
 #include "router/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <set>
@@ -212,8 +213,38 @@ core::Status check_model_ref(const At& at, const std::string& name, const Router
   return at.error("'{}' is not a model of this file (models: {})", name, fmt::join(names, ", "));
 }
 
+core::Result<RuleSpec> parse_rule(const At& at, const RouterConfig& config) {
+  OWL_TRY(only_keys(at, {"if", "model"}));
+  RuleSpec r;
+  r.line = at.node.Mark().line + 1;
+  const At when = at.child("if");
+  OWL_TRY(only_keys(when, {"prompt_chars_above", "prompt_chars_below", "regex", "keywords", "user", "header", "json"}));
+  if (when.node.size() == 0) return when.error("a rule needs at least one condition");
+  OWL_TRY(read_optional(when, "prompt_chars_above", int_in(0, int64_t{1} << 40), r.prompt_chars_above));
+  OWL_TRY(read_optional(when, "prompt_chars_below", int_in(1, int64_t{1} << 40), r.prompt_chars_below));
+  OWL_TRY(read_optional(when, "regex", get_string, r.regex));
+  OWL_TRY(read_optional(when, "keywords", get_strings, r.keywords));
+  OWL_TRY(read_optional(when, "user", get_strings, r.users));
+  OWL_TRY(read_optional(when, "json", get_bool, r.json));
+  if (const At header = when.child("header"); header.present()) {
+    if (!header.node.IsMap()) return header.error("expected a mapping of header names to values");
+    for (const auto& kv : header.node) {
+      std::string name = kv.first.as<std::string>();
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      auto value = get_string(header.child(kv.first.as<std::string>()));
+      if (!value) return value.error();
+      r.headers.emplace_back(std::move(name), std::move(*value));
+    }
+  }
+  auto model = get_string(at.child("model"));
+  if (!model) return model.error();
+  OWL_TRY(check_model_ref(at.child("model"), *model, config));
+  r.model = *model;
+  return r;
+}
+
 core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
-  if (auto s = only_keys(at, {"name", "sensitive", "cascade", "fallback", "stream_escalation"}); !s) return s.error();
+  if (auto s = only_keys(at, {"name", "sensitive", "rules", "cascade", "fallback", "stream_escalation"}); !s) return s.error();
   RouteSpec r;
   r.line = at.node.Mark().line + 1;
   auto name = get_string(at.child("name"));
@@ -228,6 +259,14 @@ core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
     else if (*v == "block") r.sensitive = SensitivePolicy::kBlock;
     else if (*v == "allow") r.sensitive = SensitivePolicy::kAllow;
     else return at.child("sensitive").error("'{}' is not one of: local_only, block, allow", *v);
+  }
+  if (const At rules = at.child("rules"); rules.present()) {
+    if (!rules.node.IsSequence()) return rules.error("expected a list of rules ({{if: {{...}}, model: NAME}})");
+    for (size_t i = 0; i < rules.node.size(); ++i) {
+      auto rule = parse_rule(rules.item(i), config);
+      if (!rule) return rule.error();
+      r.rules.push_back(std::move(*rule));
+    }
   }
   const At cascade = at.child("cascade");
   if (!cascade.present() || !cascade.node.IsSequence() || cascade.node.size() == 0) return cascade.error("expected a list of at least one step ({{model: NAME}})");

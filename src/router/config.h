@@ -64,10 +64,26 @@ enum class SensitivePolicy {
   kAllow,      // detection is only logged
 };
 
+// A rule before the cascade: when every condition given holds, `model` answers; a model that is
+// a step of the cascade starts it there (escalation goes on from it), any other answers alone
+// (with the route's fallbacks). The first rule that holds decides.
+struct RuleSpec {
+  int line = 0;
+  std::optional<int64_t> prompt_chars_above;  // bytes of every message and the prompt together
+  std::optional<int64_t> prompt_chars_below;
+  std::string regex;                          // PCRE2, anywhere in a message or the prompt
+  std::vector<std::string> keywords;          // any of them, as whole words, any case
+  std::vector<std::string> users;             // the request's `user` is one of them
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case name, exact value
+  std::optional<bool> json;                   // the request asks for JSON (response_format) or not
+  std::string model;
+};
+
 struct RouteSpec {
   std::string name;
   int line = 0;
   SensitivePolicy sensitive = SensitivePolicy::kLocalOnly;
+  std::vector<RuleSpec> rules;
   std::vector<CascadeStep> cascade;    // at least one step
   std::vector<std::string> fallback;   // tried in order when a step fails
   // Streaming with more than one step: false holds the answer until its confidence is known

@@ -45,7 +45,7 @@ struct ModelInfo {
 // an event reads it without a lock.
 struct RouteDecision {
   std::string route;           // the route's name
-  std::string kind;            // "cascade" (its first step answered), "escalated", "fallback", "sensitive"
+  std::string kind;            // "cascade" (its first step answered), "rule", "escalated", "fallback", "sensitive", "failed"
   std::string model;           // the model that answered
   std::vector<std::string> detectors;  // sensitive-data detectors that fired (names only)
   std::vector<std::string> steps;      // each model asked, with its outcome: "small: escalated (mean_logprob -2.31 < -1.2)"

@@ -60,6 +60,8 @@ struct CompletionRequest {
   Json passthrough = Json::object();
   // The client marked the request as holding sensitive data (header x-owl-sensitive: true).
   bool marked_sensitive = false;
+  // The HTTP request's x-* headers, names in lower case, for a route's rules.
+  std::vector<std::pair<std::string, std::string>> headers;
   // Chat: the functions the model may call (OpenAI's tools array, validated); null when none.
   Json tools;
   ToolChoice tool_choice = ToolChoice::kAuto;

@@ -108,6 +108,7 @@ struct RouteProvider::Run {
   std::shared_ptr<engine::EventSink> sink;
   std::shared_ptr<RouteDecision> decision;
   bool sensitive = false;
+  const Rule* rule = nullptr;  // the rule that matched, if any
   bool relayed = false;  // an event reached the client
 
   // Fills the decision with the answering step before the client hears of it.
@@ -149,7 +150,47 @@ core::Result<std::unique_ptr<RouteProvider>> RouteProvider::make(RouteSetup setu
     }
   }
   if (setup.detector == nullptr) return core::make_error("route '{}': no sensitive-data detector", setup.spec.name);
-  return std::unique_ptr<RouteProvider>(new RouteProvider(std::move(setup), created));
+  if (setup.rules.size() != setup.spec.rules.size()) return core::make_error("route '{}': its rules' models are not set up", setup.spec.name);
+  std::unique_ptr<RouteProvider> route(new RouteProvider(std::move(setup), created));
+  const RouteSetup& s = route->setup_;
+  for (size_t i = 0; i < s.spec.rules.size(); ++i) {
+    const RuleSpec& spec = s.spec.rules[i];
+    Rule rule{.spec = &spec, .member = s.rules[i]};
+    if (rule.member.provider == nullptr || rule.member.spec == nullptr) return core::make_error("route '{}': rule {} has no model", s.spec.name, i + 1);
+    for (size_t k = 0; k < s.spec.cascade.size(); ++k) {
+      if (s.spec.cascade[k].model == spec.model) rule.step = static_cast<int>(k);
+    }
+    if (!spec.regex.empty() || !spec.keywords.empty()) {
+      auto text = SensitiveDetector::make({.builtin = {}, .custom = {{.name = "rule", .regex = spec.regex, .words = spec.keywords}}});
+      if (!text) return core::make_error("route '{}': the rule at line {}: {}", s.spec.name, spec.line, text.message());
+      rule.text = std::make_shared<const SensitiveDetector>(std::move(*text));
+    }
+    route->rules_.push_back(std::move(rule));
+  }
+  return route;
+}
+
+const RouteProvider::Rule* RouteProvider::match_rule(const CompletionRequest& request,
+                                                     const std::vector<std::string_view>& texts) const {
+  int64_t chars = 0;
+  for (std::string_view t : texts) chars += static_cast<int64_t>(t.size());
+  for (const Rule& rule : rules_) {
+    const RuleSpec& c = *rule.spec;
+    if (c.prompt_chars_above && !(chars > *c.prompt_chars_above)) continue;
+    if (c.prompt_chars_below && !(chars < *c.prompt_chars_below)) continue;
+    if (!c.users.empty() && std::find(c.users.begin(), c.users.end(), request.user) == c.users.end()) continue;
+    if (c.json && *c.json != request.json_output) continue;
+    const bool headers_hold = std::all_of(c.headers.begin(), c.headers.end(), [&](const auto& want) {
+      return std::find(request.headers.begin(), request.headers.end(), want) != request.headers.end();
+    });
+    if (!headers_hold) continue;
+    if (rule.text != nullptr &&
+        std::none_of(texts.begin(), texts.end(), [&](std::string_view t) { return !rule.text->find(t).empty(); })) {
+      continue;
+    }
+    return &rule;
+  }
+  return nullptr;
 }
 
 RouteProvider::~RouteProvider() {
@@ -198,6 +239,7 @@ std::variant<Submission, ApiError> RouteProvider::submit(const CompletionRequest
     }
   }
   auto run = std::make_shared<Run>();
+  run->rule = match_rule(request, texts);
   run->req = request;
   run->sink = sink;
   run->decision = decision;
@@ -296,12 +338,29 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
   RouteDecision& d = *r->decision;
   auto allowed = [&](const RouteMember& m) { return !r->sensitive || m.spec->is_private; };
   auto relay = [&](Event e) { r->relay(std::move(e)); };
+  // A rule that matched: the cascade starts at its step, or its model answers alone.
+  size_t first_step = 0;
+  bool use_cascade = true;
+  std::optional<ApiError> failure;
+  std::vector<const ModelSpec*> failed;
+  const Rule* rule = r->rule;
+  if (rule != nullptr) {
+    d.steps.push_back(fmt::format("rule at line {}: {}", rule->spec->line, rule->member.spec->name));
+    if (!allowed(rule->member)) {
+      // A sensitive request: the whole cascade's private steps answer instead.
+      d.steps.push_back(fmt::format("{}: skipped (not private)", rule->member.spec->name));
+    } else if (rule->step >= 0) {
+      first_step = static_cast<size_t>(rule->step);
+    } else {
+      use_cascade = false;
+    }
+  }
   std::vector<size_t> steps;
-  for (size_t i = 0; i < setup_.cascade.size(); ++i) {
+  for (size_t i = first_step; use_cascade && i < setup_.cascade.size(); ++i) {
     if (allowed(setup_.cascade[i])) steps.push_back(i);
   }
   // The steps a sensitive request may not reach, noted in the order of the cascade.
-  size_t noted = 0;
+  size_t noted = use_cascade ? first_step : setup_.cascade.size();
   auto note_skipped_until = [&](size_t end) {
     for (; noted < end; ++noted) {
       if (!allowed(setup_.cascade[noted])) d.steps.push_back(fmt::format("{}: skipped (not private)", setup_.cascade[noted].spec->name));
@@ -313,14 +372,23 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
     d.cost_usd += price_of(m, setup_.local_per_core_hour, a.prompt_tokens, a.completion_tokens, a.seconds);
     for (Event& e : a.held) r->relay(std::move(e));
   };
-  std::optional<ApiError> failure;
-  std::vector<const ModelSpec*> failed;
+  if (!use_cascade) {
+    const RouteMember& m = rule->member;
+    Attempt a = ask(m, r->req, nullptr, false, relay, [&](const Submission& s) { r->answered_by(m, "rule", s); }, r->sink);
+    if (a.kind != Attempt::Kind::kFailed) {
+      d.steps.push_back(fmt::format("{}: answered", m.spec->name));
+      return finish(m, a);
+    }
+    d.steps.push_back(fmt::format("{}: failed ({})", m.spec->name, a.error->message));
+    failed.push_back(m.spec);
+    failure = a.error;
+  }
   for (size_t k = 0; k < steps.size() && !failure; ++k) {
     note_skipped_until(steps[k]);
     const RouteMember& m = setup_.cascade[steps[k]];
     const bool last = k + 1 == steps.size();
     const Escalation* rules = last ? nullptr : &spec.cascade[steps[k]].escalate_if;
-    const std::string kind = k == 0 ? "cascade" : "escalated";
+    const std::string kind = k > 0 ? "escalated" : rule != nullptr ? "rule" : "cascade";
     Attempt a = ask(m, r->req, rules, !last, relay, [&](const Submission& s) { r->answered_by(m, kind, s); }, r->sink);
     if (a.kind == Attempt::Kind::kCancelled) {
       if (!r->relayed) r->answered_by(m, kind, a.submission);

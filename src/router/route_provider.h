@@ -7,11 +7,14 @@
 //     to private models: when none of the route's can answer, it fails naming the detectors
 //     (never the text) and nothing was sent anywhere else. A prompt given as token ids cannot
 //     be read, so it counts as sensitive (fail closed).
-//  2. Cascade: the first step answers; its answer is held until its confidence (mean and least
+//  2. Rules: the first rule whose conditions hold (prompt length, regex, keywords, user, x-*
+//     headers, JSON mode) picks the model: a cascade step starts the cascade there, another
+//     model answers alone. Sensitive requests still reach private models only.
+//  3. Cascade: the first step answers; its answer is held until its confidence (mean and least
 //     token log-probability, entropy, JSON and schema validity, emptiness) is known; when a rule
 //     of the step's escalate_if holds, the next step is asked instead. The last step's answer is
 //     relayed as it arrives.
-//  3. Fallbacks: a step that fails (429, 5xx, a timeout, an unreachable upstream, a prompt over
+//  4. Fallbacks: a step that fails (429, 5xx, a timeout, an unreachable upstream, a prompt over
 //     its context, an error before its first token) hands the request to the fallback models in
 //     order; an answer that already sent tokens is not restarted elsewhere: it ends with the error.
 #pragma once
@@ -36,6 +39,7 @@ struct RouteMember {
 
 struct RouteSetup {
   RouteSpec spec;
+  std::vector<RouteMember> rules;     // the model of each spec.rules entry
   std::vector<RouteMember> cascade;   // one per spec.cascade step, in order
   std::vector<RouteMember> fallback;  // one per spec.fallback entry
   std::shared_ptr<const SensitiveDetector> detector;
@@ -66,7 +70,18 @@ class RouteProvider : public Provider {
   struct Run;
   void run(std::shared_ptr<Run> run);
 
+  // A rule ready to match: its text conditions compiled, what it picks.
+  struct Rule {
+    const RuleSpec* spec = nullptr;
+    std::shared_ptr<const SensitiveDetector> text;  // regex and keywords; null when none
+    RouteMember member;
+    int step = -1;  // the cascade step it starts at; -1: its model answers alone
+  };
+  // The first rule that holds for `request`, whose strings are `texts`; null when none.
+  const Rule* match_rule(const CompletionRequest& request, const std::vector<std::string_view>& texts) const;
+
   RouteSetup setup_;
+  std::vector<Rule> rules_;
   ModelInfo info_;
   std::mutex mutex_;
   std::condition_variable idle_;

@@ -1,6 +1,8 @@
 // POST /v1/chat/completions and /v1/completions: validate, find the model's provider, admit the
 // caller's work, submit it, and relay the provider's events as one JSON response or as
 // server-sent events.
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -331,6 +333,11 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   auto call = std::make_shared<Call>(s, who, model.tokenizer);
   call->req = std::move(std::get<CompletionRequest>(parsed));
   call->req.marked_sensitive = http_req.get_header_value("x-owl-sensitive") == "true";
+  for (const auto& [name, value] : http_req.headers) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower.starts_with("x-")) call->req.headers.emplace_back(std::move(lower), value);
+  }
   if (call->req.max_tokens < 0) call->req.max_tokens = s.options.default_max_tokens;
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
                             .created = static_cast<int64_t>(std::time(nullptr)), .model = model.id};

@@ -28,6 +28,17 @@ test("a cascade says who answered and why", async () => {
   assert.equal(auto.response.headers.get("x-owl-route"), auto.data.model === "small" ? "cascade" : "escalated");
 });
 
+test("rules pick the model before the cascade", async () => {
+  const urgent = await ask("auto", "URGENT: Once upon a time");
+  assert.equal(urgent.data.model, "big");
+  assert.equal(urgent.response.headers.get("x-owl-route"), "rule");
+  const team = await client.chat.completions
+    .create({ model: "auto", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 8 }, { headers: { "X-Team": "research" } })
+    .withResponse();
+  assert.equal(team.data.model, "big");
+  assert.equal(team.response.headers.get("x-owl-route"), "rule");
+});
+
 test("a streamed routed answer is the whole one, in chunks", async () => {
   for (const route of ["trusting", "hosted_only"]) {
     const whole = (await ask(route, "The little dog")).data;

@@ -118,6 +118,44 @@ TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   expect_error("", "owl.yaml: expected a mapping");
 }
 
+TEST(RouterConfig, RulesComeBeforeTheCascade) {
+  const std::string yaml = edit("    cascade:\n", R"(    rules:
+      - if: {prompt_chars_above: 4000}
+        model: big
+      - if: {keywords: [contract, NDA], user: [alice, bob], header: {X-Tier: gold}, json: true}
+        model: small
+      - if: {regex: 'TCK-[0-9]+', prompt_chars_below: 100}
+        model: big
+    cascade:
+)");
+  auto c = parse_router_config(yaml, "owl.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  const auto& rules = c->routes[0].rules;
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[0].line, 15);
+  EXPECT_EQ(*rules[0].prompt_chars_above, 4000);
+  EXPECT_EQ(rules[0].model, "big");
+  EXPECT_EQ(rules[1].keywords, (std::vector<std::string>{"contract", "NDA"}));
+  EXPECT_EQ(rules[1].users, (std::vector<std::string>{"alice", "bob"}));
+  ASSERT_EQ(rules[1].headers.size(), 1u);
+  EXPECT_EQ(rules[1].headers[0], (std::pair<std::string, std::string>{"x-tier", "gold"}));  // names in lower case
+  EXPECT_TRUE(*rules[1].json);
+  EXPECT_EQ(rules[2].regex, "TCK-[0-9]+");
+  EXPECT_EQ(*rules[2].prompt_chars_below, 100);
+  const std::string one_rule = "    rules:\n      - if: {prompt_chars_above: 10}\n        model: big\n    cascade:\n";
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string y = edit("    cascade:\n", one_rule);
+    y.replace(y.find(from), from.size(), to);
+    return y;
+  };
+  expect_error(with("model: big\n    cascade", "model: huge\n    cascade"), "owl.yaml:16: routes[0].rules[0].model: 'huge' is not a model");
+  expect_error(with("{prompt_chars_above: 10}", "{prompt_chars_over: 10}"), "owl.yaml:15: routes[0].rules[0].if.prompt_chars_over: unknown key");
+  expect_error(with("{prompt_chars_above: 10}", "{}"), "routes[0].rules[0].if: a rule needs at least one condition");
+  expect_error(with("        model: big\n", ""), "routes[0].rules[0].model: missing");
+  expect_error(with("{prompt_chars_above: 10}", "{prompt_chars_above: -1}"), "rules[0].if.prompt_chars_above: -1 out of range");
+  expect_error(with("{prompt_chars_above: 10}", "{header: [x]}"), "rules[0].if.header: expected a mapping of header names to values");
+}
+
 TEST(RouterConfig, ALocalModelIsPrivateUnlessItSaysNotAndAStepMayBeAName) {
   auto c = parse_router_config("models:\n  - {name: a, path: a.gguf}\n  - {name: b, path: b.gguf, private: false}\n"
                                "routes:\n  - {name: r, cascade: [a]}\n", "x.yaml");

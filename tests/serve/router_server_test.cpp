@@ -134,6 +134,7 @@ class RouterTest : public ServerTest {
       router::RouteSetup setup{.spec = r, .detector = shared_detector, .local_per_core_hour = 36};
       for (const auto& step : r.cascade) setup.cascade.push_back(member(step.model));
       for (const auto& f : r.fallback) setup.fallback.push_back(member(f));
+      for (const auto& rule : r.rules) setup.rules.push_back(member(rule.model));
       auto route = router::RouteProvider::make(std::move(setup), 0);
       ASSERT_TRUE(route.ok()) << route.message();
       ASSERT_TRUE(gateway_models->add(std::shared_ptr<router::Provider>(std::move(*route))).ok());
@@ -425,6 +426,46 @@ TEST_F(RouterTest, SensitiveDataNeverLeavesEvenWhenThePrivateModelFails) {
   ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
   EXPECT_EQ(Json::parse(r->body)["model"], "flaky");
   EXPECT_EQ(fault.requests(), 1);
+}
+
+// Rules pick the model before the cascade: the first that holds decides.
+TEST_F(RouterTest, RulesPickTheModelBeforeTheCascade) {
+  router::RouteSpec r = route("ruled", {{.model = "small", .escalate_if = {.mean_logprob_below = -1000}}, {.model = "flaky"}});
+  r.rules = {{.prompt_chars_above = 120, .model = "big"},
+             {.keywords = {"contract", "lawsuit"}, .model = "flaky"},
+             {.regex = "TCK-[0-9]{4}", .model = "big"},
+             {.users = {"vip"}, .model = "flaky"},
+             {.headers = {{"x-tier", "gold"}}, .model = "flaky"},
+             {.json = true, .model = "big"}};
+  start_gateway({r});
+  auto picked = [&](const Json& body, const httplib::Headers& headers = {}) {
+    auto res = ask(body, headers);
+    EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    return res ? std::make_pair(Json::parse(res->body)["model"].get<std::string>(), res->get_header_value("x-owl-route")) : std::make_pair(std::string(), std::string());
+  };
+  EXPECT_EQ(picked(chat("ruled", "Once upon a time")), std::make_pair(std::string("small"), std::string("cascade")));
+  EXPECT_EQ(picked(chat("ruled", std::string(150, 'a'))).first, "big");
+  EXPECT_EQ(picked(chat("ruled", "Read the Contract first")), std::make_pair(std::string("flaky"), std::string("rule")));
+  EXPECT_EQ(picked(chat("ruled", "contracts are long")).first, "small");  // whole words only
+  EXPECT_EQ(picked(chat("ruled", "see TCK-1234")).first, "big");
+  Json body = chat("ruled", "hi");
+  body["user"] = "vip";
+  EXPECT_EQ(picked(body).first, "flaky");
+  EXPECT_EQ(picked(chat("ruled", "hi"), {{"X-Tier", "gold"}}).first, "flaky");
+  EXPECT_EQ(picked(chat("ruled", "hi"), {{"X-Tier", "silver"}}).first, "small");
+  body = chat("ruled", "hi");
+  body["response_format"] = {{"type", "json_object"}};
+  EXPECT_EQ(picked(body).first, "big");
+  Json log = last_gateway_log();
+  EXPECT_EQ(log["route_decision"], "rule");
+  EXPECT_EQ(log["route_steps"][1], "big: answered");
+  // A rule that picks a hosted model does not take a sensitive request there: the cascade's
+  // private step answers, and the fault server is never asked.
+  const int before = fault.requests();
+  EXPECT_EQ(picked(chat("ruled", "the contract of bob@example.com")), std::make_pair(std::string("small"), std::string("sensitive")));
+  EXPECT_EQ(fault.requests(), before);
+  log = last_gateway_log();
+  EXPECT_EQ(log["route_steps"][1], "flaky: skipped (not private)");
 }
 
 TEST_F(RouterTest, RoutesAreListedAndACascadeTakesOneChoice) {
