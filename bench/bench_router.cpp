@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   auto detector = std::make_shared<const router::SensitiveDetector>(*router::SensitiveDetector::make({}));
   auto registry = std::make_shared<serve::ModelRegistry>();
   (void)registry->add(small);
-  const router::RouteMember member{.provider = small.get(), .spec = &spec, .n_threads = 1};
+  const router::RouteMember member{.provider = small.get(), .spec = &spec};
   router::RouteSpec one{.name = "one", .cascade = {{.model = "small"}}};
   router::RouteSpec two{.name = "two", .cascade = {{.model = "small", .escalate_if = {.mean_logprob_below = -1000}}, {.model = "small"}}};
   for (const auto& r : {one, two}) {

@@ -35,6 +35,7 @@ namespace {
 struct ServeArgs {
   std::string model;
   std::string config;
+  std::string ledger;
   std::string alias;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -240,9 +241,14 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
   std::vector<std::string> names;
   for (size_t i = 0; i < plan.locals.size(); ++i) {
     const Loaded& l = *locals[i];
+    // Local compute is priced by its cores' time.
+    const int cores = plan.locals[i].engine.n_threads > 0 ? plan.locals[i].engine.n_threads
+                                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const double per_core_hour = plan.config ? plan.config->local_per_core_hour : 0.0;
     auto p = std::make_shared<router::LocalProvider>(router::LocalModel{
         .id = plan.locals[i].name, .created = now, .model = l.model.get(), .tokenizer = &*l.tokenizer,
-        .chat_template = &*l.chat_template, .chat_template_source = l.chat_template_source, .engine = l.engine.get()});
+        .chat_template = &*l.chat_template, .chat_template_source = l.chat_template_source, .engine = l.engine.get(),
+        .usd_per_second = cores * per_core_hour / 3600.0});
     by_name[plan.locals[i].name] = p;
     names.push_back(fmt::format("'{}'", plan.locals[i].name));
   }
@@ -263,17 +269,12 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
   }
   for (const std::string& name : order) OWL_TRY(models.add(by_name.at(name)));
   if (!plan.config) return fmt::format("model {}", fmt::join(names, ", "));
-  // The cores a local model computes on, for the price of local compute.
-  const int n_threads = plan.locals.empty() || plan.locals[0].engine.n_threads <= 0
-                            ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
-                            : plan.locals[0].engine.n_threads;
   auto member = [&](const std::string& name) {
-    const router::ModelSpec* spec = plan.config->find_model(name);
-    return router::RouteMember{.provider = by_name.at(name).get(), .spec = spec, .n_threads = spec->local() ? n_threads : 0};
+    return router::RouteMember{.provider = by_name.at(name).get(), .spec = plan.config->find_model(name)};
   };
   std::vector<std::string> routes;
   for (const router::RouteSpec& r : plan.config->routes) {
-    router::RouteSetup setup{.spec = r, .detector = plan.detector, .local_per_core_hour = plan.config->local_per_core_hour};
+    router::RouteSetup setup{.spec = r, .detector = plan.detector};
     for (const router::CascadeStep& step : r.cascade) setup.cascade.push_back(member(step.model));
     for (const std::string& f : r.fallback) setup.fallback.push_back(member(f));
     for (const router::RuleSpec& rule : r.rules) setup.rules.push_back(member(rule.model));
@@ -291,6 +292,11 @@ int run_serve(ServeArgs& args) {
   Plan plan;  // outlives the server, whose routes point into its config
   if (auto s = check_args(args, plan); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
   if (plan.detector) args.server.redact = [d = plan.detector](std::string_view text) { return d->redact(text); };
+  if (!args.ledger.empty()) {
+    auto ledger = router::Ledger::open(args.ledger);
+    if (!ledger) return fmt::print(stderr, "owl serve: --ledger: {}\n", ledger.message()), 1;
+    args.server.ledger = std::move(*ledger);
+  }
   serve::Metrics metrics;
   args.server.host = args.host;
   args.server.port = args.port;
@@ -344,6 +350,7 @@ Command register_serve(CLI::App& root) {
   CLI::App* app = root.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /");
   app->add_option("-m,--model", args->model, "GGUF model file");
   app->add_option("--config", args->config, "Models (local and hosted) and routes, in YAML (docs/router.md); instead of -m");
+  app->add_option("--ledger", args->ledger, "SQLite file where every answer is recorded with its cost (see owl usage)");
   app->add_option("--alias", args->alias, "Model id the API reports and accepts (default: the file name without .gguf)");
   app->add_option("--host", args->host, "Address to listen on")->capture_default_str();
   app->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));

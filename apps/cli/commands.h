@@ -39,6 +39,7 @@ Command register_imatrix(CLI::App& root);
 Command register_import(CLI::App& root);
 Command register_export(CLI::App& root);
 Command register_embed(CLI::App& root);
+Command register_usage(CLI::App& root);
 
 // The quality report of owl compare, also printed by owl quantize --report (cmd_compare.cpp).
 void print_compare_report(const eval::CompareReport& report, bool json);

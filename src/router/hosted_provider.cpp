@@ -193,6 +193,8 @@ HostedProvider::HostedProvider(ModelSpec spec, std::string api_key, int64_t crea
   info_.id = spec_.name;
   info_.created = created;
   info_.owned_by = "hosted";
+  info_.usd_per_input_token = spec_.price.input_per_mtok / 1e6;
+  info_.usd_per_output_token = spec_.price.output_per_mtok / 1e6;
   // base_url is scheme://host[:port][/path] (checked by the config).
   const size_t host = spec_.base_url.find("://") + 3;
   const size_t slash = spec_.base_url.find('/', host);

@@ -71,7 +71,7 @@ std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req
 LocalProvider::LocalProvider(const LocalModel& local)
     : local_(local),
       info_{.id = local.id, .created = local.created, .tokenizer = local.tokenizer, .n_vocab = local.model->config.n_vocab,
-            .n_ctx = local.engine->n_ctx(), .file = &local.model->file},
+            .n_ctx = local.engine->n_ctx(), .file = &local.model->file, .usd_per_second = local.usd_per_second},
       bos_token_(local.tokenizer->token_to_piece(local.tokenizer->bos(), true)),
       eos_token_(local.tokenizer->token_to_piece(local.tokenizer->eos(), true)),
       tool_syntax_(constrain::tool_syntax(local.chat_template_source)) {}

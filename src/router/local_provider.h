@@ -25,6 +25,7 @@ struct LocalModel {
   const tmpl::Template* chat_template = nullptr;
   std::string chat_template_source;      // for the tool-call syntax it teaches; "" reads as hermes
   engine::Engine* engine = nullptr;
+  double usd_per_second = 0;             // the price of its compute: cores × price of a core-hour / 3600
 };
 
 // Everything in `LocalModel` must outlive the provider.

@@ -38,6 +38,15 @@ struct ModelInfo {
   // The model's GGUF file (metadata, tensors) when it runs here, for clients that show what a
   // model is (Ollama's /api/tags, /api/show); null for a model served elsewhere.
   const gguf::GgufFile* file = nullptr;
+  // What an answer costs (US dollars): per token for a hosted model, per second of compute for a
+  // local one (its cores × the configured price of a core-hour).
+  double usd_per_input_token = 0;
+  double usd_per_output_token = 0;
+  double usd_per_second = 0;
+  double cost_usd(int64_t prompt_tokens, int64_t completion_tokens, double seconds) const {
+    return static_cast<double>(prompt_tokens) * usd_per_input_token + static_cast<double>(completion_tokens) * usd_per_output_token +
+           seconds * usd_per_second;
+  }
 };
 
 // Who answered a routed request and why (router/route_provider.h). The route fills it before it

@@ -48,12 +48,6 @@ bool fallback_worthy(const ApiError& e) {
 
 }  // namespace
 
-double price_of(const RouteMember& member, double local_per_core_hour, int64_t prompt_tokens, int64_t completion_tokens,
-                double seconds) {
-  if (member.spec->local()) return seconds * member.n_threads * local_per_core_hour / 3600.0;
-  return (static_cast<double>(prompt_tokens) * member.spec->price.input_per_mtok +
-          static_cast<double>(completion_tokens) * member.spec->price.output_per_mtok) / 1e6;
-}
 
 Confidence measure_confidence(const std::vector<sample::Sampled>& tokens) {
   Confidence c;
@@ -369,7 +363,7 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
   };
   auto finish = [&](const RouteMember& m, Attempt& a) {
     note_skipped_until(setup_.cascade.size());
-    d.cost_usd += price_of(m, setup_.local_per_core_hour, a.prompt_tokens, a.completion_tokens, a.seconds);
+    d.cost_usd += m.provider->info().cost_usd(a.prompt_tokens, a.completion_tokens, a.seconds);
     for (Event& e : a.held) r->relay(std::move(e));
   };
   if (!use_cascade) {
@@ -408,7 +402,7 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
     if (k == 0 && c.n_tokens > 0) d.mean_logprob = c.mean_logprob;
     const std::string reason = escalation_reason(*rules, r->req, a.text, c);
     if (!reason.empty()) {
-      d.cost_usd += price_of(m, setup_.local_per_core_hour, a.prompt_tokens, a.completion_tokens, a.seconds);
+      d.cost_usd += m.provider->info().cost_usd(a.prompt_tokens, a.completion_tokens, a.seconds);
       d.steps.push_back(fmt::format("{}: escalated ({})", m.spec->name, reason));
       continue;
     }

@@ -30,11 +30,10 @@
 
 namespace owl::router {
 
-// A model a route may ask, with what it costs.
+// A model a route may ask.
 struct RouteMember {
   Provider* provider = nullptr;
   const ModelSpec* spec = nullptr;
-  int n_threads = 1;  // local: the cores its engine computes on, for the price of local compute
 };
 
 struct RouteSetup {
@@ -43,12 +42,7 @@ struct RouteSetup {
   std::vector<RouteMember> cascade;   // one per spec.cascade step, in order
   std::vector<RouteMember> fallback;  // one per spec.fallback entry
   std::shared_ptr<const SensitiveDetector> detector;
-  double local_per_core_hour = 0;
 };
-
-// The price of one answer: hosted by its tokens, local by its cores' time.
-double price_of(const RouteMember& member, double local_per_core_hour, int64_t prompt_tokens, int64_t completion_tokens,
-                double seconds);
 
 // Threading: every method may be called from any thread. Each request's route runs on a thread
 // of its own; the destructor cancels the ones still running and waits for them.

@@ -36,6 +36,7 @@ struct Call {
   const Principal who;
   const tokenizer::Tokenizer* tok;  // of the model that answers; null for a hosted one
   std::shared_ptr<router::RouteDecision> decision;  // a routed request's; read once an event was popped
+  const router::ModelInfo* model_info = nullptr;    // of the provider asked
   CompletionRequest req;
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
   std::string tool_prefix;
@@ -111,7 +112,7 @@ struct Call {
     settle_and_log(server, who, work(),
                    {.id = info.id, .endpoint = req.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions",
                     .model = info.model, .req = req, .results = results, .arrival = stream->t_arrival, .status = status,
-                    .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text, .decision = decision.get()});
+                    .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text, .decision = decision.get(), .model_info = model_info});
   }
 
   Work work() const { return Work{.model = info.model, .max_tokens = req.max_tokens, .n = req.n}; }
@@ -292,8 +293,21 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
     line["route_steps"] = o.decision->steps;
     if (!o.decision->detectors.empty()) line["detectors"] = o.decision->detectors;
     if (o.decision->mean_logprob) line["mean_logprob"] = *o.decision->mean_logprob;
-    line["cost_usd"] = o.decision->cost_usd;
     if (o.decision->error) line["error"] = o.decision->error->message;
+  }
+  if (o.decision != nullptr || o.model_info != nullptr) {
+    const double seconds = std::chrono::duration<double>(end - o.arrival).count();
+    const double cost = o.decision != nullptr ? o.decision->cost_usd
+                                              : o.model_info->cost_usd(u.prompt_tokens, u.completion_tokens, seconds);
+    line["cost_usd"] = cost;
+    if (s.options.ledger != nullptr && o.status == 200) {
+      const router::LedgerEntry entry{
+          .unix_s = static_cast<int64_t>(std::time(nullptr)), .route = o.decision != nullptr ? o.decision->route : "",
+          .model = std::string(o.model), .user = !o.req.user.empty() ? o.req.user : who.name,
+          .decision = o.decision != nullptr ? o.decision->kind : "", .status = o.status, .prompt_tokens = u.prompt_tokens,
+          .completion_tokens = u.completion_tokens, .cost_usd = cost};
+      if (auto recorded = s.options.ledger->record(entry); !recorded) s.log({{"event", "ledger_error"}, {"error", recorded.message()}});
+    }
   }
   if (s.options.log_content) {
     auto content = [&](std::string_view text) { return s.options.redact ? s.options.redact(text) : std::string(text); };
@@ -331,6 +345,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   auto parsed = parse_completion_request(json, endpoint, model.n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   auto call = std::make_shared<Call>(s, who, model.tokenizer);
+  call->model_info = &model;
   call->req = std::move(std::get<CompletionRequest>(parsed));
   call->req.marked_sensitive = http_req.get_header_value("x-owl-sensitive") == "true";
   for (const auto& [name, value] : http_req.headers) {

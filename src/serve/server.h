@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "serve/guard.h"
 #include "serve/metrics.h"
+#include "router/ledger.h"
 #include "serve/registry.h"
 
 namespace owl::serve {
@@ -28,6 +29,8 @@ struct ServerOptions {
   // With log_content: what the log writes of a prompt or an output (the router's detectors
   // redact sensitive data); null writes them as they are.
   std::function<std::string(std::string_view)> redact;
+  // Where every answered completion is recorded with its cost (`--ledger`); null: nowhere.
+  std::shared_ptr<router::Ledger> ledger;
   int64_t default_max_tokens = -1;       // max_tokens of requests that set none; -1: until the context is full
   std::string cors_origin;               // Access-Control-Allow-Origin; empty: no CORS headers
   bool accept_any_model = false;         // an unknown model name gets the first model instead of 404

@@ -50,6 +50,7 @@ struct CompletionOutcome {
   std::string_view error;     // an engine error; "" when none
   std::string_view prompt_text;
   const router::RouteDecision* decision = nullptr;  // a routed request's
+  const router::ModelInfo* model_info = nullptr;    // prices a request that named a model
 };
 // Settles the tokens the request used with the guard and writes its request log line: every
 // completion endpoint ends here, so that usage is counted the same way whatever the API.

@@ -9,13 +9,15 @@
 
 #include <fstream>
 #include <future>
+#include <map>
+#include <string>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <string>
 #include <vector>
 
 #include "support/owl_process.h"
+#include "support/run_owl.h"
 
 namespace {
 
@@ -87,6 +89,50 @@ TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
   };
   expect_start_up_failures(cases);
   for (const std::string& f : {unknown_key, missing_file, unset_key, bad_regex, bad_parallel}) std::remove(f.c_str());
+}
+
+// owl serve --config --ledger records each answer with its cost; owl usage sums them.
+TEST(ServeCli, TheLedgerRecordsEachAnswerAndUsageSumsIt) {
+  const std::string config = temp_file("ledger.yaml", "models:\n  - {name: small, path: " + kModel + "}\n"
+                                                     "routes:\n  - {name: auto, cascade: [small]}\nlocal_cost: {per_core_hour: 3600}\n");
+  const std::string ledger = temp_file("ledger.db", "");
+  std::remove(ledger.c_str());
+  OwlProcess owl("serve --port 0 -t 1 --config " + config + " --ledger " + ledger);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  httplib::Client c("127.0.0.1", owl.port());
+  for (const char* model : {"auto", "auto", "small"}) {
+    const std::string body = std::string(R"({"model":")") + model + R"(","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"user":"ann"})";
+    auto res = c.Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+  }
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(20s), 0) << owl.log();
+  auto by_route = owl::testing::run_owl("usage --ledger " + ledger + " --by route --json");
+  ASSERT_EQ(by_route.exit_code, 0) << by_route.out;
+  const auto rows = nlohmann::json::parse(by_route.out);
+  ASSERT_EQ(rows.size(), 2u) << by_route.out;
+  std::map<std::string, nlohmann::json> by;
+  for (const auto& r : rows) by[r["route"].get<std::string>()] = r;
+  EXPECT_EQ(by["auto"]["requests"], 2);
+  EXPECT_EQ(by[""]["requests"], 1);  // the request that named the model
+  EXPECT_GT(by["auto"]["cost_usd"].get<double>(), 0);  // 1 core at 1 $ per second
+  EXPECT_GT(by["auto"]["completion_tokens"].get<int>(), 0);
+  auto table = owl::testing::run_owl("usage --ledger " + ledger + " --by user");
+  EXPECT_EQ(table.exit_code, 0) << table.out;
+  EXPECT_NE(table.out.find("ann"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("total"), std::string::npos) << table.out;
+  auto bad = owl::testing::run_owl("usage --ledger " + ledger + " --by week");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--by 'week' is not one of: day, route, model, user"), std::string::npos) << bad.out;
+  bad = owl::testing::run_owl("usage --ledger " + ledger + " --since 5/12/2026");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--since '5/12/2026' is not a date (YYYY-MM-DD)"), std::string::npos) << bad.out;
+  bad = owl::testing::run_owl("usage --ledger /nonexistent.db");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--ledger /nonexistent.db: no such file"), std::string::npos) << bad.out;
+  auto future = owl::testing::run_owl("usage --ledger " + ledger + " --since 2999-01-01 --json");
+  EXPECT_EQ(future.out, "[]\n");
+  for (const std::string& f : {config, ledger, ledger + "-wal", ledger + "-shm"}) std::remove(f.c_str());
 }
 
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {

@@ -117,7 +117,11 @@ class RouterTest : public ServerTest {
   }
   // Starts the gateway with small, big and flaky, plus `routes`.
   void start_gateway(std::vector<router::RouteSpec> routes = {}, router::HostedOptions flaky_options = {.backoff = std::chrono::milliseconds(10)}) {
-    providers["small"] = local_model("small", *engine);
+    // Local compute at 36 $ per core-hour on 2 cores.
+    const auto& stories = owl::testing::stories();
+    providers["small"] = std::make_shared<router::LocalProvider>(router::LocalModel{
+        .id = "small", .model = stories.model.get(), .tokenizer = stories.tokenizer.get(), .chat_template = chat_template.get(),
+        .engine = engine.get(), .usd_per_second = 2 * 36 / 3600.0});
     providers["big"] = hosted(specs[1]);
     providers["flaky"] = hosted(specs[2], flaky_options);
     gateway_models = std::make_shared<ModelRegistry>();
@@ -128,10 +132,10 @@ class RouterTest : public ServerTest {
     auto member = [&](const std::string& name) {
       const router::ModelSpec* spec = nullptr;
       for (const auto& s : specs) if (s.name == name) spec = &s;
-      return router::RouteMember{.provider = providers[name].get(), .spec = spec, .n_threads = 2};
+      return router::RouteMember{.provider = providers[name].get(), .spec = spec};
     };
     for (const router::RouteSpec& r : routes) {
-      router::RouteSetup setup{.spec = r, .detector = shared_detector, .local_per_core_hour = 36};
+      router::RouteSetup setup{.spec = r, .detector = shared_detector};
       for (const auto& step : r.cascade) setup.cascade.push_back(member(step.model));
       for (const auto& f : r.fallback) setup.fallback.push_back(member(f));
       for (const auto& rule : r.rules) setup.rules.push_back(member(rule.model));

@@ -1,0 +1,118 @@
+#include "router/ledger.h"
+
+#include <sqlite3.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <ctime>
+
+namespace owl::router {
+namespace {
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS requests ("
+    " unix_s INTEGER NOT NULL, day TEXT NOT NULL, route TEXT NOT NULL, model TEXT NOT NULL, user TEXT NOT NULL,"
+    " decision TEXT NOT NULL, status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
+    " completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS requests_time ON requests(unix_s);";
+
+std::string utc_day(int64_t unix_s) {
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[16];
+  std::strftime(out, sizeof out, "%Y-%m-%d", &tm);
+  return out;
+}
+
+// Closes a statement on every path.
+struct Statement {
+  sqlite3_stmt* s = nullptr;
+  ~Statement() { sqlite3_finalize(s); }
+};
+
+}  // namespace
+
+core::Result<UsageKey> parse_usage_key(std::string_view name) {
+  if (name == "day") return UsageKey::kDay;
+  if (name == "route") return UsageKey::kRoute;
+  if (name == "model") return UsageKey::kModel;
+  if (name == "user") return UsageKey::kUser;
+  return core::make_error("'{}' is not one of: day, route, model, user", name);
+}
+
+core::Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& path) {
+  struct stat st {};
+  // Created 0600 before SQLite opens it (its journal files take the same mode): costs by user
+  // are not for everyone to read.
+  if (::stat(path.c_str(), &st) != 0) {
+    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return core::make_error("ledger {}: {}", path, std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return core::make_error("ledger {}: {}", path, message);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  const std::string setup = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") + kSchema;
+  if (sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    return core::make_error("ledger {}: {} (is it an owl ledger?)", path, message);
+  }
+  return std::unique_ptr<Ledger>(new Ledger(db, path));
+}
+
+Ledger::~Ledger() { sqlite3_close(db_); }
+
+core::Status Ledger::record(const LedgerEntry& e) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  const char* sql = "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  const std::string day = utc_day(e.unix_s);
+  sqlite3_bind_int64(st.s, 1, e.unix_s);
+  sqlite3_bind_text(st.s, 2, day.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 3, e.route.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 4, e.model.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 5, e.user.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 6, e.decision.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st.s, 7, e.status);
+  sqlite3_bind_int64(st.s, 8, e.prompt_tokens);
+  sqlite3_bind_int64(st.s, 9, e.completion_tokens);
+  sqlite3_bind_double(st.s, 10, e.cost_usd);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  return {};
+}
+
+core::Result<std::vector<UsageRow>> Ledger::usage(UsageKey key, int64_t since_unix_s) const {
+  const char* column = key == UsageKey::kDay ? "day" : key == UsageKey::kRoute ? "route" : key == UsageKey::kModel ? "model" : "user";
+  const std::string sql = std::string("SELECT ") + column +
+                          ", COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) FROM requests"
+                          " WHERE unix_s >= ? GROUP BY 1 ORDER BY 5 DESC, 1";
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  sqlite3_bind_int64(st.s, 1, since_unix_s);
+  std::vector<UsageRow> rows;
+  int rc = 0;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0));
+    rows.push_back({.key = text != nullptr ? text : "", .requests = sqlite3_column_int64(st.s, 1),
+                    .prompt_tokens = sqlite3_column_int64(st.s, 2), .completion_tokens = sqlite3_column_int64(st.s, 3),
+                    .cost_usd = sqlite3_column_double(st.s, 4)});
+  }
+  if (rc != SQLITE_DONE) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  return rows;
+}
+
+}  // namespace owl::router

@@ -1,0 +1,61 @@
+// The cost ledger: every answered request with its tokens and price, kept in SQLite
+// (`owl serve --ledger FILE`), summed by route, model, user or day (`owl usage`).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+struct sqlite3;
+
+namespace owl::router {
+
+struct LedgerEntry {
+  int64_t unix_s = 0;
+  std::string route;     // "" for a request that named a model
+  std::string model;     // the model that answered
+  std::string user;      // the request's `user`, else the API key's name, else ""
+  std::string decision;  // the route's decision; "" for a model
+  int status = 200;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double cost_usd = 0;
+};
+
+enum class UsageKey { kDay, kRoute, kModel, kUser };
+core::Result<UsageKey> parse_usage_key(std::string_view name);  // day, route, model, user
+
+struct UsageRow {
+  std::string key;
+  int64_t requests = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double cost_usd = 0;
+};
+
+// Threading: every method may be called from any thread; one connection behind a mutex.
+class Ledger {
+ public:
+  // Opens or creates the file (0600), with its table. Errors name the file.
+  static core::Result<std::unique_ptr<Ledger>> open(const std::string& path);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  core::Status record(const LedgerEntry& entry);
+  // Sums of the entries at or after `since_unix_s`, by `key`, largest cost first.
+  core::Result<std::vector<UsageRow>> usage(UsageKey key, int64_t since_unix_s) const;
+
+ private:
+  Ledger(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  mutable std::mutex mutex_;
+  sqlite3* db_;  // guarded by mutex_
+  std::string path_;
+};
+
+}  // namespace owl::router
