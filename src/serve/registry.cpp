@@ -4,6 +4,10 @@
 
 namespace owl::serve {
 
+ModelRegistry::~ModelRegistry() {
+  while (!providers_.empty()) providers_.pop_back();
+}
+
 core::Status ModelRegistry::add(std::shared_ptr<router::Provider> provider) {
   const std::string& id = provider->info().id;
   if (id.empty()) return core::make_error("a model needs a name");

@@ -14,6 +14,11 @@ namespace owl::serve {
 
 class ModelRegistry {
  public:
+  ModelRegistry() = default;
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
+  // Destroys the providers last added first: a route goes before the models it asks.
+  ~ModelRegistry();
   // Errors when the id is empty or already taken.
   core::Status add(std::shared_ptr<router::Provider> provider);
   // The provider serving `id`; the first one added for "" (a request that names no model).
