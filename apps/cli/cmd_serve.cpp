@@ -217,7 +217,8 @@ core::Status load(const ServeArgs& args, const LocalEntry& entry, serve::Metrics
 }
 
 // After a signal: new requests get 503, running ones finish or are cancelled after the timeout.
-void drain(serve::Server& server, const std::vector<std::unique_ptr<Loaded>>& locals, double timeout_s) {
+void drain(serve::Server& server, const serve::ModelRegistry& models, const std::vector<std::unique_ptr<Loaded>>& locals,
+           double timeout_s) {
   server.drain();
   for (const auto& l : locals) l->engine->stop(false);
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
@@ -229,7 +230,14 @@ void drain(serve::Server& server, const std::vector<std::unique_ptr<Loaded>>& lo
     for (const auto& other : locals) other->engine->wait_idle(std::chrono::seconds(5));
     break;
   }
-  server.wait_streams(std::chrono::seconds(5));
+  // Answers relayed from hosted models have no engine here: they get what is left of the
+  // timeout, then are cancelled (the client hears that the answer was cut).
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  if (!server.wait_streams(std::max(left, std::chrono::milliseconds(0)))) {
+    fmt::print(stderr, "owl serve: cancelling the relayed answers still running after {} s\n", timeout_s);
+    models.cancel_running();
+    server.wait_streams(std::chrono::seconds(5));
+  }
   server.stop();
 }
 
@@ -337,7 +345,7 @@ int run_serve(ServeArgs& args) {
 
   const int signal = signals.wait();
   fmt::print(stderr, "owl serve: {} received: draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  drain(server, locals, args.drain_timeout_s);
+  drain(server, *models, locals, args.drain_timeout_s);
   for (auto& l : locals) l->engine.reset();
   fmt::print(stderr, "owl serve: stopped\n");
   return 0;

@@ -202,11 +202,16 @@ HostedProvider::HostedProvider(ModelSpec spec, std::string api_key, int64_t crea
   path_prefix_ = slash == std::string::npos ? "" : spec_.base_url.substr(slash);
 }
 
-HostedProvider::~HostedProvider() {
-  std::unique_lock<std::mutex> lock(mutex_);
+void HostedProvider::cancel_running() {
+  std::lock_guard<std::mutex> lock(mutex_);
   for (auto& weak : sinks_) {
     if (auto sink = weak.lock()) sink->cancel();
   }
+}
+
+HostedProvider::~HostedProvider() {
+  cancel_running();
+  std::unique_lock<std::mutex> lock(mutex_);
   idle_cv_.wait(lock, [&] { return running_ == 0; });
 }
 

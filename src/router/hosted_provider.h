@@ -46,6 +46,7 @@ class HostedProvider : public Provider {
   // Blocks until the upstream answered with its status (and retries failed), then relays the
   // stream on the request's thread.
   std::variant<Submission, ApiError> submit(const CompletionRequest& request, std::shared_ptr<engine::EventSink> sink) override;
+  void cancel_running() override;
 
   const ModelSpec& spec() const { return spec_; }
   // True while the breaker keeps requests away from the upstream.

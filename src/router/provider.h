@@ -95,6 +95,9 @@ class Provider {
   virtual std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& /*request*/) {
     return ApiError{.message = fmt::format("the model '{}' does not serve embeddings", info().id), .param = "model"};
   }
+  // Cancels every request still running that has no engine of this process to stop it (a
+  // hosted answer being relayed, a route's held step): they end as cancelled. For shutdown.
+  virtual void cancel_running() {}
   // The engine's state, for metrics; zeros for a provider without one.
   virtual engine::Gauges gauges() const { return {}; }
 };

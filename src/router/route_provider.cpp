@@ -187,11 +187,16 @@ const RouteProvider::Rule* RouteProvider::match_rule(const CompletionRequest& re
   return nullptr;
 }
 
-RouteProvider::~RouteProvider() {
-  std::unique_lock<std::mutex> lock(mutex_);
+void RouteProvider::cancel_running() {
+  std::lock_guard<std::mutex> lock(mutex_);
   for (auto& weak : sinks_) {
     if (auto sink = weak.lock()) sink->cancel();
   }
+}
+
+RouteProvider::~RouteProvider() {
+  cancel_running();
+  std::unique_lock<std::mutex> lock(mutex_);
   idle_.wait(lock, [&] { return running_ == 0; });
 }
 

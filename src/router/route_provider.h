@@ -58,6 +58,7 @@ class RouteProvider : public Provider {
   // Returns at once with the decision to be filled; errors only for requests the route can
   // never take (n > 1 on a cascade, or a sensitive request it may not send anywhere).
   std::variant<Submission, ApiError> submit(const CompletionRequest& request, std::shared_ptr<engine::EventSink> sink) override;
+  void cancel_running() override;
 
  private:
   RouteProvider(RouteSetup setup, int64_t created);

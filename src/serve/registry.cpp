@@ -8,6 +8,10 @@ ModelRegistry::~ModelRegistry() {
   while (!providers_.empty()) providers_.pop_back();
 }
 
+void ModelRegistry::cancel_running() const {
+  for (const auto& p : providers_) p->cancel_running();
+}
+
 core::Status ModelRegistry::add(std::shared_ptr<router::Provider> provider) {
   const std::string& id = provider->info().id;
   if (id.empty()) return core::make_error("a model needs a name");

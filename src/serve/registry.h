@@ -26,6 +26,8 @@ class ModelRegistry {
   const std::vector<std::shared_ptr<router::Provider>>& all() const { return providers_; }
   // Every id, quoted and comma-separated, for error messages.
   std::string ids() const;
+  // Cancels what runs without an engine of this process (hosted answers, routes): for shutdown.
+  void cancel_running() const;
   // The gauges of every engine, summed.
   engine::Gauges gauges() const;
 

@@ -3,6 +3,7 @@
 // answers with 500s, 429s, delays, cut streams, or is not there at all.
 #include <atomic>
 #include <deque>
+#include <future>
 
 #include "router/config.h"
 #include "router/hosted_provider.h"
@@ -16,7 +17,7 @@ namespace {
 // (then "ok"), and records every body it received.
 class FaultServer {
  public:
-  enum class Kind { kOk, kStatus, kDelay, kCut };
+  enum class Kind { kOk, kStatus, kDelay, kCut, kSlow };  // kSlow: 100 chunks 50 ms apart
   struct Behaviour {
     Kind kind = Kind::kOk;
     int status = 200;
@@ -66,14 +67,18 @@ class FaultServer {
       return;
     }
     if (b.kind == Kind::kDelay) std::this_thread::sleep_for(std::chrono::milliseconds(b.delay_ms));
-    const bool cut = b.kind == Kind::kCut;
-    res.set_chunked_content_provider("text/event-stream", [cut](size_t, httplib::DataSink& sink) {
+    const bool cut = b.kind == Kind::kCut, slow = b.kind == Kind::kSlow;
+    res.set_chunked_content_provider("text/event-stream", [cut, slow](size_t, httplib::DataSink& sink) {
       auto chunk = [&](const std::string& json) {
         const std::string s = "data: " + json + "\n\n";
-        sink.write(s.data(), s.size());
+        return sink.write(s.data(), s.size());
       };
       chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
       chunk(R"({"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]})");
+      for (int i = 0; slow && i < 100; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!chunk(R"({"choices":[{"index":0,"delta":{"content":" and"},"finish_reason":null}]})")) return false;
+      }
       if (cut) return false;  // the connection closes mid-answer
       chunk(R"({"choices":[{"index":0,"delta":{"content":" world"},"finish_reason":null}]})");
       chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
@@ -284,6 +289,22 @@ TEST_F(RouterTest, ATimeoutACutStreamAndAnAbsentUpstreamAreErrors) {
   ASSERT_TRUE(std::holds_alternative<ApiError>(r));
   EXPECT_EQ(std::get<ApiError>(r).status, 502);
   EXPECT_EQ(std::get<ApiError>(r).code, "upstream_unreachable");
+}
+
+// At shutdown, a relayed answer still running is cancelled: the client hears it was cut.
+TEST_F(RouterTest, CancellingRunningRequestsCutsARelayedAnswer) {
+  start_gateway();
+  fault.script({{.kind = FaultKind::kSlow}});
+  Json body = chat("flaky", "hi");
+  body["stream"] = true;
+  auto answer = std::async(std::launch::async, [&] { return ask(body); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  gateway_models->cancel_running();
+  auto r = answer.get();
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_NE(r->body.find("\"code\":\"cancelled\""), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("\"finish_reason\":\"stop\""), std::string::npos) << r->body;
+  EXPECT_EQ(last_gateway_log()["finish_reason"], "cancelled");
 }
 
 TEST_F(RouterTest, RepeatedFailuresOpenTheBreakerAndItClosesAfterTheCooldown) {
