@@ -94,6 +94,7 @@ struct OllamaCall {
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
   std::string tool_prefix;
   std::string id, endpoint, name, served;  // served: the id of the model that runs it
+  const router::ModelInfo* model_info = nullptr;  // prices the answer
   OllamaTimes times;
   std::string prompt_text;
   std::shared_ptr<engine::RequestStream> stream;
@@ -167,7 +168,7 @@ struct OllamaCall {
     settle_and_log(server, who, work(),
                    {.id = id, .endpoint = endpoint, .model = served, .req = req.completion, .results = results,
                     .arrival = times.arrival, .status = status, .cancelled = cancelled || cut, .error = error,
-                    .prompt_text = prompt_text});
+                    .prompt_text = prompt_text, .model_info = model_info});
   }
   Work work() const { return Work{.model = served, .max_tokens = req.completion.max_tokens, .n = 1}; }
 };
@@ -274,6 +275,7 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
   call->endpoint = http.path;
   call->name = found.name;
   call->served = model.id;
+  call->model_info = &model;
   call->times.arrival = arrival;
   if (auto denied = s.guard->admit(who, call->work())) return *denied;
   call->stream = std::make_shared<engine::RequestStream>(1);

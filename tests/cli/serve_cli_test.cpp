@@ -105,6 +105,10 @@ TEST(ServeCli, TheLedgerRecordsEachAnswerAndUsageSumsIt) {
     auto res = c.Post("/v1/chat/completions", body, "application/json");
     ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
   }
+  // Ollama's API is recorded too.
+  auto ollama = c.Post("/api/chat", R"({"model":"small","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":4}})",
+                       "application/json");
+  ASSERT_TRUE(ollama && ollama->status == 200) << (ollama ? ollama->body : "no answer");
   owl.signal(SIGTERM);
   EXPECT_EQ(owl.wait_exit(20s), 0) << owl.log();
   auto by_route = owl::testing::run_owl("usage --ledger " + ledger + " --by route --json");
@@ -114,7 +118,7 @@ TEST(ServeCli, TheLedgerRecordsEachAnswerAndUsageSumsIt) {
   std::map<std::string, nlohmann::json> by;
   for (const auto& r : rows) by[r["route"].get<std::string>()] = r;
   EXPECT_EQ(by["auto"]["requests"], 2);
-  EXPECT_EQ(by[""]["requests"], 1);  // the request that named the model
+  EXPECT_EQ(by[""]["requests"], 2);  // the requests that named the model
   EXPECT_GT(by["auto"]["cost_usd"].get<double>(), 0);  // 1 core at 1 $ per second
   EXPECT_GT(by["auto"]["completion_tokens"].get<int>(), 0);
   auto table = owl::testing::run_owl("usage --ledger " + ledger + " --by user");
