@@ -301,7 +301,6 @@ core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
     auto v = get_bool(at.child("stream_escalation"));
     if (!v) return v.error();
     if (*v) return at.child("stream_escalation").error("true is not supported: a streamed answer cannot be taken back, so a cascade holds it until its confidence is known (false)");
-    r.stream_escalation = *v;
   }
   return r;
 }

@@ -86,9 +86,8 @@ struct RouteSpec {
   std::vector<RuleSpec> rules;
   std::vector<CascadeStep> cascade;    // at least one step
   std::vector<std::string> fallback;   // tried in order when a step fails
-  // Streaming with more than one step: false holds the answer until its confidence is known
-  // (chunks then arrive at once); true is refused for now (a stream cannot be taken back).
-  bool stream_escalation = false;
+  // (`stream_escalation: false` is accepted and is what a cascade does: it holds a step's answer
+  // until its confidence is known; true is refused, a streamed answer cannot be taken back.)
 };
 
 // A detector of the user's own: a regex or a list of words.

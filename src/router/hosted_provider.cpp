@@ -202,18 +202,9 @@ HostedProvider::HostedProvider(ModelSpec spec, std::string api_key, int64_t crea
   path_prefix_ = slash == std::string::npos ? "" : spec_.base_url.substr(slash);
 }
 
-void HostedProvider::cancel_running() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& weak : sinks_) {
-    if (auto sink = weak.lock()) sink->cancel();
-  }
-}
+void HostedProvider::cancel_running() { in_flight_.cancel_all(); }
 
-HostedProvider::~HostedProvider() {
-  cancel_running();
-  std::unique_lock<std::mutex> lock(mutex_);
-  idle_cv_.wait(lock, [&] { return running_ == 0; });
-}
+HostedProvider::~HostedProvider() { in_flight_.cancel_and_wait(); }
 
 bool HostedProvider::breaker_open() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -275,17 +266,7 @@ std::variant<Submission, ApiError> HostedProvider::submit(const CompletionReques
   flight->sink = sink;
   flight->generated.assign(static_cast<size_t>(request.n), 0);
   flight->finish.assign(static_cast<size_t>(request.n), "");
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++running_;
-    std::erase_if(sinks_, [](const auto& w) { return w.expired(); });
-    sinks_.push_back(sink);
-  }
-  std::thread([this, flight] {
-    run(flight);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--running_ == 0) idle_cv_.notify_all();
-  }).detach();
+  in_flight_.start(sink, [this, flight] { run(flight); });
   std::unique_lock<std::mutex> lock(flight->mutex);
   flight->cv.wait(lock, [&] { return flight->decided; });
   if (flight->error) return *flight->error;

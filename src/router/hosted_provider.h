@@ -11,13 +11,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "router/config.h"
+#include "router/in_flight.h"
 #include "router/provider.h"
 
 namespace httplib {
@@ -70,9 +70,7 @@ class HostedProvider : public Provider {
   std::vector<std::unique_ptr<httplib::Client>> idle_;  // guarded by mutex_: keep-alive connections
   int failures_ = 0;                                    // guarded by mutex_: in a row
   std::chrono::steady_clock::time_point open_until_{};  // guarded by mutex_
-  std::vector<std::weak_ptr<engine::EventSink>> sinks_;  // guarded by mutex_: of running requests
-  int running_ = 0;                                     // guarded by mutex_
-  std::condition_variable idle_cv_;
+  InFlight in_flight_;
 };
 
 // The body sent upstream for `request` (exposed for tests): OpenAI's fields, streamed with usage.

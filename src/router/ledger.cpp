@@ -69,28 +69,36 @@ core::Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& path) {
     sqlite3_close(db);
     return core::make_error("ledger {}: {} (is it an owl ledger?)", path, message);
   }
-  return std::unique_ptr<Ledger>(new Ledger(db, path));
+  sqlite3_stmt* insert = nullptr;
+  if (sqlite3_prepare_v2(db, "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &insert, nullptr) != SQLITE_OK) {
+    std::string message = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return core::make_error("ledger {}: {}", path, message);
+  }
+  return std::unique_ptr<Ledger>(new Ledger(db, insert, path));
 }
 
-Ledger::~Ledger() { sqlite3_close(db_); }
+Ledger::~Ledger() {
+  sqlite3_finalize(insert_);
+  sqlite3_close(db_);
+}
 
 core::Status Ledger::record(const LedgerEntry& e) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement st;
-  const char* sql = "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  sqlite3_stmt* st = insert_;
+  sqlite3_reset(st);
   const std::string day = utc_day(e.unix_s);
-  sqlite3_bind_int64(st.s, 1, e.unix_s);
-  sqlite3_bind_text(st.s, 2, day.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 3, e.route.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 4, e.model.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 5, e.user.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 6, e.decision.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(st.s, 7, e.status);
-  sqlite3_bind_int64(st.s, 8, e.prompt_tokens);
-  sqlite3_bind_int64(st.s, 9, e.completion_tokens);
-  sqlite3_bind_double(st.s, 10, e.cost_usd);
-  if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
+  sqlite3_bind_int64(st, 1, e.unix_s);
+  sqlite3_bind_text(st, 2, day.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, e.route.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, e.model.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 5, e.user.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 6, e.decision.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 7, e.status);
+  sqlite3_bind_int64(st, 8, e.prompt_tokens);
+  sqlite3_bind_int64(st, 9, e.completion_tokens);
+  sqlite3_bind_double(st, 10, e.cost_usd);
+  if (sqlite3_step(st) != SQLITE_DONE) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
   return {};
 }
 

@@ -12,6 +12,7 @@
 #include "core/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace owl::router {
 
@@ -52,9 +53,10 @@ class Ledger {
   core::Result<std::vector<UsageRow>> usage(UsageKey key, int64_t since_unix_s) const;
 
  private:
-  Ledger(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Ledger(sqlite3* db, sqlite3_stmt* insert, std::string path) : db_(db), insert_(insert), path_(std::move(path)) {}
   mutable std::mutex mutex_;
-  sqlite3* db_;  // guarded by mutex_
+  sqlite3* db_;             // guarded by mutex_
+  sqlite3_stmt* insert_;    // guarded by mutex_: prepared once, reused by every record()
   std::string path_;
 };
 

@@ -187,18 +187,9 @@ const RouteProvider::Rule* RouteProvider::match_rule(const CompletionRequest& re
   return nullptr;
 }
 
-void RouteProvider::cancel_running() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& weak : sinks_) {
-    if (auto sink = weak.lock()) sink->cancel();
-  }
-}
+void RouteProvider::cancel_running() { in_flight_.cancel_all(); }
 
-RouteProvider::~RouteProvider() {
-  cancel_running();
-  std::unique_lock<std::mutex> lock(mutex_);
-  idle_.wait(lock, [&] { return running_ == 0; });
-}
+RouteProvider::~RouteProvider() { in_flight_.cancel_and_wait(); }
 
 std::variant<Submission, ApiError> RouteProvider::submit(const CompletionRequest& request, std::shared_ptr<engine::EventSink> sink) {
   const RouteSpec& spec = setup_.spec;
@@ -243,17 +234,7 @@ std::variant<Submission, ApiError> RouteProvider::submit(const CompletionRequest
   run->sink = sink;
   run->decision = decision;
   run->sensitive = sensitive;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++running_;
-    std::erase_if(sinks_, [](const auto& w) { return w.expired(); });
-    sinks_.push_back(sink);
-  }
-  std::thread([this, run] {
-    this->run(run);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--running_ == 0) idle_.notify_all();
-  }).detach();
+  in_flight_.start(sink, [this, run] { this->run(run); });
   return Submission{.decision = decision};
 }
 

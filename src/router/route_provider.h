@@ -19,12 +19,11 @@
 //     order; an answer that already sent tokens is not restarted elsewhere: it ends with the error.
 #pragma once
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "router/config.h"
+#include "router/in_flight.h"
 #include "router/provider.h"
 #include "router/sensitive.h"
 
@@ -78,10 +77,7 @@ class RouteProvider : public Provider {
   RouteSetup setup_;
   std::vector<Rule> rules_;
   ModelInfo info_;
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  int running_ = 0;  // guarded by mutex_
-  std::vector<std::weak_ptr<engine::EventSink>> sinks_;  // guarded by mutex_
+  InFlight in_flight_;
 };
 
 // The confidence of an answer, from its tokens' log-probabilities.
