@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
+  libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libvalijson-dev
   libcpp-httplib-dev libyaml-cpp-dev libsqlite3-dev chromium
 )
 # node and npm for the owl serve end-to-end tests: Debian's, unless a node is already installed
