@@ -10,108 +10,22 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/files.h"
+#include "core/yaml.h"
 
 namespace owl::router {
 namespace {
 
-// A node and where it is, for messages: "owl.yaml:12: routes[0].cascade[1].model: ...".
-// A key that is absent has its parent's line.
-struct At {
-  std::string_view file;
-  YAML::Node node;
-  std::string path;
-  int parent_line = 0;
+using core::At;
+using core::get_bool;
+using core::get_int;
+using core::get_number;
+using core::get_string;
+using core::get_strings;
+using core::int_in;
+using core::number_in;
+using core::only_keys;
+using core::read_optional;
 
-  int line() const { return node.IsDefined() ? node.Mark().line + 1 : parent_line; }
-  At child(std::string_view key) const {
-    return At{file, node[std::string(key)], path.empty() ? std::string(key) : path + "." + std::string(key), line()};
-  }
-  At item(size_t i) const { return At{file, node[i], fmt::format("{}[{}]", path, i), line()}; }
-  bool present() const { return node.IsDefined() && !node.IsNull(); }
-
-  template <typename... Args>
-  core::Error error(fmt::format_string<Args...> format, Args&&... args) const {
-    const int line = this->line();
-    std::string where = line > 0 ? fmt::format("{}:{}", file, line) : std::string(file);
-    return core::Error{fmt::format("{}: {}: {}", where, path, fmt::format(format, std::forward<Args>(args)...))};
-  }
-};
-
-core::Status only_keys(const At& at, std::initializer_list<std::string_view> known) {
-  if (!at.present()) return at.error("missing");
-  if (!at.node.IsMap()) return at.error("expected a mapping (key: value)");
-  for (const auto& kv : at.node) {
-    const std::string key = kv.first.as<std::string>();
-    bool ok = false;
-    for (std::string_view k : known) ok = ok || k == key;
-    if (!ok) {
-      At where = at.child(key);
-      where.node = kv.first;  // the key's line, not its value's
-      return where.error("unknown key (known here: {})", fmt::join(known, ", "));
-    }
-  }
-  return {};
-}
-
-core::Result<std::string> get_string(const At& at) {
-  if (!at.present()) return at.error("missing");
-  if (!at.node.IsScalar()) return at.error("expected a string");
-  return at.node.as<std::string>();
-}
-
-core::Result<double> get_number(const At& at, double min, double max) {
-  if (!at.present()) return at.error("missing");
-  if (!at.node.IsScalar()) return at.error("expected a number");
-  double v = 0;
-  if (!YAML::convert<double>::decode(at.node, v) || !std::isfinite(v)) return at.error("'{}' is not a number", at.node.as<std::string>());
-  if (v < min || v > max) return at.error("{} out of range {}..{}", v, min, max);
-  return v;
-}
-
-core::Result<int64_t> get_int(const At& at, int64_t min, int64_t max) {
-  if (!at.node.IsScalar()) return at.error("expected an integer");
-  int64_t v = 0;
-  if (!YAML::convert<int64_t>::decode(at.node, v)) return at.error("'{}' is not an integer", at.node.as<std::string>());
-  if (v < min || v > max) return at.error("{} out of range {}..{}", v, min, max);
-  return v;
-}
-
-core::Result<bool> get_bool(const At& at) {
-  bool v = false;
-  if (!at.node.IsScalar() || !YAML::convert<bool>::decode(at.node, v)) return at.error("expected true or false");
-  return v;
-}
-
-core::Result<std::vector<std::string>> get_strings(const At& at) {
-  if (!at.present()) return at.error("missing");
-  if (at.node.IsScalar()) return std::vector<std::string>{at.node.as<std::string>()};
-  if (!at.node.IsSequence()) return at.error("expected a list of strings");
-  std::vector<std::string> out;
-  for (size_t i = 0; i < at.node.size(); ++i) {
-    auto s = get_string(at.item(i));
-    if (!s) return s.error();
-    out.push_back(std::move(*s));
-  }
-  return out;
-}
-
-// Reads an optional key into `out` with `get`; an absent key leaves `out` as it is.
-template <typename Get, typename T>
-core::Status read_optional(const At& at, std::string_view key, Get get, T& out) {
-  const At child = at.child(key);
-  if (!child.present()) return {};
-  auto v = get(child);
-  if (!v) return v.error();
-  out = static_cast<T>(std::move(*v));
-  return {};
-}
-
-auto number_in(double min, double max) {
-  return [min, max](const At& at) { return get_number(at, min, max); };
-}
-auto int_in(int64_t min, int64_t max) {
-  return [min, max](const At& at) { return get_int(at, min, max); };
-}
 
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
@@ -127,29 +41,6 @@ bool valid_env_name(std::string_view name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
   }
   return true;
-}
-
-core::Status parse_hosted(const At& at, ModelSpec& m) {
-  auto url = get_string(at.child("base_url"));
-  if (!url) return url.error();
-  if (!url->starts_with("http://") && !url->starts_with("https://")) {
-    return at.child("base_url").error("'{}' is not an http:// or https:// URL", *url);
-  }
-  while (url->ends_with('/')) url->pop_back();
-  m.base_url = *url;
-  OWL_TRY(read_optional(at, "model", get_string, m.model));
-  OWL_TRY(read_optional(at, "api_key_env", get_string, m.api_key_env));
-  if (!m.api_key_env.empty() && !valid_env_name(m.api_key_env)) {
-    return at.child("api_key_env").error("'{}' is not an environment variable name (the key itself never goes in this file)", m.api_key_env);
-  }
-  if (At price = at.child("price"); price.present()) {
-    if (auto s = only_keys(price, {"input_per_mtok", "output_per_mtok"}); !s) return s;
-    OWL_TRY(read_optional(price, "input_per_mtok", number_in(0, 1e6), m.price.input_per_mtok));
-    OWL_TRY(read_optional(price, "output_per_mtok", number_in(0, 1e6), m.price.output_per_mtok));
-  }
-  OWL_TRY(read_optional(at, "timeout_s", number_in(0.1, 3600), m.timeout_s));
-  OWL_TRY(read_optional(at, "retries", int_in(0, 10), m.retries));
-  return {};
 }
 
 core::Status parse_local(const At& at, ModelSpec& m) {
@@ -359,6 +250,30 @@ core::Status parse_root(const At& root, RouterConfig& config) {
 }
 
 }  // namespace
+
+core::Status parse_hosted(const core::At& at, ModelSpec& m) {
+  auto url = get_string(at.child("base_url"));
+  if (!url) return url.error();
+  if (!url->starts_with("http://") && !url->starts_with("https://")) {
+    return at.child("base_url").error("'{}' is not an http:// or https:// URL", *url);
+  }
+  while (url->ends_with('/')) url->pop_back();
+  m.base_url = *url;
+  OWL_TRY(read_optional(at, "model", get_string, m.model));
+  OWL_TRY(read_optional(at, "api_key_env", get_string, m.api_key_env));
+  if (!m.api_key_env.empty() && !valid_env_name(m.api_key_env)) {
+    return at.child("api_key_env").error("'{}' is not an environment variable name (the key itself never goes in this file)", m.api_key_env);
+  }
+  if (At price = at.child("price"); price.present()) {
+    if (auto s = only_keys(price, {"input_per_mtok", "output_per_mtok"}); !s) return s;
+    OWL_TRY(read_optional(price, "input_per_mtok", number_in(0, 1e6), m.price.input_per_mtok));
+    OWL_TRY(read_optional(price, "output_per_mtok", number_in(0, 1e6), m.price.output_per_mtok));
+  }
+  OWL_TRY(read_optional(at, "timeout_s", number_in(0.1, 3600), m.timeout_s));
+  OWL_TRY(read_optional(at, "retries", int_in(0, 10), m.retries));
+  return {};
+}
+
 
 const ModelSpec* RouterConfig::find_model(std::string_view name) const {
   for (const ModelSpec& m : models) {

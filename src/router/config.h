@@ -13,6 +13,10 @@
 
 #include "core/result.h"
 
+namespace owl::core {
+struct At;
+}
+
 namespace owl::router {
 
 // US dollars per million tokens.
@@ -107,6 +111,10 @@ struct RouterConfig {
 
   const ModelSpec* find_model(std::string_view name) const;
 };
+
+// Reads a hosted model's keys (base_url, model, api_key_env, price, timeout_s, retries) at `at`
+// into `m`; an eval suite's hosted candidates take the same keys.
+core::Status parse_hosted(const core::At& at, ModelSpec& m);
 
 // `name` labels messages (the file's path).
 core::Result<RouterConfig> parse_router_config(std::string_view yaml, std::string_view name);
