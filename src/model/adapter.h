@@ -13,6 +13,10 @@
 #include "core/result.h"
 
 namespace owl::model {
+struct Model;
+}
+
+namespace owl::model {
 
 inline constexpr int64_t kMaxLoraRank = 512;
 
@@ -66,6 +70,12 @@ struct AdapterSet {
   // Identity for prefix reuse: sequences share KV only when their keys are equal.
   std::string key() const;
 };
+
+// Reads a LoRA adapter in llama.cpp's GGUF format (general.type = adapter, adapter.type = lora,
+// adapter.lora.alpha; tensors <weight name>.lora_a with ne [n_in, r] and .lora_b with ne [r, n_out],
+// F32, F16 or BF16) for `model`: its architecture must match, and every pair must fit the weight
+// it names. The error names the file and the tensor or key at fault.
+core::Result<std::shared_ptr<Adapter>> load_lora(const std::string& path, const Model& model);
 
 // The key of a sequence's adapters; "" for the base model.
 inline std::string adapter_key(const AdapterSet* set) { return set ? set->key() : std::string(); }

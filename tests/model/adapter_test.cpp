@@ -176,5 +176,42 @@ TEST_F(Lora, TheTapeKeepsTheResidualStreamAndChangesNothing) {
   EXPECT_NE(s.message().find("a recorded batch of 13 tokens exceeds the step of 4"), std::string::npos) << s.message();
 }
 
+// llama.cpp's --lora on the reference adapter: the same logits at every prompt position.
+TEST_F(Lora, LoadedAdapterMatchesLlamaCpp) {
+  const std::string dir = std::string(OWL_SHARED_DIR) + "/reference/lora/";
+  auto adapter = load_lora(dir + "stories260K.lora-r4-all.gguf", *model);
+  ASSERT_TRUE(adapter.ok()) << adapter.message();
+  EXPECT_FLOAT_EQ((*adapter)->alpha_scale, 2.0f);  // alpha 8 / rank 4
+  const auto ref = testing::load_reference(dir + "stories260K.lora-r4-all.p1.json", dir);
+  AdapterSet set;
+  set.adapters.emplace_back(*adapter, 1.0f);
+  const std::vector<float> ours = run(*model, ref.tokens, &set);
+  double kl_sum = 0;
+  for (size_t t = 0; t < ref.tokens.size(); ++t) {
+    const float* row = ours.data() + t * static_cast<size_t>(n_vocab);
+    kl_sum += testing::kl_divergence(ref.logits[t].data(), row, static_cast<size_t>(n_vocab));
+    EXPECT_EQ(testing::argmax(row, static_cast<size_t>(n_vocab)), testing::argmax(ref.logits[t].data(), static_cast<size_t>(n_vocab)))
+        << "position " << t;
+  }
+  EXPECT_LE(kl_sum / static_cast<double>(ref.tokens.size()), 1e-4);
+  // And the adapter changes the model: the base's logits differ.
+  const std::vector<float> base = run(*model, ref.tokens, nullptr);
+  EXPECT_GT(worst_kl(base, ours), 1e-3);
+}
+
+TEST_F(Lora, LoadRefusesWhatIsNotAnAdapterForThisModel) {
+  auto base = load_lora(std::string(OWL_SOURCE_DIR) + "/models/stories260K.gguf", *model);
+  ASSERT_FALSE(base.ok());
+  EXPECT_NE(base.message().find("general.type is '', not 'adapter'"), std::string::npos) << base.message();
+  auto missing = load_lora("/nonexistent/adapter.gguf", *model);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("/nonexistent/adapter.gguf"), std::string::npos) << missing.message();
+  auto other = load_model(std::string(OWL_SHARED_DIR) + "/models/kq256.f16.gguf");
+  ASSERT_TRUE(other.ok()) << other.message();
+  auto wrong = load_lora(std::string(OWL_SHARED_DIR) + "/reference/lora/stories260K.lora-r4-all.gguf", **other);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.message().find("needs ["), std::string::npos) << wrong.message();
+}
+
 }  // namespace
 }  // namespace owl::model
