@@ -36,6 +36,9 @@ struct Event {
   sample::Sampled sampled;   // kToken: the token sampled, with its log-probabilities if asked
   FinishReason finish = FinishReason::kLength;  // kEnd
   ChoiceStats stats;         // kEnd
+  // The first event of a sequence that asked for its prompt's log-probabilities
+  // (SequenceRequest::prompt_logprobs_from): one per prompt token from that index on.
+  std::vector<sample::Sampled> prompt_logprobs;
 };
 
 // Where the events of one request's sequences go.
@@ -63,7 +66,7 @@ class RequestStream : public EventSink {
   void push(Event event) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (event.kind != Event::Kind::kToken) --n_open_;
+      if (event.kind == Event::Kind::kEnd || event.kind == Event::Kind::kError) --n_open_;
       events_.push_back(std::move(event));
     }
     ready_.notify_one();

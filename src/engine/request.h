@@ -30,6 +30,12 @@ struct SequenceRequest {
   // LoRA adapters applied to this sequence's rows; null: the base model. Part of the prefix key:
   // KV computed under other adapters is never reused.
   std::shared_ptr<const model::AdapterSet> adapters;
+  // The log-probabilities of the prompt's own tokens from this index on (each under the logits of
+  // the position before it; OpenAI's echo with logprobs, a choice scorer's label): -1 for none,
+  // else >= 1. The first event of the sequence carries them. Positions from here on are computed
+  // even when a cached prefix holds them.
+  int64_t prompt_logprobs_from = -1;
+  int prompt_top_logprobs = 0;  // the most likely tokens reported at each of those positions
 };
 
 }  // namespace owl::engine

@@ -74,6 +74,7 @@ struct Scheduler::Slot {
   int32_t next_token = -1;      // sampled, to be computed by the next step
   std::optional<SequenceDecoder> decoder;
   ChoiceStats stats;
+  std::vector<sample::Sampled> prompt_logprobs;  // delivered with the first event
 
   bool prefilling() const { return n_prompt_done < job.request.prompt.size(); }
   // The prefix of `prompt` this slot holds under the adapters `key`.
@@ -120,7 +121,12 @@ void Scheduler::admit(Job job) {
   }
   const std::string key = model::adapter_key(job.request.adapters.get());
   // The free slot sharing the longest prefix (least recently used on ties), and the busy one.
-  const size_t limit = prompt.size() - 1;  // the last prompt token is computed for its logits
+  // The last prompt token is computed for its logits, and so is every position whose logits
+  // score a prompt token.
+  size_t limit = prompt.size() - 1;
+  if (job.request.prompt_logprobs_from >= 0) {
+    limit = std::min(limit, static_cast<size_t>(std::max<int64_t>(job.request.prompt_logprobs_from, 1) - 1));
+  }
   Slot* best_free = nullptr;
   Slot* emptiest_free = nullptr;
   size_t best_free_len = 0, emptiest_len = 0, best_busy_len = 0;
@@ -157,6 +163,7 @@ void Scheduler::admit(Job job) {
   slot.next_token = -1;
   slot.decoder.emplace(tokenizer_, request.params, model_.config.n_vocab, request.prompt);
   slot.stats = ChoiceStats{};
+  slot.prompt_logprobs.clear();
   slot.stats.n_prompt = static_cast<int64_t>(request.prompt.size());
   slot.stats.n_cached = static_cast<int64_t>(slot.n_prompt_done);
   slot.stats.t_admitted = Clock::now();
@@ -174,6 +181,8 @@ int64_t Scheduler::step() {
   const int64_t n_tokens = build_batch();
   if (n_tokens == 0) return 0;
   const auto start = Clock::now();
+  const size_t need = batch_rows_.size() * static_cast<size_t>(model_.config.n_vocab);
+  if (logits_.size() < need) logits_.resize(need);  // prompt positions that score their next token
   const core::Status status = model::forward(model_, batch_, ctx_, logits_.data());
   const double seconds = seconds_between(start, Clock::now());
   observer_->on_step(n_tokens, seconds);
@@ -183,19 +192,31 @@ int64_t Scheduler::step() {
     return n_tokens;
   }
   const auto n_vocab = static_cast<size_t>(model_.config.n_vocab);
-  for (size_t i = 0; i < batch_slots_.size(); ++i) advance(*batch_slots_[i], logits_.data() + i * n_vocab);
+  for (size_t i = 0; i < batch_rows_.size(); ++i) {
+    const Row& row = batch_rows_[i];
+    const float* logits = logits_.data() + i * n_vocab;
+    if (row.prompt_pos < 0) {
+      advance(*row.slot, logits);
+      continue;
+    }
+    const SequenceRequest& request = row.slot->job.request;
+    sample::Sampled scored;
+    scored.token = request.prompt[static_cast<size_t>(row.prompt_pos) + 1];
+    sample::token_logprobs(logits, model_.config.n_vocab, request.prompt_top_logprobs, scored, order_);
+    row.slot->prompt_logprobs.push_back(std::move(scored));
+  }
   return n_tokens;
 }
 
 int64_t Scheduler::build_batch() {
   batch_.clear();
-  batch_slots_.clear();
+  batch_rows_.clear();
   int64_t budget = step_tokens_;
   for (auto& s : slots_) {  // every generating sequence's next token first: streams never stall
     if (!s->busy || s->prefilling()) continue;
     batch_.add(s->next_token, static_cast<int32_t>(s->cached.size()), s->id, true, s->job.request.adapters.get());
     s->cached.push_back(s->next_token);
-    batch_slots_.push_back(s.get());
+    batch_rows_.push_back({s.get(), -1});
     --budget;
   }
   std::vector<Slot*> prefilling;
@@ -227,25 +248,36 @@ int64_t Scheduler::build_batch() {
       n = std::min(static_cast<size_t>(budget), left);
       if (left - n <= slack) n = left;
     }
+    const int64_t score_from = s->job.request.prompt_logprobs_from;
     for (size_t i = 0; i < n; ++i) {
       const size_t at = s->n_prompt_done + i;
-      batch_.add(prompt[at], static_cast<int32_t>(at), s->id, at + 1 == prompt.size(), s->job.request.adapters.get());
+      const bool last = at + 1 == prompt.size();
+      // Position at's logits give the log-probability of prompt token at + 1.
+      const bool scores = !last && score_from >= 0 && static_cast<int64_t>(at) + 1 >= score_from;
+      batch_.add(prompt[at], static_cast<int32_t>(at), s->id, last || scores, s->job.request.adapters.get());
       s->cached.push_back(prompt[at]);
+      if (scores) batch_rows_.push_back({s, static_cast<int64_t>(at)});
     }
     s->n_prompt_done += n;
     budget -= static_cast<int64_t>(n);
-    if (!s->prefilling()) batch_slots_.push_back(s);
+    if (!s->prefilling()) batch_rows_.push_back({s, -1});
   }
   return batch_.size();
 }
 
 void Scheduler::advance(Slot& slot, const float* logits) {
+  if (slot.job.request.params.max_tokens == 0) {  // the prompt only (scored): nothing is sampled
+    finish(slot, FinishReason::kLength);
+    return;
+  }
   SequenceDecoder::Output out = slot.decoder->next(logits, static_cast<int64_t>(slot.cached.size()), ctx_.kv.n_ctx());
   const int32_t token = out.sampled.token;
   if (slot.stats.n_generated++ == 0) slot.stats.t_first_token = Clock::now();
   observer_->on_tokens(1);
   slot.job.sink->push(Event{.kind = Event::Kind::kToken, .index = slot.job.index, .text = std::move(out.text),
-                            .has_token = !out.eog, .sampled = std::move(out.sampled)});
+                            .has_token = !out.eog, .sampled = std::move(out.sampled),
+                            .prompt_logprobs = std::move(slot.prompt_logprobs)});
+  slot.prompt_logprobs.clear();
   if (out.finish) {
     finish(slot, *out.finish);
   } else {
@@ -258,7 +290,9 @@ void Scheduler::finish(Slot& slot, FinishReason reason) {
   st.t_end = Clock::now();
   observer_->on_finished(st, slot.job.sink->t_arrival);
   observer_->on_released();  // before the end event: a client that then reads the gauges sees the slot free
-  slot.job.sink->push(Event{.kind = Event::Kind::kEnd, .index = slot.job.index, .finish = reason, .stats = st});
+  slot.job.sink->push(Event{.kind = Event::Kind::kEnd, .index = slot.job.index, .finish = reason, .stats = st,
+                            .prompt_logprobs = std::move(slot.prompt_logprobs)});
+  slot.prompt_logprobs.clear();
   slot.busy = false;
   slot.job = Job{};
   slot.decoder.reset();

@@ -133,8 +133,15 @@ class Scheduler {
   Observer no_observer_;
   std::vector<std::unique_ptr<Slot>> slots_;
   model::Batch batch_;
-  std::vector<float> logits_;      // [n_slots][n_vocab]
-  std::vector<Slot*> batch_slots_; // the slot of each logits row, in order
+  // The slot of each logits row, in order, and the prompt position it scores (-1: the row the
+  // sequence samples its next token from).
+  struct Row {
+    Slot* slot;
+    int64_t prompt_pos;
+  };
+  std::vector<float> logits_;      // [rows][n_vocab]
+  std::vector<Row> batch_rows_;
+  std::vector<int32_t> order_;     // scratch for prompt log-probabilities
   uint64_t admissions_ = 0;
   StepCost step_cost_;
 };

@@ -16,8 +16,8 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
   const tokenizer::Tokenizer& tok = *m.tokenizer;
   if (req.endpoint == Endpoint::kCompletion) {
     if (!req.prompt_tokens.empty()) return req.prompt_tokens;
-    text = req.prompt_text;
-    std::vector<int32_t> ids = tok.tokenize(req.prompt_text, {.add_special = true, .parse_special = true});
+    text = req.prompt_text + suffix;
+    std::vector<int32_t> ids = tok.tokenize(text, {.add_special = true, .parse_special = true});
     if (ids.empty()) return ApiError{.message = "'prompt' is empty and the model adds no BOS token", .param = "prompt"};
     return ids;
   }
@@ -49,7 +49,8 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const LocalModel& m, c
 constexpr size_t kMaxPrograms = 32;
 
 std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req, const std::vector<int32_t>& prompt,
-                                                    const sample::ConstraintFactory& constraint) {
+                                                    const sample::ConstraintFactory& constraint,
+                                                    const std::shared_ptr<const model::AdapterSet>& adapters) {
   std::vector<engine::SequenceRequest> sequences(static_cast<size_t>(req.n));
   std::random_device random;
   for (int i = 0; i < req.n; ++i) {
@@ -62,6 +63,9 @@ std::vector<engine::SequenceRequest> make_sequences(const CompletionRequest& req
     s.params.max_tokens = req.max_tokens;
     s.params.ignore_eos = req.ignore_eos;
     s.params.constraint = constraint;
+    s.adapters = adapters;
+    s.prompt_logprobs_from = req.prompt_logprobs_from;
+    s.prompt_top_logprobs = req.top_logprobs;
   }
   return sequences;
 }
@@ -75,6 +79,11 @@ LocalProvider::LocalProvider(const LocalModel& local)
       bos_token_(local.tokenizer->token_to_piece(local.tokenizer->bos(), true)),
       eos_token_(local.tokenizer->token_to_piece(local.tokenizer->eos(), true)),
       tool_syntax_(constrain::tool_syntax(local.chat_template_source)) {}
+
+std::variant<std::vector<int32_t>, ApiError> LocalProvider::prompt_tokens(const CompletionRequest& request,
+                                                                          const std::string& suffix, std::string& text) const {
+  return build_prompt(local_, request, bos_token_, eos_token_, suffix, text);
+}
 
 std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest& req,
                                                          std::shared_ptr<engine::EventSink> sink) {
@@ -112,7 +121,7 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
     if (auto* e = std::get_if<ApiError>(&made)) return *e;
     constraint = std::get<std::shared_ptr<const constrain::Program>>(made)->factory();
   }
-  switch (local_.engine->submit(make_sequences(req, ids, constraint), std::move(sink))) {
+  switch (local_.engine->submit(make_sequences(req, ids, constraint, local_.adapters), std::move(sink))) {
     case engine::SubmitResult::kAccepted: return sub;
     case engine::SubmitResult::kQueueFull:
       return ApiError{.status = 429,

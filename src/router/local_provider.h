@@ -26,6 +26,8 @@ struct LocalModel {
   std::string chat_template_source;      // for the tool-call syntax it teaches; "" reads as hermes
   engine::Engine* engine = nullptr;
   double usd_per_second = 0;             // the price of its compute: cores × price of a core-hour / 3600
+  // LoRA adapters every sequence runs with (an eval candidate's, a configured model's); null: none.
+  std::shared_ptr<const model::AdapterSet> adapters;
 };
 
 // Everything in `LocalModel` must outlive the provider.
@@ -39,6 +41,11 @@ class LocalProvider : public Provider {
   // context), several inputs per forward pass, beside the engine's batches.
   std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) override;
   engine::Gauges gauges() const override { return local_.engine->gauges(); }
+  // The tokens `request` is computed from, its text (rendered through the chat template for chat)
+  // followed by `suffix` (a choice scorer's label); `text` gets that text.
+  std::variant<std::vector<int32_t>, ApiError> prompt_tokens(const CompletionRequest& request, const std::string& suffix,
+                                                             std::string& text) const;
+  const tokenizer::Tokenizer& tokenizer() const { return *local_.tokenizer; }
 
  private:
   std::variant<engine::Embedder*, ApiError> embedder();

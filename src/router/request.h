@@ -47,6 +47,9 @@ struct CompletionRequest {
   bool logprobs = false;
   int top_logprobs = 0;
   bool ignore_eos = false;                 // extension (llama.cpp's)
+  // The log-probabilities of the prompt's tokens from this index on (completions with echo and
+  // logprobs; a choice scorer's label), with top_logprobs alternatives; -1: none.
+  int64_t prompt_logprobs_from = -1;
   std::string user;
   // The output's grammar (GBNF), from response_format or llama.cpp's json_schema / grammar
   // fields; "" when unconstrained.

@@ -163,24 +163,25 @@ void Sampler::min_p(float p) {
               cand_.end());
 }
 
-void Sampler::report_logprobs(const float* logits, Sampled& out) {
+void token_logprobs(const float* logits, int64_t n_vocab, int n_top, Sampled& out, std::vector<int32_t>& order) {
   float max = logits[0];
-  for (int64_t i = 1; i < n_vocab_; ++i) max = std::max(max, logits[i]);
+  for (int64_t i = 1; i < n_vocab; ++i) max = std::max(max, logits[i]);
   double sum = 0;
-  for (int64_t i = 0; i < n_vocab_; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  for (int64_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
   const double log_z = max + std::log(sum);
   out.logprob = static_cast<float>(logits[out.token] - log_z);
   out.top.clear();
-  if (params_.n_probs <= 0) return;
-  std::vector<int32_t>& idx = order_;
-  idx.resize(static_cast<size_t>(n_vocab_));
-  std::iota(idx.begin(), idx.end(), 0);
-  const size_t k = std::min(static_cast<size_t>(params_.n_probs), idx.size());
-  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
+  if (n_top <= 0) return;
+  order.resize(static_cast<size_t>(n_vocab));
+  std::iota(order.begin(), order.end(), 0);
+  const size_t k = std::min(static_cast<size_t>(n_top), order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
-  for (size_t i = 0; i < k; ++i) out.top.push_back({idx[i], static_cast<float>(logits[idx[i]] - log_z)});
+  for (size_t i = 0; i < k; ++i) out.top.push_back({order[i], static_cast<float>(logits[order[i]] - log_z)});
 }
+
+void Sampler::report_logprobs(const float* logits, Sampled& out) { token_logprobs(logits, n_vocab_, params_.n_probs, out, order_); }
 
 Sampled Sampler::sample(const float* raw_logits) {
   const SamplingParams& p = params_;

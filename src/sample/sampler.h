@@ -60,6 +60,10 @@ struct Sampled {
   std::vector<TokenLogprob> top;   // n_probs entries, most likely first (if logprobs)
 };
 
+// The log-probability of out.token under `logits` [n_vocab] (a log-softmax over the whole
+// vocabulary) and the n_top most likely tokens with theirs; `order` is scratch.
+void token_logprobs(const float* logits, int64_t n_vocab, int n_top, Sampled& out, std::vector<int32_t>& order);
+
 // One per sequence: holds the history for penalties, the random stream and the constraint.
 // Not thread-safe; sample() reuses internal buffers.
 class Sampler {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "support/stories.h"
@@ -22,6 +23,7 @@ struct Output {
   FinishReason finish = FinishReason::kLength;
   ChoiceStats stats;
   bool error = false;
+  std::vector<sample::Sampled> prompt_logprobs;
 };
 
 Output collect(RequestStream& stream) {
@@ -30,6 +32,7 @@ Output collect(RequestStream& stream) {
   const auto until = Clock::now() + 60s;
   while (!stream.finished() && Clock::now() < until) {
     if (!stream.pop(e, 100ms)) continue;
+    if (!e.prompt_logprobs.empty()) out.prompt_logprobs = e.prompt_logprobs;
     if (e.kind == Event::Kind::kToken) {
       if (e.has_token) {
         out.tokens.push_back(e.sampled.token);
@@ -187,6 +190,55 @@ TEST_F(EngineTest, PrefixOfAFinishedRequestIsReused) {
   const Output c = collect(*submit(*engine, greedy("Once upon a time there was a little girl", 8)));
   EXPECT_EQ(c.stats.n_cached, a.stats.n_prompt - 1);
   EXPECT_EQ(c.tokens, a.tokens);
+}
+
+// The log-probabilities of a prompt's own tokens equal a log-softmax of forward()'s logits at the
+// position before each; positions a cached prefix holds are computed again; max_tokens 0 scores
+// the prompt and samples nothing.
+TEST_F(EngineTest, PromptLogprobsEqualTheForwardPassesAndSurvivePrefixReuse) {
+  const model::Model& m = *owl::testing::stories().model;
+  const std::vector<int32_t> prompt = tokens("Once upon a time there was a little girl named Lily");
+  const int64_t from = 5;
+  auto ctx = model::make_context(m, {.n_ctx = 64, .n_seq = 1, .n_batch = 64, .n_threads = 2});
+  ASSERT_TRUE(ctx.ok());
+  model::Batch b;
+  for (size_t i = 0; i < prompt.size(); ++i) b.add(prompt[i], static_cast<int32_t>(i), 0, true);
+  const auto n_vocab = static_cast<size_t>(m.config.n_vocab);
+  std::vector<float> logits(prompt.size() * n_vocab);
+  ASSERT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  std::vector<double> want;
+  for (size_t t = static_cast<size_t>(from); t < prompt.size(); ++t) {
+    const float* row = logits.data() + (t - 1) * n_vocab;
+    double mx = row[0], z = 0;
+    for (size_t v = 0; v < n_vocab; ++v) mx = std::max(mx, static_cast<double>(row[v]));
+    for (size_t v = 0; v < n_vocab; ++v) z += std::exp(row[v] - mx);
+    want.push_back(row[prompt[t]] - mx - std::log(z));
+  }
+  auto engine = make({.n_parallel = 2, .n_ctx = 128, .n_threads = 2});
+  for (int round = 0; round < 2; ++round) {  // the second finds the prompt cached
+    SequenceRequest r;
+    r.prompt = prompt;
+    r.params.sampling.temperature = 0;
+    r.params.max_tokens = round == 0 ? 0 : 3;
+    r.prompt_logprobs_from = from;
+    r.prompt_top_logprobs = 2;
+    const Output out = collect(*submit(*engine, r));
+    ASSERT_FALSE(out.error);
+    ASSERT_EQ(out.prompt_logprobs.size(), want.size()) << "round " << round;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(out.prompt_logprobs[i].token, prompt[static_cast<size_t>(from) + i]);
+      EXPECT_NEAR(out.prompt_logprobs[i].logprob, want[i], 1e-4) << "round " << round << " position " << i;
+      ASSERT_EQ(out.prompt_logprobs[i].top.size(), 2u);
+      EXPECT_GE(out.prompt_logprobs[i].top[0].logprob, out.prompt_logprobs[i].logprob - 1e-6f);
+    }
+    if (round == 0) {
+      EXPECT_TRUE(out.tokens.empty());
+      EXPECT_EQ(out.stats.n_generated, 0);
+    } else {
+      EXPECT_EQ(out.tokens.size(), 3u);
+      EXPECT_EQ(out.stats.n_cached, from - 1);
+    }
+  }
 }
 
 TEST_F(EngineTest, PrefixOfARunningRequestIsCopied) {
