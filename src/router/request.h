@@ -50,6 +50,7 @@ struct CompletionRequest {
   // The log-probabilities of the prompt's tokens from this index on (completions with echo and
   // logprobs; a choice scorer's label), with top_logprobs alternatives; -1: none.
   int64_t prompt_logprobs_from = -1;
+  bool echo = false;                       // completions: the answer's text (and logprobs) begin with the prompt's
   std::string user;
   // The output's grammar (GBNF), from response_format or llama.cpp's json_schema / grammar
   // fields; "" when unconstrained.

@@ -360,7 +360,7 @@ std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, i
     }
   }
   f.integer("n", 1, kMaxChoices, req.n);
-  f.integer("max_tokens", 1, std::numeric_limits<int32_t>::max(), req.max_tokens);
+  f.integer("max_tokens", 0, std::numeric_limits<int32_t>::max(), req.max_tokens);
   f.integer("max_completion_tokens", 1, std::numeric_limits<int32_t>::max(), req.max_tokens);
   sample::SamplingParams& s = req.sampling;
   s.temperature = 1.0f;  // OpenAI's defaults: plain sampling unless asked
@@ -400,14 +400,19 @@ std::optional<ApiError> parse_logprobs(const Json& body, CompletionRequest& req)
   } else {
     // Completions: `logprobs` is the number of most likely tokens to report.
     if (f.integer("logprobs", 0, kMaxTopLogprobs, req.top_logprobs)) req.logprobs = true;
-    bool echo = false;
-    if (f.boolean("echo", echo) && echo) return bad("echo", "'echo' is unsupported");
+    f.boolean("echo", req.echo);
+    if (req.echo && req.stream) return bad("echo", "'echo' with 'stream' is unsupported; ask without streaming");
+    if (req.echo && req.n != 1) return bad("echo", "'echo' with 'n' other than 1 is unsupported");
+    // The prompt's log-probabilities (lm-evaluation-harness's loglikelihood requests): each token's
+    // after the first, which has none.
+    if (req.echo && req.logprobs) req.prompt_logprobs_from = 1;
     std::string suffix;
     if (f.string("suffix", suffix) && !suffix.empty()) return bad("suffix", "'suffix' is unsupported");
     int best_of = 1;
     if (f.integer("best_of", 1, kMaxChoices, best_of) && best_of != 1) return bad("best_of", "'best_of' other than 1 is unsupported");
   }
   if (f.error) return f.error;
+  if (req.max_tokens == 0 && !req.echo) return bad("max_tokens", "'max_tokens' 0 needs 'echo': true (the prompt's log-probabilities)");
   if (req.logprobs && req.tools_active()) return bad("logprobs", "'logprobs' together with 'tools' is unsupported");
   req.sampling.logprobs = req.logprobs;
   req.sampling.n_probs = req.logprobs ? req.top_logprobs : 0;
@@ -445,6 +450,18 @@ Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, cons
     offset += piece.size();
   }
   return j;
+}
+
+// The prompt as echoed: its text, or its tokens' text when it was given as token ids.
+std::string echo_text(const CompletionRequest& req, const tokenizer::Tokenizer* tok) {
+  if (req.prompt_tokens.empty() || tok == nullptr) return req.prompt_text;
+  return tok->detokenize(req.prompt_tokens);
+}
+
+int32_t echo_first_token(const CompletionRequest& req, const tokenizer::Tokenizer& tok) {
+  if (!req.prompt_tokens.empty()) return req.prompt_tokens.front();
+  const std::vector<int32_t> ids = tok.tokenize(req.prompt_text, {.add_special = true, .parse_special = true});
+  return ids.empty() ? 0 : ids.front();
 }
 
 }  // namespace
@@ -565,8 +582,19 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
       for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, *tok));
     } else if (req.logprobs && tok != nullptr) {
       std::vector<const sample::Sampled*> ptrs;
+      sample::Sampled first;
+      if (req.echo) {
+        // The prompt's tokens first; its first token has no log-probability (null), as OpenAI's.
+        first.token = echo_first_token(req, *tok);
+        ptrs.push_back(&first);
+        for (const sample::Sampled& s : c.prompt_tokens) ptrs.push_back(&s);
+      }
       for (const sample::Sampled& s : c.tokens) ptrs.push_back(&s);
       logprobs = completion_logprobs(ptrs, *tok, 0);
+      if (req.echo && !logprobs["token_logprobs"].empty()) {
+        logprobs["token_logprobs"][0] = nullptr;
+        logprobs["top_logprobs"][0] = nullptr;
+      }
     }
     Json choice = {{"index", i}};
     const bool calls = !c.tool_calls.empty();
@@ -574,7 +602,7 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
       choice["message"] = {{"role", "assistant"}, {"content", calls && c.text.empty() ? Json(nullptr) : Json(c.text)}};
       if (calls) choice["message"]["tool_calls"] = tool_calls_json(c, false);
     } else {
-      choice["text"] = c.text;
+      choice["text"] = req.echo ? echo_text(req, tok) + c.text : c.text;
     }
     choice["logprobs"] = std::move(logprobs);
     choice["finish_reason"] = calls && c.finish == engine::FinishReason::kStop ? "tool_calls" : finish_reason_text(c.finish);

@@ -49,6 +49,7 @@ struct ChoiceResult {
   std::vector<constrain::ToolCall> tool_calls;
   std::vector<std::string> tool_call_ids;
   std::vector<sample::Sampled> tokens;  // with logprobs requested
+  std::vector<sample::Sampled> prompt_tokens;  // echo with logprobs: the prompt's tokens after its first
   engine::FinishReason finish = engine::FinishReason::kLength;
   engine::ChoiceStats stats;
   bool ended = false;

@@ -51,6 +51,7 @@ struct Call {
 
   void apply(const engine::Event& e) {
     ChoiceResult& r = results[static_cast<size_t>(e.index)];
+    if (!e.prompt_logprobs.empty()) r.prompt_tokens = e.prompt_logprobs;
     switch (e.kind) {
       case engine::Event::Kind::kToken:
         r.text += e.text;

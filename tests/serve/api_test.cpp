@@ -74,7 +74,12 @@ TEST(Api, CompletionPromptForms) {
   EXPECT_EQ(parse_error(R"({"prompt":[1,512]})", Endpoint::kCompletion).param, "prompt");
   EXPECT_EQ(parse_error(R"({"prompt":{"a":1}})", Endpoint::kCompletion).param, "prompt");
   EXPECT_EQ(parse_error(R"({})", Endpoint::kCompletion).param, "prompt");
-  EXPECT_EQ(parse_error(R"({"prompt":"x","echo":true})", Endpoint::kCompletion).param, "echo");
+  const CompletionRequest echo = parse_ok(R"({"prompt":"x","echo":true,"logprobs":1,"max_tokens":0})", Endpoint::kCompletion);
+  EXPECT_TRUE(echo.echo);
+  EXPECT_EQ(echo.prompt_logprobs_from, 1);
+  EXPECT_EQ(echo.max_tokens, 0);
+  EXPECT_EQ(parse_error(R"({"prompt":"x","echo":true,"stream":true})", Endpoint::kCompletion).param, "echo");
+  EXPECT_EQ(parse_error(R"({"prompt":"x","max_tokens":0})", Endpoint::kCompletion).param, "max_tokens");
 }
 
 TEST(Api, ErrorsNameTheParameterAndTheValue) {

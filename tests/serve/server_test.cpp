@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <regex>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include <httplib.h>
 
 #include "serve/api.h"
+#include "model/forward.h"
 #include "router/local_provider.h"
 #include "serve/server_fixture.h"
 #include "support/stories.h"
@@ -85,6 +87,46 @@ TEST_F(ServerTest, ChatCompletion) {
     EXPECT_EQ(again["choices"][i]["index"], i);
     EXPECT_EQ(again["choices"][i]["message"]["content"], j["choices"][0]["message"]["content"]);
   }
+}
+
+// echo + logprobs + max_tokens 0 (lm-evaluation-harness's loglikelihood): the prompt's tokens
+// with the log-probability of each after the first under the model, as a forward pass gives.
+TEST_F(ServerTest, CompletionEchoGivesThePromptsLogprobs) {
+  start();
+  const std::string prompt = "Once upon a time there was a girl";
+  auto res = post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 0}, {"logprobs", 2}, {"echo", true}});
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json j = Json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["text"], prompt);
+  const Json& lp = j["choices"][0]["logprobs"];
+  const auto& st = owl::testing::stories();
+  const std::vector<int32_t> ids = st.tokenizer->tokenize(prompt, {.add_special = true, .parse_special = true});
+  ASSERT_EQ(lp["tokens"].size(), ids.size());
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  auto ctx = model::make_context(*st.model, {.n_ctx = 64, .n_seq = 1, .n_batch = 64, .n_threads = 2});
+  ASSERT_TRUE(ctx.ok());
+  model::Batch b;
+  for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], static_cast<int32_t>(i), 0, true);
+  const auto n_vocab = static_cast<size_t>(st.model->config.n_vocab);
+  std::vector<float> logits(ids.size() * n_vocab);
+  ASSERT_TRUE(model::forward(*st.model, b, **ctx, logits.data()).ok());
+  for (size_t t = 1; t < ids.size(); ++t) {
+    const float* row = logits.data() + (t - 1) * n_vocab;
+    double mx = row[0], z = 0;
+    for (size_t v = 0; v < n_vocab; ++v) mx = std::max(mx, static_cast<double>(row[v]));
+    for (size_t v = 0; v < n_vocab; ++v) z += std::exp(row[v] - mx);
+    EXPECT_NEAR(lp["token_logprobs"][t].get<double>(), row[ids[t]] - mx - std::log(z), 1e-4) << "token " << t;
+    EXPECT_EQ(lp["top_logprobs"][t].size(), 2u);
+  }
+  EXPECT_EQ(j["usage"]["completion_tokens"], 0);
+  // With generation after the prompt: the prompt's entries, then the answer's.
+  res = post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 3}, {"logprobs", 1}, {"echo", true}, {"temperature", 0},
+                                 {"ignore_eos", true}});
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json k = Json::parse(res->body);
+  EXPECT_EQ(k["choices"][0]["logprobs"]["tokens"].size(), ids.size() + 3);
+  EXPECT_TRUE(k["choices"][0]["text"].get<std::string>().starts_with(prompt));
 }
 
 TEST_F(ServerTest, CompletionWithLogprobs) {
