@@ -174,8 +174,12 @@ Report summarize(const Suite& suite, const std::vector<CandidateRun>& runs) {
   }
   if (best != nullptr) {
     report.verdict.smallest_passing = best->run->candidate.id;
-    report.verdict.why = fmt::format("{} passes with pass rate {:.3f} [{:.3f}, {:.3f}] at {} (rank_by {})", best->run->candidate.id,
-                                     best->pass_rate, best->ci_low, best->ci_high, rank_text(suite, *best), rank_by_name(suite.rank_by));
+    const Thresholds& t = suite.thresholds;
+    const bool none = !t.pass_rate && !t.latency_p50_ms && !t.latency_p95_ms && !t.ttft_p95_ms && !t.memory_mb && !t.size_mb &&
+                      !t.cost_usd && !t.json_valid && t.scores.empty();
+    report.verdict.why = fmt::format("{} passes with pass rate {:.3f} [{:.3f}, {:.3f}] at {} (rank_by {}){}", best->run->candidate.id,
+                                     best->pass_rate, best->ci_low, best->ci_high, rank_text(suite, *best), rank_by_name(suite.rank_by),
+                                     none ? "; the suite sets no thresholds, so every candidate that ran passes" : "");
   } else {
     const CandidateSummary* nearest = nullptr;
     for (const CandidateSummary& s : report.candidates) {

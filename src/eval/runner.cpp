@@ -112,13 +112,15 @@ class Collector {
   std::deque<std::pair<size_t, engine::Event>> events_;
 };
 
+// Shares its collector: a request still in flight when its reader gave up (a judge's timeout)
+// pushes into a queue that is still there.
 class ItemSink : public engine::EventSink {
  public:
-  ItemSink(Collector& c, size_t item) : collector_(c), item_(item) {}
-  void push(engine::Event e) override { collector_.push(item_, std::move(e)); }
+  ItemSink(std::shared_ptr<Collector> c, size_t item) : collector_(std::move(c)), item_(item) {}
+  void push(engine::Event e) override { collector_->push(item_, std::move(e)); }
 
  private:
-  Collector& collector_;
+  std::shared_ptr<Collector> collector_;
   size_t item_;
 };
 
@@ -255,7 +257,6 @@ struct Judge {
   LocalEnv local;
   std::unique_ptr<router::HostedProvider> hosted;
   router::Provider* provider = nullptr;
-  std::regex parse;
 };
 
 core::Result<Score> run_judge(Judge& judge, const ScorerSpec& spec, const Case& c, const std::string& output) {
@@ -273,21 +274,31 @@ core::Result<Score> run_judge(Judge& judge, const ScorerSpec& spec, const Case& 
   r.sampling.temperature = 0;
   r.seeded = true;
   r.passthrough = Json{{"temperature", 0}};
-  Collector collector;
+  auto collector = std::make_shared<Collector>();
   auto sink = std::make_shared<ItemSink>(collector, 0);
   auto sub = judge.provider->submit(r, sink);
   if (auto* e = std::get_if<router::ApiError>(&sub)) return core::make_error("judge: {}", e->message);
   std::string text;
   for (;;) {
     std::pair<size_t, engine::Event> ev;
-    if (!collector.pop(ev, std::chrono::minutes(10))) return core::make_error("judge: no answer in 10 minutes");
+    if (!collector->pop(ev, std::chrono::minutes(10))) {
+      sink->cancel();
+      judge.provider->cancel_running();
+      return core::make_error("judge: no answer in 10 minutes");
+    }
     if (ev.second.kind == engine::Event::Kind::kToken) text += ev.second.text;
     else if (ev.second.kind == engine::Event::Kind::kError) return core::make_error("judge: {}", ev.second.text);
     else break;
   }
+  std::regex parse;
+  try {
+    parse = std::regex(spec.judge.parse);
+  } catch (const std::regex_error& e) {
+    return core::make_error("judge parse rule '{}': {}", spec.judge.parse, e.what());
+  }
   Score s;
   std::smatch m;
-  if (!std::regex_search(text, m, judge.parse) || m.size() < 2) {
+  if (!std::regex_search(text, m, parse) || m.size() < 2) {
     s.detail = fmt::format("the judge's answer has no score: '{}'", text.substr(0, 120));
     return s;
   }
@@ -320,12 +331,6 @@ class Runner {
     const std::string key = spec.judge.base_url + "|" + spec.judge.model;
     if (auto it = judges_.find(key); it != judges_.end()) return it->second.get();
     auto j = std::make_unique<Judge>();
-    try {
-      j->parse = std::regex(spec.judge.parse);
-    } catch (const std::regex_error& e) {
-      error = fmt::format("judge parse rule '{}': {}", spec.judge.parse, e.what());
-      return nullptr;
-    }
     if (!spec.judge.base_url.empty()) {
       router::ModelSpec m;
       m.name = spec.judge.model;
@@ -449,7 +454,7 @@ class Runner {
 
   // Runs `items` through `provider`, at most `window` at once; fills each item, caches it.
   core::Status execute(router::Provider& provider, bool local, std::vector<WorkItem>& items, size_t window, CandidateRun& out) {
-    Collector collector;
+    auto collector = std::make_shared<Collector>();
     std::vector<size_t> todo;
     for (size_t i = 0; i < items.size(); ++i) {
       if (options_.use_cache && cache_ != nullptr) {
@@ -483,7 +488,7 @@ class Runner {
         continue;
       }
       std::pair<size_t, engine::Event> ev;
-      if (!collector.pop(ev, std::chrono::milliseconds(200))) {
+      if (!collector->pop(ev, std::chrono::milliseconds(200))) {
         if (stopped()) {
           for (size_t i : todo) {
             if (items[i].sink) items[i].sink->cancel();

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -199,8 +200,41 @@ Leaves leaves_of(const Json& value) {
   return out;
 }
 
+// A chain of local $refs that comes back to where it started ({"$ref": "#"}) never reaches a
+// schema: valijson would recurse until the stack ends. The first such $ref's pointer, or "".
+std::string ref_cycle(const Json& root) {
+  std::vector<const Json*> stack = {&root};
+  while (!stack.empty()) {
+    const Json* node = stack.back();
+    stack.pop_back();
+    if (node->is_object()) {
+      for (const auto& [key, value] : node->items()) stack.push_back(&value);
+    } else if (node->is_array()) {
+      for (const Json& value : *node) stack.push_back(&value);
+    }
+    const Json* at = node;
+    std::set<std::string> seen;
+    while (at->is_object() && at->contains("$ref") && (*at)["$ref"].is_string()) {
+      const std::string ref = (*at)["$ref"].get<std::string>();
+      if (!ref.starts_with("#")) break;  // not local: valijson refuses it
+      if (!seen.insert(ref).second) return ref;
+      try {
+        const Json::json_pointer pointer(ref.substr(1));
+        if (!root.contains(pointer)) break;
+        at = &root.at(pointer);
+      } catch (const std::exception&) {
+        break;  // not a JSON pointer: valijson refuses it
+      }
+    }
+  }
+  return "";
+}
+
 // Compiles a draft-07 schema; the error is valijson's.
 Result<std::unique_ptr<valijson::Schema>> compile_schema(const Json& schema_json) {
+  if (const std::string ref = ref_cycle(schema_json); !ref.empty()) {
+    return make_error("schema does not compile: the $ref '{}' leads back to itself through $refs alone", ref);
+  }
   try {
     const nlohmann::json doc(schema_json);
     auto schema = std::make_unique<valijson::Schema>();

@@ -183,6 +183,23 @@ TEST_F(EvalRunner, QuantizationsAndAdaptersRunAndABrokenCandidateFailsAlone) {
   EXPECT_EQ(j["verdict"]["smallest_passing"], report.verdict.smallest_passing);
 }
 
+// A judge model reads the rubric (with the output filled in) and its answer is parsed: here the
+// embedded model as the judge, whose greedy answer has a first word but no number.
+TEST_F(EvalRunner, AJudgeModelScoresEachOutput) {
+  const Suite s = suite("cases: [{id: a, story: \"Once upon a time\", expected: x}]\nprompt: \"{{story}}\"\nmax_tokens: 4\n"
+                        "scorers:\n  - {type: judge, model: " + kModel + ", rubric: \"{{output}} Lily\", parse: \"([a-z]+)\", max_tokens: 4}\n"
+                        "  - {type: judge, model: " + kModel + ", rubric: \"{{output}}\", parse: \"(7)\", name: strict}\n"
+                        "candidates: [{model: " + kModel + "}]\n");
+  auto runs = run_suite(s, options());
+  ASSERT_TRUE(runs.ok()) << runs.message();
+  const CaseResult& r = runs->front().cases.at(0);
+  ASSERT_EQ(r.scores.size(), 2u);
+  EXPECT_TRUE(r.scores[0].detail.starts_with("judge said '")) << r.scores[0].detail;
+  EXPECT_EQ(r.scores[0].value, 0.0);  // a word read as a number is 0
+  EXPECT_TRUE(r.scores[1].detail.starts_with("the judge's answer has no score")) << r.scores[1].detail;
+  EXPECT_FALSE(r.passed);
+}
+
 // Hand-made runs: the statistics, the paired comparison and the verdict.
 TEST(EvalReport, StatisticsPairedComparisonAndVerdict) {
   auto parsed = parse_suite("cases: [{id: a, x: 1, expected: y}]\nprompt: \"{{x}}\"\nscorers: [{type: exact}]\n"

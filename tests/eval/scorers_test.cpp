@@ -231,6 +231,23 @@ TEST(Scorers, JsonSchema) {
   EXPECT_TRUE(s.detail.starts_with("not JSON: ")) << s.detail;
 }
 
+// A $ref chain that only leads back to itself is refused (valijson would recurse without end); a
+// recursive schema that descends into the value is fine.
+TEST(Scorers, JsonSchemaRefCycles) {
+  ScorerSpec spec = spec_of(ScorerType::kJsonSchema);
+  for (const char* cyclic : {R"({"$ref": "#"})", R"({"definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"$ref": "#/definitions/a"}}, "$ref": "#/definitions/a"})",
+                             R"({"properties": {"x": {"$ref": "#/properties/x"}}})"}) {
+    spec.schema = Json::parse(cyclic);
+    const auto v = validate_scorer(spec);
+    ASSERT_FALSE(v.ok()) << cyclic;
+    EXPECT_TRUE(has(v.message(), "leads back to itself")) << v.message();
+  }
+  spec.schema = Json::parse(R"({"type": "object", "properties": {"child": {"$ref": "#"}, "n": {"type": "integer"}}})");
+  ASSERT_TRUE(validate_scorer(spec).ok());
+  EXPECT_TRUE(score(spec, Json::object(), R"({"n": 1, "child": {"n": 2, "child": {}}})").passed);
+  EXPECT_FALSE(score(spec, Json::object(), R"({"n": 1, "child": {"n": "two"}})").passed);
+}
+
 TEST(Scorers, JsonSchemaFromTheCase) {
   ScorerSpec spec = spec_of(ScorerType::kJsonSchema);
   spec.field = "schema";
