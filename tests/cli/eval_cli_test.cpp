@@ -70,7 +70,8 @@ TEST_F(EvalCli, TheShippedExampleNamesTheSmallestPassingQuantization) {
   const auto again = run_owl("eval " + std::string(OWL_SOURCE_DIR) + "/examples/eval/stories/suite.yaml -q --cache-dir " +
                              path("cache") + " -o " + path("again.json"));
   ASSERT_EQ(again.exit_code, 0) << again.out;
-  for (const Json& c : read_json("again.json")["candidates"]) EXPECT_EQ(c["computed"], 0) << c["id"];
+  const Json second = read_json("again.json");
+  for (const Json& c : second["candidates"]) EXPECT_EQ(c["computed"], 0) << c["id"];
 }
 
 TEST_F(EvalCli, AHostedCandidateAnswersAsTheLocalModelAndADownOneFailsAlone) {
