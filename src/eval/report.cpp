@@ -8,9 +8,12 @@
 #include <fmt/format.h>
 
 #include "eval/stats.h"
+#include "template/value.h"
 
 namespace owl::eval {
 namespace {
+
+using tmpl::html_escape;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
@@ -62,20 +65,6 @@ std::string check(const Suite& suite, const CandidateSummary& s) {
   std::string why;
   for (const std::string& m : misses) why += (why.empty() ? "" : "; ") + m;
   return why;
-}
-
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 std::string expected_text(const Suite& suite, const Case& c) {

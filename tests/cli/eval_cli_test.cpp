@@ -100,7 +100,9 @@ TEST_F(EvalCli, AHostedCandidateAnswersAsTheLocalModelAndADownOneFailsAlone) {
     if (c["candidate"] == "stories260K") local[c["case"]] = c["output"];
   }
   for (const Json& c : j["cases"]) {
-    if (c["candidate"] == "hosted") EXPECT_EQ(c["output"], local[c["case"]]) << c["case"];
+    if (c["candidate"] == "hosted") {
+      EXPECT_EQ(c["output"], local[c["case"]]) << c["case"];
+    }
   }
   EXPECT_NE(r.out.find("down"), std::string::npos);
 }
