@@ -90,7 +90,7 @@ int run_eval(const EvalArgs& args) {
   const eval::Report report = eval::summarize(*suite, *runs);
   fmt::print("{}", eval::report_table(*suite, report));
   if (!args.json_out.empty()) {
-    if (auto s = write_atomic(args.json_out, eval::report_json(*suite, report, *runs).dump(2) + "\n"); !s) return fail(kCommand, s.message());
+    if (auto s = write_atomic(args.json_out, eval::report_json(*suite, report, *runs).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"); !s) return fail(kCommand, s.message());
   }
   if (!args.html_out.empty()) {
     if (auto s = write_atomic(args.html_out, eval::report_html(*suite, report, *runs)); !s) return fail(kCommand, s.message());

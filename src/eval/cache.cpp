@@ -107,7 +107,7 @@ std::optional<nlohmann::ordered_json> ResultCache::get(const std::string& key) {
 
 core::Status ResultCache::put(const std::string& key, const nlohmann::ordered_json& value) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto r = exec(db_, "INSERT OR REPLACE INTO results (key, value) VALUES (?1, ?2)", {key, value.dump()});
+  auto r = exec(db_, "INSERT OR REPLACE INTO results (key, value) VALUES (?1, ?2)", {key, value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)});
   if (!r) return r.error();
   return {};
 }

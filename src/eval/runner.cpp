@@ -412,7 +412,7 @@ class Runner {
           req.sampling.logprobs = c.local();
           Json k = what;
           k["kind"] = "generate";
-          items.push_back(WorkItem{.result = ri, .request = req, .key = sha256_hex(k.dump())});
+          items.push_back(WorkItem{.result = ri, .request = req, .key = sha256_hex(k.dump(-1, ' ', false, Json::error_handler_t::replace))});
         }
         if (const ScorerSpec* choice = choice_scorer(scorers)) {
           if (local == nullptr) return core::make_error("the choice scorer needs a local model (log-probabilities of the labels); '{}' is hosted", c.id);
@@ -443,7 +443,7 @@ class Runner {
             Json k = what;
             k["kind"] = "choice";
             k["label"] = labels[li];
-            items.push_back(WorkItem{.result = ri, .label = static_cast<int>(li), .request = lr, .key = sha256_hex(k.dump()),
+            items.push_back(WorkItem{.result = ri, .label = static_cast<int>(li), .request = lr, .key = sha256_hex(k.dump(-1, ' ', false, Json::error_handler_t::replace)),
                                      .label_from = static_cast<int64_t>(context.size())});
           }
         }

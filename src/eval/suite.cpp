@@ -528,6 +528,11 @@ core::Result<Suite> parse_suite(std::string_view yaml, std::string_view name, co
   suite.file = std::string(name);
   suite.dir = dir;
   try {
+    (void)Json(std::string(yaml)).dump();  // names the first byte that is not UTF-8
+  } catch (const Json::exception& e) {
+    return core::make_error("{}: not UTF-8 text: {}", name, e.what());
+  }
+  try {
     auto root = core::load_yaml(yaml, name);
     if (!root) return root.error();
     if (!root->IsMap()) return core::make_error("{}: expected a mapping with cases:, prompt:, scorers: and candidates:", name);

@@ -117,6 +117,7 @@ TEST(EvalSuite, MistakesNameTheFileLineAndKey) {
        "missing.jsonl: cannot open the cases file"},
       {"cases: [{id: a}\nprompt: x\n", "suite.yaml:"},
       {"- just\n- a list\n", "expected a mapping"},
+      {suite_text("max_tokens: \xff\xff\n"), "suite.yaml: not UTF-8 text"},
   };
   for (const Case& c : cases) {
     const std::string got = error_of(c.yaml);
