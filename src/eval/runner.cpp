@@ -537,6 +537,12 @@ class Runner {
     pending_cost_.clear();
     flush(items, finished, out);
     out.computed += static_cast<int64_t>(std::count_if(todo.begin(), todo.end(), [&](size_t i) { return items[i].error.empty(); }));
+    // Interrupted: only the cases whose every request ended (not cancelled) are reported.
+    std::vector<CaseResult> kept;
+    for (size_t i = 0; i < out.cases.size(); ++i) {
+      if (remaining_[i] == 0 && !cancelled_[i]) kept.push_back(std::move(out.cases[i]));
+    }
+    out.cases = std::move(kept);
     return {};
   }
 
@@ -579,6 +585,7 @@ class Runner {
     CaseResult& r = out.cases[it.result];
     r.cached = cached && (r.cached || !started_[it.result]);
     started_[it.result] = true;
+    if (it.error == "cancelled") cancelled_[it.result] = true;
     if (!it.error.empty()) r.error = it.error;
     const Json saved = cached ? it.restored : save(it, 0);
     if (it.label < 0) {
@@ -627,6 +634,7 @@ class Runner {
   void begin(const std::vector<WorkItem>& items, size_t n_results) {
     remaining_.assign(n_results, 0);
     started_.assign(n_results, false);
+    cancelled_.assign(n_results, false);
     for (const WorkItem& it : items) ++remaining_[it.result];
     done_ = passed_ = 0;
   }
@@ -687,6 +695,7 @@ class Runner {
   std::map<std::string, std::unique_ptr<Judge>> judges_;
   std::vector<int> remaining_;
   std::vector<bool> started_;
+  std::vector<bool> cancelled_;
   std::vector<size_t> pending_cost_;
   size_t done_ = 0, passed_ = 0;
 };

@@ -3,6 +3,7 @@
 // candidate that cannot load fails alone; and the report's statistics and verdict.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -105,6 +106,33 @@ TEST_F(EvalRunner, BatchedGreedyOutputsAreThoseOfOneSequenceAlone) {
   auto recomputed = run_suite(s, fresh);
   ASSERT_TRUE(recomputed.ok());
   EXPECT_EQ(recomputed->front().computed, static_cast<int64_t>(kStories.size()));
+}
+
+// Interrupted (Ctrl-C) after a few cases: only finished cases are reported, they are cached, and
+// the same run again computes just the rest.
+TEST_F(EvalRunner, AnInterruptedRunKeepsWhatFinishedAndResumes) {
+  const Suite s = suite(cases_yaml() + "prompt: \"{{story}}\"\nmax_tokens: 24\nscorers: [{type: length, min: 0}]\n"
+                                       "candidates: [{model: " + kModel + "}]\n");
+  std::atomic<bool> stop{false};
+  RunOptions o = options();
+  o.parallel = 1;
+  o.interrupted = &stop;
+  o.on_progress = [&](const Candidate&, size_t done, size_t, size_t) {
+    if (done >= 3) stop = true;
+  };
+  auto first = run_suite(s, o);
+  ASSERT_TRUE(first.ok()) << first.message();
+  const size_t kept = first->front().cases.size();
+  EXPECT_GE(kept, 3u);
+  EXPECT_LT(kept, kStories.size());
+  for (const CaseResult& r : first->front().cases) EXPECT_TRUE(r.error.empty()) << r.error;
+  const Report report = summarize(s, *first);
+  EXPECT_FALSE(report.candidates[0].passes);
+  EXPECT_NE(report.candidates[0].why.find("interrupted"), std::string::npos);
+  auto second = run_suite(s, options());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->front().cases.size(), kStories.size());
+  EXPECT_EQ(second->front().computed, static_cast<int64_t>(kStories.size() - kept));
 }
 
 TEST_F(EvalRunner, ChoiceScoresAreTheLabelTokensLogProbabilities) {
