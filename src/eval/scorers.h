@@ -30,7 +30,7 @@ struct JudgeSpec {
   std::string base_url;
   std::string api_key_env;
   std::string rubric;       // the prompt; {{output}}, {{expected}} and the case's variables are filled in
-  std::string parse = R"((\d+(?:\.\d+)?))";  // PCRE2; group 1 is the number the judge gave
+  std::string parse = R"((\d+(?:\.\d+)?))";  // ECMAScript regex; group 1 is the number the judge gave
   double scale = 10;        // the judge's number / scale is the score
   int64_t max_tokens = 64;
 };
@@ -84,7 +84,8 @@ core::Status validate_scorer(const ScorerSpec& spec);
 std::string normalize_text(std::string_view text, const std::vector<Normalize>& how);
 // ROUGE-L F1 (beta = 1) over whitespace-separated, lower-cased words.
 double rouge_l(std::string_view candidate, std::string_view reference);
-// The first JSON value in `text` (leading/trailing whitespace and a ```json fence allowed).
+// `text` as one JSON value (leading/trailing whitespace and a ```json fence allowed); nullopt when
+// it is not exactly one.
 std::optional<Json> parse_json_output(std::string_view text);
 // Field-level precision, recall and F1 of `got` against `expected` (objects; nested objects are
 // compared by their leaf paths, arrays as whole values).

@@ -70,7 +70,7 @@ struct Suite {
   std::vector<std::string> stop;
   uint64_t seed = 0;
   int repeats = 1;               // repeat r samples with seed + r
-  int64_t ctx = 0;               // positions per sequence for local models; 0: prompt + max_tokens, rounded up
+  int64_t ctx = 0;               // positions per sequence for local models; 0: the model's, at most 4096
   std::vector<ScorerSpec> scorers;
   // A case passes when every required scorer passes and the weighted share of scorers that pass
   // is at least case_pass (1: all of them).
