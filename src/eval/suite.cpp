@@ -15,16 +15,8 @@
 namespace owl::eval {
 namespace {
 
-using core::At;
-using core::get_bool;
-using core::get_int;
-using core::get_number;
-using core::get_string;
-using core::get_strings;
-using core::int_in;
-using core::number_in;
-using core::only_keys;
-using core::read_optional;
+// The YAML readers (At, get_*, read_optional, only_keys...).
+using namespace core;
 
 std::string resolve(const std::string& dir, const std::string& path) {
   if (path.empty() || path.front() == '/' || dir.empty()) return path;

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "./browser.mjs";
 
 test("the eval report renders its table and plots", async () => {
   const dir = mkdtempSync(join(tmpdir(), "owl-eval-html-"));
@@ -14,11 +14,7 @@ test("the eval report renders its table and plots", async () => {
   try {
     execFileSync(process.env.OWL_BIN, ["eval", join(process.env.OWL_SOURCE, "examples/eval/stories/suite.yaml"), "-q", "-t", "2",
                                        "--cache-dir", join(dir, "cache"), "--html", html], { stdio: ["ignore", "pipe", "inherit"] });
-    const browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run"],
-    });
+    const browser = await launchBrowser();
     try {
       const page = await browser.newPage();
       const errors = [];
