@@ -280,8 +280,7 @@ std::string report_table(const Suite& suite, const Report& report) {
   for (const CandidateSummary& s : report.candidates) {
     if (!s.passes) out += fmt::format("  {}: {}\n", s.run->candidate.id, s.why);
   }
-  out += report.verdict.smallest_passing.empty() ? fmt::format("verdict: {}\n", report.verdict.why)
-                                                 : fmt::format("verdict: {}\n", report.verdict.why);
+  out += fmt::format("verdict: {}\n", report.verdict.why);
   return out;
 }
 
