@@ -28,6 +28,24 @@ const char* linear_kind_name(LinearKind kind) {
   return "unknown";
 }
 
+const Weight* layer_weight(const Model& model, WeightId id) {
+  if (id.layer < 0 || id.layer >= static_cast<int32_t>(model.weights.layers.size())) return nullptr;
+  const LayerWeights& l = model.weights.layers[static_cast<size_t>(id.layer)];
+  const Weight* w = nullptr;
+  switch (id.kind) {
+    case LinearKind::kAttnQ: w = &l.attn_q; break;
+    case LinearKind::kAttnK: w = &l.attn_k; break;
+    case LinearKind::kAttnV: w = &l.attn_v; break;
+    case LinearKind::kAttnQkv: w = &l.attn_qkv; break;
+    case LinearKind::kAttnOutput: w = &l.attn_output; break;
+    case LinearKind::kFfnGate: w = &l.ffn_gate; break;
+    case LinearKind::kFfnUp: w = &l.ffn_up; break;
+    case LinearKind::kFfnDown: w = &l.ffn_down; break;
+    case LinearKind::kCount: break;
+  }
+  return w != nullptr && w->present() ? w : nullptr;
+}
+
 core::Status Adapter::set(WeightId id, std::vector<float> a, std::vector<float> b, int64_t rank, int64_t n_in,
                           int64_t n_out) {
   const size_t i = static_cast<size_t>(id.layer) * static_cast<size_t>(LinearKind::kCount) + static_cast<size_t>(id.kind);
@@ -64,24 +82,6 @@ std::optional<WeightId> weight_of(std::string_view base) {
     if (kind == linear_kind_name(static_cast<LinearKind>(k))) return WeightId{layer, static_cast<LinearKind>(k)};
   }
   return std::nullopt;
-}
-
-const Weight* layer_weight(const Model& model, WeightId id) {
-  if (id.layer < 0 || id.layer >= static_cast<int32_t>(model.weights.layers.size())) return nullptr;
-  const LayerWeights& l = model.weights.layers[static_cast<size_t>(id.layer)];
-  const Weight* w = nullptr;
-  switch (id.kind) {
-    case LinearKind::kAttnQ: w = &l.attn_q; break;
-    case LinearKind::kAttnK: w = &l.attn_k; break;
-    case LinearKind::kAttnV: w = &l.attn_v; break;
-    case LinearKind::kAttnQkv: w = &l.attn_qkv; break;
-    case LinearKind::kAttnOutput: w = &l.attn_output; break;
-    case LinearKind::kFfnGate: w = &l.ffn_gate; break;
-    case LinearKind::kFfnUp: w = &l.ffn_up; break;
-    case LinearKind::kFfnDown: w = &l.ffn_down; break;
-    case LinearKind::kCount: break;
-  }
-  return w != nullptr && w->present() ? w : nullptr;
 }
 
 core::Result<std::vector<float>> read_f32(const gguf::TensorInfo& t, const std::string& path) {

@@ -33,6 +33,10 @@ struct WeightId {
   LinearKind kind = LinearKind::kCount;
 };
 
+struct Weight;
+// The weight an id names in `model`; null when the model has none there.
+const Weight* layer_weight(const Model& model, WeightId id);
+
 // One low-rank pair for W [n_out][n_in]: A [rank][n_in] and B [n_out][rank], row-major f32.
 struct LoraPair {
   const float* a = nullptr;

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <span>
 
+#include "kernels/self_attention.h"
 #include "quant/quant.h"
 
 namespace owl::model {
@@ -157,6 +158,7 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
   rope.freq_scale = c.rope_freq_scale;
   rope.freq_factors = s.model.weights.rope_freqs.present() ? s.model.weights.rope_freqs.f32() : nullptr;
   rope.stride = width;
+  if (ctx.tape != nullptr && c.qk_norm) record(ctx.tape->layers[static_cast<size_t>(il)].qk_raw, q, s.n, n_q + n_kv, width);
   parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
     if (c.qk_norm) {  // per head, before RoPE
       for (int64_t t = t0; t < t1; ++t) {
@@ -199,6 +201,23 @@ void compute_attention(const Step& s, int64_t il) {
   for (int64_t begin = 0; begin < s.n;) {
     int64_t end = begin + 1;
     while (end < s.n && s.seq[end] == s.seq[begin]) ++end;
+    if (ctx.options.exact_attention) {  // whole sequences (validate): row begin + t is position t
+      kernels::SelfAttentionArgs a;
+      a.qkv = ctx.qkv.data() + begin * width;
+      a.stride = width;
+      a.k_offset = n_q;
+      a.v_offset = n_q + n_kv;
+      a.n_tokens = end - begin;
+      a.n_head = static_cast<int>(c.n_head);
+      a.n_head_kv = static_cast<int>(c.n_head_kv);
+      a.head_dim = static_cast<int>(c.head_dim);
+      a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
+      a.scale = c.kq_scale;
+      a.softcap = c.attn_softcap;
+      kernels::self_attention(ctx.pool, a, ctx.attn.data() + begin * n_q, n_q);
+      begin = end;
+      continue;
+    }
     int32_t max_pos = 0;
     for (int64_t t = begin; t < end; ++t) max_pos = std::max(max_pos, s.pos[t]);
     kernels::AttentionArgs a;
@@ -318,6 +337,19 @@ core::Status validate(const Model& model, const Batch& batch, Context& ctx) {
   }
   if (ctx.tape != nullptr && batch.size() > ctx.options.n_batch) {
     return make_error("forward: a recorded batch of {} tokens exceeds the step of {}", batch.size(), ctx.options.n_batch);
+  }
+  if (ctx.options.exact_attention) {
+    if (batch.size() > ctx.options.n_batch) {
+      return make_error("forward: exact attention needs the batch in one step; {} tokens exceed {}", batch.size(),
+                        ctx.options.n_batch);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const bool first = i == 0 || batch.seq[i] != batch.seq[i - 1];
+      if (batch.pos[i] != (first ? 0 : batch.pos[i - 1] + 1)) {
+        return make_error("forward: exact attention needs whole sequences; row {} of sequence {} is at position {}", i,
+                          batch.seq[i], batch.pos[i]);
+      }
+    }
   }
   std::vector<int64_t>& used = ctx.seq_used;  // sized n_seq once: no allocation per call
   for (int s = 0; s < ctx.kv.n_seq(); ++s) used[static_cast<size_t>(s)] = ctx.kv.used(s);

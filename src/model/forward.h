@@ -56,6 +56,10 @@ struct ContextOptions {
   // kernels::MatmulArgs::batch_invariant for what it costs. Off, the logits depend on the
   // batch in float rounding only. Thread counts never change them.
   bool batch_invariant = false;
+  // Attention in f32 over the step's own rows (kernels/self_attention.h) instead of the f16 KV
+  // cache: what training uses, so that its gradients are those of an f32 model. Every sequence
+  // of a batch must then be whole (rows contiguous, positions 0, 1, 2...) and fit one step.
+  bool exact_attention = false;
 };
 
 // Sees the input of every weight matmul: the hook importance matrices (owl imatrix) use.
@@ -71,6 +75,7 @@ struct ActivationObserver {
 struct LayerTape {
   std::vector<float> x;         // [n][n_embd] the residual stream entering the layer
   std::vector<float> attn_in;   // [n][n_embd] attn_norm(x): input of Q, K, V
+  std::vector<float> qk_raw;    // [n][n_q + n_kv] q | k before their norms (qk_norm models only)
   std::vector<float> qkv;       // [n][n_q + 2 n_kv] after bias, q/k norms, RoPE and q scaling
   std::vector<float> attn;      // [n][n_q] attention output: input of attn_output
   std::vector<float> attn_out;  // [n][n_embd] attn_output's result (before post_attention_norm)

@@ -1,0 +1,429 @@
+// The backward pass, layer by layer in reverse, with the same shapes as forward.cpp
+// ([rows][columns], rows are the step's tokens). Residual stream: x_mid = x + post(attn),
+// x_out = x_mid + post(ffn), so dL/dx accumulates the norms' input gradients in place.
+#include "train/backward.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "gguf/tensor_type.h"
+#include "kernels/self_attention.h"
+#include "quant/quant.h"
+
+namespace owl::train {
+
+using core::make_error;
+using model::LinearKind;
+using model::WeightId;
+
+namespace {
+
+// fn(i0, i1) over [0, n) in tasks of at least `grain` items, on the pool.
+template <typename F>
+void parallel(core::ThreadPool& pool, int64_t n, int64_t grain, F&& fn) {
+  if (n <= 0) return;
+  const int64_t n_threads = pool.n_threads();
+  int64_t per = std::max<int64_t>(grain, (n + 4 * n_threads - 1) / (4 * n_threads));
+  if (n_threads == 1 || n <= grain) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  const int64_t n_tasks = (n + per - 1) / per;
+  pool.parallel_for(n_tasks, [&](int64_t t, int) { fn(t * per, std::min(n, (t + 1) * per)); });
+}
+
+}  // namespace
+
+namespace ops {
+
+void rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const double r = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+  double gx = 0;
+  for (int64_t i = 0; i < n; ++i) gx += static_cast<double>(dy[i]) * (w ? w[i] : 1.0f) * x[i];
+  const double c = r * r * r * gx / static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    dx[i] += static_cast<float>(r * dy[i] * (w ? w[i] : 1.0f) - c * x[i]);
+  }
+}
+
+void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = 1.0f / (1.0f + std::exp(-g[i]));
+    const float silu = g[i] * s;
+    const float d = dy[i];
+    du[i] = d * silu;
+    dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+void geglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  constexpr float kA = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    const float t = std::tanh(kSqrt2OverPi * x * (1.0f + kA * x * x));
+    const float gelu = 0.5f * x * (1.0f + t);
+    const float dgelu = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * kA * x * x);
+    du[i] = dy[i] * gelu;
+    dg[i] = dy[i] * u[i] * dgelu;
+  }
+}
+
+void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const float* dy, int64_t dy_stride,
+                           int64_t n_rows, float* dx, int64_t dx_stride) {
+  constexpr int64_t kTileRows = 16;   // weight rows dequantized at a time
+  constexpr int64_t kChunk = 256;     // columns of dx a task owns (a multiple of every block size)
+  const int64_t n_in = w.n_in, n_out = w.n_out;
+  const int64_t chunk = n_in % kChunk == 0 && n_in > kChunk ? kChunk : n_in;
+  const int64_t n_col = n_in / chunk;
+  const int64_t n_threads = pool.n_threads();
+  // Enough tasks for every thread; row blocks of at least 16 keep re-dequantizing cheap.
+  const int64_t want_row_blocks = std::max<int64_t>(1, (4 * n_threads + n_col - 1) / n_col);
+  const int64_t rows_per = std::max<int64_t>(16, (n_rows + want_row_blocks - 1) / want_row_blocks);
+  const int64_t n_row_blocks = (n_rows + rows_per - 1) / rows_per;
+  const bool f32 = w.type == gguf::TensorType::F32;
+  const int64_t row_bytes = gguf::row_bytes(w.type, n_in);
+  const int64_t col_bytes = gguf::row_bytes(w.type, chunk);
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  auto task = [&](int64_t t) {
+    const int64_t c = t % n_col, rb = t / n_col;
+    const int64_t r0 = rb * rows_per, r1 = std::min(n_rows, r0 + rows_per);
+    std::vector<float> tile(f32 ? 0 : static_cast<size_t>(kTileRows * chunk));
+    std::array<const float*, kTileRows> rows{};
+    for (int64_t j0 = 0; j0 < n_out; j0 += kTileRows) {
+      const int64_t jn = std::min(kTileRows, n_out - j0);
+      for (int64_t j = 0; j < jn; ++j) {
+        const uint8_t* src = base + (j0 + j) * row_bytes + c * col_bytes;
+        if (f32) {
+          rows[static_cast<size_t>(j)] = reinterpret_cast<const float*>(src);
+        } else {
+          float* dst = tile.data() + j * chunk;
+          quant::dequantize_row(w.type, src, dst, chunk);
+          rows[static_cast<size_t>(j)] = dst;
+        }
+      }
+      for (int64_t r = r0; r < r1; ++r) {
+        float* o = dx + r * dx_stride + c * chunk;
+        const float* g = dy + r * dy_stride + j0;
+        for (int64_t j = 0; j < jn; ++j) {
+          const float a = g[j];
+          if (a == 0.0f) continue;
+          const float* wr = rows[static_cast<size_t>(j)];
+          for (int64_t i = 0; i < chunk; ++i) o[i] += a * wr[i];
+        }
+      }
+    }
+  };
+  const int64_t n_tasks = n_col * n_row_blocks;
+  if (n_tasks == 1 || n_threads == 1) {
+    for (int64_t t = 0; t < n_tasks; ++t) task(t);
+  } else {
+    pool.parallel_for(n_tasks, [&](int64_t t, int) { task(t); });
+  }
+}
+
+}  // namespace ops
+
+namespace {
+
+// Gradients of one LoRA pair y += s B (A x) given dy: dA, dB accumulate; dx += s A^T B^T dy.
+void lora_backward(core::ThreadPool& pool, const model::LoraPair& p, float s, const float* x, int64_t x_stride,
+                   const float* dy, int64_t dy_stride, int64_t n, float* dx, int64_t dx_stride, float* dA, float* dB,
+                   float* u, float* du) {
+  const int64_t r = p.rank;
+  parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) {
+      const float* xt = x + t * x_stride;
+      const float* gt = dy + t * dy_stride;
+      for (int64_t k = 0; k < r; ++k) {
+        const float* a = p.a + k * p.n_in;
+        float sum = 0;
+        for (int64_t i = 0; i < p.n_in; ++i) sum += a[i] * xt[i];
+        u[t * r + k] = sum;
+        du[t * r + k] = 0;
+      }
+      for (int64_t j = 0; j < p.n_out; ++j) {
+        const float g = s * gt[j];
+        const float* b = p.b + j * r;
+        for (int64_t k = 0; k < r; ++k) du[t * r + k] += g * b[k];
+      }
+    }
+  });
+  parallel(pool, p.n_out, 16, [&](int64_t j0, int64_t j1) {  // dB[j][k] += s Σ_t dy[t][j] u[t][k]
+    for (int64_t t = 0; t < n; ++t) {
+      const float* gt = dy + t * dy_stride;
+      const float* ut = u + t * r;
+      for (int64_t j = j0; j < j1; ++j) {
+        const float g = s * gt[j];
+        float* b = dB + j * r;
+        for (int64_t k = 0; k < r; ++k) b[k] += g * ut[k];
+      }
+    }
+  });
+  parallel(pool, p.n_in, 64, [&](int64_t i0, int64_t i1) {  // dA[k][i] += Σ_t du[t][k] x[t][i]
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * x_stride;
+      for (int64_t k = 0; k < r; ++k) {
+        const float d = du[t * r + k];
+        float* a = dA + k * p.n_in;
+        for (int64_t i = i0; i < i1; ++i) a[i] += d * xt[i];
+      }
+    }
+  });
+  parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {  // dx[t] += Σ_k du[t][k] A[k]
+    for (int64_t t = r0; t < r1; ++t) {
+      float* o = dx + t * dx_stride;
+      for (int64_t k = 0; k < r; ++k) {
+        const float d = du[t * r + k];
+        const float* a = p.a + k * p.n_in;
+        for (int64_t i = 0; i < p.n_in; ++i) o[i] += d * a[i];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+Backward::Backward(const model::Model& model, int64_t n_batch) : model_(model), n_batch_(n_batch) {
+  const model::ModelConfig& c = model.config;
+  const auto n = static_cast<size_t>(n_batch);
+  const auto width = static_cast<size_t>(c.n_embd_q() + 2 * c.n_embd_kv());
+  dx_.resize(n * static_cast<size_t>(c.n_embd));
+  dmid_.resize(n * static_cast<size_t>(c.n_embd));
+  mid_.resize(n * static_cast<size_t>(c.n_embd));
+  dcur_.resize(n * static_cast<size_t>(c.n_embd));
+  tmp_.resize(n * static_cast<size_t>(std::max(c.n_ff, c.n_embd_q())));
+  dffn_.resize(n * static_cast<size_t>(2 * c.n_ff));
+  dqkv_.resize(n * width);
+}
+
+double cross_entropy(const float* logits, int64_t n_vocab, int32_t target, float weight, float* d_logits) {
+  float max = logits[0];
+  for (int64_t i = 1; i < n_vocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_z = std::log(sum) + max;
+  for (int64_t i = 0; i < n_vocab; ++i) {
+    d_logits[i] = static_cast<float>(std::exp(static_cast<double>(logits[i]) - log_z) * weight);
+  }
+  d_logits[target] -= weight;
+  return log_z - logits[target];
+}
+
+core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, model::Context& ctx,
+                           const TrainableLora& lora, const float* logits, const float* d_logits,
+                           std::vector<std::vector<float>>& grads) {
+  const model::Model& model = model_;
+  const model::ModelConfig& c = model.config;
+  const int64_t n = batch.size();
+  if (n > n_batch_ || tape.n_tokens != n || tape.layers.size() != static_cast<size_t>(c.n_layer)) {
+    return make_error("backward: the tape holds {} tokens, the batch {} (at most {})", tape.n_tokens, n, n_batch_);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    const bool first = t == 0 || batch.seq[t] != batch.seq[t - 1];
+    if (batch.pos[t] != (first ? 0 : batch.pos[t - 1] + 1)) {
+      return make_error("backward: row {} of sequence {} is at position {}; sequences must be whole, from position 0",
+                        t, batch.seq[t], batch.pos[t]);
+    }
+  }
+  if (grads.size() != lora.adapter->storage.size()) return make_error("backward: gradients not shaped as the adapter");
+  core::ThreadPool& pool = ctx.pool;
+  const float s = lora.scale();
+  const int64_t n_embd = c.n_embd, n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv, n_ff = c.n_ff;
+  u_.resize(static_cast<size_t>(n * lora.rank));
+  du_.resize(static_cast<size_t>(n * lora.rank));
+
+  std::vector<int> slot_of(static_cast<size_t>(c.n_layer * static_cast<int64_t>(LinearKind::kCount)), -1);
+  for (size_t i = 0; i < lora.slots.size(); ++i) {
+    const WeightId id = lora.slots[i].id;
+    slot_of[static_cast<size_t>(id.layer) * static_cast<size_t>(LinearKind::kCount) + static_cast<size_t>(id.kind)] =
+        static_cast<int>(i);
+  }
+  // dx += dy W (+ the LoRA pair's part, whose gradients accumulate) for the weight `id`.
+  auto linear = [&](const model::Weight& w, WeightId id, const float* x, int64_t x_stride, const float* dy,
+                    int64_t dy_stride, float* dx, int64_t dx_stride) {
+    ops::linear_input_backward(pool, w, dy, dy_stride, n, dx, dx_stride);
+    const int slot = slot_of[static_cast<size_t>(id.layer) * static_cast<size_t>(LinearKind::kCount) +
+                             static_cast<size_t>(id.kind)];
+    if (slot < 0) return;
+    const LoraSlot& ls = lora.slots[static_cast<size_t>(slot)];
+    const model::LoraPair* pair = lora.adapter->find(id);
+    lora_backward(pool, *pair, s, x, x_stride, dy, dy_stride, n, dx, dx_stride, grads[ls.a].data(),
+                  grads[ls.b].data(), u_.data(), du_.data());
+  };
+  auto rms_back = [&](const float* x, const model::Weight& w, const float* dy, float* dx) {
+    parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = r0; t < r1; ++t) {
+        ops::rms_norm_backward(x + t * n_embd, w.f32(), dy + t * n_embd, dx + t * n_embd, n_embd, c.norm_eps);
+      }
+    });
+  };
+
+  // Output: softcap, the output matmul (frozen), the final norm.
+  float* dx = dx_.data();
+  std::fill_n(dx, n * n_embd, 0.0f);
+  {
+    std::vector<int64_t> rows;
+    for (int64_t t = 0; t < n; ++t) {
+      if (batch.logits[static_cast<size_t>(t)]) rows.push_back(t);
+    }
+    const auto n_out = static_cast<int64_t>(rows.size());
+    std::vector<float> dz;
+    const float* dlog = d_logits;
+    if (c.final_softcap > 0.0f) {  // logits = cap tanh(z / cap): dz = dlogits (1 - (logits / cap)^2)
+      dz.assign(d_logits, d_logits + n_out * c.n_vocab);
+      for (int64_t i = 0; i < n_out * c.n_vocab; ++i) {
+        const float th = logits[i] / c.final_softcap;
+        dz[static_cast<size_t>(i)] *= 1.0f - th * th;
+      }
+      dlog = dz.data();
+    }
+    float* dnormed = dcur_.data();
+    std::fill_n(dnormed, n_out * n_embd, 0.0f);
+    ops::linear_input_backward(pool, model.weights.output, dlog, c.n_vocab, n_out, dnormed, n_embd);
+    for (int64_t i = 0; i < n_out; ++i) {
+      const int64_t t = rows[static_cast<size_t>(i)];
+      ops::rms_norm_backward(tape.x_final.data() + t * n_embd, model.weights.output_norm.f32(), dnormed + i * n_embd,
+                             dx + t * n_embd, n_embd, c.norm_eps);
+    }
+  }
+
+  std::vector<int32_t> neg_pos(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) neg_pos[static_cast<size_t>(t)] = -batch.pos[static_cast<size_t>(t)];
+
+  for (int64_t il = c.n_layer - 1; il >= 0; --il) {
+    const model::LayerWeights& l = model.weights.layers[static_cast<size_t>(il)];
+    const model::LayerTape& tp = tape.layers[static_cast<size_t>(il)];
+    const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
+    float* mid = mid_.data();
+    float* dcur = dcur_.data();
+
+    // x_mid = x + post(attn_out), the input of ffn_norm.
+    if (c.post_norms) {
+      for (int64_t t = 0; t < n; ++t) {
+        ctx.kernels.rms_norm(tp.attn_out.data() + t * n_embd, l.post_attention_norm.f32(), mid + t * n_embd, n_embd,
+                             c.norm_eps);
+      }
+      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] += tp.x[static_cast<size_t>(i)];
+    } else {
+      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] = tp.x[static_cast<size_t>(i)] + tp.attn_out[static_cast<size_t>(i)];
+    }
+
+    // ---- FFN ----
+    const float* d_ffn_out = dx;
+    if (c.post_norms) {
+      std::fill_n(dmid_.data(), n * n_embd, 0.0f);
+      rms_back(tp.ffn_out.data(), l.post_ffw_norm, dx, dmid_.data());
+      d_ffn_out = dmid_.data();
+    }
+    float* dact = tmp_.data();
+    std::fill_n(dact, n * n_ff, 0.0f);
+    linear(l.ffn_down, id(LinearKind::kFfnDown), tp.act.data(), n_ff, d_ffn_out, n_embd, dact, n_ff);
+    float* dgu = dffn_.data();
+    parallel(pool, n, 4, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = r0; t < r1; ++t) {
+        const float* g = tp.gate_up.data() + t * 2 * n_ff;
+        float* d = dgu + t * 2 * n_ff;
+        if (c.activation == model::Activation::kSilu) {
+          ops::swiglu_backward(g, g + n_ff, dact + t * n_ff, d, d + n_ff, n_ff);
+        } else {
+          ops::geglu_backward(g, g + n_ff, dact + t * n_ff, d, d + n_ff, n_ff);
+        }
+      }
+    });
+    std::fill_n(dcur, n * n_embd, 0.0f);
+    if (l.ffn_gate.present()) {
+      linear(l.ffn_gate, id(LinearKind::kFfnGate), tp.ffn_in.data(), n_embd, dgu, 2 * n_ff, dcur, n_embd);
+      linear(l.ffn_up, id(LinearKind::kFfnUp), tp.ffn_in.data(), n_embd, dgu + n_ff, 2 * n_ff, dcur, n_embd);
+    } else {
+      linear(l.ffn_up, id(LinearKind::kFfnUp), tp.ffn_in.data(), n_embd, dgu, 2 * n_ff, dcur, n_embd);
+    }
+    rms_back(mid, l.ffn_norm, dcur, dx);  // dx is now dL/dx_mid
+
+    // ---- attention ----
+    const float* d_attn_out = dx;
+    if (c.post_norms) {
+      std::fill_n(dmid_.data(), n * n_embd, 0.0f);
+      rms_back(tp.attn_out.data(), l.post_attention_norm, dx, dmid_.data());
+      d_attn_out = dmid_.data();
+    }
+    float* dattn = tmp_.data();
+    std::fill_n(dattn, n * n_q, 0.0f);
+    linear(l.attn_output, id(LinearKind::kAttnOutput), tp.attn.data(), n_q, d_attn_out, n_embd, dattn, n_q);
+
+    // Attention per sequence, its scores recomputed from the recorded q, k, v.
+    float* dqkv = dqkv_.data();
+    std::fill_n(dqkv, n * width, 0.0f);
+    for (int64_t b = 0; b < n;) {
+      int64_t e = b + 1;
+      while (e < n && batch.seq[static_cast<size_t>(e)] == batch.seq[static_cast<size_t>(b)]) ++e;
+      kernels::SelfAttentionArgs a;
+      a.qkv = tp.qkv.data() + b * width;
+      a.stride = width;
+      a.k_offset = n_q;
+      a.v_offset = n_q + n_kv;
+      a.n_tokens = e - b;
+      a.n_head = static_cast<int>(c.n_head);
+      a.n_head_kv = static_cast<int>(c.n_head_kv);
+      a.head_dim = static_cast<int>(c.head_dim);
+      a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
+      a.scale = c.kq_scale;
+      a.softcap = c.attn_softcap;
+      kernels::self_attention_backward(pool, a, dattn + b * n_q, n_q, dqkv + b * width);
+      b = e;
+    }
+
+    // q was scaled after RoPE; RoPE's backward is the rotation by -theta; then the q/k norms.
+    kernels::RopeParams rope;
+    rope.head_dim = static_cast<int>(c.head_dim);
+    rope.n_rot = static_cast<int>(c.n_rot);
+    rope.mode = c.rope_mode;
+    rope.freq_base = c.is_swa_layer(il) ? c.rope_freq_base_swa : c.rope_freq_base;
+    rope.freq_scale = c.rope_freq_scale;
+    rope.freq_factors = model.weights.rope_freqs.present() ? model.weights.rope_freqs.f32() : nullptr;
+    rope.stride = width;
+    parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+      if (c.q_scale != 1.0f) {
+        for (int64_t t = t0; t < t1; ++t) {
+          for (int64_t i = 0; i < n_q; ++i) dqkv[t * width + i] *= c.q_scale;
+        }
+      }
+      kernels::RopeParams r = rope;
+      r.n_head = static_cast<int>(c.n_head);
+      ctx.kernels.rope(r, dqkv + t0 * width, t1 - t0, neg_pos.data() + t0);
+      r.n_head = static_cast<int>(c.n_head_kv);
+      ctx.kernels.rope(r, dqkv + t0 * width + n_q, t1 - t0, neg_pos.data() + t0);
+      if (c.qk_norm) {
+        const int64_t hd = c.head_dim;
+        std::vector<float> d(static_cast<size_t>(hd));
+        for (int64_t t = t0; t < t1; ++t) {
+          for (int64_t h = 0; h < c.n_head + c.n_head_kv; ++h) {
+            const bool is_q = h < c.n_head;
+            float* row = dqkv + t * width + h * hd;  // q heads then k heads, contiguous
+            const float* raw = tp.qk_raw.data() + t * (n_q + n_kv) + h * hd;
+            std::copy_n(row, hd, d.data());
+            std::fill_n(row, hd, 0.0f);
+            ops::rms_norm_backward(raw, (is_q ? l.attn_q_norm : l.attn_k_norm).f32(), d.data(), row, hd, c.norm_eps);
+          }
+        }
+      }
+    });
+
+    std::fill_n(dcur, n * n_embd, 0.0f);
+    const float* ain = tp.attn_in.data();
+    if (l.attn_qkv.present()) {
+      linear(l.attn_qkv, id(LinearKind::kAttnQkv), ain, n_embd, dqkv, width, dcur, n_embd);
+    } else {
+      linear(l.attn_q, id(LinearKind::kAttnQ), ain, n_embd, dqkv, width, dcur, n_embd);
+      linear(l.attn_k, id(LinearKind::kAttnK), ain, n_embd, dqkv + n_q, width, dcur, n_embd);
+      linear(l.attn_v, id(LinearKind::kAttnV), ain, n_embd, dqkv + n_q + n_kv, width, dcur, n_embd);
+    }
+    rms_back(tp.x.data(), l.attn_norm, dcur, dx);  // dx is now dL/dx of the layer's input
+  }
+  return {};
+}
+
+}  // namespace owl::train

@@ -1,0 +1,54 @@
+// The backward pass of forward() for LoRA training: from dL/dlogits of the rows that had logits
+// back through every layer (final norm and softcap, gated FFN, attention with GQA, RoPE, q/k
+// norms, post norms), using what forward()'s tape recorded. The base weights stay frozen in
+// their file's format: gradients flow through them (dX = dY W, W dequantized a tile at a time)
+// and accumulate only into the trained adapter's A and B.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/result.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "train/lora.h"
+
+namespace owl::train {
+
+// The scalar building blocks, each checked against finite differences in the tests.
+namespace ops {
+// y = x / sqrt(mean(x^2) + eps) * w (w may be null): dx += dL/dx given dy.
+void rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, int64_t n, float eps);
+// y = silu(g) * u: dg, du (overwritten) given dy.
+void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
+// y = gelu_tanh(g) * u: dg, du (overwritten) given dy.
+void geglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
+// dx[r][i] += Σ_j dy[r][j] W[j][i] for W [n_out][n_in] in any weight format (its rows
+// dequantized a tile at a time); runs on the pool.
+void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const float* dy, int64_t dy_stride,
+                           int64_t n_rows, float* dx, int64_t dx_stride);
+}  // namespace ops
+
+// Scratch sized for one model and step size, reused across steps.
+class Backward {
+ public:
+  Backward(const model::Model& model, int64_t n_batch);
+
+  // Adds to `grads` (shaped as lora.adapter->storage) the gradient of Σ d_logits · logits over
+  // the rows of `batch` that asked for logits, for the step `tape` recorded (ctx.tape during
+  // forward(model, batch, ctx, logits)). Every sequence of the batch must be whole: its rows
+  // contiguous, at positions 0, 1, 2... Every row runs with the trained adapter alone.
+  core::Status run(const model::Batch& batch, const model::Tape& tape, model::Context& ctx, const TrainableLora& lora,
+                   const float* logits, const float* d_logits, std::vector<std::vector<float>>& grads);
+
+ private:
+  const model::Model& model_;
+  int64_t n_batch_;
+  std::vector<float> dx_, dmid_, dcur_, dffn_, dqkv_, mid_, tmp_, u_, du_;
+};
+
+// Cross-entropy of `target` under softmax(logits): returns -log p(target) and writes
+// d_logits = (softmax(logits) - onehot(target)) * weight.
+double cross_entropy(const float* logits, int64_t n_vocab, int32_t target, float weight, float* d_logits);
+
+}  // namespace owl::train

@@ -1,0 +1,342 @@
+// The backward pass against ground truth: float64 PyTorch's loss, every LoRA gradient and five
+// AdamW steps for the reference adapter (../shared/reference/lora), and each op's backward
+// against central finite differences.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "gguf/tensor_type.h"
+#include "model/forward.h"
+#include "quant/quant.h"
+#include "support/stories.h"
+#include "train/adamw.h"
+#include "train/backward.h"
+#include "train/lora.h"
+
+namespace owl::train {
+namespace {
+
+const std::string kLoraDir = std::string(OWL_SHARED_DIR) + "/reference/lora";
+
+nlohmann::json golden() {
+  std::ifstream in(kLoraDir + "/lora-r4-all.golden.json");
+  return nlohmann::json::parse(in);
+}
+
+// Loss and gradients of the golden sequence: mean cross-entropy over tokens[n_prompt:].
+struct Step {
+  double loss = 0;
+  std::vector<std::vector<float>> grads;
+};
+
+Step loss_and_grads(const model::Model& m, const TrainableLora& lora, const std::vector<int32_t>& tokens,
+                    int64_t n_prompt, bool with_grads) {
+  auto ctx = model::make_context(m, {.n_ctx = 64, .n_seq = 1, .n_batch = 64, .n_threads = 2, .exact_attention = true});
+  EXPECT_TRUE(ctx.ok());
+  model::Tape tape;
+  (*ctx)->tape = &tape;
+  model::AdapterSet set;
+  set.adapters.emplace_back(lora.adapter, 1.0f);
+  model::Batch b;
+  const auto n = static_cast<int64_t>(tokens.size());
+  for (int64_t i = 0; i < n; ++i) b.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), 0, i >= n_prompt - 1 && i < n - 1, &set);
+  const int64_t n_out = b.n_logits();
+  const int64_t n_vocab = m.config.n_vocab;
+  std::vector<float> logits(static_cast<size_t>(n_out * n_vocab)), d(logits.size());
+  EXPECT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  Step s;
+  for (int64_t i = 0; i < n_out; ++i) {
+    s.loss += cross_entropy(logits.data() + i * n_vocab, n_vocab, tokens[static_cast<size_t>(n_prompt + i)],
+                            1.0f / static_cast<float>(n_out), d.data() + i * n_vocab);
+  }
+  s.loss /= static_cast<double>(n_out);
+  if (with_grads) {
+    s.grads = lora.zeros_like();
+    Backward back(m, 64);
+    EXPECT_TRUE(back.run(b, tape, **ctx, lora, logits.data(), d.data(), s.grads).ok());
+  }
+  return s;
+}
+
+std::string slot_name(const LoraSlot& s, bool a) {
+  return "blk." + std::to_string(s.id.layer) + "." + model::linear_kind_name(s.id.kind) + ".weight" +
+         (a ? ".lora_a" : ".lora_b");
+}
+
+TEST(Backward, LossAndEveryGradientMatchFloat64Reference) {
+  const model::Model& m = *owl::testing::stories().model;
+  auto lora = lora_from_file(kLoraDir + "/stories260K.lora-r4-all.gguf", m);
+  ASSERT_TRUE(lora.ok()) << lora.message();
+  const nlohmann::json g = golden();
+  const auto tokens = g["tokens"].get<std::vector<int32_t>>();
+  const Step s = loss_and_grads(m, *lora, tokens, g["n_prompt"].get<int64_t>(), true);
+  const double want = g["loss"].get<double>();
+  EXPECT_NEAR(s.loss, want, 1e-4 * want);
+  ASSERT_EQ(lora->slots.size() * 2, g["grads"].size());
+  for (const LoraSlot& slot : lora->slots) {
+    for (bool a : {true, false}) {
+      const std::string name = slot_name(slot, a);
+      const auto ref = g["grads"][name].get<std::vector<double>>();
+      const std::vector<float>& got = s.grads[a ? slot.a : slot.b];
+      ASSERT_EQ(ref.size(), got.size()) << name;
+      double largest = 0, worst = 0;
+      for (double v : ref) largest = std::max(largest, std::abs(v));
+      for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(got[i] - ref[i]));
+      EXPECT_LE(worst, 1e-3 * largest) << name << ": largest gradient " << largest;
+    }
+  }
+}
+
+TEST(Backward, FiveAdamWStepsFollowTheReferenceLosses) {
+  const model::Model& m = *owl::testing::stories().model;
+  auto lora = lora_from_file(kLoraDir + "/stories260K.lora-r4-all.gguf", m);
+  ASSERT_TRUE(lora.ok()) << lora.message();
+  const nlohmann::json g = golden();
+  const auto tokens = g["tokens"].get<std::vector<int32_t>>();
+  const auto n_prompt = g["n_prompt"].get<int64_t>();
+  const auto want = g["losses_after_each_step"].get<std::vector<double>>();
+  AdamW opt;
+  opt.options.beta1 = g["adamw"]["beta1"].get<float>();
+  opt.options.beta2 = g["adamw"]["beta2"].get<float>();
+  opt.options.eps = g["adamw"]["eps"].get<float>();
+  opt.options.weight_decay = g["adamw"]["weight_decay"].get<float>();
+  const auto lr = g["adamw"]["lr"].get<float>();
+  for (size_t step = 0; step < want.size(); ++step) {
+    Step s = loss_and_grads(m, *lora, tokens, n_prompt, step + 1 < want.size());
+    EXPECT_NEAR(s.loss, want[step], 1e-4 * want[step]) << "after " << step << " steps";
+    if (step + 1 < want.size()) opt.update(lora->adapter->storage, s.grads, lr);
+  }
+}
+
+// ---- each op against central differences of a scalar objective L = Σ c_i y_i ----
+
+std::vector<float> random_vector(size_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+template <typename F>
+void expect_matches_differences(std::vector<float> x, const std::vector<float>& analytic, F&& objective,
+                                double tolerance) {
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float h = 1e-2f * std::max(1.0f, std::abs(x[i]));
+    const float keep = x[i];
+    x[i] = keep + h;
+    const double up = objective(x);
+    x[i] = keep - h;
+    const double down = objective(x);
+    x[i] = keep;
+    const double numeric = (up - down) / (2.0 * h);
+    EXPECT_NEAR(analytic[i], numeric, tolerance * std::max(1.0, std::abs(numeric))) << "element " << i;
+  }
+}
+
+TEST(BackwardOps, RmsNormMatchesFiniteDifferences) {
+  const int64_t n = 24;
+  const auto w = random_vector(n, 1), c = random_vector(n, 2);
+  const auto x = random_vector(n, 3);
+  auto objective = [&](const std::vector<float>& xv) {
+    double ss = 0;
+    for (float v : xv) ss += static_cast<double>(v) * v;
+    const double r = 1.0 / std::sqrt(ss / n + 1e-5);
+    double l = 0;
+    for (int64_t i = 0; i < n; ++i) l += c[i] * xv[i] * r * w[i];
+    return l;
+  };
+  std::vector<float> dx(n, 0.0f);
+  ops::rms_norm_backward(x.data(), w.data(), c.data(), dx.data(), n, 1e-5f);
+  expect_matches_differences(x, dx, objective, 2e-3);
+}
+
+TEST(BackwardOps, SwigluAndGegluMatchFiniteDifferences) {
+  const int64_t n = 16;
+  const auto g = random_vector(n, 4, 2.0f), u = random_vector(n, 5), c = random_vector(n, 6);
+  for (bool gelu : {false, true}) {
+    auto act = [gelu](double x) {
+      if (!gelu) return x / (1.0 + std::exp(-x));
+      return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * x * (1.0 + 0.044715 * x * x)));
+    };
+    std::vector<float> dg(n), du(n);
+    (gelu ? ops::geglu_backward : ops::swiglu_backward)(g.data(), u.data(), c.data(), dg.data(), du.data(), n);
+    expect_matches_differences(g, dg, [&](const std::vector<float>& gv) {
+      double l = 0;
+      for (int64_t i = 0; i < n; ++i) l += c[i] * act(gv[i]) * u[i];
+      return l;
+    }, 2e-3);
+    expect_matches_differences(u, du, [&](const std::vector<float>& uv) {
+      double l = 0;
+      for (int64_t i = 0; i < n; ++i) l += c[i] * act(g[i]) * uv[i];
+      return l;
+    }, 2e-3);
+  }
+}
+
+// ---- every architecture: the gradient along a random direction against central differences ----
+
+struct ArchCase {
+  std::string file;
+};
+
+double packed_loss(const model::Model& m, const TrainableLora& lora, const std::vector<std::vector<int32_t>>& seqs,
+                   std::vector<std::vector<float>>* grads, bool exact = true) {
+  auto ctx = model::make_context(m, {.n_ctx = 32, .n_seq = static_cast<int>(seqs.size()), .n_batch = 64,
+                                     .n_threads = 2, .exact_attention = exact});
+  EXPECT_TRUE(ctx.ok()) << ctx.message();
+  model::Tape tape;
+  (*ctx)->tape = &tape;
+  model::AdapterSet set;
+  set.adapters.emplace_back(lora.adapter, 1.0f);
+  model::Batch b;
+  std::vector<int32_t> targets;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    for (size_t i = 0; i < seqs[s].size(); ++i) {
+      const bool loss = i + 1 < seqs[s].size() && i >= 2;  // the first tokens act as a prompt
+      b.add(seqs[s][i], static_cast<int32_t>(i), static_cast<int32_t>(s), loss, &set);
+      if (loss) targets.push_back(seqs[s][i + 1]);
+    }
+  }
+  const int64_t n_vocab = m.config.n_vocab;
+  std::vector<float> logits(targets.size() * static_cast<size_t>(n_vocab)), d(logits.size());
+  EXPECT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  double loss = 0;
+  const float w = 1.0f / static_cast<float>(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    loss += cross_entropy(logits.data() + i * static_cast<size_t>(n_vocab), n_vocab, targets[i], w,
+                          d.data() + i * static_cast<size_t>(n_vocab)) * w;
+  }
+  if (grads != nullptr) {
+    *grads = lora.zeros_like();
+    Backward back(m, 64);
+    auto st = back.run(b, tape, **ctx, lora, logits.data(), d.data(), *grads);
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  return loss;
+}
+
+class EveryArch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
+  auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const model::Model& m = **loaded;
+  auto targets = parse_targets("q,k,v,o,gate,up,down", m);
+  ASSERT_TRUE(targets.ok()) << targets.message();
+  std::mt19937_64 rng(5);
+  auto lora = make_lora(m, *targets, 4, 8.0f, rng, "test");
+  ASSERT_TRUE(lora.ok()) << lora.message();
+  for (const LoraSlot& s : lora->slots) {  // B away from zero so that every path carries gradient
+    std::vector<float>& b = lora->adapter->storage[s.b];  // in place: the pair points into it
+    const std::vector<float> r = random_vector(b.size(), 17 + static_cast<uint32_t>(s.id.layer), 0.05f);
+    std::copy(r.begin(), r.end(), b.begin());
+  }
+  std::mt19937 tok(3);
+  std::uniform_int_distribution<int32_t> pick(3, static_cast<int32_t>(m.config.n_vocab - 1));
+  std::vector<std::vector<int32_t>> seqs(2);
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    seqs[s].resize(s == 0 ? 14 : 9);
+    for (int32_t& t : seqs[s]) t = pick(tok);
+  }
+  std::vector<std::vector<float>> grads;
+  packed_loss(m, *lora, seqs, &grads);
+  // Directions: all parameters, then only the A and only the B of the first layer's pairs.
+  for (int which = 0; which < 3; ++which) {
+    auto dir = lora->zeros_like();
+    double along = 0;
+    for (size_t k = 0; k < dir.size(); ++k) {
+      const bool is_a = k % 2 == 0;  // make_lora stores A then B for every pair
+      if (which == 1 && (!is_a || k >= 14)) continue;
+      if (which == 2 && (is_a || k >= 14)) continue;
+      dir[k] = random_vector(dir[k].size(), static_cast<uint32_t>(100 + k));
+      for (size_t i = 0; i < dir[k].size(); ++i) along += static_cast<double>(grads[k][i]) * dir[k][i];
+    }
+    const std::vector<std::vector<float>> keep = lora->adapter->storage;
+    auto shifted = [&](double h) {
+      for (size_t k = 0; k < dir.size(); ++k) {
+        for (size_t i = 0; i < dir[k].size(); ++i) lora->adapter->storage[k][i] = keep[k][i] + static_cast<float>(h) * dir[k][i];
+      }
+      return packed_loss(m, *lora, seqs, nullptr);
+    };
+    const double h = 2e-3;
+    const double numeric = (shifted(h) - shifted(-h)) / (2 * h);
+    for (size_t k = 0; k < keep.size(); ++k) std::copy(keep[k].begin(), keep[k].end(), lora->adapter->storage[k].begin());
+    EXPECT_NEAR(along, numeric, 1e-2 * std::max(1e-2, std::abs(numeric))) << GetParam() << " direction " << which;
+  }
+}
+
+// The f32 self-attention training runs gives the logits of the f16-cache attention serving runs.
+TEST_P(EveryArch, ExactAttentionGivesTheServedLogits) {
+  auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const model::Model& m = **loaded;
+  std::vector<int32_t> t(20);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>(3 + (i * 37) % (m.config.n_vocab - 3));
+  std::vector<std::vector<float>> out;
+  for (bool exact : {false, true}) {
+    auto ctx = model::make_context(m, {.n_ctx = 32, .n_seq = 1, .n_batch = 32, .n_threads = 2, .exact_attention = exact});
+    ASSERT_TRUE(ctx.ok());
+    model::Batch b;
+    for (size_t i = 0; i < t.size(); ++i) b.add(t[i], static_cast<int32_t>(i), 0, true);
+    out.emplace_back(t.size() * static_cast<size_t>(m.config.n_vocab));
+    ASSERT_TRUE(model::forward(m, b, **ctx, out.back().data()).ok());
+  }
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < out[0].size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::abs(out[0][i] - out[1][i])));
+    largest = std::max(largest, static_cast<double>(std::abs(out[0][i])));
+  }
+  EXPECT_LT(worst, 2e-2 * largest) << GetParam();
+}
+
+// F32 bases: with quantized ones the forward pass quantizes activations (Q8_0, Q8_K), a step
+// function that central differences cannot follow; their backward is checked per weight below.
+INSTANTIATE_TEST_SUITE_P(Train, EveryArch,
+                         ::testing::Values("llama-gqa.f32.gguf", "llama3-ropescale.f32.gguf", "qwen2.f32.gguf",
+                                           "qwen3.f32.gguf", "phi3.f32.gguf", "gemma2.f32.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+// dX = dY W through a frozen weight in its file's format equals the product with its
+// dequantized rows, for every weight format the models hold.
+TEST(BackwardOps, LinearInputBackwardEqualsDequantizedProduct) {
+  const std::string shared = std::string(OWL_SHARED_DIR) + "/models/";
+  for (const std::string& f : {"stories260K.f16.gguf", "stories260K.bf16.gguf", "stories260K.q4_0.gguf",
+                               "stories260K.q8_0.gguf", "kq256.q4_k_m.gguf", "kq256.q6_k.gguf", "kq256.q2_k.gguf"}) {
+    auto loaded = model::load_model(shared + f);
+    ASSERT_TRUE(loaded.ok()) << loaded.message();
+    const model::LayerWeights& l = (*loaded)->weights.layers[0];
+    core::ThreadPool pool(2);
+    for (const model::Weight* w : {&l.attn_q, &l.ffn_up, &l.ffn_down}) {
+      const int64_t n = 37;
+      const auto dy = random_vector(static_cast<size_t>(n * w->n_out), 9);
+      std::vector<float> dx(static_cast<size_t>(n * w->n_in), 0.5f), want = dx;
+      ops::linear_input_backward(pool, *w, dy.data(), w->n_out, n, dx.data(), w->n_in);
+      std::vector<float> row(static_cast<size_t>(w->n_in));
+      const int64_t rb = gguf::row_bytes(w->type, w->n_in);
+      for (int64_t j = 0; j < w->n_out; ++j) {
+        ASSERT_TRUE(quant::dequantize_row(w->type, static_cast<const uint8_t*>(w->data) + j * rb, row.data(), w->n_in));
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t i = 0; i < w->n_in; ++i) want[static_cast<size_t>(r * w->n_in + i)] += dy[static_cast<size_t>(r * w->n_out + j)] * row[static_cast<size_t>(i)];
+        }
+      }
+      double worst = 0, largest = 0;
+      for (size_t i = 0; i < dx.size(); ++i) {
+        worst = std::max(worst, static_cast<double>(std::abs(dx[i] - want[i])));
+        largest = std::max(largest, static_cast<double>(std::abs(want[i])));
+      }
+      EXPECT_LE(worst, 1e-5 * largest) << f << " " << gguf::type_info(w->type).name << " " << w->n_out << "x" << w->n_in;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace owl::train
