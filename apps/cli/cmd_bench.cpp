@@ -13,6 +13,7 @@
 #include "eval/bench.h"
 #include "format.h"
 #include "kernels/cpu_features.h"
+#include "lora_options.h"
 #include "model/model_info.h"
 
 namespace owl::cli {
@@ -23,6 +24,13 @@ struct BenchArgs {
   eval::BenchOptions options;
   std::string output = "md";
   int n_gpu_layers = -1;
+  LoraArgs lora;
+};
+
+// A model to measure and the adapters loaded for it (null: none).
+struct BenchModel {
+  std::unique_ptr<model::Model> model;
+  std::shared_ptr<const model::AdapterSet> adapters;
 };
 
 // "llama 1.10B Q4_0": architecture, parameters, the type holding most bytes.
@@ -54,16 +62,26 @@ std::string bandwidth_note(const std::string& model, const eval::BenchResult& r)
                      r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), *low, *high);
 }
 
-// Loads every model and checks the options against each before anything is printed or timed.
-core::Result<std::vector<std::unique_ptr<model::Model>>> load_models(const BenchArgs& args) {
-  std::vector<std::unique_ptr<model::Model>> models;
+// Loads every model and the adapters for it, and checks the options against each before anything
+// is printed or timed.
+core::Result<std::vector<BenchModel>> load_models(const BenchArgs& args) {
+  std::vector<BenchModel> models;
   for (const std::string& path : args.models) {
     auto model = model::load_model(path);
     if (!model) return model.error();
     if (auto s = eval::check_bench_options(**model, args.options); !s) return s.error();
-    models.push_back(std::move(*model));
+    auto adapters = load_adapters(args.lora.specs, **model);
+    if (!adapters) return adapters.error();
+    models.push_back({std::move(*model), std::move(*adapters)});
   }
   return models;
+}
+
+// The table's lora column: "a.gguf x1, b.gguf x0.5".
+std::string lora_cell(const std::vector<LoraSpec>& specs) {
+  std::string text;
+  for (const LoraSpec& s : specs) text += fmt::format("{}{} x{:g}", text.empty() ? "" : ", ", s.path, s.scale);
+  return text;
 }
 
 void draw_progress(const std::string& test, int rep, int repetitions) {
@@ -72,8 +90,11 @@ void draw_progress(const std::string& test, int rep, int repetitions) {
 }
 
 int run_bench(BenchArgs& args) {
+  if (auto s = finish_lora_args(args.lora); !s) return fail("owl bench", s.message());
   auto models = load_models(args);
   if (!models) return fail("owl bench", models.message());
+  if (!models->empty()) note_adapters("owl bench", args.lora.specs, models->front().adapters.get());
+  const bool lora = !args.lora.specs.empty();
   if (args.options.n_threads == 0) args.options.n_threads = static_cast<int>(std::thread::hardware_concurrency());
   const bool progress = ::isatty(STDERR_FILENO) != 0;
   if (progress) args.options.on_progress = draw_progress;
@@ -81,21 +102,25 @@ int run_bench(BenchArgs& args) {
   nlohmann::json records = nlohmann::json::array();
   std::vector<std::string> notes;  // printed under the table
   if (args.output == "md") {
-    fmt::print("| model | size | params | backend | threads | test | t/s |\n");
-    fmt::print("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+    fmt::print("| model | size | params | backend | threads |{} test | t/s |\n", lora ? " lora |" : "");
+    fmt::print("| --- | ---: | ---: | --- | ---: |{} ---: | ---: |\n", lora ? " --- |" : "");
   }
+  nlohmann::json lora_json = nlohmann::json::array();
+  for (const LoraSpec& s : args.lora.specs) lora_json.push_back({{"path", s.path}, {"scale", s.scale}});
   for (size_t m = 0; m < models->size(); ++m) {
     const std::string& path = args.models[m];
-    const model::ModelInfo info = model::describe_model((*models)[m]->file);
-    auto results = eval::run_bench(*(*models)[m], args.options);
+    const model::ModelInfo info = model::describe_model((*models)[m].model->file);
+    args.options.adapters = (*models)[m].adapters.get();
+    auto results = eval::run_bench(*(*models)[m].model, args.options);
     if (progress) fmt::print(stderr, "\r{:<40}\r", "");
     if (!results) return fail("owl bench", results.message());
     for (const eval::BenchResult& r : *results) {
       if (args.output == "md") {
-        fmt::print("| {} | {} | {} | CPU ({}) | {} | {} | {:.2f} ± {:.2f} |\n", model_type(info),
-                   size_mib(info.tensor_bytes), human_count(info.n_params), isa, args.options.n_threads, r.test,
-                   r.avg_ts, r.stddev_ts);
-        if (!r.read_gbs.empty()) notes.push_back(bandwidth_note(model_type(info), r));
+        fmt::print("| {} | {} | {} | CPU ({}) | {} |{} {} | {:.2f} ± {:.2f} |\n", model_type(info),
+                   size_mib(info.tensor_bytes), human_count(info.n_params), isa, args.options.n_threads,
+                   lora ? " " + lora_cell(args.lora.specs) + " |" : "", r.test, r.avg_ts, r.stddev_ts);
+        const std::string measured = model_type(info) + (lora ? " with its LoRA adapters" : "");
+        if (!r.read_gbs.empty()) notes.push_back(bandwidth_note(measured, r));
         std::fflush(stdout);
         continue;
       }
@@ -115,6 +140,7 @@ int run_bench(BenchArgs& args) {
                          {"n_threads", args.options.n_threads},
                          {"type_k", "f16"},
                          {"type_v", "f16"},
+                         {"lora", lora_json},
                          {"n_prompt", r.n_prompt},
                          {"n_gen", r.n_gen},
                          {"test_time", stamp},
@@ -159,6 +185,7 @@ Command register_bench(CLI::App& root) {
                "Measure the memory read bandwidth before each generation repetition and print generation's share of it");
   app->add_flag("--deterministic", o.batch_invariant,
                "Batch-invariant kernels, as `owl serve --deterministic` runs them (what that costs)");
+  add_lora_options(app, args->lora);
   app->add_option("-o,--output", args->output, "Output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
   return {app, [args, app] {
             note_gpu_layers(app, "owl bench");

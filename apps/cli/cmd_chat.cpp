@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common_options.h"
 #include "engine/session.h"
+#include "lora_options.h"
 #include "sampling_options.h"
 
 namespace owl::cli {
@@ -29,6 +30,7 @@ struct ChatArgs {
   int n_threads = 0;
   int n_gpu_layers = -1;
   int64_t n_ctx = 0;
+  LoraArgs lora;
 };
 
 // Reads one user message: a line, or lines joined while they end in '\', or a block between
@@ -138,8 +140,10 @@ CommandResult run_command(const std::string& input, Conversation& c) {
 }
 
 // One turn: the user's message in, the reply streamed out and kept; an error drops the message.
+// The same adapters every turn: earlier turns' KV is reused only under the adapters it was computed with.
 void run_turn(Conversation& c, engine::Session& session, const tokenizer::Tokenizer& tok, int64_t n_ctx,
-              const engine::GenerateParams& params, const std::string& input) {
+              const engine::GenerateParams& params, const std::shared_ptr<const model::AdapterSet>& adapters,
+              const std::string& input) {
   c.messages.push_back({{"role", "user"}, {"content", input}});
   auto prompt = fit_prompt(c, tok, n_ctx, params.max_tokens);
   if (!prompt) {
@@ -149,7 +153,8 @@ void run_turn(Conversation& c, engine::Session& session, const tokenizer::Tokeni
   }
   std::string reply;
   g_interrupted = 0;
-  auto stats = session.generate({.prompt = *prompt, .params = params}, [&](std::string_view text, const sample::Sampled&) {
+  engine::SequenceRequest request{.prompt = *prompt, .params = params, .adapters = adapters};
+  auto stats = session.generate(std::move(request), [&](std::string_view text, const sample::Sampled&) {
     reply.append(text);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -167,10 +172,14 @@ void run_turn(Conversation& c, engine::Session& session, const tokenizer::Tokeni
 
 int run_chat(ChatArgs& args) {
   if (auto s = finish_sampling_args(args.sampling); !s) return fail(kCommand, s.message());
+  if (auto s = finish_lora_args(args.lora); !s) return fail(kCommand, s.message());
   auto model = model::load_model(args.model);
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());
+  auto adapters = load_adapters(args.lora.specs, **model);
+  if (!adapters) return fail(kCommand, adapters.message());
+  note_adapters(kCommand, args.lora.specs, adapters->get());
   if (auto s = attach_constraint(args.sampling, *tok); !s) return fail(kCommand, s.message());
   auto chat_template = load_chat_template(args.template_file, args.format, (*model)->file, kCommand);
   if (!chat_template) return fail(kCommand, chat_template.message());
@@ -193,7 +202,7 @@ int run_chat(ChatArgs& args) {
     const CommandResult command = run_command(input, c);
     if (command == CommandResult::kExit) break;
     if (command == CommandResult::kHandled || input.empty()) continue;
-    run_turn(c, session, *tok, (*ctx)->kv.n_ctx(), args.sampling.generate, input);
+    run_turn(c, session, *tok, (*ctx)->kv.n_ctx(), args.sampling.generate, *adapters, input);
   }
   fmt::print("\n");
   return 0;
@@ -213,6 +222,7 @@ Command register_chat(CLI::App& root) {
   add_threads_option(app, args->n_threads);
   add_ctx_option(app, args->n_ctx);
   add_gpu_layers_option(app, args->n_gpu_layers);
+  add_lora_options(app, args->lora);
   add_sampling_options(app, args->sampling);
   args->sampling.generate.max_tokens = -1;
   return {app, [args, app] {

@@ -6,6 +6,7 @@
 #include "common_options.h"
 #include "core/files.h"
 #include "engine/session.h"
+#include "lora_options.h"
 #include "model/forward.h"
 #include "prompt_input.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,7 @@ struct LogitsArgs {
   bool no_bos = false;
   int n_threads = 0;
   int n_gpu_layers = -1;
+  LoraArgs lora;
 };
 
 // The positions the prompt and the greedy continuation take, checked against the context.
@@ -47,6 +49,7 @@ nlohmann::json row_json(const float* x, int64_t n) {
 }
 
 int run_logits(LogitsArgs& args) {
+  if (auto s = finish_lora_args(args.lora); !s) return fail(kCommand, s.message());
   if (int rc = fail_unless_writable(kCommand, args.output, "-o")) return rc;
   auto text = read_text_source({.text = args.prompt_given ? &args.prompt : nullptr, .file = args.prompt_file});
   if (!text) return fail(kCommand, text.message());
@@ -55,6 +58,9 @@ int run_logits(LogitsArgs& args) {
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());
+  auto adapters = load_adapters(args.lora.specs, **model);
+  if (!adapters) return fail(kCommand, adapters.message());
+  note_adapters(kCommand, args.lora.specs, adapters->get());
   const std::vector<int32_t> tokens = tok->tokenize(args.prompt, {.add_special = !args.no_bos, .parse_special = true});
   if (tokens.empty()) return fail(kCommand, "the prompt gives no tokens");
   if (!args.no_bos) warn_double_bos(tokens, tok->bos(), kCommand);
@@ -66,7 +72,7 @@ int run_logits(LogitsArgs& args) {
   if (!ctx) return fail(kCommand, ctx.message());
 
   model::Batch batch;
-  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, true, adapters->get());
   std::vector<float> logits(tokens.size() * static_cast<size_t>(n_vocab));
   if (auto s = model::forward(**model, batch, **ctx, logits.data()); !s) {
     return fail(kCommand, s.message());
@@ -77,15 +83,25 @@ int run_logits(LogitsArgs& args) {
   out["add_bos"] = !args.no_bos;
   out["n_vocab"] = n_vocab;
   out["tokens"] = tokens;
+  // One adapter as the reference dumps name it; several as a list.
+  if (args.lora.specs.size() == 1) {
+    out["adapter"] = args.lora.specs[0].path;
+    out["adapter_scale"] = args.lora.specs[0].scale;
+  } else if (!args.lora.specs.empty()) {
+    out["adapters"] = nlohmann::json::array();
+    for (const LoraSpec& spec : args.lora.specs) out["adapters"].push_back({{"path", spec.path}, {"scale", spec.scale}});
+  }
   out["logits"] = nlohmann::json::array();
   for (size_t i = 0; i < tokens.size(); ++i) out["logits"].push_back(row_json(logits.data() + i * n_vocab, n_vocab));
 
   // The greedy continuation decodes as `owl run` and the server do; the prompt is in the cache.
   std::vector<int32_t> greedy;
   engine::Session session(**model, *tok, **ctx);
-  session.assume_cached(tokens);
+  session.assume_cached(tokens, adapters->get());
   if (args.n_greedy > 0) {
-    auto stats = session.generate({.prompt = tokens, .params = {.sampling = {.temperature = 0.0f}, .max_tokens = args.n_greedy}},
+    auto stats = session.generate({.prompt = tokens,
+                                   .params = {.sampling = {.temperature = 0.0f}, .max_tokens = args.n_greedy},
+                                   .adapters = *adapters},
                                   [&](std::string_view, const sample::Sampled& s) {
                                     greedy.push_back(s.token);
                                     return true;
@@ -119,6 +135,7 @@ Command register_logits(CLI::App& root) {
   app->add_flag("--no-bos", args->no_bos, "Do not add the BOS token");
   add_threads_option(app, args->n_threads);
   add_gpu_layers_option(app, args->n_gpu_layers);
+  add_lora_options(app, args->lora);
   app->add_option("-o,--output", args->output, "Output JSON file")->required();
   return {app, [args, app] {
             args->prompt_given = app->count("--prompt") > 0;

@@ -14,15 +14,6 @@
 namespace owl::cli {
 namespace {
 
-// "f32 f16 ... q2_k": every file type, as gguf/file_type.h lists them.
-std::string file_type_names() {
-  std::string names;
-  for (const gguf::FileTypeInfo& f : gguf::file_types()) {
-    names += std::string(names.empty() ? "" : " ") + std::string(f.name);
-  }
-  return names;
-}
-
 struct QuantizeArgs {
   std::string input, output, type;
   int n_threads = 0;
@@ -67,16 +58,6 @@ void print_summary(const QuantizeArgs& a, const quantize::QuantizeSummary& s) {
   if (!a.imatrix.empty()) fmt::print("importance matrix used for {} tensors\n", s.n_imatrix_used);
 }
 
-void draw_progress(const quantize::QuantizeProgress& p) {
-  constexpr int kWidth = 30;
-  const double f = p.bytes_in_total ? static_cast<double>(p.bytes_in_done) / static_cast<double>(p.bytes_in_total) : 1;
-  const int filled = static_cast<int>(f * kWidth);
-  fmt::print(stderr, "\r[{}{}] {:3.0f}%  {}/{} {:<32.32}", std::string(filled, '#'), std::string(kWidth - filled, ' '),
-             100 * f, p.tensors_done, p.tensors_total, p.tensor);
-  if (p.tensors_done == p.tensors_total) fmt::print(stderr, "\n");
-  std::fflush(stderr);
-}
-
 // The options, checked before any work: the type, the overrides (a pattern that matches no
 // tensor is warned about), the output path and the --report text, which is read now.
 core::Result<quantize::QuantizeOptions> prepare(const QuantizeArgs& a, std::string& report_text) {
@@ -119,7 +100,7 @@ int run_quantize(const QuantizeArgs& a) {
     o->imatrix = &*imatrix;
     o->imatrix_path = a.imatrix;
   }
-  if (!a.dry_run && isatty(STDERR_FILENO)) o->on_progress = draw_progress;
+  if (!a.dry_run && isatty(STDERR_FILENO)) o->on_progress = draw_tensor_progress;
   auto summary = quantize::quantize_model(*o);
   if (!summary) return fail("owl quantize", summary.message());
   if (a.dry_run) print_plan(*summary);

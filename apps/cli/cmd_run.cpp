@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "common_options.h"
 #include "engine/session.h"
+#include "lora_options.h"
 #include "prompt_input.h"
 #include "sampling_options.h"
 
@@ -23,6 +24,7 @@ struct RunArgs {
   int64_t n_ctx = 0;
   bool no_echo = false;
   bool no_bos = false;
+  LoraArgs lora;
 };
 
 void print_stats(const engine::GenerateStats& stats) {
@@ -34,6 +36,7 @@ void print_stats(const engine::GenerateStats& stats) {
 
 int run_run(RunArgs& args) {
   if (auto s = finish_sampling_args(args.sampling); !s) return fail(kCommand, s.message());
+  if (auto s = finish_lora_args(args.lora); !s) return fail(kCommand, s.message());
   auto text = read_text_source({.text = args.prompt_given ? &args.prompt : nullptr, .file = args.prompt_file});
   if (!text) return fail(kCommand, text.message());
   args.prompt = std::move(*text);
@@ -41,6 +44,9 @@ int run_run(RunArgs& args) {
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());
+  auto adapters = load_adapters(args.lora.specs, **model);
+  if (!adapters) return fail(kCommand, adapters.message());
+  note_adapters(kCommand, args.lora.specs, adapters->get());
   if (auto s = attach_constraint(args.sampling, *tok); !s) return fail(kCommand, s.message());
   const int64_t n_ctx = context_size(**model, args.n_ctx, kCommand);
   auto ctx = model::make_context(**model, {.n_ctx = n_ctx, .n_seq = 1, .n_threads = args.n_threads});
@@ -54,7 +60,7 @@ int run_run(RunArgs& args) {
     std::fflush(stdout);
   }
   engine::Session session(**model, *tok, **ctx);
-  auto stats = session.generate({.prompt = prompt, .params = args.sampling.generate},
+  auto stats = session.generate({.prompt = prompt, .params = args.sampling.generate, .adapters = *adapters},
                                 [](std::string_view piece, const sample::Sampled&) {
                                   std::fwrite(piece.data(), 1, piece.size(), stdout);
                                   std::fflush(stdout);
@@ -81,6 +87,7 @@ Command register_run(CLI::App& root) {
   add_gpu_layers_option(app, args->n_gpu_layers);
   app->add_flag("--no-echo", args->no_echo, "Do not print the prompt before the generated text");
   app->add_flag("--no-bos", args->no_bos, "Do not add the BOS token");
+  add_lora_options(app, args->lora);
   add_sampling_options(app, args->sampling);
   return {app, [args, app] {
             args->prompt_given = app->count("--prompt") > 0;

@@ -34,6 +34,7 @@ Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
 Command register_serve(CLI::App& root);
 Command register_quantize(CLI::App& root);
+Command register_merge(CLI::App& root);
 Command register_compare(CLI::App& root);
 Command register_imatrix(CLI::App& root);
 Command register_import(CLI::App& root);

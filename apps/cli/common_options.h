@@ -12,8 +12,10 @@
 #include <fmt/format.h>
 
 #include "core/files.h"
+#include "gguf/file_type.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
 namespace owl::cli {
 
@@ -70,6 +72,27 @@ inline void warn_double_bos(const std::vector<int32_t>& tokens, int32_t bos, con
 inline void draw_chunk_progress(int64_t done, int64_t total) {
   fmt::print(stderr, "\rchunk {}/{}", done, total);
   if (done == total) fmt::print(stderr, "\n");
+  std::fflush(stderr);
+}
+
+// "f32 f16 ... q2_k": every file type owl quantize and owl merge write, as gguf/file_type.h lists them.
+inline std::string file_type_names() {
+  std::string names;
+  for (const gguf::FileTypeInfo& f : gguf::file_types()) {
+    names += std::string(names.empty() ? "" : " ") + std::string(f.name);
+  }
+  return names;
+}
+
+// A bar over the input bytes of the tensors written so far (owl quantize, owl merge), redrawn
+// with \r (only when stderr is a terminal).
+inline void draw_tensor_progress(const quantize::QuantizeProgress& p) {
+  constexpr int kWidth = 30;
+  const double f = p.bytes_in_total ? static_cast<double>(p.bytes_in_done) / static_cast<double>(p.bytes_in_total) : 1;
+  const int filled = static_cast<int>(f * kWidth);
+  fmt::print(stderr, "\r[{}{}] {:3.0f}%  {}/{} {:<32.32}", std::string(filled, '#'), std::string(kWidth - filled, ' '),
+             100 * f, p.tensors_done, p.tensors_total, p.tensor);
+  if (p.tensors_done == p.tensors_total) fmt::print(stderr, "\n");
   std::fflush(stderr);
 }
 

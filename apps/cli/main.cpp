@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
       owl::cli::register_bench(root),
       owl::cli::register_logits(root),
       owl::cli::register_quantize(root),
+      owl::cli::register_merge(root),
       owl::cli::register_compare(root),
       owl::cli::register_imatrix(root),
       owl::cli::register_import(root),

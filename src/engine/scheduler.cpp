@@ -104,10 +104,10 @@ bool Scheduler::busy() const {
   return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->busy; });
 }
 
-void Scheduler::assume_cached(std::vector<int32_t> tokens) {
+void Scheduler::assume_cached(std::vector<int32_t> tokens, std::string adapter_key) {
   Slot& slot = *slots_.front();
   slot.cached = std::move(tokens);
-  slot.adapter_key.clear();
+  slot.adapter_key = std::move(adapter_key);
 }
 
 void Scheduler::admit(Job job) {

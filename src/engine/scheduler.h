@@ -112,8 +112,9 @@ class Scheduler {
   void cancel(bool all);
   // Computes one step; returns the tokens it computed (0 when no sequence runs).
   int64_t step();
-  // Tells the scheduler that slot 0 holds `tokens`, computed by the caller (owl logits).
-  void assume_cached(std::vector<int32_t> tokens);
+  // Tells the scheduler that slot 0 holds `tokens`, computed by the caller (owl logits) under the
+  // adapters whose key is `adapter_key` ("" for the base model; model::adapter_key).
+  void assume_cached(std::vector<int32_t> tokens, std::string adapter_key = {});
   void fill_gauges(Gauges& g) const;
   int64_t n_ctx() const { return ctx_.kv.n_ctx(); }
 

@@ -37,8 +37,11 @@ class Session {
   Session(const model::Model& model, const tokenizer::Tokenizer& tokenizer, model::Context& ctx);
 
   core::Result<GenerateStats> generate(SequenceRequest request, const TokenCallback& on_token);
-  // The caller computed `tokens` into sequence 0 of the context; the next prompt reuses them.
-  void assume_cached(std::vector<int32_t> tokens) { scheduler_.assume_cached(std::move(tokens)); }
+  // The caller computed `tokens` into sequence 0 of the context under `adapters` (null: the base
+  // model); the next prompt with the same adapters reuses them.
+  void assume_cached(std::vector<int32_t> tokens, const model::AdapterSet* adapters = nullptr) {
+    scheduler_.assume_cached(std::move(tokens), model::adapter_key(adapters));
+  }
 
  private:
   const model::Model& model_;

@@ -39,17 +39,17 @@ void summarize(BenchResult& r, int64_t n_tokens) {
 
 // One timed run; the cache starts empty each time.
 core::Result<double> time_run(const Model& model, Context& ctx, const std::vector<int32_t>& tokens, bool prompt,
-                              std::vector<float>& logits) {
+                              const model::AdapterSet* adapters, std::vector<float>& logits) {
   ctx.kv.clear();
   Batch batch;
   const auto start = Clock::now();
   if (prompt) {
-    for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, i + 1 == tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, i + 1 == tokens.size(), adapters);
     OWL_TRY(forward(model, batch, ctx, logits.data()));
   } else {
     for (size_t i = 0; i < tokens.size(); ++i) {
       batch.clear();
-      batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+      batch.add(tokens[i], static_cast<int32_t>(i), 0, true, adapters);
       OWL_TRY(forward(model, batch, ctx, logits.data()));
     }
   }
@@ -62,7 +62,7 @@ double bytes(const Weight& w) {
 
 }  // namespace
 
-double weight_bytes_per_token(const Model& model) {
+double weight_bytes_per_token(const Model& model, const model::AdapterSet* adapters) {
   const ModelWeights& w = model.weights;
   double total = bytes(w.output_norm) + bytes(w.output) + bytes(w.rope_freqs);
   total += static_cast<double>(gguf::row_bytes(w.token_embd.type, w.token_embd.n_in));
@@ -71,6 +71,13 @@ double weight_bytes_per_token(const Model& model) {
                             &l.attn_v_bias, &l.attn_q_norm, &l.attn_k_norm, &l.attn_output, &l.post_attention_norm,
                             &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.post_ffw_norm}) {
       total += bytes(*m);
+    }
+  }
+  if (adapters != nullptr) {
+    for (const auto& [adapter, scale] : adapters->adapters) {
+      for (const model::LoraPair& p : adapter->pairs) {
+        if (p.present()) total += static_cast<double>(p.rank * (p.n_in + p.n_out) * int64_t{sizeof(float)});
+      }
     }
   }
   return total;
@@ -128,18 +135,18 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
     r.n_prompt = prompt ? n : 0;
     r.n_gen = prompt ? 0 : n;
     auto warmup = time_run(model, **ctx, std::vector<int32_t>(tokens.begin(), tokens.begin() + std::min<int64_t>(n, 16)),
-                           prompt, logits);
+                           prompt, o.adapters, logits);
     if (!warmup) return warmup.error();
     const bool bandwidth = o.bandwidth && !prompt;
     std::unique_ptr<kernels::ReadBandwidth> meter;
     if (bandwidth) {
       meter = std::make_unique<kernels::ReadBandwidth>();
-      r.weight_bytes_per_token = weight_bytes_per_token(model);
+      r.weight_bytes_per_token = weight_bytes_per_token(model, o.adapters);
     }
     for (int rep = 0; rep < o.repetitions; ++rep) {
       if (o.on_progress) o.on_progress(r.test, rep + 1, o.repetitions);
       if (bandwidth) r.read_gbs.push_back(meter->measure((*ctx)->pool, 2));
-      auto ns = time_run(model, **ctx, tokens, prompt, logits);
+      auto ns = time_run(model, **ctx, tokens, prompt, o.adapters, logits);
       if (!ns) return ns.error();
       r.samples_ns.push_back(*ns);
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "model/adapter.h"
 #include "model/model.h"
 
 namespace owl::eval {
@@ -23,6 +24,8 @@ struct BenchOptions {
   // that generation can be read as a share of it on a machine whose bandwidth varies.
   bool bandwidth = false;
   bool batch_invariant = false;  // model::ContextOptions::batch_invariant
+  // LoRA adapters applied to every token (loaded for this model); null: the base model.
+  const model::AdapterSet* adapters = nullptr;
   // Called on the calling thread before each timed repetition: the test ("pp512") and the
   // repetition (1-based) out of `repetitions`.
   std::function<void(const std::string& test, int rep, int repetitions)> on_progress;
@@ -49,8 +52,8 @@ struct BenchResult {
 };
 
 // Bytes of weights one decode step reads: every matrix and vector of the blocks and the output,
-// one row of the token embedding.
-double weight_bytes_per_token(const model::Model& model);
+// one row of the token embedding, and the A and B of every adapter pair (f32).
+double weight_bytes_per_token(const model::Model& model, const model::AdapterSet* adapters = nullptr);
 
 core::Result<std::vector<BenchResult>> run_bench(const model::Model& model, const BenchOptions& options);
 

@@ -42,40 +42,6 @@ void copy_metadata(const gguf::GgufFile& in, const QuantizeOptions& o, int64_t n
   }
 }
 
-// Rows of one tensor, converted in chunks so that every thread has work and the f32 copy of
-// a chunk stays in cache. Each thread owns a scratch row buffer.
-struct TensorJob {
-  const gguf::TensorInfo& in;
-  TensorType target;
-  const float* importance;  // [n_cols] or nullptr
-  uint8_t* out;
-};
-
-void convert_tensor(const TensorJob& job, core::ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
-  const int64_t n_cols = job.in.ne[0];
-  const int64_t n_rows = job.in.n_rows();
-  const int64_t in_row = gguf::row_bytes(job.in.type, n_cols);
-  const int64_t out_row = gguf::row_bytes(job.target, n_cols);
-  const int64_t rows_per_task = std::max<int64_t>(1, (int64_t{1} << 16) / n_cols);
-  const int64_t n_tasks = (n_rows + rows_per_task - 1) / rows_per_task;
-  pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
-    std::vector<float>& row = scratch[static_cast<size_t>(thread)];
-    const int64_t end = std::min(n_rows, (task + 1) * rows_per_task);
-    for (int64_t r = task * rows_per_task; r < end; ++r) {
-      const uint8_t* src = job.in.data + r * in_row;
-      if (job.in.type == TensorType::F32) {
-        std::copy_n(reinterpret_cast<const float*>(src), n_cols, row.data());
-      } else {
-        quant::dequantize_row(job.in.type, src, row.data(), n_cols);
-      }
-      uint8_t* dst = job.out + r * out_row;
-      if (!job.importance || !quant::quantize_row_weighted(job.target, row.data(), dst, n_cols, job.importance)) {
-        quant::quantize_row(job.target, row.data(), dst, n_cols);
-      }
-    }
-  });
-}
-
 core::Status check_imatrix(const QuantizeOptions& o, const std::vector<TensorPlan>& plans) {
   if (!o.imatrix) return {};
   for (const TensorPlan& p : plans) {
@@ -89,6 +55,35 @@ core::Status check_imatrix(const QuantizeOptions& o, const std::vector<TensorPla
 }
 
 }  // namespace
+
+// Rows in chunks, so that every thread has work and the f32 copy of a chunk stays in cache.
+void convert_tensor(const ConvertJob& job, core::ThreadPool& pool) {
+  const int64_t n_cols = job.in.ne[0];
+  const int64_t n_rows = job.in.n_rows();
+  const int64_t in_row = gguf::row_bytes(job.in.type, n_cols);
+  const int64_t out_row = gguf::row_bytes(job.target, n_cols);
+  const int64_t rows_per_task = std::max<int64_t>(1, (int64_t{1} << 16) / n_cols);
+  const int64_t n_tasks = (n_rows + rows_per_task - 1) / rows_per_task;
+  // One f32 row per thread.
+  std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.n_threads()), std::vector<float>(n_cols));
+  pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
+    std::vector<float>& row = scratch[static_cast<size_t>(thread)];
+    const int64_t end = std::min(n_rows, (task + 1) * rows_per_task);
+    for (int64_t r = task * rows_per_task; r < end; ++r) {
+      const uint8_t* src = job.in.data + r * in_row;
+      if (job.in.type == TensorType::F32) {
+        std::copy_n(reinterpret_cast<const float*>(src), n_cols, row.data());
+      } else {
+        quant::dequantize_row(job.in.type, src, row.data(), n_cols);
+      }
+      if (job.adjust) job.adjust(r, row.data());
+      uint8_t* dst = job.out + r * out_row;
+      if (!job.importance || !quant::quantize_row_weighted(job.target, row.data(), dst, n_cols, job.importance)) {
+        quant::quantize_row(job.target, row.data(), dst, n_cols);
+      }
+    }
+  });
+}
 
 core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
   const auto start = std::chrono::steady_clock::now();
@@ -116,9 +111,6 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
   if (o.dry_run) return summary;
 
   core::ThreadPool pool(o.n_threads);
-  int64_t max_cols = 1;
-  for (const TensorPlan& p : summary.plans) max_cols = std::max(max_cols, p.tensor->ne[0]);
-  std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.n_threads()), std::vector<float>(max_cols));
 
   // Output data is kept until the writer has it all; tensors copied unchanged borrow the map.
   std::vector<std::vector<uint8_t>> buffers(summary.plans.size());
@@ -134,7 +126,9 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
       if (o.imatrix && gguf::type_info(p.target).quantized) importance = o.imatrix->importance(t.name, t.ne[0]);
       n_imatrix += importance.empty() ? 0 : 1;
       buffers[i].resize(static_cast<size_t>(gguf::row_bytes(p.target, t.ne[0]) * t.n_rows()));
-      convert_tensor({t, p.target, importance.empty() ? nullptr : importance.data(), buffers[i].data()}, pool, scratch);
+      convert_tensor({.in = t, .target = p.target, .importance = importance.empty() ? nullptr : importance.data(),
+                      .out = buffers[i].data()},
+                     pool);
       data = buffers[i];
     }
     OWL_TRY(writer.add_tensor(t.name, p.target, std::span<const int64_t>(t.ne, static_cast<size_t>(t.n_dims)), data));

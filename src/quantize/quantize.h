@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_pool.h"
 #include "quantize/imatrix.h"
 #include "quantize/quant_mix.h"
 
@@ -47,6 +48,19 @@ struct QuantizeSummary {
   int64_t n_imatrix_used = 0;     // tensors quantized with importance weights
   double seconds = 0;
 };
+
+// One tensor's rows converted on `pool`: its type -> f32 -> `adjust` -> `target` (importance-
+// weighted when `importance` [n_cols] is given). `adjust(row, values)`, when set, may change the
+// f32 values of row `row` (0..n_rows-1) before they are written; it is called from the pool's
+// threads, each row once. `out` holds row_bytes(target, n_cols) * n_rows bytes.
+struct ConvertJob {
+  const gguf::TensorInfo& in;
+  gguf::TensorType target;
+  const float* importance = nullptr;
+  std::function<void(int64_t row, float* values)> adjust;
+  uint8_t* out = nullptr;
+};
+void convert_tensor(const ConvertJob& job, core::ThreadPool& pool);
 
 // Writes options.output atomically (temporary name, fsync, rename). The metadata is the
 // input's with general.file_type and general.quantization_version set (appended, as

@@ -102,6 +102,53 @@ TEST_F(Generate, PrefixReuseComputesOnlyTheNewTokensAndGivesTheSameText) {
   EXPECT_EQ(reused.text, fresh.text);
 }
 
+// A chat with an adapter reuses its earlier turns; what was computed under other adapters (or
+// none), by the session or by the caller (owl logits), is computed again.
+TEST_F(Generate, PrefixReuseIsKeyedByTheAdapters) {
+  auto adapter = model::load_lora(std::string(OWL_SHARED_DIR) + "/reference/lora/stories260K.lora-r4-all.gguf", *model);
+  ASSERT_TRUE(adapter.ok()) << adapter.message();
+  auto set = std::make_shared<model::AdapterSet>();
+  set->adapters.emplace_back(*adapter, 1.0f);
+  const GenerateParams options{.sampling = {.temperature = 0.0f}, .max_tokens = 12};
+  const std::vector<int32_t> prompt = tok->tokenize("Once upon a time, there was a little girl named Lily.");
+  auto generate = [&](Session& s, std::shared_ptr<const model::AdapterSet> adapters) {
+    Output out;
+    auto stats = s.generate({.prompt = prompt, .params = options, .adapters = std::move(adapters)},
+                            [&](std::string_view text, const sample::Sampled& sampled) {
+                              out.text.append(text);
+                              out.tokens.push_back(sampled.token);
+                              return true;
+                            });
+    EXPECT_TRUE(stats.ok());
+    if (stats.ok()) out.stats = *stats;
+    return out;
+  };
+  auto chat = session();
+  const Output first = generate(*chat, set);
+  const Output again = generate(*chat, set);
+  EXPECT_EQ(first.stats.n_reused, 0);
+  EXPECT_EQ(again.stats.n_reused, static_cast<int64_t>(prompt.size()) - 1);
+  EXPECT_EQ(again.tokens, first.tokens);
+  const Output base = generate(*chat, nullptr);
+  EXPECT_EQ(base.stats.n_reused, 0);
+  EXPECT_NE(base.tokens, first.tokens);  // the adapter changes the continuation
+  EXPECT_EQ(base.tokens, generate(*session(), nullptr).tokens);
+
+  // The caller's prefill under the adapter, then a generation under it: reused; under none: not.
+  model::Batch batch;
+  for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), 0, true, set.get());
+  std::vector<float> logits(prompt.size() * static_cast<size_t>(model->config.n_vocab));
+  ASSERT_TRUE(model::forward(*model, batch, *ctx, logits.data()).ok());
+  auto caller = session();
+  caller->assume_cached(prompt, set.get());
+  const Output cached = generate(*caller, set);
+  EXPECT_EQ(cached.stats.n_reused, static_cast<int64_t>(prompt.size()) - 1);
+  EXPECT_EQ(cached.tokens, first.tokens);
+  ASSERT_TRUE(model::forward(*model, batch, *ctx, logits.data()).ok());
+  caller->assume_cached(prompt, set.get());
+  EXPECT_EQ(generate(*caller, nullptr).stats.n_reused, 0);
+}
+
 TEST_F(Generate, APromptLongerThanTheContextIsAnError) {
   std::string text;
   for (int i = 0; i < 200; ++i) text += "the cat sat. ";
