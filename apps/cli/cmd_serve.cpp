@@ -43,6 +43,8 @@ struct ServeArgs {
   std::string chat_template_file;
   std::string chat_format = "chatml";
   serve::ServerOptions server;
+  std::vector<std::string> lora;                          // NAME=FILE or FILE
+  std::vector<std::pair<std::string, std::string>> lora_scaled;  // (NAME=FILE or FILE, scale)
   double drain_timeout_s = 30;
   int n_gpu_layers = 0;
 };
@@ -104,11 +106,22 @@ class StopSignals {
   std::chrono::steady_clock::time_point first_at_;
 };
 
+// A LoRA adapter to load with a model: a named one (--lora) that requests pick, or one of a
+// configured model (`lora:`) that every request runs with.
+struct AdapterEntry {
+  std::string name;   // --lora: the name in the model id BASE:NAME
+  std::string path;
+  float scale = 1.0f;
+  std::string where;  // for messages: "--lora", or the config's "file:line"
+};
+
 // A model this process runs: from -m, or a local model of --config.
 struct LocalEntry {
   std::string name;
   std::string path;
   engine::EngineOptions engine;
+  std::vector<AdapterEntry> named;  // served as BASE:NAME
+  std::vector<AdapterEntry> fixed;  // applied to every request
 };
 
 // What to serve, once the arguments and the config were checked.
@@ -134,6 +147,11 @@ core::Status plan_config(const ServeArgs& a, Plan& plan) {
     if (m.local()) {
       if (auto s = check_model_file(m.path, fmt::format("{}:{}: model '{}': path", a.config, m.line, m.name)); !s) return s;
       LocalEntry entry{.name = m.name, .path = m.path, .engine = a.engine};
+      for (const router::LoraSpec& l : m.lora) {
+        const std::string where = fmt::format("{}:{}", a.config, l.line);
+        if (auto s = check_model_file(l.path, fmt::format("{}: model '{}': lora", where, m.name)); !s) return s;
+        entry.fixed.push_back({.path = l.path, .scale = static_cast<float>(l.scale), .where = where});
+      }
       if (m.parallel > 0) entry.engine.n_parallel = m.parallel;
       if (m.ctx > 0) entry.engine.n_ctx = m.ctx;
       if (auto s = entry.engine.validate(); !s) return core::make_error("{}:{}: model '{}': {}", a.config, m.line, m.name, s.message());
@@ -152,6 +170,44 @@ core::Status plan_config(const ServeArgs& a, Plan& plan) {
   plan.detector = std::make_shared<const router::SensitiveDetector>(std::move(*detector));
   plan.config = std::move(*config);
   return {};
+}
+
+// --lora NAME=FILE or FILE (the file's stem names it), and --lora-scaled's with their scales.
+core::Result<std::vector<AdapterEntry>> named_adapters(const ServeArgs& a) {
+  std::vector<std::pair<std::string, double>> given;
+  for (const std::string& l : a.lora) given.emplace_back(l, 1.0);
+  for (const auto& [arg, text] : a.lora_scaled) {
+    char* end = nullptr;
+    const double scale = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') return core::make_error("--lora-scaled {} {}: the scale is not a number", arg, text);
+    given.emplace_back(arg, scale);
+  }
+  std::vector<AdapterEntry> out;
+  for (const auto& [arg, scale] : given) {
+    AdapterEntry e{.scale = static_cast<float>(scale), .where = "--lora"};
+    // NAME=FILE when what comes before '=' is a name; otherwise a file (whose path may hold '=').
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos && router::AdapterCatalog::check_name(arg.substr(0, eq))) {
+      e.name = arg.substr(0, eq);
+      e.path = arg.substr(eq + 1);
+    } else {
+      e.path = arg;
+      e.name = std::filesystem::path(arg).stem().string();
+      if (auto s = router::AdapterCatalog::check_name(e.name); !s) {
+        return core::make_error("--lora {}: {}; give NAME=FILE", arg, s.message());
+      }
+    }
+    if (!std::isfinite(scale) || std::abs(scale) > router::kMaxAdapterScale) {
+      return core::make_error("--lora-scaled {} {}: the scale is outside [-{}, {}]", arg, scale, router::kMaxAdapterScale,
+                              router::kMaxAdapterScale);
+    }
+    if (auto s = check_model_file(e.path, fmt::format("--lora {}:", e.name)); !s) return s.error();
+    for (const AdapterEntry& earlier : out) {
+      if (earlier.name == e.name) return core::make_error("--lora: two adapters are named '{}'", e.name);
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 // What can be checked before binding and loading, so that a typo fails at once.
@@ -182,10 +238,16 @@ core::Status check_args(const ServeArgs& a, Plan& plan) {
     }
   }
   if (a.model.empty() == a.config.empty()) return core::make_error("give one of -m/--model (one model) or --config (models and routes)");
+  if (!a.config.empty() && (!a.lora.empty() || !a.lora_scaled.empty())) {
+    return core::make_error("--lora names adapters of -m's model; with --config give a model `lora:` (docs/router.md), or load "
+                            "adapters with POST /lora-adapters (--lora-runtime)");
+  }
   if (!a.config.empty()) return plan_config(a, plan);
   if (auto s = check_model_file(a.model, "--model"); !s) return s;
+  auto named = named_adapters(a);
+  if (!named) return named.error();
   plan.locals.push_back({.name = a.alias.empty() ? std::filesystem::path(a.model).stem().string() : a.alias, .path = a.model,
-                         .engine = a.engine});
+                         .engine = a.engine, .named = std::move(*named)});
   return {};
 }
 
@@ -195,12 +257,34 @@ struct Loaded {
   std::optional<tmpl::Template> chat_template;
   std::unique_ptr<engine::Engine> engine;
   std::string chat_template_source;
+  std::shared_ptr<const model::AdapterSet> fixed;   // null: none
+  std::shared_ptr<router::AdapterCatalog> catalog;  // the adapters requests pick
 };
 
-core::Status load(const ServeArgs& args, const LocalEntry& entry, serve::Metrics& metrics, Loaded& out) {
+// The model's adapters: those every request runs with, and the named ones.
+core::Status load_adapters(const LocalEntry& entry, std::shared_ptr<router::AdapterIds> ids, Loaded& out) {
+  if (!entry.fixed.empty()) {
+    auto set = std::make_shared<model::AdapterSet>();
+    for (const AdapterEntry& a : entry.fixed) {
+      auto adapter = model::load_lora(a.path, *out.model);
+      if (!adapter) return core::make_error("{}: lora: {}", a.where, adapter.message());
+      set->adapters.emplace_back(std::move(*adapter), a.scale);
+    }
+    out.fixed = std::move(set);
+  }
+  out.catalog = std::make_shared<router::AdapterCatalog>(*out.model, std::move(ids));
+  for (const AdapterEntry& a : entry.named) {
+    if (auto loaded = out.catalog->load(a.name, a.path, a.scale); !loaded) return core::make_error("--lora {}: {}", a.name, loaded.message());
+  }
+  return {};
+}
+
+core::Status load(const ServeArgs& args, const LocalEntry& entry, std::shared_ptr<router::AdapterIds> adapter_ids,
+                  serve::Metrics& metrics, Loaded& out) {
   auto model = model::load_model(entry.path);
   if (!model) return model.error();
   out.model = std::move(*model);
+  OWL_TRY(load_adapters(entry, std::move(adapter_ids), out));
   auto tok = tokenizer::Tokenizer::load(out.model->file);
   if (!tok) return tok.error();
   out.tokenizer.emplace(std::move(*tok));
@@ -256,9 +340,12 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
     auto p = std::make_shared<router::LocalProvider>(router::LocalModel{
         .id = plan.locals[i].name, .created = now, .model = l.model.get(), .tokenizer = &*l.tokenizer,
         .chat_template = &*l.chat_template, .chat_template_source = l.chat_template_source, .engine = l.engine.get(),
-        .usd_per_second = cores * per_core_hour / 3600.0});
+        .usd_per_second = cores * per_core_hour / 3600.0, .adapters = l.fixed, .catalog = l.catalog});
     by_name[plan.locals[i].name] = p;
-    names.push_back(fmt::format("'{}'", plan.locals[i].name));
+    std::vector<std::string> adapters;
+    for (const router::NamedAdapter& a : l.catalog->list()) adapters.push_back(fmt::format("'{}:{}'", plan.locals[i].name, a.name));
+    names.push_back(adapters.empty() ? fmt::format("'{}'", plan.locals[i].name)
+                                     : fmt::format("'{}' (adapters {})", plan.locals[i].name, fmt::join(adapters, ", ")));
   }
   if (plan.config) {
     for (const router::ModelSpec& m : plan.config->models) {
@@ -317,9 +404,10 @@ int run_serve(ServeArgs& args) {
 
   const auto load_start = engine::Clock::now();
   std::vector<std::unique_ptr<Loaded>> locals;
+  auto adapter_ids = std::make_shared<router::AdapterIds>(0);
   for (const LocalEntry& entry : plan.locals) {
     locals.push_back(std::make_unique<Loaded>());
-    if (auto s = load(args, entry, metrics, *locals.back()); !s) {
+    if (auto s = load(args, entry, adapter_ids, metrics, *locals.back()); !s) {
       fmt::print(stderr, "owl serve: {}{}\n", plan.config ? fmt::format("model '{}': ", entry.name) : "", s.message());
       server.stop();
       return 1;
@@ -339,8 +427,8 @@ int run_serve(ServeArgs& args) {
   if (plan.config) {
     fmt::print(stderr, "owl serve: ready: {}; chat page and API at http://{}:{}/\n", *served, args.host, *port);
   } else {
-    fmt::print(stderr, "owl serve: ready: model '{}', {} sequences of {} tokens; chat page and API at http://{}:{}/\n",
-               plan.locals[0].name, args.engine.n_parallel, locals[0]->engine->n_ctx(), args.host, *port);
+    fmt::print(stderr, "owl serve: ready: {}, {} sequences of {} tokens; chat page and API at http://{}:{}/\n", *served,
+               args.engine.n_parallel, locals[0]->engine->n_ctx(), args.host, *port);
   }
 
   const int signal = signals.wait();
@@ -377,6 +465,13 @@ Command register_serve(CLI::App& root) {
   app->add_option("--max-connections", args->server.max_connections,
                   "Connections served at once; more wait to be accepted")->capture_default_str();
   app->add_option("--cors", args->server.cors_origin, "Origin browsers may call the API from (\"*\": any)");
+  app->add_option("--lora", args->lora,
+                  "LoRA adapter served as the model id MODEL:NAME, as NAME=FILE or FILE (named by its stem); repeatable")
+      ->type_name("NAME=FILE");
+  app->add_option("--lora-scaled", args->lora_scaled, "A LoRA adapter as --lora, run at SCALE; repeatable")
+      ->type_name("NAME=FILE SCALE");
+  app->add_flag("--lora-runtime", args->server.adapter_loading,
+                "Let POST /lora-adapters load and unload adapters while serving (callers can make the server read files)");
   app->add_flag("--accept-any-model", args->server.accept_any_model,
                 "Serve requests for any model name with this model (for clients that hard-code one)");
   app->add_flag("--deterministic", args->engine.batch_invariant,

@@ -158,6 +158,9 @@ void Engine::on_step(int64_t n_tokens, double seconds) {
 void Engine::on_tokens(int64_t n) {
   if (observer_) observer_->on_tokens(n);
 }
+void Engine::on_step_adapters(int n_sets) {
+  if (observer_) observer_->on_step_adapters(n_sets);
+}
 void Engine::on_finished(const ChoiceStats& stats, Clock::time_point arrival) {
   if (observer_) observer_->on_finished(stats, arrival);
 }

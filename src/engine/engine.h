@@ -71,6 +71,7 @@ class Engine : private Observer {
   void on_admitted(int64_t computed, int64_t cached) override;
   void on_step(int64_t n_tokens, double seconds) override;
   void on_tokens(int64_t n) override;
+  void on_step_adapters(int n_sets) override;
   void on_finished(const ChoiceStats& stats, Clock::time_point arrival) override;
   void on_released() override;
 

@@ -11,6 +11,16 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// Whether two sequences run with the same adapters at the same scales (null: the base model).
+bool same_adapters(const model::AdapterSet* a, const model::AdapterSet* b) {
+  if (a == b) return true;
+  if (a == nullptr || b == nullptr || a->adapters.size() != b->adapters.size()) return false;
+  for (size_t i = 0; i < a->adapters.size(); ++i) {
+    if (a->adapters[i].first != b->adapters[i].first || a->adapters[i].second != b->adapters[i].second) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
@@ -92,6 +102,14 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
     slots_.back()->id = i;
   }
   logits_.resize(slots_.size() * static_cast<size_t>(model_.config.n_vocab));
+  step_adapters_.reserve(slots_.size());
+}
+
+void Scheduler::note_adapters(const model::AdapterSet* set) {
+  for (const model::AdapterSet* seen : step_adapters_) {
+    if (same_adapters(seen, set)) return;
+  }
+  step_adapters_.push_back(set);
 }
 
 Scheduler::~Scheduler() = default;
@@ -186,6 +204,7 @@ int64_t Scheduler::step() {
   const core::Status status = model::forward(model_, batch_, ctx_, logits_.data());
   const double seconds = seconds_between(start, Clock::now());
   observer_->on_step(n_tokens, seconds);
+  observer_->on_step_adapters(static_cast<int>(step_adapters_.size()));
   step_cost_.observe(n_tokens, seconds);
   if (!status) {
     fail_batch(status.message());
@@ -211,10 +230,12 @@ int64_t Scheduler::step() {
 int64_t Scheduler::build_batch() {
   batch_.clear();
   batch_rows_.clear();
+  step_adapters_.clear();
   int64_t budget = step_tokens_;
   for (auto& s : slots_) {  // every generating sequence's next token first: streams never stall
     if (!s->busy || s->prefilling()) continue;
     batch_.add(s->next_token, static_cast<int32_t>(s->cached.size()), s->id, true, s->job.request.adapters.get());
+    note_adapters(s->job.request.adapters.get());
     s->cached.push_back(s->next_token);
     batch_rows_.push_back({s.get(), -1});
     --budget;
@@ -258,6 +279,7 @@ int64_t Scheduler::build_batch() {
       s->cached.push_back(prompt[at]);
       if (scores) batch_rows_.push_back({s, static_cast<int64_t>(at)});
     }
+    if (n > 0) note_adapters(s->job.request.adapters.get());
     s->n_prompt_done += n;
     budget -= static_cast<int64_t>(n);
     if (!s->prefilling()) batch_rows_.push_back({s, -1});

@@ -80,6 +80,9 @@ class Observer {
   virtual void on_admitted(int64_t computed, int64_t cached) { (void)computed, (void)cached; }
   virtual void on_step(int64_t n_tokens, double seconds) { (void)n_tokens, (void)seconds; }
   virtual void on_tokens(int64_t n) { (void)n; }
+  // The step just computed held sequences with `n_sets` different adapter sets (the base model
+  // counting as one): more than one means that they shared the step.
+  virtual void on_step_adapters(int n_sets) { (void)n_sets; }
   // A sequence ended (any reason); `arrival` is when its request arrived.
   virtual void on_finished(const ChoiceStats& stats, Clock::time_point arrival) { (void)stats, (void)arrival; }
   // A sequence left its slot (ended, failed or refused), before its sink hears of it.
@@ -125,6 +128,8 @@ class Scheduler {
   void advance(Slot& slot, const float* logits);
   void finish(Slot& slot, FinishReason reason);
   void fail_batch(const std::string& message);
+  // Counts `set` among the step's adapter sets.
+  void note_adapters(const model::AdapterSet* set);
 
   const model::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -143,6 +148,7 @@ class Scheduler {
   std::vector<float> logits_;      // [rows][n_vocab]
   std::vector<Row> batch_rows_;
   std::vector<int32_t> order_;     // scratch for prompt log-probabilities
+  std::vector<const model::AdapterSet*> step_adapters_;  // the different adapter sets of the step's sequences
   uint64_t admissions_ = 0;
   StepCost step_cost_;
 };

@@ -11,6 +11,7 @@
 
 #include "core/files.h"
 #include "core/yaml.h"
+#include "router/request.h"
 
 namespace owl::router {
 namespace {
@@ -43,14 +44,45 @@ bool valid_env_name(std::string_view name) {
   return true;
 }
 
+// `lora:` a path, or a list of paths and {path, scale}.
+core::Status parse_lora(const At& at, ModelSpec& m) {
+  if (!at.present()) return {};
+  if (at.node.IsScalar()) {
+    auto path = get_string(at);
+    if (!path) return path.error();
+    if (path->empty()) return at.error("empty path");
+    m.lora.push_back({.path = *path, .line = at.line()});
+    return {};
+  }
+  if (!at.node.IsSequence()) return at.error("expected an adapter's path or a list of paths and {{path, scale}}");
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    const At item = at.item(i);
+    LoraSpec spec{.line = item.line()};
+    if (item.node.IsScalar()) {
+      auto path = get_string(item);
+      if (!path) return path.error();
+      spec.path = *path;
+    } else if (item.node.IsMap()) {
+      OWL_TRY(only_keys(item, {"path", "scale"}));
+      auto path = get_string(item.child("path"));
+      if (!path) return path.error();
+      spec.path = *path;
+      OWL_TRY(read_optional(item, "scale", number_in(-kMaxAdapterScale, kMaxAdapterScale), spec.scale));
+    } else {
+      return item.error("expected an adapter's path or {{path, scale}}");
+    }
+    if (spec.path.empty()) return item.error("empty path");
+    m.lora.push_back(std::move(spec));
+  }
+  return {};
+}
+
 core::Status parse_local(const At& at, ModelSpec& m) {
   auto path = get_string(at.child("path"));
   if (!path) return path.error();
   if (path->empty()) return at.child("path").error("empty path");
   m.path = *path;
-  if (at.child("lora").present()) {
-    return at.child("lora").error("adapters on a configured model are not supported yet; serve the merged model instead");
-  }
+  OWL_TRY(parse_lora(at.child("lora"), m));
   OWL_TRY(read_optional(at, "parallel", int_in(1, 256), m.parallel));
   OWL_TRY(read_optional(at, "ctx", int_in(1, 1 << 20), m.ctx));
   return {};

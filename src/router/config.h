@@ -25,6 +25,13 @@ struct Price {
   double output_per_mtok = 0;
 };
 
+// A LoRA adapter a local model runs every request with (`lora:`).
+struct LoraSpec {
+  std::string path;    // llama.cpp's LoRA GGUF
+  double scale = 1;    // the user's scale; the factor is scale × alpha / rank
+  int line = 0;        // where it is given, for errors when it is loaded
+};
+
 struct ModelSpec {
   std::string name;          // the id clients ask for
   int line = 0;              // where it is defined (1-based), for later errors
@@ -33,6 +40,7 @@ struct ModelSpec {
   std::string path;          // a GGUF file
   int parallel = 0;          // sequences at once; 0: the server's --parallel
   int64_t ctx = 0;           // positions per sequence; 0: the server's -c
+  std::vector<LoraSpec> lora;  // adapters applied to every request, in order
   // Hosted: an OpenAI-compatible API.
   std::string base_url;      // e.g. https://api.openai.com/v1
   std::string model;         // the upstream's model id; "" uses `name`

@@ -250,6 +250,7 @@ std::variant<Submission, ApiError> HostedProvider::submit(const CompletionReques
   };
   if (request.tools_active()) return refuse("tools", "tools");
   if (request.logprobs) return refuse("logprobs", "logprobs");
+  if (!request.lora.empty()) return refuse("llama.cpp's lora field", "lora");
   if (!request.grammar.empty() && !request.json_output) return refuse("a GBNF grammar", "grammar");
   if (request.json_output && !request.passthrough.contains("response_format")) return refuse("llama.cpp's json_schema field", "json_schema");
   if (breaker_open()) {

@@ -121,7 +121,10 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
     if (auto* e = std::get_if<ApiError>(&made)) return *e;
     constraint = std::get<std::shared_ptr<const constrain::Program>>(made)->factory();
   }
-  switch (local_.engine->submit(make_sequences(req, ids, constraint, local_.adapters), std::move(sink))) {
+  auto adapters = this->adapters(req);
+  if (auto* e = std::get_if<ApiError>(&adapters)) return *e;
+  const auto& set = std::get<std::shared_ptr<const model::AdapterSet>>(adapters);
+  switch (local_.engine->submit(make_sequences(req, ids, constraint, set), std::move(sink))) {
     case engine::SubmitResult::kAccepted: return sub;
     case engine::SubmitResult::kQueueFull:
       return ApiError{.status = 429,
@@ -130,6 +133,25 @@ std::variant<Submission, ApiError> LocalProvider::submit(const CompletionRequest
     case engine::SubmitResult::kStopping: break;
   }
   return ApiError{.status = 503, .message = "the server is shutting down", .type = "server_error", .code = "shutting_down"};
+}
+
+std::variant<std::shared_ptr<const model::AdapterSet>, ApiError> LocalProvider::adapters(const CompletionRequest& req) const {
+  if (req.adapter.empty() && req.lora.empty()) return local_.adapters;
+  if (local_.catalog == nullptr) {
+    if (!req.adapter.empty()) {
+      return ApiError{.status = 404, .message = fmt::format("the model '{}:{}' does not exist: '{}' serves no adapters", info_.id,
+                                                            req.adapter, info_.id),
+                      .param = "model", .code = "model_not_found"};
+    }
+    return ApiError{.message = fmt::format("'lora': the model '{}' serves no adapters", info_.id), .param = "lora"};
+  }
+  auto picked = local_.catalog->resolve(info_.id, req.adapter, req.lora);
+  if (auto* e = std::get_if<ApiError>(&picked)) return *e;
+  auto& set = std::get<std::shared_ptr<const model::AdapterSet>>(picked);
+  if (local_.adapters == nullptr || set == nullptr) return set != nullptr ? set : local_.adapters;
+  auto both = std::make_shared<model::AdapterSet>(*local_.adapters);
+  both->adapters.insert(both->adapters.end(), set->adapters.begin(), set->adapters.end());
+  return std::shared_ptr<const model::AdapterSet>(std::move(both));
 }
 
 std::variant<std::shared_ptr<const constrain::Program>, ApiError> LocalProvider::program(const std::string& gbnf) {

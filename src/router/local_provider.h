@@ -11,6 +11,7 @@
 #include "engine/embed.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "router/adapter_catalog.h"
 #include "router/provider.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,8 @@ struct LocalModel {
   double usd_per_second = 0;             // the price of its compute: cores × price of a core-hour / 3600
   // LoRA adapters every sequence runs with (an eval candidate's, a configured model's); null: none.
   std::shared_ptr<const model::AdapterSet> adapters;
+  // The adapters requests may pick by name or id, after `adapters`; null: none.
+  std::shared_ptr<AdapterCatalog> catalog;
 };
 
 // Everything in `LocalModel` must outlive the provider.
@@ -41,6 +44,7 @@ class LocalProvider : public Provider {
   // context), several inputs per forward pass, beside the engine's batches.
   std::variant<Embeddings, ApiError> embed(const EmbeddingRequest& request) override;
   engine::Gauges gauges() const override { return local_.engine->gauges(); }
+  AdapterCatalog* adapter_catalog() const override { return local_.catalog.get(); }
   // The tokens `request` is computed from, its text (rendered through the chat template for chat)
   // followed by `suffix` (a choice scorer's label); `text` gets that text.
   std::variant<std::vector<int32_t>, ApiError> prompt_tokens(const CompletionRequest& request, const std::string& suffix,
@@ -49,6 +53,8 @@ class LocalProvider : public Provider {
 
  private:
   std::variant<engine::Embedder*, ApiError> embedder();
+  // The adapters the request's sequences run with: the model's own, then those it picked.
+  std::variant<std::shared_ptr<const model::AdapterSet>, ApiError> adapters(const CompletionRequest& request) const;
   // The request's grammar bound to the vocabulary; compiled programs (and the token masks they
   // cache) are kept for the most recent grammars, so a schema sent again costs no compilation.
   std::variant<std::shared_ptr<const constrain::Program>, ApiError> program(const std::string& gbnf);

@@ -25,6 +25,8 @@ class GgufFile;
 
 namespace owl::router {
 
+class AdapterCatalog;
+
 // What a provider tells about the model it serves.
 struct ModelInfo {
   std::string id;                                  // the id clients ask for (/v1/models)
@@ -100,6 +102,9 @@ class Provider {
   virtual void cancel_running() {}
   // The engine's state, for metrics; zeros for a provider without one.
   virtual engine::Gauges gauges() const { return {}; }
+  // The LoRA adapters it serves by name, as the model ids `{id}:{name}` (adapter_catalog.h);
+  // null for a provider that serves none.
+  virtual AdapterCatalog* adapter_catalog() const { return nullptr; }
 };
 
 }  // namespace owl::router

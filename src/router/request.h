@@ -27,6 +27,14 @@ struct ApiError {
 
 enum class Endpoint { kChat, kCompletion };
 
+// One entry of llama.cpp's `lora` request field: an adapter by its id (GET /lora-adapters) and
+// the scale to run it at.
+struct LoraChoice {
+  int64_t id = 0;
+  float scale = 1.0f;
+};
+inline constexpr float kMaxAdapterScale = 100.0f;  // |scale| an adapter may run at (API and config)
+
 // tool_choice: "auto" (the model decides), "none", "required" (at least one call), or a named
 // function (a call of that one).
 enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
@@ -66,6 +74,10 @@ struct CompletionRequest {
   bool marked_sensitive = false;
   // The HTTP request's x-* headers, names in lower case, for a route's rules.
   std::vector<std::pair<std::string, std::string>> headers;
+  // LoRA adapters of a local model (router/adapter_catalog.h): the one its model id names
+  // (BASE:NAME; "" for none), and llama.cpp's `lora` field.
+  std::string adapter;
+  std::vector<LoraChoice> lora;
   // Chat: the functions the model may call (OpenAI's tools array, validated); null when none.
   Json tools;
   ToolChoice tool_choice = ToolChoice::kAuto;

@@ -346,7 +346,34 @@ std::optional<ApiError> parse_tools(const Json& body, CompletionRequest& req) {
   return std::nullopt;
 }
 
+// llama.cpp's `lora`: [{"id": N, "scale": S}, ...], adapters by the ids of GET /lora-adapters.
+std::optional<ApiError> parse_lora(const Json& body, CompletionRequest& req) {
+  auto it = body.find("lora");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  constexpr size_t kMaxLora = 64;
+  if (!it->is_array() || it->size() > kMaxLora) {
+    return bad("lora", fmt::format("'lora' must be an array of at most {} {{\"id\", \"scale\"}} objects", kMaxLora));
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& entry = (*it)[i];
+    const std::string param = fmt::format("lora[{}]", i);
+    if (!entry.is_object()) return bad("lora", fmt::format("'{}' must be an object {{\"id\", \"scale\"}}, got {}", param, entry.dump()));
+    router::LoraChoice c;
+    Fields f(entry);
+    if (!entry.contains("id")) return bad("lora", fmt::format("'{}.id' is missing", param));
+    f.integer("id", 0, std::numeric_limits<int32_t>::max(), c.id);
+    f.number("scale", -router::kMaxAdapterScale, router::kMaxAdapterScale, c.scale);
+    if (f.error) return bad("lora", fmt::format("'{}': {}", param, f.error->message));
+    for (const router::LoraChoice& earlier : req.lora) {
+      if (earlier.id == c.id) return bad("lora", fmt::format("'lora' names adapter id {} twice", c.id));
+    }
+    req.lora.push_back(c);
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_common(const Json& body, CompletionRequest& req, int64_t n_vocab) {
+  if (auto e = parse_lora(body, req)) return e;
   if (auto e = parse_constraint(body, req)) return e;
   if (auto e = parse_tools(body, req)) return e;
   Fields f(body);

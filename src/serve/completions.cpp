@@ -338,16 +338,16 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   // The model is found before the rest of the body is validated: its vocabulary bounds token ids.
   std::string model_id;
   if (auto it = json.find("model"); it != json.end() && it->is_string()) model_id = *it;
-  router::Provider* provider = s.find_model(*models, model_id);
-  if (provider == nullptr) {
-    return fail(model_not_found(*models, model_id));
-  }
+  const Target target = s.find_model(*models, model_id);
+  if (!target) return fail(model_not_found(*models, model_id));
+  router::Provider* provider = target.provider;
   const router::ModelInfo& model = provider->info();
   auto parsed = parse_completion_request(json, endpoint, model.n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   auto call = std::make_shared<Call>(s, who, model.tokenizer);
   call->model_info = &model;
   call->req = std::move(std::get<CompletionRequest>(parsed));
+  call->req.adapter = target.adapter;
   call->req.marked_sensitive = http_req.get_header_value("x-owl-sensitive") == "true";
   for (const auto& [name, value] : http_req.headers) {
     std::string lower = name;
@@ -356,7 +356,8 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   }
   if (call->req.max_tokens < 0) call->req.max_tokens = s.options.default_max_tokens;
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
-                            .created = static_cast<int64_t>(std::time(nullptr)), .model = model.id};
+                            .created = static_cast<int64_t>(std::time(nullptr)),
+                            .model = target.adapter.empty() ? model.id : fmt::format("{}:{}", model.id, target.adapter)};
   if (auto denied = s.guard->admit(who, call->work())) return fail(*denied);
   call->results.resize(static_cast<size_t>(call->req.n));
   call->token_bytes.assign(static_cast<size_t>(call->req.n), 0);

@@ -77,6 +77,12 @@ void Metrics::on_step(int64_t n_tokens, double seconds) {
   step_seconds_ += seconds;
 }
 
+void Metrics::on_step_adapters(int n_sets) {
+  if (n_sets < 2) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++mixed_adapter_steps_;
+}
+
 void Metrics::set_model_load_seconds(double s) {
   std::lock_guard<std::mutex> lock(mutex_);
   model_load_s_ = s;
@@ -113,6 +119,9 @@ std::string Metrics::render(const engine::Gauges& g) const {
   render_scalar(out, "counter", "owl_engine_step_tokens_total", "Tokens computed by the forward passes.",
                 static_cast<double>(step_tokens_));
   render_scalar(out, "counter", "owl_engine_step_seconds_total", "Time spent in forward passes.", step_seconds_);
+  render_scalar(out, "counter", "owl_engine_mixed_adapter_steps_total",
+                "Forward passes that computed sequences of different LoRA adapters (or adapters and the base model) together.",
+                static_cast<double>(mixed_adapter_steps_));
   render_histogram(out, "owl_time_to_first_token_seconds", "From arrival to the first generated token.", ttft_);
   render_histogram(out, "owl_time_per_output_token_seconds", "Mean time between generated tokens of a request.", tpot_);
   render_histogram(out, "owl_request_duration_seconds", "From arrival to the last token.", e2e_);

@@ -39,13 +39,14 @@ class Metrics : public engine::Observer {
   void on_admitted(int64_t computed, int64_t cached) override;
   void on_step(int64_t n_tokens, double seconds) override;
   void on_tokens(int64_t n) override;
+  void on_step_adapters(int n_sets) override;
   void on_finished(const engine::ChoiceStats& stats, engine::Clock::time_point arrival) override;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (endpoint, status) -> count
   uint64_t prompt_tokens_ = 0, cached_tokens_ = 0, generated_tokens_ = 0;
-  uint64_t steps_ = 0, step_tokens_ = 0;
+  uint64_t steps_ = 0, step_tokens_ = 0, mixed_adapter_steps_ = 0;
   double step_seconds_ = 0;
   double model_load_s_ = 0;
   std::map<std::pair<std::string, std::string>, uint64_t> route_decisions_;  // (route, decision)

@@ -42,25 +42,32 @@ std::variant<const ModelRegistry*, ApiError> ready_models(const Server::Impl& s)
 }
 
 // The provider of the model a client names: its id, or its id with Ollama's default tag
-// (":latest"); with --accept-any-model, the first model for any other name.
+// (":latest"), or BASE:NAME for an adapter NAME of BASE (whose tag is the adapter); with
+// --accept-any-model, the first model for any other name.
 struct Found {
   router::Provider* provider = nullptr;
   std::string name;  // the name answers carry: as asked, or the served model's when another was asked
+  std::string adapter;  // the adapter the name picks; "" for none
 };
 std::variant<Found, ApiError> find_ollama_model(const Server::Impl& s, const ModelRegistry& models, const std::string& asked) {
   if (asked.empty()) return ApiError{.message = "model is required", .param = "model"};
-  router::Provider* p = models.find(asked);
+  Target t = models.resolve(asked);
   constexpr std::string_view kLatest = ":latest";
-  if (p == nullptr && asked.size() > kLatest.size() && asked.ends_with(kLatest)) {
-    p = models.find(std::string_view(asked).substr(0, asked.size() - kLatest.size()));
+  if (!t && asked.size() > kLatest.size() && asked.ends_with(kLatest)) {
+    t = Target{.provider = models.find(std::string_view(asked).substr(0, asked.size() - kLatest.size()))};
   }
-  if (p != nullptr) return Found{.provider = p, .name = asked};
+  if (t) return Found{.provider = t.provider, .name = asked, .adapter = t.adapter};
   if (s.options.accept_any_model) {
-    p = models.find("");
+    router::Provider* p = models.find("");
     return Found{.provider = p, .name = ollama_name(p->info().id)};
   }
   std::string names;
-  for (const auto& m : models.all()) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", ollama_name(m->info().id));
+  for (const auto& m : models.all()) {
+    names += fmt::format("{}'{}'", names.empty() ? "" : ", ", ollama_name(m->info().id));
+    if (const router::AdapterCatalog* catalog = m->adapter_catalog()) {
+      for (const router::NamedAdapter& a : catalog->list()) names += fmt::format(", '{}:{}'", m->info().id, a.name);
+    }
+  }
   return ApiError{.status = 404, .message = fmt::format("model '{}' not found; this server serves {}", asked, names),
                   .param = "model", .code = "model_not_found"};
 }
@@ -270,11 +277,12 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
   }
   auto call = std::make_shared<OllamaCall>(s, who, *model.tokenizer);
   call->req = std::move(req);
+  call->req.completion.adapter = found.adapter;
   if (call->req.completion.max_tokens < 0) call->req.completion.max_tokens = s.options.default_max_tokens;
   call->id = s.make_id("ollama");
   call->endpoint = http.path;
   call->name = found.name;
-  call->served = model.id;
+  call->served = found.adapter.empty() ? model.id : fmt::format("{}:{}", model.id, found.adapter);
   call->model_info = &model;
   call->times.arrival = arrival;
   if (auto denied = s.guard->admit(who, call->work())) return *denied;
@@ -334,6 +342,10 @@ void handle_embed(Server::Impl& s, const Principal& who, const httplib::Request&
   auto got = body_and_model(s, http);
   if (auto* e = std::get_if<ApiError>(&got)) return fail(*e);
   const auto& [body, found] = std::get<std::pair<Json, Found>>(got);
+  if (!found.adapter.empty()) {
+    return fail(ApiError{.message = fmt::format("'{}' is a LoRA adapter of '{}'; embeddings are the base model's only",
+                                                found.name, found.provider->info().id), .param = "model"});
+  }
   auto parsed = parse_ollama_embed_request(body, legacy);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   OllamaEmbedRequest& req = std::get<OllamaEmbedRequest>(parsed);
@@ -371,6 +383,14 @@ void handle_list(Server::Impl& s, httplib::Response& res, bool running) {
   Json models = Json::array();
   for (const auto& p : std::get<const ModelRegistry*>(ready)->all()) {
     models.push_back(running ? ollama_ps_entry(p->info(), p->gauges().kv_bytes) : ollama_tags_entry(p->info()));
+    // An adapter is the base model under another tag: BASE:NAME.
+    if (const router::AdapterCatalog* catalog = running ? nullptr : p->adapter_catalog()) {
+      for (const router::NamedAdapter& a : catalog->list()) {
+        router::ModelInfo info = p->info();
+        info.id = fmt::format("{}:{}", info.id, a.name);
+        models.push_back(ollama_tags_entry(info));
+      }
+    }
   }
   reply_ollama(res, {{"models", std::move(models)}});
 }

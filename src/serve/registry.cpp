@@ -28,9 +28,25 @@ router::Provider* ModelRegistry::find(std::string_view id) const {
   return nullptr;
 }
 
+Target ModelRegistry::resolve(std::string_view id) const {
+  if (router::Provider* p = find(id)) return Target{.provider = p};
+  const size_t colon = id.rfind(':');
+  if (colon == std::string_view::npos) return {};
+  router::Provider* base = find(id.substr(0, colon));
+  if (base == nullptr || base->adapter_catalog() == nullptr) return {};
+  const std::string_view name = id.substr(colon + 1);
+  if (!base->adapter_catalog()->find(name)) return {};
+  return Target{.provider = base, .adapter = std::string(name)};
+}
+
 std::string ModelRegistry::ids() const {
   std::string out;
-  for (const auto& p : providers_) out += fmt::format("{}'{}'", out.empty() ? "" : ", ", p->info().id);
+  for (const auto& p : providers_) {
+    out += fmt::format("{}'{}'", out.empty() ? "" : ", ", p->info().id);
+    if (const router::AdapterCatalog* catalog = p->adapter_catalog()) {
+      for (const router::NamedAdapter& a : catalog->list()) out += fmt::format(", '{}:{}'", p->info().id, a.name);
+    }
+  }
   return out;
 }
 

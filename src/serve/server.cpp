@@ -42,6 +42,7 @@ constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions
                              {"/v1/models", "GET"},
                              {"/v1/models/{id}", "GET"},       {"/health", "GET"},          {"/metrics", "GET"},
                              {"/tokenize", "POST"},            {"/detokenize", "POST"},     {"/", "GET"},
+                             {"/lora-adapters", "GET, POST"},  {"/lora-adapters/{name}", "DELETE"},
                              // Ollama's API (ollama_handlers.cpp)
                              {"/api/generate", "POST"},        {"/api/chat", "POST"},       {"/api/embed", "POST"},
                              {"/api/embeddings", "POST"},      {"/api/tags", "GET"},        {"/api/show", "POST"},
@@ -51,6 +52,7 @@ constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions
 // clients cannot grow the metric's label set.
 std::string endpoint_label(const std::string& path) {
   if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) return "/v1/models/{id}";
+  if (path.rfind("/lora-adapters/", 0) == 0 && path.size() > 15) return "/lora-adapters/{name}";
   for (const Route& r : kRoutes) {
     if (path == r.path) return r.path;
   }
@@ -77,17 +79,6 @@ void reply_json(httplib::Response& res, int status, const Json& body) {
   res.set_content(dump_json(body), "application/json");
 }
 
-// The published models, or nullptr after replying 503 (still loading, or draining).
-const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
-  const ModelRegistry* m = s.models.load(std::memory_order_acquire);
-  if (m == nullptr || s.draining.load()) {
-    reply_error(res, ApiError{.status = 503,
-                              .message = m == nullptr ? "the model is still loading" : "the server is shutting down",
-                              .type = "server_error", .code = m == nullptr ? "model_loading" : "shutting_down"});
-    return nullptr;
-  }
-  return m;
-}
 
 // The tokenizer of the model a /tokenize or /detokenize body names ("model", or the first model),
 // or nullptr after replying.
@@ -95,7 +86,7 @@ const tokenizer::Tokenizer* body_tokenizer(const Server::Impl& s, const ModelReg
                                            httplib::Response& res) {
   std::string id;
   if (auto it = body.find("model"); it != body.end() && it->is_string()) id = it->get<std::string>();
-  const router::Provider* p = s.find_model(models, id);
+  const router::Provider* p = s.find_model(models, id).provider;
   if (p == nullptr) return reply_error(res, model_not_found(models, id)), nullptr;
   if (p->info().tokenizer == nullptr) {
     reply_error(res, ApiError{.message = fmt::format("the model '{}' is not served by this process and has no tokenizer here",
@@ -177,8 +168,13 @@ void handle_embeddings(Server::Impl& s, const Principal& who, const httplib::Req
   const Json& json = std::get<Json>(body);
   std::string id;
   if (auto it = json.find("model"); it != json.end() && it->is_string()) id = it->get<std::string>();
-  router::Provider* provider = s.find_model(*models, id);
-  if (provider == nullptr) return fail(model_not_found(*models, id));
+  const Target target = s.find_model(*models, id);
+  if (!target) return fail(model_not_found(*models, id));
+  router::Provider* provider = target.provider;
+  if (!target.adapter.empty()) {
+    return fail(ApiError{.message = fmt::format("'{}' is a LoRA adapter of '{}'; embeddings are the base model's only (ask "
+                                                "'{}')", id, provider->info().id, provider->info().id), .param = "model"});
+  }
   auto parsed = parse_embedding_request(json, provider->info().n_vocab);
   if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e);
   const EmbeddingRequest& request = std::get<EmbeddingRequest>(parsed);
@@ -191,12 +187,18 @@ Json model_card(const router::ModelInfo& m) {
   return {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}};
 }
 
+// An adapter's card names its base model (`parent`) and file (`root`), as vLLM's do.
+Json adapter_card(const router::ModelInfo& base, const router::NamedAdapter& a) {
+  return {{"id", fmt::format("{}:{}", base.id, a.name)}, {"object", "model"}, {"created", a.created},
+          {"owned_by", base.owned_by}, {"parent", base.id}, {"root", a.path}};
+}
+
 void add_routes(Server::Impl& s) {
   httplib::Server& h = s.http;
   if (!s.options.cors_origin.empty()) {  // browsers' preflight requests
     h.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) {
       res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.set_header("Access-Control-Max-Age", "86400");
     });
@@ -218,16 +220,23 @@ void add_routes(Server::Impl& s) {
     const ModelRegistry* m = ready_models(s, res);
     if (!m) return;
     Json data = Json::array();
-    for (const auto& p : m->all()) data.push_back(model_card(p->info()));
+    for (const auto& p : m->all()) {
+      data.push_back(model_card(p->info()));
+      if (const router::AdapterCatalog* catalog = p->adapter_catalog()) {
+        for (const router::NamedAdapter& a : catalog->list()) data.push_back(adapter_card(p->info(), a));
+      }
+    }
     reply_json(res, 200, {{"object", "list"}, {"data", std::move(data)}});
   }));
   h.Get(R"(/v1/models/(.+))", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
     const ModelRegistry* m = ready_models(s, res);
     if (!m) return;
     const std::string id = req.matches[1];
-    const router::Provider* p = s.find_model(*m, id);
-    if (p == nullptr) return reply_error(res, model_not_found(*m, id));
-    reply_json(res, 200, model_card(p->info()));
+    const Target t = s.find_model(*m, id);
+    if (!t) return reply_error(res, model_not_found(*m, id));
+    if (t.adapter.empty()) return reply_json(res, 200, model_card(t.provider->info()));
+    if (auto a = t.provider->adapter_catalog()->find(t.adapter)) return reply_json(res, 200, adapter_card(t.provider->info(), *a));
+    reply_error(res, model_not_found(*m, id));  // unloaded meanwhile
   }));
   h.Post("/v1/chat/completions", guarded(s, [&s](const Principal& who, const httplib::Request& req, httplib::Response& res) {
     handle_completion(s, who, req, res, Endpoint::kChat);
@@ -244,6 +253,7 @@ void add_routes(Server::Impl& s) {
   h.Post("/detokenize", guarded(s, [&s](const Principal&, const httplib::Request& req, httplib::Response& res) {
     handle_detokenize(s, req, res);
   }));
+  add_adapter_routes(s);
   add_ollama_routes(s);
 }
 
@@ -257,6 +267,17 @@ std::string bind_failure(int error) {
 }
 
 }  // namespace
+
+const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
+  const ModelRegistry* m = s.models.load(std::memory_order_acquire);
+  if (m == nullptr || s.draining.load()) {
+    reply_error(res, ApiError{.status = 503,
+                              .message = m == nullptr ? "the model is still loading" : "the server is shutting down",
+                              .type = "server_error", .code = m == nullptr ? "model_loading" : "shutting_down"});
+    return nullptr;
+  }
+  return m;
+}
 
 std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Principal& who, router::Provider& provider,
                                                   const EmbeddingRequest& request, std::string_view endpoint,
@@ -329,10 +350,10 @@ void Server::Impl::log(const Json& line) {
   }
 }
 
-router::Provider* Server::Impl::find_model(const ModelRegistry& models, std::string_view id) const {
-  router::Provider* p = models.find(id);
-  if (p == nullptr && options.accept_any_model) p = models.find("");
-  return p;
+Target Server::Impl::find_model(const ModelRegistry& models, std::string_view id) const {
+  Target t = models.resolve(id);
+  if (!t && options.accept_any_model) t.provider = models.find("");
+  return t;
 }
 
 std::string Server::Impl::make_id(std::string_view prefix) {

@@ -34,6 +34,9 @@ struct ServerOptions {
   int64_t default_max_tokens = -1;       // max_tokens of requests that set none; -1: until the context is full
   std::string cors_origin;               // Access-Control-Allow-Origin; empty: no CORS headers
   bool accept_any_model = false;         // an unknown model name gets the first model instead of 404
+  // POST /lora-adapters may load and unload adapters (`--lora-runtime`): any caller the guard
+  // lets in can then make the server read a file.
+  bool adapter_loading = false;
   int max_connections = 1024;            // served at once, a thread each; more wait (connection_pool.h)
   int idle_timeout_s = 5;                // a keep-alive connection without a request is closed after this
   std::function<void(const std::string&)> log;  // one JSON line per request; default: stderr

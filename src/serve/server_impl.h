@@ -33,8 +33,9 @@ struct Server::Impl {
 
   void log(const Json& line);
   std::string make_id(std::string_view prefix);
-  // The provider serving `id`; with accept_any_model, the first model for an unknown id.
-  router::Provider* find_model(const ModelRegistry& models, std::string_view id) const;
+  // The provider serving `id` (and the adapter it names); with accept_any_model, the first
+  // model for an unknown id.
+  Target find_model(const ModelRegistry& models, std::string_view id) const;
 };
 
 // How a completion request ended, for its request log line.
@@ -56,6 +57,8 @@ struct CompletionOutcome {
 // completion endpoint ends here, so that usage is counted the same way whatever the API.
 void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, const CompletionOutcome& outcome);
 
+// The published models, or nullptr after replying 503 (still loading, or draining).
+const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res);
 // 404 for a model id no provider serves.
 ApiError model_not_found(const ModelRegistry& models, std::string_view id);
 // Sets Retry-After for 429 and 503.
@@ -79,6 +82,8 @@ std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Princip
 // POST /v1/chat/completions and /v1/completions, for an authenticated caller.
 void handle_completion(Server::Impl& server, const Principal& who, const httplib::Request& req,
                        httplib::Response& res, Endpoint endpoint);
+// GET and POST /lora-adapters, DELETE /lora-adapters/{name} (adapters.cpp).
+void add_adapter_routes(Server::Impl& server);
 // Ollama's API: /api/generate, /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show,
 // /api/ps and /api/version (ollama_handlers.cpp).
 void add_ollama_routes(Server::Impl& server);

@@ -91,6 +91,46 @@ TEST(ServeCli, AConfigThatCannotWorkExitsOneWithItsCause) {
   for (const std::string& f : {unknown_key, missing_file, unset_key, bad_regex, bad_parallel}) std::remove(f.c_str());
 }
 
+// --lora and a configured model's lora: every mistake stops start-up naming its cause; adapters
+// named on the command line are model ids, and a configured model's apply to all its answers.
+TEST(ServeCli, LoraAdaptersAtStartUp) {
+  const std::string adapter = std::string(OWL_SHARED_DIR) + "/reference/lora/stories260K.lora-r4-all.gguf";
+  const std::string config_missing = temp_file("lora_missing.yaml", "models:\n  - {name: small, path: " + kModel + ",\n     lora: [/nonexistent.gguf]}\n");
+  const std::string config_bad = temp_file("lora_bad.yaml", "models:\n  - name: small\n    path: " + kModel + "\n    lora: [" + kModel + "]\n");
+  expect_start_up_failures({
+      {"-m " + kModel + " --lora a=/nonexistent.gguf", "--lora a: /nonexistent.gguf: no such file"},
+      {"-m " + kModel + " --lora a=" + adapter + " --lora a=" + adapter, "--lora: two adapters are named 'a'"},
+      {"-m " + kModel + " --lora-scaled a=" + adapter + " 1000", "the scale is outside [-100, 100]"},
+      {"-m " + kModel + " --lora a=" + kModel, "--lora a: " + kModel + ": general.type is"},
+      {"--config " + config_missing + " --lora a=" + adapter, "--lora names adapters of -m's model"},
+      {"--config " + config_missing, config_missing + ":3: model 'small': lora /nonexistent.gguf: no such file"},
+      {"--config " + config_bad, "model 'small': " + config_bad + ":4: lora: " + kModel + ": general.type is"},
+  });
+  auto complete = [](int port, const std::string& model) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    const nlohmann::json body = {{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 0}};
+    auto res = c.Post("/v1/completions", body.dump(), "application/json");
+    return res && res->status == 200 ? nlohmann::json::parse(res->body)["choices"][0]["text"].get<std::string>() : "(failed)";
+  };
+  OwlProcess named("serve --port 0 -t 1 -m " + kModel + " --lora a=" + adapter + " --lora-scaled " + adapter + " 0.5");
+  ASSERT_TRUE(named.wait_for_log("ready", 30s)) << named.log();
+  EXPECT_NE(named.log().find("ready: model 'stories260K' (adapters 'stories260K:a', 'stories260K:stories260K.lora-r4-all')"),
+            std::string::npos) << named.log();
+  const std::string with_a = complete(named.port(), "stories260K:a");
+  EXPECT_NE(with_a, complete(named.port(), "stories260K"));
+  EXPECT_NE(with_a, complete(named.port(), "stories260K:stories260K.lora-r4-all"));
+  const std::string config = temp_file("lora.yaml", "models:\n  - name: tuned\n    path: " + kModel + "\n    lora: [" + adapter + "]\n");
+  OwlProcess configured("serve --port 0 -t 1 --config " + config);
+  ASSERT_TRUE(configured.wait_for_log("ready", 30s)) << configured.log();
+  EXPECT_EQ(complete(configured.port(), "tuned"), with_a);
+  for (OwlProcess* p : {&named, &configured}) {
+    p->signal(SIGTERM);
+    EXPECT_EQ(p->wait_exit(20s), 0) << p->log();
+  }
+  for (const std::string& f : {config_missing, config_bad, config}) std::remove(f.c_str());
+}
+
 // owl serve --config --ledger records each answer with its cost; owl usage sums them.
 TEST(ServeCli, TheLedgerRecordsEachAnswerAndUsageSumsIt) {
   const std::string config = temp_file("ledger.yaml", "models:\n  - {name: small, path: " + kModel + "}\n"

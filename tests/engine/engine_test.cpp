@@ -73,7 +73,11 @@ class EngineTest : public ::testing::Test {
   // Counts what the engine reports.
   struct Counts : Observer {
     std::atomic<int64_t> steps{0};
+    std::atomic<int> most_adapter_sets{0};  // in one step
     void on_step(int64_t, double) override { ++steps; }
+    void on_step_adapters(int n_sets) override {
+      if (n_sets > most_adapter_sets) most_adapter_sets = n_sets;
+    }
   };
   Counts metrics;
 };
@@ -279,6 +283,29 @@ TEST_F(EngineTest, PrefixReuseIsKeyedByTheAdapters) {
   EXPECT_EQ(again.stats.n_cached, again.stats.n_prompt - 1);
   const Output base_again = collect(*submit(*engine, greedy(prompt, 8)));
   EXPECT_EQ(base_again.stats.n_cached, 0);
+}
+
+// A step tells how many different adapter sets its sequences ran with: the base model counts as
+// one, and two sets of the same adapters at the same scales as one.
+TEST_F(EngineTest, StepsTellHowManyAdapterSetsTheyMixed) {
+  const model::Model& m = *owl::testing::stories().model;
+  auto adapter = std::make_shared<model::Adapter>(m.config.n_layer);
+  const int64_t rank = 2, n = m.config.n_embd;
+  ASSERT_TRUE(adapter->set({1, model::LinearKind::kFfnUp}, std::vector<float>(rank * n, 0.25f),
+                           std::vector<float>(m.config.n_ff * rank, 0.5f), rank, n, m.config.n_ff).ok());
+  auto engine = make({.n_parallel = 3, .n_ctx = 256, .n_threads = 2});
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 3; ++i) {
+    SequenceRequest r = greedy(kPrompts[static_cast<size_t>(i)], 48);
+    if (i > 0) {  // two sets, equal but not the same object
+      auto set = std::make_shared<model::AdapterSet>();
+      set->adapters.push_back({adapter, 0.5f});
+      r.adapters = set;
+    }
+    streams.push_back(submit(*engine, std::move(r)));
+  }
+  for (auto& s : streams) collect(*s);
+  EXPECT_EQ(metrics.most_adapter_sets.load(), 2);
 }
 
 TEST_F(EngineTest, CancelledRequestsFreeTheirSlot) {

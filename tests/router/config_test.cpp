@@ -85,6 +85,24 @@ void expect_error(const std::string& yaml, const std::string& expected) {
   EXPECT_NE(c.message().find(expected), std::string::npos) << "message: " << c.message() << "\nexpected: " << expected;
 }
 
+TEST(RouterConfig, LoraTakesAPathOrAListOfPathsAndScales) {
+  auto one = parse_router_config(edit("    private: true\n", "    private: true\n    lora: adapters/a.gguf\n"), "owl.yaml");
+  ASSERT_TRUE(one.ok()) << one.message();
+  ASSERT_EQ(one->models[0].lora.size(), 1u);
+  EXPECT_EQ(one->models[0].lora[0].path, "adapters/a.gguf");
+  EXPECT_DOUBLE_EQ(one->models[0].lora[0].scale, 1.0);
+  EXPECT_EQ(one->models[0].lora[0].line, 5);
+  auto many = parse_router_config(
+      edit("    private: true\n", "    private: true\n    lora:\n      - a.gguf\n      - {path: b.gguf, scale: -0.5}\n"), "owl.yaml");
+  ASSERT_TRUE(many.ok()) << many.message();
+  ASSERT_EQ(many->models[0].lora.size(), 2u);
+  EXPECT_EQ(many->models[0].lora[0].path, "a.gguf");
+  EXPECT_EQ(many->models[0].lora[1].path, "b.gguf");
+  EXPECT_DOUBLE_EQ(many->models[0].lora[1].scale, -0.5);
+  EXPECT_EQ(many->models[0].lora[1].line, 7);
+  EXPECT_TRUE(many->models[1].lora.empty());
+}
+
 TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   expect_error(edit("    private: true\n", "    privat: true\n"), "owl.yaml:4: models[0].privat: unknown key");
   expect_error(edit("    path: models/stories260K.gguf\n", ""), "owl.yaml:2: models[0]: model 'small' needs exactly one of path");
@@ -97,7 +115,17 @@ TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: cheap"), "models[1].price.input_per_mtok: 'cheap' is not a number");
   expect_error(edit("    private: true\n", "    private: true\n    timeout_s: 5\n"), "models[0].timeout_s: applies to hosted models only");
   expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    ctx: 512\n"), "models[1].ctx: applies to local models only");
-  expect_error(edit("    private: true\n", "    private: true\n    lora: [a.gguf]\n"), "models[0].lora: adapters on a configured model are not supported yet");
+  expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    lora: [a.gguf]\n"), "owl.yaml:11: models[1].lora: applies to local models only");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: {path: a.gguf}\n"), "owl.yaml:5: models[0].lora: expected an adapter's path or a list");
+  expect_error(edit("    private: true\n", "    private: true\n    lora:\n      - a.gguf\n      - {path: b.gguf, scal: 2}\n"),
+               "owl.yaml:7: models[0].lora[1].scal: unknown key");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: [{path: b.gguf, scale: 101}]\n"),
+               "owl.yaml:5: models[0].lora[0].scale: 101 out of range -100..100");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: [{path: b.gguf, scale: big}]\n"),
+               "models[0].lora[0].scale: 'big' is not a number");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: [{scale: 2}]\n"), "owl.yaml:5: models[0].lora[0].path: missing");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: ['']\n"), "models[0].lora[0]: empty path");
+  expect_error(edit("    private: true\n", "    private: true\n    lora: [[a.gguf]]\n"), "models[0].lora[0]: expected an adapter's path or {path, scale}");
   expect_error(edit("  - name: big\n", "  - name: small\n"), "owl.yaml:5: models[1].name: model 'small' is defined twice");
   expect_error(edit("  - name: auto\n", "  - name: big\n"), "owl.yaml:12: routes[0].name: 'big' is already a model's name");
   expect_error(edit("sensitive: local_only", "sensitive: sometimes"), "owl.yaml:13: routes[0].sensitive: 'sometimes' is not one of: local_only, block, allow");

@@ -47,13 +47,16 @@ class ServerTest : public ::testing::Test {
     client->set_read_timeout(60, 0);
     port_ = *port;
     models = std::make_shared<ModelRegistry>();
-    ASSERT_TRUE(models->add(local_model("stories260K", *engine)).ok());
+    catalog = std::make_shared<router::AdapterCatalog>(*s.model, std::make_shared<router::AdapterIds>(0));
+    ASSERT_TRUE(models->add(local_model("stories260K", *engine, catalog)).ok());
     if (!delay_model) server->set_models(models);
   }
-  std::shared_ptr<router::Provider> local_model(const std::string& id, engine::Engine& e) {
+  std::shared_ptr<router::Provider> local_model(const std::string& id, engine::Engine& e,
+                                               std::shared_ptr<router::AdapterCatalog> adapters = nullptr) {
     const auto& s = owl::testing::stories();
     return std::make_shared<router::LocalProvider>(router::LocalModel{
-        .id = id, .model = s.model.get(), .tokenizer = s.tokenizer.get(), .chat_template = chat_template.get(), .engine = &e});
+        .id = id, .model = s.model.get(), .tokenizer = s.tokenizer.get(), .chat_template = chat_template.get(), .engine = &e,
+        .catalog = std::move(adapters)});
   }
   void TearDown() override {
     if (server) server->stop();
@@ -127,6 +130,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server;
   std::unique_ptr<httplib::Client> client;
   std::shared_ptr<ModelRegistry> models;
+  std::shared_ptr<router::AdapterCatalog> catalog;  // the LoRA adapters of "stories260K", empty until a test loads some
   bool delay_model = false;
   std::string chat_format = "chatml";  // the built-in template start() serves with
   int port_ = 0;
