@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
 #include <fmt/format.h>
@@ -113,8 +114,7 @@ int run_finetune(FinetuneArgs& a) {
   auto targets = train::parse_targets(a.targets, **model);
   if (!targets) return fail(kCommand, targets.message());
   std::mt19937_64 rng(a.train.seed);
-  std::string name = a.output.substr(a.output.find_last_of('/') == std::string::npos ? 0 : a.output.find_last_of('/') + 1);
-  if (name.ends_with(".gguf")) name.resize(name.size() - 5);
+  const std::string name = std::filesystem::path(a.output).stem().string();
   auto lora = train::make_lora(**model, *targets, a.rank, a.alpha, rng, name);
   if (!lora) return fail(kCommand, lora.message());
   if (a.checkpoint.empty()) a.checkpoint = a.output + ".checkpoint";
@@ -169,8 +169,8 @@ int run_finetune(FinetuneArgs& a) {
   if (tty) fmt::print(stderr, "\n");
   if (!result) return fail(kCommand, result.message());
   const std::vector<std::pair<std::string, std::string>> meta = {
-      {"training.base_model", a.model.substr(a.model.find_last_of('/') == std::string::npos ? 0 : a.model.find_last_of('/') + 1)},
-      {"training.data", a.data.substr(a.data.find_last_of('/') == std::string::npos ? 0 : a.data.find_last_of('/') + 1)},
+      {"training.base_model", std::filesystem::path(a.model).filename().string()},
+      {"training.data", std::filesystem::path(a.data).filename().string()},
       {"training.steps", std::to_string(result->steps)},
       {"training.targets", a.targets}};
   if (auto s = train::save_lora(*lora, **model, a.output, meta); !s) return fail(kCommand, s.message());

@@ -8,7 +8,6 @@
 #include <initializer_list>
 #include <span>
 
-#include "kernels/self_attention.h"
 #include "quant/quant.h"
 
 namespace owl::model {
@@ -150,14 +149,7 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
     add_bias(k, l.attn_k_bias, s.n, width);
     add_bias(v, l.attn_v_bias, s.n, width);
   }
-  kernels::RopeParams rope;
-  rope.head_dim = static_cast<int>(c.head_dim);
-  rope.n_rot = static_cast<int>(c.n_rot);
-  rope.mode = c.rope_mode;
-  rope.freq_base = c.is_swa_layer(il) ? c.rope_freq_base_swa : c.rope_freq_base;
-  rope.freq_scale = c.rope_freq_scale;
-  rope.freq_factors = s.model.weights.rope_freqs.present() ? s.model.weights.rope_freqs.f32() : nullptr;
-  rope.stride = width;
+  const kernels::RopeParams rope = layer_rope(s.model, il);
   if (ctx.tape != nullptr && c.qk_norm) record(ctx.tape->layers[static_cast<size_t>(il)].qk_raw, q, s.n, n_q + n_kv, width);
   parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
     if (c.qk_norm) {  // per head, before RoPE
@@ -202,18 +194,7 @@ void compute_attention(const Step& s, int64_t il) {
     int64_t end = begin + 1;
     while (end < s.n && s.seq[end] == s.seq[begin]) ++end;
     if (ctx.options.exact_attention) {  // whole sequences (validate): row begin + t is position t
-      kernels::SelfAttentionArgs a;
-      a.qkv = ctx.qkv.data() + begin * width;
-      a.stride = width;
-      a.k_offset = n_q;
-      a.v_offset = n_q + n_kv;
-      a.n_tokens = end - begin;
-      a.n_head = static_cast<int>(c.n_head);
-      a.n_head_kv = static_cast<int>(c.n_head_kv);
-      a.head_dim = static_cast<int>(c.head_dim);
-      a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
-      a.scale = c.kq_scale;
-      a.softcap = c.attn_softcap;
+      const kernels::SelfAttentionArgs a = layer_self_attention(c, il, ctx.qkv.data() + begin * width, end - begin);
       kernels::self_attention(ctx.pool, a, ctx.attn.data() + begin * n_q, n_q);
       begin = end;
       continue;
@@ -375,6 +356,35 @@ core::Status validate(const Model& model, const Batch& batch, Context& ctx) {
 }
 
 }  // namespace
+
+kernels::RopeParams layer_rope(const Model& model, int64_t il) {
+  const ModelConfig& c = model.config;
+  kernels::RopeParams rope;
+  rope.head_dim = static_cast<int>(c.head_dim);
+  rope.n_rot = static_cast<int>(c.n_rot);
+  rope.mode = c.rope_mode;
+  rope.freq_base = c.is_swa_layer(il) ? c.rope_freq_base_swa : c.rope_freq_base;
+  rope.freq_scale = c.rope_freq_scale;
+  rope.freq_factors = model.weights.rope_freqs.present() ? model.weights.rope_freqs.f32() : nullptr;
+  rope.stride = c.n_embd_q() + 2 * c.n_embd_kv();
+  return rope;
+}
+
+kernels::SelfAttentionArgs layer_self_attention(const ModelConfig& c, int64_t il, const float* qkv, int64_t n_tokens) {
+  kernels::SelfAttentionArgs a;
+  a.qkv = qkv;
+  a.stride = c.n_embd_q() + 2 * c.n_embd_kv();
+  a.k_offset = c.n_embd_q();
+  a.v_offset = c.n_embd_q() + c.n_embd_kv();
+  a.n_tokens = n_tokens;
+  a.n_head = static_cast<int>(c.n_head);
+  a.n_head_kv = static_cast<int>(c.n_head_kv);
+  a.head_dim = static_cast<int>(c.head_dim);
+  a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
+  a.scale = c.kq_scale;
+  a.softcap = c.attn_softcap;
+  return a;
+}
 
 int64_t Batch::n_logits() const {
   return std::count_if(logits.begin(), logits.end(), [](uint8_t b) { return b != 0; });

@@ -10,6 +10,7 @@
 #include "core/result.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/self_attention.h"
 #include "model/adapter.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -115,6 +116,11 @@ core::Result<std::unique_ptr<Context>> make_context(const Model& model, const Co
 // What forward() writes for each row that asks: its logits [n_vocab], or its hidden state after
 // the final norm [n_embd] (what embeddings pool; the output projection is skipped).
 enum class Output { kLogits, kHidden };
+
+// A layer's RoPE (n_head left to the caller; stride: a row of q | k | v) and its f32
+// self-attention over n_tokens rows of q | k | v: what forward() uses and the backward pass inverts.
+kernels::RopeParams layer_rope(const Model& model, int64_t il);
+kernels::SelfAttentionArgs layer_self_attention(const ModelConfig& c, int64_t il, const float* qkv, int64_t n_tokens);
 
 // Runs the batch: writes K/V of every token into its sequence's cache slot at its position and
 // the output of each row that asks, in batch order, to `out` [batch.n_logits()][n_vocab or n_embd].

@@ -8,7 +8,6 @@
 #include <cmath>
 
 #include "gguf/tensor_type.h"
-#include "kernels/self_attention.h"
 #include "quant/quant.h"
 
 namespace owl::train {
@@ -360,31 +359,13 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
     for (int64_t b = 0; b < n;) {
       int64_t e = b + 1;
       while (e < n && batch.seq[static_cast<size_t>(e)] == batch.seq[static_cast<size_t>(b)]) ++e;
-      kernels::SelfAttentionArgs a;
-      a.qkv = tp.qkv.data() + b * width;
-      a.stride = width;
-      a.k_offset = n_q;
-      a.v_offset = n_q + n_kv;
-      a.n_tokens = e - b;
-      a.n_head = static_cast<int>(c.n_head);
-      a.n_head_kv = static_cast<int>(c.n_head_kv);
-      a.head_dim = static_cast<int>(c.head_dim);
-      a.window = c.is_swa_layer(il) ? static_cast<int32_t>(c.sliding_window) : 0;
-      a.scale = c.kq_scale;
-      a.softcap = c.attn_softcap;
+      const kernels::SelfAttentionArgs a = model::layer_self_attention(c, il, tp.qkv.data() + b * width, e - b);
       kernels::self_attention_backward(pool, a, dattn + b * n_q, n_q, dqkv + b * width);
       b = e;
     }
 
     // q was scaled after RoPE; RoPE's backward is the rotation by -theta; then the q/k norms.
-    kernels::RopeParams rope;
-    rope.head_dim = static_cast<int>(c.head_dim);
-    rope.n_rot = static_cast<int>(c.n_rot);
-    rope.mode = c.rope_mode;
-    rope.freq_base = c.is_swa_layer(il) ? c.rope_freq_base_swa : c.rope_freq_base;
-    rope.freq_scale = c.rope_freq_scale;
-    rope.freq_factors = model.weights.rope_freqs.present() ? model.weights.rope_freqs.f32() : nullptr;
-    rope.stride = width;
+    const kernels::RopeParams rope = model::layer_rope(model, il);
     parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
       if (c.q_scale != 1.0f) {
         for (int64_t t = t0; t < t1; ++t) {

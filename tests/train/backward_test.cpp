@@ -309,7 +309,7 @@ INSTANTIATE_TEST_SUITE_P(Train, EveryArch,
 // dequantized rows, for every weight format the models hold.
 TEST(BackwardOps, LinearInputBackwardEqualsDequantizedProduct) {
   const std::string shared = std::string(OWL_SHARED_DIR) + "/models/";
-  for (const std::string& f : {"stories260K.f16.gguf", "stories260K.bf16.gguf", "stories260K.q4_0.gguf",
+  for (const char* f : {"stories260K.f16.gguf", "stories260K.bf16.gguf", "stories260K.q4_0.gguf",
                                "stories260K.q8_0.gguf", "kq256.q4_k_m.gguf", "kq256.q6_k.gguf", "kq256.q2_k.gguf"}) {
     auto loaded = model::load_model(shared + f);
     ASSERT_TRUE(loaded.ok()) << loaded.message();
