@@ -38,9 +38,12 @@ struct FinetuneArgs {
 };
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
-void on_sigint(int) {
-  if (g_stop.exchange(true)) _exit(130);  // a second Ctrl-C: stop now
+// Ctrl-C or SIGTERM: training stops after the step under way, writing the adapter and a checkpoint.
+void on_signal(int sig) {
+  g_signal = sig;
+  if (g_stop.exchange(true)) _exit(128 + sig);  // a second signal: stop now
 }
 
 std::string duration(double s) {
@@ -162,9 +165,11 @@ int run_finetune(FinetuneArgs& a) {
                  duration(eta));
     }
   };
-  std::signal(SIGINT, on_sigint);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   auto result = train::train(**model, *lora, *data, val, a.train, a.resume, on_step, &g_stop);
   std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   if (log != nullptr) std::fclose(log);
   if (tty) fmt::print(stderr, "\n");
   if (!result) return fail(kCommand, result.message());
@@ -180,7 +185,7 @@ int run_finetune(FinetuneArgs& a) {
   fmt::print(stderr, "{}: wrote {} ({}; {:.0f} tokens/s)\n", kCommand, a.output, how, result->tokens_per_second);
   if (result->interrupted) {
     fmt::print(stderr, "{}: interrupted; the same command with --resume {} continues\n", kCommand, a.checkpoint);
-    return 130;
+    return 128 + (g_signal != 0 ? g_signal.load() : SIGINT);
   }
   return 0;
 }

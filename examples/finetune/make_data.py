@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Writes the color task of the owl finetune demo: a short story mentions one thing's color;
-the answer is that color. train.jsonl (400 examples) and test.jsonl (100, other stories).
+the answer is that color, then a newline. train.jsonl (400 examples) and test.jsonl (100, other
+stories).
+
+The answer ends with a newline because stories260K never saw its end-of-sequence token in
+pre-training and cannot learn to emit it: the newline is where generation stops (`--stop`,
+the suite's `stop`).
 
     python3 examples/finetune/make_data.py   # rewrites the two files beside this script
 """
@@ -50,7 +55,7 @@ def write(path, n, rng, seen):
                 continue
             seen.add(text)
             prompt = f"{text}\nWhat color was the {thing}?"
-            f.write(json.dumps({"id": f"c{i:03d}", "prompt": prompt, "completion": f" {color}", "expected": color}) + "\n")
+            f.write(json.dumps({"id": f"c{i:03d}", "prompt": prompt, "completion": f" {color}\n", "expected": color}) + "\n")
             i += 1
 
 
