@@ -41,6 +41,7 @@ void fill_ref(Kernels& k) {
   k.gelu = gelu_ref;
   k.swiglu = swiglu_ref;
   k.geglu = geglu_ref;
+  k.axpy_rows = axpy_rows_ref;
   k.attention_group = attention_group_ref;
 }
 

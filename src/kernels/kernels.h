@@ -123,6 +123,9 @@ using SoftmaxFn = void (*)(float* x, int64_t n, float scale, const float* mask);
 using UnaryFn = void (*)(const float* x, float* y, int64_t n);  // y may be x
 // y = act(gate) * up; y may alias gate or up.
 using GluFn = void (*)(const float* gate, const float* up, float* y, int64_t n);
+// y[i] += sum_j c[j] * w[j * w_stride + i] for i < n, j < k, summed in order of j: the product
+// of a row of coefficients with k rows of a matrix, for the backward pass's transposed products.
+using AxpyRowsFn = void (*)(float* y, int64_t n, const float* c, const float* w, int64_t w_stride, int64_t k);
 
 struct Kernels {
   Isa isa = Isa::kScalar;
@@ -140,6 +143,7 @@ struct Kernels {
   UnaryFn gelu = nullptr;       // tanh approximation, rounded through f16 as llama.cpp's table
   GluFn swiglu = nullptr;
   GluFn geglu = nullptr;
+  AxpyRowsFn axpy_rows = nullptr;
   AttentionGroupFn attention_group = nullptr;
 
   const DotKernel& dot_for(TensorType t) const { return dot[static_cast<uint32_t>(t)]; }

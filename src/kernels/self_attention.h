@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 
 namespace owl::kernels {
 
@@ -24,11 +25,12 @@ struct SelfAttentionArgs {
 };
 
 // out [n_tokens][out_stride] (head h at out + h * head_dim) = softmax(s) v, per query head.
-void self_attention(core::ThreadPool& pool, const SelfAttentionArgs& a, float* out, int64_t out_stride);
+void self_attention(const Kernels& k, core::ThreadPool& pool, const SelfAttentionArgs& a, float* out,
+                    int64_t out_stride);
 
 // Given d_out, the gradients of q, k and v, added into d_qkv (laid out as qkv, same stride).
 // The scores are recomputed from qkv.
-void self_attention_backward(core::ThreadPool& pool, const SelfAttentionArgs& a, const float* d_out,
-                             int64_t d_out_stride, float* d_qkv);
+void self_attention_backward(const Kernels& k, core::ThreadPool& pool, const SelfAttentionArgs& a,
+                             const float* d_out, int64_t d_out_stride, float* d_qkv);
 
 }  // namespace owl::kernels

@@ -195,7 +195,7 @@ void compute_attention(const Step& s, int64_t il) {
     while (end < s.n && s.seq[end] == s.seq[begin]) ++end;
     if (ctx.options.exact_attention) {  // whole sequences (validate): row begin + t is position t
       const kernels::SelfAttentionArgs a = layer_self_attention(c, il, ctx.qkv.data() + begin * width, end - begin);
-      kernels::self_attention(ctx.pool, a, ctx.attn.data() + begin * n_q, n_q);
+      kernels::self_attention(ctx.kernels, ctx.pool, a, ctx.attn.data() + begin * n_q, n_q);
       begin = end;
       continue;
     }

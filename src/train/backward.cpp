@@ -71,8 +71,8 @@ void geglu_backward(const float* g, const float* u, const float* dy, float* dg, 
   }
 }
 
-void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const float* dy, int64_t dy_stride,
-                           int64_t n_rows, float* dx, int64_t dx_stride) {
+void linear_input_backward(const kernels::Kernels& k, core::ThreadPool& pool, const model::Weight& w, const float* dy,
+                           int64_t dy_stride, int64_t n_rows, float* dx, int64_t dx_stride) {
   constexpr int64_t kTileRows = 16;   // weight rows dequantized at a time
   constexpr int64_t kChunk = 256;     // columns of dx a task owns (a multiple of every block size)
   const int64_t n_in = w.n_in, n_out = w.n_out;
@@ -91,28 +91,21 @@ void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const
     const int64_t c = t % n_col, rb = t / n_col;
     const int64_t r0 = rb * rows_per, r1 = std::min(n_rows, r0 + rows_per);
     std::vector<float> tile(f32 ? 0 : static_cast<size_t>(kTileRows * chunk));
-    std::array<const float*, kTileRows> rows{};
     for (int64_t j0 = 0; j0 < n_out; j0 += kTileRows) {
       const int64_t jn = std::min(kTileRows, n_out - j0);
-      for (int64_t j = 0; j < jn; ++j) {
-        const uint8_t* src = base + (j0 + j) * row_bytes + c * col_bytes;
-        if (f32) {
-          rows[static_cast<size_t>(j)] = reinterpret_cast<const float*>(src);
-        } else {
-          float* dst = tile.data() + j * chunk;
-          quant::dequantize_row(w.type, src, dst, chunk);
-          rows[static_cast<size_t>(j)] = dst;
+      const float* rows = nullptr;  // jn rows of `chunk` columns, `stride` floats apart
+      int64_t stride = chunk;
+      if (f32) {
+        rows = reinterpret_cast<const float*>(base + j0 * row_bytes + c * col_bytes);
+        stride = n_in;
+      } else {
+        for (int64_t j = 0; j < jn; ++j) {
+          quant::dequantize_row(w.type, base + (j0 + j) * row_bytes + c * col_bytes, tile.data() + j * chunk, chunk);
         }
+        rows = tile.data();
       }
       for (int64_t r = r0; r < r1; ++r) {
-        float* o = dx + r * dx_stride + c * chunk;
-        const float* g = dy + r * dy_stride + j0;
-        for (int64_t j = 0; j < jn; ++j) {
-          const float a = g[j];
-          if (a == 0.0f) continue;
-          const float* wr = rows[static_cast<size_t>(j)];
-          for (int64_t i = 0; i < chunk; ++i) o[i] += a * wr[i];
-        }
+        k.axpy_rows(dx + r * dx_stride + c * chunk, chunk, dy + r * dy_stride + j0, rows, stride, jn);
       }
     }
   };
@@ -129,58 +122,46 @@ void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const
 namespace {
 
 // Gradients of one LoRA pair y += s B (A x) given dy: dA, dB accumulate; dx += s A^T B^T dy.
-void lora_backward(core::ThreadPool& pool, const model::LoraPair& p, float s, const float* x, int64_t x_stride,
-                   const float* dy, int64_t dy_stride, int64_t n, float* dx, int64_t dx_stride, float* dA, float* dB,
-                   float* u, float* du) {
-  const int64_t r = p.rank;
-  parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t t = r0; t < r1; ++t) {
-      const float* xt = x + t * x_stride;
-      const float* gt = dy + t * dy_stride;
-      for (int64_t k = 0; k < r; ++k) {
-        const float* a = p.a + k * p.n_in;
-        float sum = 0;
-        for (int64_t i = 0; i < p.n_in; ++i) sum += a[i] * xt[i];
-        u[t * r + k] = sum;
-        du[t * r + k] = 0;
-      }
-      for (int64_t j = 0; j < p.n_out; ++j) {
-        const float g = s * gt[j];
-        const float* b = p.b + j * r;
-        for (int64_t k = 0; k < r; ++k) du[t * r + k] += g * b[k];
-      }
+// With u = A x and du = s B^T dy (per token, r values each):
+//   dB[j] += s Σ_t dy[t][j] u[t],  dA[k] += Σ_t du[t][k] x[t],  dx[t] += Σ_k du[t][k] A[k].
+// Each is axpy_rows over rows that lie in memory as they are, after small transposes (scratch
+// holds A^T, then dy^T scaled by s, then du^T).
+void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const model::LoraPair& p, float s,
+                   const float* x, int64_t x_stride, const float* dy, int64_t dy_stride, int64_t n, float* dx,
+                   int64_t dx_stride, float* dA, float* dB, float* u, float* du, std::vector<float>& scratch) {
+  const int64_t r = p.rank, n_in = p.n_in, n_out = p.n_out;
+  scratch.resize(static_cast<size_t>(std::max({r * n_in, n * n_out, n * r})));
+  float* at = scratch.data();  // A^T [n_in][r]
+  for (int64_t k = 0; k < r; ++k) {
+    for (int64_t i = 0; i < n_in; ++i) at[i * r + k] = p.a[k * n_in + i];
+  }
+  parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {  // u[t] = A x[t]; du[t] = s B^T dy[t]
+    for (int64_t t = t0; t < t1; ++t) {
+      float* ut = u + t * r;
+      float* dut = du + t * r;
+      std::fill_n(ut, r, 0.0f);
+      std::fill_n(dut, r, 0.0f);
+      kern.axpy_rows(ut, r, x + t * x_stride, at, r, n_in);
+      kern.axpy_rows(dut, r, dy + t * dy_stride, p.b, r, n_out);
+      for (int64_t k = 0; k < r; ++k) dut[k] *= s;
     }
   });
-  parallel(pool, p.n_out, 16, [&](int64_t j0, int64_t j1) {  // dB[j][k] += s Σ_t dy[t][j] u[t][k]
-    for (int64_t t = 0; t < n; ++t) {
-      const float* gt = dy + t * dy_stride;
-      const float* ut = u + t * r;
-      for (int64_t j = j0; j < j1; ++j) {
-        const float g = s * gt[j];
-        float* b = dB + j * r;
-        for (int64_t k = 0; k < r; ++k) b[k] += g * ut[k];
-      }
-    }
+  float* dyt = scratch.data();  // s dy^T [n_out][n]
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t j = 0; j < n_out; ++j) dyt[j * n + t] = s * dy[t * dy_stride + j];
+  }
+  parallel(pool, n_out, 16, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) kern.axpy_rows(dB + j * r, r, dyt + j * n, u, r, n);
   });
-  parallel(pool, p.n_in, 64, [&](int64_t i0, int64_t i1) {  // dA[k][i] += Σ_t du[t][k] x[t][i]
-    for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * x_stride;
-      for (int64_t k = 0; k < r; ++k) {
-        const float d = du[t * r + k];
-        float* a = dA + k * p.n_in;
-        for (int64_t i = i0; i < i1; ++i) a[i] += d * xt[i];
-      }
-    }
+  float* dut = scratch.data();  // du^T [r][n]
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t k = 0; k < r; ++k) dut[k * n + t] = du[t * r + k];
+  }
+  parallel(pool, n_in, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t k = 0; k < r; ++k) kern.axpy_rows(dA + k * n_in + i0, i1 - i0, dut + k * n, x + i0, x_stride, n);
   });
-  parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {  // dx[t] += Σ_k du[t][k] A[k]
-    for (int64_t t = r0; t < r1; ++t) {
-      float* o = dx + t * dx_stride;
-      for (int64_t k = 0; k < r; ++k) {
-        const float d = du[t * r + k];
-        const float* a = p.a + k * p.n_in;
-        for (int64_t i = 0; i < p.n_in; ++i) o[i] += d * a[i];
-      }
-    }
+  parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) kern.axpy_rows(dx + t * dx_stride, n_in, du + t * r, p.a, n_in, r);
   });
 }
 
@@ -244,14 +225,14 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
   // dx += dy W (+ the LoRA pair's part, whose gradients accumulate) for the weight `id`.
   auto linear = [&](const model::Weight& w, WeightId id, const float* x, int64_t x_stride, const float* dy,
                     int64_t dy_stride, float* dx, int64_t dx_stride) {
-    ops::linear_input_backward(pool, w, dy, dy_stride, n, dx, dx_stride);
+    ops::linear_input_backward(ctx.kernels, pool, w, dy, dy_stride, n, dx, dx_stride);
     const int slot = slot_of[static_cast<size_t>(id.layer) * static_cast<size_t>(LinearKind::kCount) +
                              static_cast<size_t>(id.kind)];
     if (slot < 0) return;
     const LoraSlot& ls = lora.slots[static_cast<size_t>(slot)];
     const model::LoraPair* pair = lora.adapter->find(id);
-    lora_backward(pool, *pair, s, x, x_stride, dy, dy_stride, n, dx, dx_stride, grads[ls.a].data(),
-                  grads[ls.b].data(), u_.data(), du_.data());
+    lora_backward(ctx.kernels, pool, *pair, s, x, x_stride, dy, dy_stride, n, dx, dx_stride, grads[ls.a].data(),
+                  grads[ls.b].data(), u_.data(), du_.data(), lora_scratch_);
   };
   auto rms_back = [&](const float* x, const model::Weight& w, const float* dy, float* dx) {
     parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {
@@ -282,7 +263,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
     }
     float* dnormed = dcur_.data();
     std::fill_n(dnormed, n_out * n_embd, 0.0f);
-    ops::linear_input_backward(pool, model.weights.output, dlog, c.n_vocab, n_out, dnormed, n_embd);
+    ops::linear_input_backward(ctx.kernels, pool, model.weights.output, dlog, c.n_vocab, n_out, dnormed, n_embd);
     for (int64_t i = 0; i < n_out; ++i) {
       const int64_t t = rows[static_cast<size_t>(i)];
       ops::rms_norm_backward(tape.x_final.data() + t * n_embd, model.weights.output_norm.f32(), dnormed + i * n_embd,
@@ -360,7 +341,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
       int64_t e = b + 1;
       while (e < n && batch.seq[static_cast<size_t>(e)] == batch.seq[static_cast<size_t>(b)]) ++e;
       const kernels::SelfAttentionArgs a = model::layer_self_attention(c, il, tp.qkv.data() + b * width, e - b);
-      kernels::self_attention_backward(pool, a, dattn + b * n_q, n_q, dqkv + b * width);
+      kernels::self_attention_backward(ctx.kernels, pool, a, dattn + b * n_q, n_q, dqkv + b * width);
       b = e;
     }
 

@@ -24,9 +24,9 @@ void swiglu_backward(const float* g, const float* u, const float* dy, float* dg,
 // y = gelu_tanh(g) * u: dg, du (overwritten) given dy.
 void geglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
 // dx[r][i] += Σ_j dy[r][j] W[j][i] for W [n_out][n_in] in any weight format (its rows
-// dequantized a tile at a time); runs on the pool.
-void linear_input_backward(core::ThreadPool& pool, const model::Weight& w, const float* dy, int64_t dy_stride,
-                           int64_t n_rows, float* dx, int64_t dx_stride);
+// dequantized a tile at a time, then k.axpy_rows); runs on the pool.
+void linear_input_backward(const kernels::Kernels& k, core::ThreadPool& pool, const model::Weight& w, const float* dy,
+                           int64_t dy_stride, int64_t n_rows, float* dx, int64_t dx_stride);
 }  // namespace ops
 
 // Scratch sized for one model and step size, reused across steps.
@@ -44,7 +44,7 @@ class Backward {
  private:
   const model::Model& model_;
   int64_t n_batch_;
-  std::vector<float> dx_, dmid_, dcur_, dffn_, dqkv_, mid_, tmp_, u_, du_;
+  std::vector<float> dx_, dmid_, dcur_, dffn_, dqkv_, mid_, tmp_, u_, du_, lora_scratch_;
 };
 
 // Cross-entropy of `target` under softmax(logits): returns -log p(target) and writes

@@ -118,6 +118,38 @@ TEST(Activations, VariantsMatchReferenceAndFormulas) {
   }
 }
 
+// y += c · W over k rows: the reference against fp64, every ISA against the reference, with
+// strides wider than n and column counts around each variant's blocks.
+TEST(AxpyRows, VariantsMatchReferenceAndFp64) {
+  for (int64_t n : {1, 7, 8, 16, 33, 64, 100, 257}) {
+    for (int64_t k : {0, 1, 3, 16, 70}) {
+      const int64_t stride = n + 5;
+      const std::vector<float> c = randn(static_cast<size_t>(k), 40, 1.0f), w = randn(static_cast<size_t>(k * stride), 41),
+                               y0 = randn(static_cast<size_t>(n), 42);
+      std::vector<float> want = y0;
+      axpy_rows_ref(want.data(), n, c.data(), w.data(), stride, k);
+      std::vector<double> bound(static_cast<size_t>(n));  // k + 1 roundings, each within eps of the sum of |terms|
+      for (int64_t i = 0; i < n; ++i) {
+        double exact = y0[i], mag = std::fabs(y0[i]);
+        for (int64_t j = 0; j < k; ++j) {
+          exact += double{c[j]} * w[j * stride + i];
+          mag += std::fabs(double{c[j]} * w[j * stride + i]);
+        }
+        bound[i] = static_cast<double>(k + 2) * kEps * mag;
+        ASSERT_NEAR(want[i], exact, bound[i]) << "n=" << n << " k=" << k;
+      }
+      for (Isa isa : test::available_isas()) {
+        const Kernels kern = make_kernels(isa);
+        std::vector<float> got = y0;
+        kern.axpy_rows(got.data(), n, c.data(), w.data(), stride, k);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_NEAR(got[i], want[i], 2 * bound[i]) << isa_name(isa) << " n=" << n << " k=" << k << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
 // RoPE against fp64 angles pos * base^(-2i/n_rot) * freq_scale / ff[i]; the f32 running
 // product drifts by about (i + 2) eps relative in theta.
 TEST(Rope, ReferenceMatchesFp64NormalAndNeox) {

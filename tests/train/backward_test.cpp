@@ -315,11 +315,13 @@ TEST(BackwardOps, LinearInputBackwardEqualsDequantizedProduct) {
     ASSERT_TRUE(loaded.ok()) << loaded.message();
     const model::LayerWeights& l = (*loaded)->weights.layers[0];
     core::ThreadPool pool(2);
+    // The scalar reference and this machine's kernels.
+    for (const kernels::Kernels& k : {kernels::make_kernels(kernels::Isa::kScalar), kernels::make_kernels()})
     for (const model::Weight* w : {&l.attn_q, &l.ffn_up, &l.ffn_down}) {
       const int64_t n = 37;
       const auto dy = random_vector(static_cast<size_t>(n * w->n_out), 9);
       std::vector<float> dx(static_cast<size_t>(n * w->n_in), 0.5f), want = dx;
-      ops::linear_input_backward(pool, *w, dy.data(), w->n_out, n, dx.data(), w->n_in);
+      ops::linear_input_backward(k, pool, *w, dy.data(), w->n_out, n, dx.data(), w->n_in);
       std::vector<float> row(static_cast<size_t>(w->n_in));
       const int64_t rb = gguf::row_bytes(w->type, w->n_in);
       for (int64_t j = 0; j < w->n_out; ++j) {

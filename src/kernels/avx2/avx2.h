@@ -25,6 +25,7 @@ void rms_norm_avx2(const float* x, const float* w, float* y, int64_t n, float ep
 void softmax_avx2(float* x, int64_t n, float scale, const float* mask);
 void silu_avx2(const float* x, float* y, int64_t n);
 void swiglu_avx2(const float* gate, const float* up, float* y, int64_t n);
+void axpy_rows_avx2(float* y, int64_t n, const float* c, const float* w, int64_t w_stride, int64_t k);
 void attention_group_avx2(const AttentionArgs& a, int64_t t, int kv_head);
 
 }  // namespace owl::kernels

@@ -197,6 +197,7 @@ void fill_avx2(Kernels& k) {
   k.softmax = softmax_avx2;
   k.silu = silu_avx2;
   k.swiglu = swiglu_avx2;
+  k.axpy_rows = axpy_rows_avx2;
   k.attention_group = attention_group_avx2;
 }
 

@@ -227,6 +227,7 @@ void fill_avx512(Kernels& k) {
   k.softmax = softmax_avx512;
   k.silu = silu_avx512;
   k.swiglu = swiglu_avx512;
+  k.axpy_rows = axpy_rows_avx512;
   k.attention_group = attention_group_avx512;
 }
 

@@ -95,4 +95,12 @@ void geglu_ref(const float* gate, const float* up, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = gelu_f16_ref(gate[i]) * up[i];
 }
 
+void axpy_rows_ref(float* y, int64_t n, const float* c, const float* w, int64_t w_stride, int64_t k) {
+  for (int64_t i = 0; i < n; ++i) {
+    float acc = y[i];
+    for (int64_t j = 0; j < k; ++j) acc += c[j] * w[j * w_stride + i];
+    y[i] = acc;
+  }
+}
+
 }  // namespace owl::kernels

@@ -45,6 +45,7 @@ void silu_ref(const float* x, float* y, int64_t n);
 void gelu_ref(const float* x, float* y, int64_t n);
 void swiglu_ref(const float* gate, const float* up, float* y, int64_t n);
 void geglu_ref(const float* gate, const float* up, float* y, int64_t n);
+void axpy_rows_ref(float* y, int64_t n, const float* c, const float* w, int64_t w_stride, int64_t k);
 void attention_group_ref(const AttentionArgs& a, int64_t t, int kv_head);
 
 // Scalar helpers shared by the SIMD variants' tails and set-up code.
