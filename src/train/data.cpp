@@ -110,8 +110,13 @@ core::Result<Dataset> load_dataset(const std::string& path, const tokenizer::Tok
                                    const TemplateSource& chat_template, const DataOptions& options) {
   auto text = core::read_file(path);
   if (!text) return text.error();
+  return parse_dataset(*text, path, tok, chat_template, options);
+}
+
+core::Result<Dataset> parse_dataset(std::string_view text, const std::string& path, const tokenizer::Tokenizer& tok,
+                                    const TemplateSource& chat_template, const DataOptions& options) {
   Dataset data;
-  std::string_view rest(*text);
+  std::string_view rest(text);
   for (int64_t number = 1; !rest.empty(); ++number) {
     const size_t nl = rest.find('\n');
     std::string_view raw = rest.substr(0, nl);

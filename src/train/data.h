@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -45,5 +46,9 @@ using TemplateSource = std::function<core::Result<const tmpl::Template*>()>;
 // one with nothing to learn.
 core::Result<Dataset> load_dataset(const std::string& path, const tokenizer::Tokenizer& tok,
                                    const TemplateSource& chat_template, const DataOptions& options);
+
+// The same over JSONL text in memory; `path` names it in errors.
+core::Result<Dataset> parse_dataset(std::string_view text, const std::string& path, const tokenizer::Tokenizer& tok,
+                                    const TemplateSource& chat_template, const DataOptions& options);
 
 }  // namespace owl::train
