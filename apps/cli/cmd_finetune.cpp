@@ -28,7 +28,7 @@ namespace {
 constexpr const char* kCommand = "owl finetune";
 
 struct FinetuneArgs {
-  std::string model, data, val, output, targets = "q,k,v,o,gate,up,down", schedule = "cosine";
+  std::string model, data, val, output, targets = "q,k,v,o,gate,up,down", schedule = "cosine", recompute = "auto";
   std::string resume, checkpoint, log, chat_format = "chatml", chat_template;
   double val_split = 0;
   int64_t rank = 8, ctx = 512;
@@ -69,6 +69,12 @@ int run_finetune(FinetuneArgs& a) {
                                              : std::nullopt;
   if (!schedule) return fail(kCommand, fmt::format("--schedule '{}' is not cosine, linear or constant", a.schedule));
   a.train.schedule = *schedule;
+  auto recompute = a.recompute == "auto" ? std::optional(train::Recompute::kAuto)
+                   : a.recompute == "on" ? std::optional(train::Recompute::kOn)
+                   : a.recompute == "off" ? std::optional(train::Recompute::kOff)
+                                          : std::nullopt;
+  if (!recompute) return fail(kCommand, fmt::format("--recompute '{}' is not auto, on or off", a.recompute));
+  a.train.recompute = *recompute;
 
   auto model = model::load_model(a.model);
   if (!model) return fail(kCommand, model.message());
@@ -127,6 +133,11 @@ int run_finetune(FinetuneArgs& a) {
              kCommand, data->examples.size(), data->n_tokens, data->n_targets,
              val.examples.empty() ? std::string() : fmt::format(", {} for validation", val.examples.size()), a.rank,
              a.alpha, lora->slots.size(), lora->n_params());
+  const train::ActivationPlan plan = train::plan_activations(**model, a.train, *data, val);
+  if (plan.recompute) {
+    fmt::print(stderr, "{}: activations {:.0f} MB with layers recomputed in the backward pass ({:.0f} MB kept whole)\n",
+               kCommand, static_cast<double>(plan.inputs_bytes) / 1e6, static_cast<double>(plan.full_bytes) / 1e6);
+  }
 
   std::FILE* log = nullptr;
   if (!a.log.empty()) {
@@ -220,6 +231,10 @@ Command register_finetune(CLI::App& root) {
   app->add_option("--warmup", a->train.warmup, "Steps of linear warm-up")->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   app->add_option("--weight-decay", a->train.weight_decay, "AdamW's decoupled weight decay")->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
   app->add_option("--clip", a->train.clip, "Clip the gradients' global norm to this (0: no clipping)")->check(CLI::Range(0.0f, 1e6f))->capture_default_str();
+  app->add_option("--recompute", a->recompute,
+                  "Recompute each layer's activations in the backward pass instead of keeping them: auto (when they "
+                  "would take over 256 MB), on or off")
+      ->capture_default_str();
   app->add_option("--seed", a->train.seed, "Seed of the initialisation, the data order and --val-split")->capture_default_str();
   app->add_option("--eval-every", a->train.eval_every, "Steps between validation losses (0: at the end)")->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   app->add_option("--early-stop", a->train.early_stop, "Stop after this many validations without improvement")->check(CLI::Range(int64_t{0}, int64_t{100000}));

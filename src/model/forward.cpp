@@ -129,7 +129,7 @@ void add_bias(float* y, const Weight& b, int64_t n_rows, int64_t stride) {
 }
 
 // Q, K, V of every token into ctx.qkv [n][n_q + 2 n_kv], RoPE applied, Q scaled.
-void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
+void compute_qkv(const Step& s, const LayerWeights& l, int64_t il, LayerTape* tape) {
   const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
   const ModelConfig& c = s.model.config;
   Context& ctx = s.ctx;
@@ -150,7 +150,7 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
     add_bias(v, l.attn_v_bias, s.n, width);
   }
   const kernels::RopeParams rope = layer_rope(s.model, il);
-  if (ctx.tape != nullptr && c.qk_norm) record(ctx.tape->layers[static_cast<size_t>(il)].qk_raw, q, s.n, n_q + n_kv, width);
+  if (tape != nullptr && c.qk_norm) record(tape->qk_raw, q, s.n, n_q + n_kv, width);
   parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
     if (c.qk_norm) {  // per head, before RoPE
       for (int64_t t = t0; t < t1; ++t) {
@@ -177,13 +177,13 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il) {
   });
 }
 
-// Stores K/V, then attends each run of consecutive tokens of one sequence over its slot.
+// Stores K/V (not with exact attention, which has no cache), then attends each run of consecutive tokens of one sequence over its slot.
 void compute_attention(const Step& s, int64_t il) {
   const ModelConfig& c = s.model.config;
   Context& ctx = s.ctx;
   const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
   // quantize_f16 rounds as quant::f32_to_f16 (bit-exact, tested in tests/kernels).
-  parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
+  if (!ctx.options.exact_attention) parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const float* k = ctx.qkv.data() + t * width + n_q;
       ctx.kernels.quantize_f16(k, ctx.kv.k(il, s.seq[t]) + s.pos[t] * n_kv, n_kv);
@@ -232,21 +232,21 @@ void add_rows(Context& ctx, float* x, const float* y, int64_t n_rows, int64_t wi
   });
 }
 
-void compute_layer(const Step& s, int64_t il) {
+// `inputs`: records the layer's input x there (may be null); `tape`: records everything else.
+void compute_layer(const Step& s, int64_t il, LayerTape* inputs, LayerTape* tape) {
   const ModelConfig& c = s.model.config;
   const LayerWeights& l = s.model.weights.layers[static_cast<size_t>(il)];
   Context& ctx = s.ctx;
   const int64_t n_embd = c.n_embd, n = s.n;
   const int64_t n_q = c.n_embd_q(), n_qkv = n_q + 2 * c.n_embd_kv();
   const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
-  LayerTape* tape = ctx.tape ? &ctx.tape->layers[static_cast<size_t>(il)] : nullptr;
   float* x = ctx.x.data();
   float* cur = ctx.cur.data();
 
-  if (tape) record(tape->x, x, n, n_embd, n_embd);
+  if (inputs) record(inputs->x, x, n, n_embd, n_embd);
   rms_norm_rows(ctx, x, l.attn_norm, cur, n, n_embd, n_embd, c.norm_eps);
   if (tape) record(tape->attn_in, cur, n, n_embd, n_embd);
-  compute_qkv(s, l, il);
+  compute_qkv(s, l, il, tape);
   compute_attention(s, il);
   if (tape) record(tape->qkv, ctx.qkv.data(), n, n_qkv, n_qkv), record(tape->attn, ctx.attn.data(), n, n_q, n_q);
   matmul(s, Out{l.attn_output, cur, id(LinearKind::kAttnOutput)}, ctx.attn.data(), n_q, n_embd);
@@ -290,6 +290,15 @@ void embed(const Step& s) {
   }
 }
 
+// logits [n_rows][n_vocab] = the output matmul of hidden [n_rows][n_embd], softcapped.
+void project_output(const Model& model, Context& ctx, const float* hidden, int64_t n_rows, float* logits) {
+  const ModelConfig& c = model.config;
+  matmul(ctx, {Out{model.weights.output, logits}}, hidden, c.n_embd, c.n_vocab, n_rows);
+  if (c.final_softcap > 0.0f) {
+    for (int64_t i = 0; i < n_rows * c.n_vocab; ++i) logits[i] = c.final_softcap * std::tanh(logits[i] / c.final_softcap);
+  }
+}
+
 // Logits (or final-norm hidden states) of the step's rows that ask for them, written to `out` in
 // order; returns the count.
 int64_t compute_output(const Step& s, const uint8_t* want, float* out, Output kind) {
@@ -303,10 +312,7 @@ int64_t compute_output(const Step& s, const uint8_t* want, float* out, Output ki
     ++n_out;
   }
   if (n_out == 0 || kind == Output::kHidden) return n_out;
-  matmul(ctx, {Out{s.model.weights.output, out}}, ctx.cur.data(), c.n_embd, c.n_vocab, n_out);
-  if (c.final_softcap > 0.0f) {
-    for (int64_t i = 0; i < n_out * c.n_vocab; ++i) out[i] = c.final_softcap * std::tanh(out[i] / c.final_softcap);
-  }
+  project_output(s.model, ctx, ctx.cur.data(), n_out, out);
   return n_out;
 }
 
@@ -393,7 +399,9 @@ int64_t Batch::n_logits() const {
 Context::Context(const Model& model, const ContextOptions& o)
     : options(o), kernels(kernels::make_kernels()), pool(o.n_threads) {
   const ModelConfig& c = model.config;
-  kv = KvCache(c.n_layer, c.n_embd_kv(), o.n_ctx, o.n_seq);
+  // Exact attention reads the step's own f32 rows and never the cache: it gets one of no layers
+  // (positions and sequences still checked against it).
+  kv = KvCache(o.exact_attention ? 0 : c.n_layer, c.n_embd_kv(), o.n_ctx, o.n_seq);
   seq_used.resize(static_cast<size_t>(o.n_seq));
   const auto b = static_cast<size_t>(o.n_batch);
   const ModelConfig::ActivationWidths width = c.activation_widths();
@@ -428,6 +436,43 @@ core::Result<std::unique_ptr<Context>> make_context(const Model& model, const Co
   return std::make_unique<Context>(model, o);
 }
 
+core::Status output_logits(const Model& model, Context& ctx, const float* hidden, int64_t n_rows, float* logits) {
+  if (n_rows < 0 || n_rows > ctx.options.n_batch) {
+    return make_error("output_logits: {} rows outside 0..{}", n_rows, ctx.options.n_batch);
+  }
+  if (n_rows > 0) project_output(model, ctx, hidden, n_rows, logits);
+  return {};
+}
+
+int64_t layer_tape_bytes_per_token(const ModelConfig& c) {
+  const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv();
+  const int64_t floats = 5 * c.n_embd + (c.qk_norm ? n_q + n_kv : 0) + (n_q + 2 * n_kv) + n_q + 3 * c.n_ff;
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
+core::Status recompute_layer(const Model& model, const Batch& batch, Context& ctx, const Tape& tape, int64_t il,
+                             LayerTape& out) {
+  const ModelConfig& c = model.config;
+  const int64_t n = batch.size();
+  if (il < 0 || il >= c.n_layer || tape.layers.size() != static_cast<size_t>(c.n_layer)) {
+    return make_error("recompute_layer: layer {} of a tape with {} layers", il, tape.layers.size());
+  }
+  const std::vector<float>& x = tape.layers[static_cast<size_t>(il)].x;
+  if (n > ctx.options.n_batch || tape.n_tokens != n || x.size() != static_cast<size_t>(n * c.n_embd)) {
+    return make_error("recompute_layer: the tape holds {} tokens, the batch {} (steps of {})", tape.n_tokens, n,
+                      ctx.options.n_batch);
+  }
+  const AdapterSet* const* adapters = nullptr;
+  if (!batch.adapters.empty() &&
+      std::any_of(batch.adapters.begin(), batch.adapters.end(), [](const AdapterSet* a) { return a != nullptr; })) {
+    adapters = batch.adapters.data();
+  }
+  const Step step{model, ctx, batch.token.data(), batch.pos.data(), batch.seq.data(), adapters, n};
+  std::copy(x.begin(), x.end(), ctx.x.begin());
+  compute_layer(step, il, nullptr, &out);
+  return {};
+}
+
 core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* out, Output kind) {
   OWL_TRY(validate(model, batch, ctx));
   const int64_t width = kind == Output::kHidden ? model.config.n_embd : model.config.n_vocab;
@@ -448,7 +493,10 @@ core::Status forward(const Model& model, const Batch& batch, Context& ctx, float
     for (int64_t t = 0; t < n; ++t) {
       ctx.kv.set_used(step.seq[t], step.pos[t] + 1);
     }
-    for (int64_t il = 0; il < model.config.n_layer; ++il) compute_layer(step, il);
+    for (int64_t il = 0; il < model.config.n_layer; ++il) {
+      LayerTape* lt = ctx.tape != nullptr ? &ctx.tape->layers[static_cast<size_t>(il)] : nullptr;
+      compute_layer(step, il, lt, lt != nullptr && !ctx.tape->inputs_only ? lt : nullptr);
+    }
     if (ctx.tape != nullptr) record(ctx.tape->x_final, ctx.x.data(), n, model.config.n_embd, model.config.n_embd);
     out += compute_output(step, batch.logits.data() + begin, out, kind) * width;
   }

@@ -59,7 +59,8 @@ struct ContextOptions {
   bool batch_invariant = false;
   // Attention in f32 over the step's own rows (kernels/self_attention.h) instead of the f16 KV
   // cache: what training uses, so that its gradients are those of an f32 model. Every sequence
-  // of a batch must then be whole (rows contiguous, positions 0, 1, 2...) and fit one step.
+  // of a batch must then be whole (rows contiguous, positions 0, 1, 2...) and fit one step. Such a
+  // context keeps no KV cache.
   bool exact_attention = false;
 };
 
@@ -86,10 +87,17 @@ struct LayerTape {
   std::vector<float> ffn_out;   // [n][n_embd] ffn_down's result (before post_ffw_norm)
 };
 struct Tape {
+  // Record only each layer's input `x` (and x_final): the backward pass recomputes the rest of a
+  // layer with recompute_layer() when it gets there (activation checkpointing). A layer's full
+  // record is 4-20 times the size of its input.
+  bool inputs_only = false;
   int64_t n_tokens = 0;
   std::vector<LayerTape> layers;  // [n_layer]
   std::vector<float> x_final;     // [n][n_embd] the residual stream after the last layer
 };
+
+// Bytes of one token's full LayerTape (every field), for sizing decisions.
+int64_t layer_tape_bytes_per_token(const ModelConfig& c);
 
 // Everything forward() needs besides the weights: the kernels, the threads, the KV cache and
 // scratch buffers sized once for n_batch tokens, so forward() does not allocate.
@@ -127,5 +135,15 @@ kernels::SelfAttentionArgs layer_self_attention(const ModelConfig& c, int64_t il
 // A token's position may not skip ahead of what its sequence holds; positions already held
 // are overwritten and everything after them is forgotten (rollback).
 core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* out, Output kind = Output::kLogits);
+
+// The logits of rows of forward()'s Output::kHidden (at most n_batch rows at a time): what
+// Output::kLogits would have written for them.
+core::Status output_logits(const Model& model, Context& ctx, const float* hidden, int64_t n_rows, float* logits);
+
+// Runs layer `il` of `batch` again from its input as `tape` recorded it (by a forward() of the same
+// batch on `ctx`), writing every field of `out` but x (the tape has it): the same values, bit for
+// bit, as a full record.
+core::Status recompute_layer(const Model& model, const Batch& batch, Context& ctx, const Tape& tape, int64_t il,
+                             LayerTape& out);
 
 }  // namespace owl::model

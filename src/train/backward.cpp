@@ -52,7 +52,7 @@ void swiglu_backward(const float* g, const float* u, const float* dy, float* dg,
   for (int64_t i = 0; i < n; ++i) {
     const float s = 1.0f / (1.0f + std::exp(-g[i]));
     const float silu = g[i] * s;
-    const float d = dy[i];
+    const float d = dy[i];  // dy may be du
     du[i] = d * silu;
     dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
   }
@@ -66,8 +66,9 @@ void geglu_backward(const float* g, const float* u, const float* dy, float* dg, 
     const float t = std::tanh(kSqrt2OverPi * x * (1.0f + kA * x * x));
     const float gelu = 0.5f * x * (1.0f + t);
     const float dgelu = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * kA * x * x);
-    du[i] = dy[i] * gelu;
-    dg[i] = dy[i] * u[i] * dgelu;
+    const float d = dy[i];  // dy may be du
+    du[i] = d * gelu;
+    dg[i] = d * u[i] * dgelu;
   }
 }
 
@@ -125,12 +126,12 @@ namespace {
 // With u = A x and du = s B^T dy (per token, r values each):
 //   dB[j] += s Σ_t dy[t][j] u[t],  dA[k] += Σ_t du[t][k] x[t],  dx[t] += Σ_k du[t][k] A[k].
 // Each is axpy_rows over rows that lie in memory as they are, after small transposes (scratch
-// holds A^T, then dy^T scaled by s, then du^T).
+// holds A^T, then du^T; each task transposes its own columns of dy).
 void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const model::LoraPair& p, float s,
                    const float* x, int64_t x_stride, const float* dy, int64_t dy_stride, int64_t n, float* dx,
                    int64_t dx_stride, float* dA, float* dB, float* u, float* du, std::vector<float>& scratch) {
   const int64_t r = p.rank, n_in = p.n_in, n_out = p.n_out;
-  scratch.resize(static_cast<size_t>(std::max({r * n_in, n * n_out, n * r})));
+  scratch.resize(static_cast<size_t>(std::max(r * n_in, n * r)));
   float* at = scratch.data();  // A^T [n_in][r]
   for (int64_t k = 0; k < r; ++k) {
     for (int64_t i = 0; i < n_in; ++i) at[i * r + k] = p.a[k * n_in + i];
@@ -146,12 +147,16 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
       for (int64_t k = 0; k < r; ++k) dut[k] *= s;
     }
   });
-  float* dyt = scratch.data();  // s dy^T [n_out][n]
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t j = 0; j < n_out; ++j) dyt[j * n + t] = s * dy[t * dy_stride + j];
-  }
   parallel(pool, n_out, 16, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) kern.axpy_rows(dB + j * r, r, dyt + j * n, u, r, n);
+    constexpr int64_t kCols = 32;  // s dy^T of kCols columns at a time [kCols][n]
+    std::vector<float> dyt(static_cast<size_t>(std::min(kCols, j1 - j0) * n));
+    for (int64_t c0 = j0; c0 < j1; c0 += kCols) {
+      const int64_t c1 = std::min(j1, c0 + kCols);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t j = c0; j < c1; ++j) dyt[static_cast<size_t>((j - c0) * n + t)] = s * dy[t * dy_stride + j];
+      }
+      for (int64_t j = c0; j < c1; ++j) kern.axpy_rows(dB + j * r, r, dyt.data() + (j - c0) * n, u, r, n);
+    }
   });
   float* dut = scratch.data();  // du^T [r][n]
   for (int64_t t = 0; t < n; ++t) {
@@ -170,32 +175,52 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
 Backward::Backward(const model::Model& model, int64_t n_batch) : model_(model), n_batch_(n_batch) {
   const model::ModelConfig& c = model.config;
   const auto n = static_cast<size_t>(n_batch);
-  const auto width = static_cast<size_t>(c.n_embd_q() + 2 * c.n_embd_kv());
   dx_.resize(n * static_cast<size_t>(c.n_embd));
-  dmid_.resize(n * static_cast<size_t>(c.n_embd));
-  mid_.resize(n * static_cast<size_t>(c.n_embd));
-  dcur_.resize(n * static_cast<size_t>(c.n_embd));
-  tmp_.resize(n * static_cast<size_t>(std::max(c.n_ff, c.n_embd_q())));
-  dffn_.resize(n * static_cast<size_t>(2 * c.n_ff));
-  dqkv_.resize(n * width);
+  if (c.post_norms) dmid_.resize(n * static_cast<size_t>(c.n_embd));
 }
 
-double cross_entropy(const float* logits, int64_t n_vocab, int32_t target, float weight, float* d_logits) {
+double output_loss_and_gradient(const model::ModelConfig& c, float* logits, int32_t target, float weight) {
+  const int64_t n_vocab = c.n_vocab;
   float max = logits[0];
   for (int64_t i = 1; i < n_vocab; ++i) max = std::max(max, logits[i]);
   double sum = 0;
   for (int64_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
   const double log_z = std::log(sum) + max;
+  const double loss = log_z - logits[target];
+  const float cap = c.final_softcap;
   for (int64_t i = 0; i < n_vocab; ++i) {
-    d_logits[i] = static_cast<float>(std::exp(static_cast<double>(logits[i]) - log_z) * weight);
+    const float l = logits[i];
+    float d = static_cast<float>(std::exp(static_cast<double>(l) - log_z) * weight);
+    if (i == target) d -= weight;
+    // logits = cap tanh(z / cap): dz = dlogits (1 - (logits / cap)^2)
+    logits[i] = cap > 0.0f ? d * (1.0f - (l / cap) * (l / cap)) : d;
   }
-  d_logits[target] -= weight;
-  return log_z - logits[target];
+  return loss;
+}
+
+core::Result<double> Backward::output_loss(model::Context& ctx, const float* hidden, std::span<const int32_t> targets,
+                                           float weight, float* d_hidden) {
+  const model::ModelConfig& c = model_.config;
+  const auto n = static_cast<int64_t>(targets.size());
+  logits_.resize(static_cast<size_t>(std::min(n, kOutputRows) * c.n_vocab));
+  double loss = 0;
+  for (int64_t r0 = 0; r0 < n; r0 += kOutputRows) {
+    const int64_t m = std::min(kOutputRows, n - r0);
+    OWL_TRY(model::output_logits(model_, ctx, hidden + r0 * c.n_embd, m, logits_.data()));
+    if (d_hidden != nullptr) std::fill_n(d_hidden + r0 * c.n_embd, m * c.n_embd, 0.0f);  // hidden's rows are read
+    for (int64_t i = 0; i < m; ++i) {  // the logits become dL/dz in place
+      loss += output_loss_and_gradient(c, logits_.data() + i * c.n_vocab, targets[static_cast<size_t>(r0 + i)], weight);
+    }
+    if (d_hidden != nullptr) {
+      ops::linear_input_backward(ctx.kernels, ctx.pool, model_.weights.output, logits_.data(), c.n_vocab, m,
+                                 d_hidden + r0 * c.n_embd, c.n_embd);
+    }
+  }
+  return loss;
 }
 
 core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, model::Context& ctx,
-                           const TrainableLora& lora, const float* logits, const float* d_logits,
-                           std::vector<std::vector<float>>& grads) {
+                           const TrainableLora& lora, const float* d_hidden, std::vector<std::vector<float>>& grads) {
   const model::Model& model = model_;
   const model::ModelConfig& c = model.config;
   const int64_t n = batch.size();
@@ -242,33 +267,14 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
     });
   };
 
-  // Output: softcap, the output matmul (frozen), the final norm.
+  // Output: the final norm of the rows that had output.
   float* dx = dx_.data();
   std::fill_n(dx, n * n_embd, 0.0f);
-  {
-    std::vector<int64_t> rows;
-    for (int64_t t = 0; t < n; ++t) {
-      if (batch.logits[static_cast<size_t>(t)]) rows.push_back(t);
-    }
-    const auto n_out = static_cast<int64_t>(rows.size());
-    std::vector<float> dz;
-    const float* dlog = d_logits;
-    if (c.final_softcap > 0.0f) {  // logits = cap tanh(z / cap): dz = dlogits (1 - (logits / cap)^2)
-      dz.assign(d_logits, d_logits + n_out * c.n_vocab);
-      for (int64_t i = 0; i < n_out * c.n_vocab; ++i) {
-        const float th = logits[i] / c.final_softcap;
-        dz[static_cast<size_t>(i)] *= 1.0f - th * th;
-      }
-      dlog = dz.data();
-    }
-    float* dnormed = dcur_.data();
-    std::fill_n(dnormed, n_out * n_embd, 0.0f);
-    ops::linear_input_backward(ctx.kernels, pool, model.weights.output, dlog, c.n_vocab, n_out, dnormed, n_embd);
-    for (int64_t i = 0; i < n_out; ++i) {
-      const int64_t t = rows[static_cast<size_t>(i)];
-      ops::rms_norm_backward(tape.x_final.data() + t * n_embd, model.weights.output_norm.f32(), dnormed + i * n_embd,
-                             dx + t * n_embd, n_embd, c.norm_eps);
-    }
+  for (int64_t t = 0, i = 0; t < n; ++t) {
+    if (!batch.logits[static_cast<size_t>(t)]) continue;
+    ops::rms_norm_backward(tape.x_final.data() + t * n_embd, model.weights.output_norm.f32(), d_hidden + i * n_embd,
+                           dx + t * n_embd, n_embd, c.norm_eps);
+    ++i;
   }
 
   std::vector<int32_t> neg_pos(static_cast<size_t>(n));
@@ -276,10 +282,12 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
 
   for (int64_t il = c.n_layer - 1; il >= 0; --il) {
     const model::LayerWeights& l = model.weights.layers[static_cast<size_t>(il)];
-    const model::LayerTape& tp = tape.layers[static_cast<size_t>(il)];
+    if (tape.inputs_only) OWL_TRY(model::recompute_layer(model, batch, ctx, tape, il, recomputed_));
+    const model::LayerTape& tp = tape.inputs_only ? recomputed_ : tape.layers[static_cast<size_t>(il)];
+    const std::vector<float>& x_in = tape.layers[static_cast<size_t>(il)].x;
     const auto id = [il](LinearKind kind) { return WeightId{static_cast<int32_t>(il), kind}; };
-    float* mid = mid_.data();
-    float* dcur = dcur_.data();
+    float* mid = ctx.x.data();  // forward's scratch, free until the next layer is recomputed
+    float* dcur = ctx.cur.data();
 
     // x_mid = x + post(attn_out), the input of ffn_norm.
     if (c.post_norms) {
@@ -287,9 +295,9 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
         ctx.kernels.rms_norm(tp.attn_out.data() + t * n_embd, l.post_attention_norm.f32(), mid + t * n_embd, n_embd,
                              c.norm_eps);
       }
-      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] += tp.x[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] += x_in[static_cast<size_t>(i)];
     } else {
-      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] = tp.x[static_cast<size_t>(i)] + tp.attn_out[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < n * n_embd; ++i) mid[i] = x_in[static_cast<size_t>(i)] + tp.attn_out[static_cast<size_t>(i)];
     }
 
     // ---- FFN ----
@@ -299,18 +307,20 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
       rms_back(tp.ffn_out.data(), l.post_ffw_norm, dx, dmid_.data());
       d_ffn_out = dmid_.data();
     }
-    float* dact = tmp_.data();
-    std::fill_n(dact, n * n_ff, 0.0f);
-    linear(l.ffn_down, id(LinearKind::kFfnDown), tp.act.data(), n_ff, d_ffn_out, n_embd, dact, n_ff);
-    float* dgu = dffn_.data();
+    // dgu [n][2 n_ff] is forward's scratch (free until the next layer is recomputed); dact is
+    // first written into its up half, which the activation's backward then overwrites in place.
+    float* dgu = ctx.ffn.data();
+    float* dact = dgu + n_ff;
+    for (int64_t t = 0; t < n; ++t) std::fill_n(dact + t * 2 * n_ff, n_ff, 0.0f);
+    linear(l.ffn_down, id(LinearKind::kFfnDown), tp.act.data(), n_ff, d_ffn_out, n_embd, dact, 2 * n_ff);
     parallel(pool, n, 4, [&](int64_t r0, int64_t r1) {
       for (int64_t t = r0; t < r1; ++t) {
         const float* g = tp.gate_up.data() + t * 2 * n_ff;
         float* d = dgu + t * 2 * n_ff;
         if (c.activation == model::Activation::kSilu) {
-          ops::swiglu_backward(g, g + n_ff, dact + t * n_ff, d, d + n_ff, n_ff);
+          ops::swiglu_backward(g, g + n_ff, d + n_ff, d, d + n_ff, n_ff);
         } else {
-          ops::geglu_backward(g, g + n_ff, dact + t * n_ff, d, d + n_ff, n_ff);
+          ops::geglu_backward(g, g + n_ff, d + n_ff, d, d + n_ff, n_ff);
         }
       }
     });
@@ -330,12 +340,12 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
       rms_back(tp.attn_out.data(), l.post_attention_norm, dx, dmid_.data());
       d_attn_out = dmid_.data();
     }
-    float* dattn = tmp_.data();
+    float* dattn = ctx.attn.data();  // forward's scratch, as dgu
     std::fill_n(dattn, n * n_q, 0.0f);
     linear(l.attn_output, id(LinearKind::kAttnOutput), tp.attn.data(), n_q, d_attn_out, n_embd, dattn, n_q);
 
     // Attention per sequence, its scores recomputed from the recorded q, k, v.
-    float* dqkv = dqkv_.data();
+    float* dqkv = ctx.qkv.data();
     std::fill_n(dqkv, n * width, 0.0f);
     for (int64_t b = 0; b < n;) {
       int64_t e = b + 1;
@@ -383,7 +393,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
       linear(l.attn_k, id(LinearKind::kAttnK), ain, n_embd, dqkv + n_q, width, dcur, n_embd);
       linear(l.attn_v, id(LinearKind::kAttnV), ain, n_embd, dqkv + n_q + n_kv, width, dcur, n_embd);
     }
-    rms_back(tp.x.data(), l.attn_norm, dcur, dx);  // dx is now dL/dx of the layer's input
+    rms_back(x_in.data(), l.attn_norm, dcur, dx);  // dx is now dL/dx of the layer's input
   }
   return {};
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/result.h"
@@ -19,9 +20,9 @@ namespace owl::train {
 namespace ops {
 // y = x / sqrt(mean(x^2) + eps) * w (w may be null): dx += dL/dx given dy.
 void rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, int64_t n, float eps);
-// y = silu(g) * u: dg, du (overwritten) given dy.
+// y = silu(g) * u: dg, du (overwritten) given dy (which may be du).
 void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
-// y = gelu_tanh(g) * u: dg, du (overwritten) given dy.
+// y = gelu_tanh(g) * u: dg, du (overwritten) given dy (which may be du).
 void geglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
 // dx[r][i] += Σ_j dy[r][j] W[j][i] for W [n_out][n_in] in any weight format (its rows
 // dequantized a tile at a time, then k.axpy_rows); runs on the pool.
@@ -29,26 +30,37 @@ void linear_input_backward(const kernels::Kernels& k, core::ThreadPool& pool, co
                            int64_t dy_stride, int64_t n_rows, float* dx, int64_t dx_stride);
 }  // namespace ops
 
-// Scratch sized for one model and step size, reused across steps.
+// Scratch sized for one model and step size, reused across steps. run() also borrows the
+// context's forward scratch (x, cur, qkv, ffn) between the layers it recomputes.
 class Backward {
  public:
   Backward(const model::Model& model, int64_t n_batch);
 
-  // Adds to `grads` (shaped as lora.adapter->storage) the gradient of Σ d_logits · logits over
-  // the rows of `batch` that asked for logits, for the step `tape` recorded (ctx.tape during
-  // forward(model, batch, ctx, logits)). Every sequence of the batch must be whole: its rows
-  // contiguous, at positions 0, 1, 2... Every row runs with the trained adapter alone.
+  // The summed cross-entropy of `targets`, one for each row of `hidden` (forward()'s
+  // Output::kHidden rows), each weighted by `weight`. With `d_hidden`, writes dL/dhidden
+  // [rows][n_embd] there (it may be `hidden`): what run() takes. The logits are made kOutputRows rows at a time, so a
+  // step never holds [rows][n_vocab].
+  core::Result<double> output_loss(model::Context& ctx, const float* hidden, std::span<const int32_t> targets,
+                                   float weight, float* d_hidden);
+  static constexpr int64_t kOutputRows = 32;
+
+  // Adds to `grads` (shaped as lora.adapter->storage) the gradient of Σ d_hidden · hidden over the
+  // rows of `batch` that asked for output, for the step `tape` recorded (ctx.tape during
+  // forward(model, batch, ctx, hidden, Output::kHidden)). A tape of layer inputs only has each
+  // layer recomputed from its input on the way back. Every sequence of the batch must be whole:
+  // its rows contiguous, at positions 0, 1, 2... Every row runs with the trained adapter alone.
   core::Status run(const model::Batch& batch, const model::Tape& tape, model::Context& ctx, const TrainableLora& lora,
-                   const float* logits, const float* d_logits, std::vector<std::vector<float>>& grads);
+                   const float* d_hidden, std::vector<std::vector<float>>& grads);
 
  private:
   const model::Model& model_;
   int64_t n_batch_;
-  std::vector<float> dx_, dmid_, dcur_, dffn_, dqkv_, mid_, tmp_, u_, du_, lora_scratch_;
+  std::vector<float> dx_, dmid_, u_, du_, lora_scratch_, logits_;
+  model::LayerTape recomputed_;
 };
 
-// Cross-entropy of `target` under softmax(logits): returns -log p(target) and writes
-// d_logits = (softmax(logits) - onehot(target)) * weight.
-double cross_entropy(const float* logits, int64_t n_vocab, int32_t target, float weight, float* d_logits);
+// One row of logits (softcap applied when the model has one): returns -log p(target) and
+// overwrites the row with weight · dL/dz, z the output matmul's result before the softcap.
+double output_loss_and_gradient(const model::ModelConfig& c, float* logits, int32_t target, float weight);
 
 }  // namespace owl::train

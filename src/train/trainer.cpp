@@ -97,26 +97,46 @@ core::Result<std::unique_ptr<model::Context>> training_context(const model::Mode
                                      .n_threads = n_threads, .exact_attention = true});
 }
 
-// Forward over one packed micro-batch; adds the summed loss (each target weighted by `weight`)
-// and, when `back` is set, the gradients.
+int64_t longest(const Dataset& a, const Dataset& b) { return std::max(longest(a), b.examples.empty() ? 1 : longest(b)); }
+
+// Forward over one packed micro-batch: returns the summed loss (each target weighted by `weight`)
+// and, with `grads`, adds the gradients.
 core::Result<double> run_micro_batch(const model::Model& model, model::Context& ctx, const Packed& p, float weight,
-                                     const TrainableLora& lora, Backward* back,
-                                     std::vector<std::vector<float>>* grads, std::vector<float>& logits,
-                                     std::vector<float>& d_logits, model::Tape& tape) {
-  const int64_t n_vocab = model.config.n_vocab;
+                                     const TrainableLora& lora, Backward& back,
+                                     std::vector<std::vector<float>>* grads, std::vector<float>& hidden,
+                                     model::Tape& tape) {
   const auto n_out = static_cast<int64_t>(p.targets.size());
-  logits.resize(static_cast<size_t>(n_out * n_vocab));
-  d_logits.resize(logits.size());
-  ctx.tape = back != nullptr ? &tape : nullptr;
-  OWL_TRY(model::forward(model, p.batch, ctx, logits.data()));
+  const auto size = static_cast<size_t>(n_out * model.config.n_embd);
+  hidden.resize(size);
+  ctx.tape = grads != nullptr ? &tape : nullptr;
+  auto fwd = model::forward(model, p.batch, ctx, hidden.data(), model::Output::kHidden);
   ctx.tape = nullptr;
-  double loss = 0;
-  for (int64_t i = 0; i < n_out; ++i) {
-    loss += cross_entropy(logits.data() + i * n_vocab, n_vocab, p.targets[static_cast<size_t>(i)], weight,
-                          d_logits.data() + i * n_vocab);
+  OWL_TRY(fwd);
+  // dL/dhidden replaces hidden in place.
+  auto loss = back.output_loss(ctx, hidden.data(), p.targets, weight, grads != nullptr ? hidden.data() : nullptr);
+  if (!loss) return loss.error();
+  if (grads != nullptr) OWL_TRY(back.run(p.batch, tape, ctx, lora, hidden.data(), *grads));
+  return *loss;
+}
+
+core::Result<double> evaluate_loss(const model::Model& model, model::Context& ctx, Backward& back,
+                                   const TrainableLora& lora, const Dataset& data, int64_t batch) {
+  model::AdapterSet set;
+  set.adapters.emplace_back(lora.adapter, 1.0f);
+  Packed p;
+  std::vector<float> hidden;
+  model::Tape tape;
+  std::vector<int64_t> idx;
+  double sum = 0;
+  for (int64_t i = 0; i < static_cast<int64_t>(data.examples.size()); i += batch) {
+    idx.clear();
+    for (int64_t j = i; j < std::min<int64_t>(i + batch, static_cast<int64_t>(data.examples.size())); ++j) idx.push_back(j);
+    pack(data, idx, &set, p);
+    auto loss = run_micro_batch(model, ctx, p, 1.0f, lora, back, nullptr, hidden, tape);
+    if (!loss) return loss.error();
+    sum += *loss;
   }
-  if (back != nullptr) OWL_TRY(back->run(p.batch, tape, ctx, lora, logits.data(), d_logits.data(), *grads));
-  return loss;
+  return sum / static_cast<double>(data.n_targets);
 }
 
 // ---- checkpoints: the adapter, AdamW's state, the best adapter so far and where the run is ----
@@ -224,22 +244,21 @@ core::Result<double> evaluate_loss(const model::Model& model, const TrainableLor
                                    int64_t batch, int n_threads) {
   auto ctx = training_context(model, batch, longest(data), n_threads);
   if (!ctx) return ctx.error();
-  model::AdapterSet set;
-  set.adapters.emplace_back(lora.adapter, 1.0f);
-  Packed p;
-  std::vector<float> logits, d_logits;
-  model::Tape tape;
-  std::vector<int64_t> idx;
-  double sum = 0;
-  for (int64_t i = 0; i < static_cast<int64_t>(data.examples.size()); i += batch) {
-    idx.clear();
-    for (int64_t j = i; j < std::min<int64_t>(i + batch, static_cast<int64_t>(data.examples.size())); ++j) idx.push_back(j);
-    pack(data, idx, &set, p);
-    auto loss = run_micro_batch(model, **ctx, p, 1.0f, lora, nullptr, nullptr, logits, d_logits, tape);
-    if (!loss) return loss.error();
-    sum += *loss;
-  }
-  return sum / static_cast<double>(data.n_targets);
+  Backward back(model, (*ctx)->options.n_batch);
+  return evaluate_loss(model, **ctx, back, lora, data, batch);
+}
+
+ActivationPlan plan_activations(const model::Model& model, const TrainOptions& o, const Dataset& train,
+                                const Dataset& val) {
+  const model::ModelConfig& c = model.config;
+  const int64_t tokens = std::max<int64_t>(1, o.batch) * longest(train, val);
+  ActivationPlan plan;
+  plan.full_bytes = model::layer_tape_bytes_per_token(c) * c.n_layer * tokens;
+  plan.inputs_bytes = (c.n_layer * c.n_embd * static_cast<int64_t>(sizeof(float))) * tokens +
+                      model::layer_tape_bytes_per_token(c) * tokens;
+  plan.recompute = o.recompute == Recompute::kOn ||
+                   (o.recompute == Recompute::kAuto && plan.full_bytes > kRecomputeAboveBytes);
+  return plan;
 }
 
 core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, const Dataset& train_set,
@@ -249,9 +268,11 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
   const auto n_train = static_cast<int64_t>(train_set.examples.size());
   const int64_t per_step = o.batch * o.grad_accum;
   const int64_t total = o.steps > 0 ? o.steps : std::max<int64_t>(1, (o.epochs * n_train + per_step - 1) / per_step);
-  auto ctx = training_context(model, o.batch, longest(train_set), o.n_threads);
+  auto ctx = training_context(model, o.batch, longest(train_set, val), o.n_threads);
   if (!ctx) return ctx.error();
   Backward back(model, (*ctx)->options.n_batch);
+  model::Tape tape;
+  tape.inputs_only = plan_activations(model, o, train_set, val).recompute;
   model::AdapterSet set;
   set.adapters.emplace_back(lora.adapter, 1.0f);
 
@@ -266,9 +287,7 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
   TrainResult result;
   Order order(n_train, o.seed);
   Packed p;
-  std::vector<float> logits, d_logits;
-  model::Tape tape;
-  std::vector<int64_t> idx;
+  std::vector<float> hidden;
   auto grads = lora.zeros_like();
   const auto start = Clock::now();
   int64_t tokens_run = 0;
@@ -276,7 +295,7 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
 
   auto validate = [&](int64_t step, StepReport& report) -> core::Status {
     if (val.examples.empty()) return {};
-    auto v = evaluate_loss(model, lora, val, o.batch, o.n_threads);
+    auto v = evaluate_loss(model, **ctx, back, lora, val, o.batch);
     if (!v) return v.error();
     report.val_loss = *v;
     if (*v < st.best_val) {
@@ -312,7 +331,7 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
     const float weight = 1.0f / static_cast<float>(n_targets);
     for (const auto& m : micro) {
       pack(train_set, m, &set, p);
-      auto l = run_micro_batch(model, **ctx, p, weight, lora, &back, &grads, logits, d_logits, tape);
+      auto l = run_micro_batch(model, **ctx, p, weight, lora, back, &grads, hidden, tape);
       if (!l) return l.error();
       loss += *l;
       step_tokens += p.n_tokens;

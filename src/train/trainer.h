@@ -20,6 +20,12 @@ namespace owl::train {
 
 enum class Schedule { kCosine, kLinear, kConstant };
 
+// Whether the backward pass keeps every layer's activations from the forward (fast) or only each
+// layer's input, recomputing the rest of a layer when the backward pass reaches it (about one more
+// forward per step; the kept activations shrink 4-20 times). The gradients are the same bits.
+enum class Recompute { kAuto, kOn, kOff };
+inline constexpr int64_t kRecomputeAboveBytes = int64_t{256} << 20;  // kAuto: on when the full record would exceed this
+
 struct TrainOptions {
   int64_t epochs = 1;          // used when steps is 0
   int64_t steps = 0;           // optimizer steps; 0: epochs over the training set
@@ -36,7 +42,17 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;
   std::string checkpoint;      // path of the checkpoint file (written when checkpoint_every > 0)
   int n_threads = 0;
+  Recompute recompute = Recompute::kAuto;
 };
+
+// What the backward pass will keep of a micro-batch's activations.
+struct ActivationPlan {
+  bool recompute = false;
+  int64_t full_bytes = 0;    // every layer's activations of the largest micro-batch
+  int64_t inputs_bytes = 0;  // the layer inputs plus one layer's activations, when recomputing
+};
+ActivationPlan plan_activations(const model::Model& model, const TrainOptions& options, const Dataset& train,
+                                const Dataset& val);
 
 // What one optimizer step reports.
 struct StepReport {

@@ -121,19 +121,23 @@ TEST_F(FinetuneCli, TheDemoAdapterPassesTheSuiteTheBaseModelFails) {
   EXPECT_TRUE(has(r, "What color was the kite? pink")) << r.out;
 }
 
+// Recomputing the layers in the backward pass (--recompute on) changes nothing in the adapter.
 TEST_F(FinetuneCli, TheSameSeedGivesTheSameAdapterAndAnotherSeedAnother) {
   const std::string data = demo_head(40);
   const std::string common = "finetune -m " + kModel + " --data " + data + " --steps 6 --batch 4 --lr 3e-3 -q -t 2 ";
-  // The same file name in three folders: the name is the adapter's general.name.
-  for (const char* run : {"a", "b", "c"}) {
+  // The same file name in four folders: the name is the adapter's general.name.
+  for (const char* run : {"a", "b", "c", "d"}) {
     fs::create_directories(path(run));
-    RunResult r = run_owl(common + (run[0] == 'c' ? "--seed 7 " : "") + "-o " + path(run) + "/x.gguf");
+    const std::string extra = run[0] == 'c' ? "--seed 7 " : run[0] == 'd' ? "--recompute on " : "";
+    RunResult r = run_owl(common + extra + "-o " + path(run) + "/x.gguf");
     ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(has(r, "with layers recomputed in the backward pass"), run[0] == 'd') << r.out;
   }
   const std::string a = read_bytes(path("a/x.gguf"));
   EXPECT_GT(a.size(), 100000u);
   EXPECT_TRUE(a == read_bytes(path("b/x.gguf")));
   EXPECT_FALSE(a == read_bytes(path("c/x.gguf")));
+  EXPECT_TRUE(a == read_bytes(path("d/x.gguf")));
 }
 
 // Ctrl-C after some steps writes the adapter and a checkpoint and exits 130; the same command
@@ -216,6 +220,7 @@ TEST_F(FinetuneCli, BadOptionsNameTheValue) {
   const Case cases[] = {
       {"--targets q,x", "--targets: unknown weight 'x'"},
       {"--schedule steep", "--schedule 'steep' is not cosine, linear or constant"},
+      {"--recompute maybe", "--recompute 'maybe' is not auto, on or off"},
       {"--val " + data + " --val-split 0.2", "give --val or --val-split, not both"},
       {"--rank 0", "--rank"},
       {"--lr 2", "--lr"},

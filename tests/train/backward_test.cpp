@@ -45,19 +45,17 @@ Step loss_and_grads(const model::Model& m, const TrainableLora& lora, const std:
   const auto n = static_cast<int64_t>(tokens.size());
   for (int64_t i = 0; i < n; ++i) b.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), 0, i >= n_prompt - 1 && i < n - 1, &set);
   const int64_t n_out = b.n_logits();
-  const int64_t n_vocab = m.config.n_vocab;
-  std::vector<float> logits(static_cast<size_t>(n_out * n_vocab)), d(logits.size());
-  EXPECT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  std::vector<float> hidden(static_cast<size_t>(n_out * m.config.n_embd)), d(hidden.size());
+  EXPECT_TRUE(model::forward(m, b, **ctx, hidden.data(), model::Output::kHidden).ok());
+  std::vector<int32_t> targets(tokens.begin() + n_prompt, tokens.end());
+  Backward back(m, 64);
   Step s;
-  for (int64_t i = 0; i < n_out; ++i) {
-    s.loss += cross_entropy(logits.data() + i * n_vocab, n_vocab, tokens[static_cast<size_t>(n_prompt + i)],
-                            1.0f / static_cast<float>(n_out), d.data() + i * n_vocab);
-  }
-  s.loss /= static_cast<double>(n_out);
+  auto loss = back.output_loss(**ctx, hidden.data(), targets, 1.0f / static_cast<float>(n_out), d.data());
+  EXPECT_TRUE(loss.ok()) << loss.message();
+  s.loss = *loss / static_cast<double>(n_out);
   if (with_grads) {
     s.grads = lora.zeros_like();
-    Backward back(m, 64);
-    EXPECT_TRUE(back.run(b, tape, **ctx, lora, logits.data(), d.data(), s.grads).ok());
+    EXPECT_TRUE(back.run(b, tape, **ctx, lora, d.data(), s.grads).ok());
   }
   return s;
 }
@@ -185,11 +183,12 @@ struct ArchCase {
 };
 
 double packed_loss(const model::Model& m, const TrainableLora& lora, const std::vector<std::vector<int32_t>>& seqs,
-                   std::vector<std::vector<float>>* grads, bool exact = true) {
+                   std::vector<std::vector<float>>* grads, bool exact = true, bool recompute = false) {
   auto ctx = model::make_context(m, {.n_ctx = 32, .n_seq = static_cast<int>(seqs.size()), .n_batch = 64,
                                      .n_threads = 2, .exact_attention = exact});
   EXPECT_TRUE(ctx.ok()) << ctx.message();
   model::Tape tape;
+  tape.inputs_only = recompute;
   (*ctx)->tape = &tape;
   model::AdapterSet set;
   set.adapters.emplace_back(lora.adapter, 1.0f);
@@ -202,19 +201,16 @@ double packed_loss(const model::Model& m, const TrainableLora& lora, const std::
       if (loss) targets.push_back(seqs[s][i + 1]);
     }
   }
-  const int64_t n_vocab = m.config.n_vocab;
-  std::vector<float> logits(targets.size() * static_cast<size_t>(n_vocab)), d(logits.size());
-  EXPECT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
-  double loss = 0;
+  std::vector<float> hidden(targets.size() * static_cast<size_t>(m.config.n_embd)), d(hidden.size());
+  EXPECT_TRUE(model::forward(m, b, **ctx, hidden.data(), model::Output::kHidden).ok());
   const float w = 1.0f / static_cast<float>(targets.size());
-  for (size_t i = 0; i < targets.size(); ++i) {
-    loss += cross_entropy(logits.data() + i * static_cast<size_t>(n_vocab), n_vocab, targets[i], w,
-                          d.data() + i * static_cast<size_t>(n_vocab)) * w;
-  }
+  Backward back(m, 64);
+  auto summed = back.output_loss(**ctx, hidden.data(), targets, w, d.data());
+  EXPECT_TRUE(summed.ok()) << summed.message();
+  const double loss = *summed * w;
   if (grads != nullptr) {
     *grads = lora.zeros_like();
-    Backward back(m, 64);
-    auto st = back.run(b, tape, **ctx, lora, logits.data(), d.data(), *grads);
+    auto st = back.run(b, tape, **ctx, lora, d.data(), *grads);
     EXPECT_TRUE(st.ok()) << st.message();
   }
   return loss;
@@ -268,6 +264,100 @@ TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
     for (size_t k = 0; k < keep.size(); ++k) std::copy(keep[k].begin(), keep[k].end(), lora->adapter->storage[k].begin());
     EXPECT_NEAR(along, numeric, 1e-2 * std::max(1e-2, std::abs(numeric))) << GetParam() << " direction " << which;
   }
+}
+
+// A tape of layer inputs only, each layer recomputed on the way back, gives the same gradients,
+// bit for bit, as the full record.
+TEST_P(EveryArch, RecomputedLayersGiveTheSameGradientBits) {
+  auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const model::Model& m = **loaded;
+  auto targets = parse_targets("q,k,v,o,gate,up,down", m);
+  ASSERT_TRUE(targets.ok()) << targets.message();
+  std::mt19937_64 rng(9);
+  auto lora = make_lora(m, *targets, 4, 8.0f, rng, "test");
+  ASSERT_TRUE(lora.ok()) << lora.message();
+  for (const LoraSlot& s : lora->slots) {
+    std::vector<float>& b = lora->adapter->storage[s.b];
+    const std::vector<float> r = random_vector(b.size(), 31 + static_cast<uint32_t>(s.id.layer), 0.05f);
+    std::copy(r.begin(), r.end(), b.begin());
+  }
+  const std::vector<std::vector<int32_t>> seqs = {{5, 9, 13, 2, 7, 11, 3, 8, 21, 4}, {6, 10, 14, 19, 3, 12}};
+  std::vector<std::vector<float>> full, recomputed;
+  const double loss_full = packed_loss(m, *lora, seqs, &full, true, false);
+  const double loss_recomputed = packed_loss(m, *lora, seqs, &recomputed, true, true);
+  EXPECT_EQ(loss_full, loss_recomputed);
+  ASSERT_EQ(full.size(), recomputed.size());
+  for (size_t k = 0; k < full.size(); ++k) EXPECT_EQ(full[k], recomputed[k]) << GetParam() << " tensor " << k;
+  double norm = 0;
+  for (const auto& g : full) for (float v : g) norm += static_cast<double>(v) * v;
+  EXPECT_GT(norm, 0.0);
+}
+
+TEST(Recompute, AMismatchedTapeIsAnError) {
+  const model::Model& m = *owl::testing::stories().model;
+  auto ctx = model::make_context(m, {.n_ctx = 16, .n_seq = 1, .n_batch = 16, .n_threads = 1, .exact_attention = true});
+  ASSERT_TRUE(ctx.ok());
+  model::Tape tape;
+  tape.inputs_only = true;
+  (*ctx)->tape = &tape;
+  model::Batch b;
+  for (int32_t i = 0; i < 6; ++i) b.add(10 + i, i, 0, i == 5);
+  std::vector<float> logits(static_cast<size_t>(m.config.n_vocab));
+  ASSERT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  (*ctx)->tape = nullptr;
+  EXPECT_EQ(tape.layers[0].act.size(), 0u);  // inputs only
+  EXPECT_EQ(tape.layers[0].x.size(), static_cast<size_t>(6 * m.config.n_embd));
+  model::LayerTape out;
+  auto s = model::recompute_layer(m, b, **ctx, tape, m.config.n_layer, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("layer 5 of a tape with 5 layers"), std::string::npos) << s.message();
+  b.add(16, 6, 0, false);
+  s = model::recompute_layer(m, b, **ctx, tape, 0, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("the tape holds 6 tokens, the batch 7"), std::string::npos) << s.message();
+}
+
+// The loss and dL/dhidden made kOutputRows rows at a time equal those of the whole logits
+// forward() writes (softcap included: gemma2).
+TEST_P(EveryArch, OutputLossInChunksEqualsTheWholeLogits) {
+  auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const model::Model& m = **loaded;
+  const model::ModelConfig& c = m.config;
+  const int64_t n = 2 * Backward::kOutputRows + 7;
+  auto ctx = model::make_context(m, {.n_ctx = 128, .n_seq = 1, .n_batch = 128, .n_threads = 2, .exact_attention = true});
+  ASSERT_TRUE(ctx.ok());
+  model::Batch b;
+  std::vector<int32_t> targets;
+  for (int64_t i = 0; i < n; ++i) {
+    b.add(static_cast<int32_t>(3 + (i * 29) % (c.n_vocab - 3)), static_cast<int32_t>(i), 0, true);
+    targets.push_back(static_cast<int32_t>(3 + (i * 71) % (c.n_vocab - 3)));
+  }
+  std::vector<float> logits(static_cast<size_t>(n * c.n_vocab)), hidden(static_cast<size_t>(n * c.n_embd));
+  ASSERT_TRUE(model::forward(m, b, **ctx, logits.data()).ok());
+  ASSERT_TRUE(model::forward(m, b, **ctx, hidden.data(), model::Output::kHidden).ok());
+  double want = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    want += output_loss_and_gradient(c, logits.data() + i * c.n_vocab, targets[static_cast<size_t>(i)], 0.5f);
+  }
+  std::vector<float> want_d(hidden.size(), 0.0f), d(hidden.size(), 7.0f);
+  ops::linear_input_backward((*ctx)->kernels, (*ctx)->pool, m.weights.output, logits.data(), c.n_vocab, n,
+                             want_d.data(), c.n_embd);
+  Backward back(m, 128);
+  auto loss = back.output_loss(**ctx, hidden.data(), targets, 0.5f, d.data());
+  ASSERT_TRUE(loss.ok()) << loss.message();
+  EXPECT_NEAR(*loss, want, 1e-5 * want) << GetParam();
+  double largest = 0, worst = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    largest = std::max(largest, static_cast<double>(std::abs(want_d[i])));
+    worst = std::max(worst, static_cast<double>(std::abs(want_d[i] - d[i])));
+  }
+  EXPECT_LE(worst, 1e-4 * largest) << GetParam();
+  EXPECT_GT(largest, 0.0);
+  auto no_grad = back.output_loss(**ctx, hidden.data(), targets, 0.5f, nullptr);
+  ASSERT_TRUE(no_grad.ok());
+  EXPECT_EQ(*no_grad, *loss);
 }
 
 // The f32 self-attention training runs gives the logits of the f16-cache attention serving runs.
