@@ -230,6 +230,8 @@ Command register_finetune(CLI::App& root) {
   app->add_option("--schedule", a->schedule, "Learning-rate schedule after warm-up: cosine, linear or constant")->capture_default_str();
   app->add_option("--warmup", a->train.warmup, "Steps of linear warm-up")->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   app->add_option("--weight-decay", a->train.weight_decay, "AdamW's decoupled weight decay")->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
+  app->add_option("--dropout", a->train.dropout, "LoRA dropout: the share of each pair's input zeroed while training")
+      ->check(CLI::Range(0.0f, 0.95f))->capture_default_str();
   app->add_option("--clip", a->train.clip, "Clip the gradients' global norm to this (0: no clipping)")->check(CLI::Range(0.0f, 1e6f))->capture_default_str();
   app->add_option("--recompute", a->recompute,
                   "Recompute each layer's activations in the backward pass instead of keeping them: auto (when they "

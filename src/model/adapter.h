@@ -66,10 +66,41 @@ struct Adapter {
   core::Status set(WeightId id, std::vector<float> a, std::vector<float> b, int64_t rank, int64_t n_in, int64_t n_out);
 };
 
+// LoRA dropout while training (PEFT's lora_dropout): every pair sees its input x with each
+// element zeroed with probability p and the others scaled by 1 / (1 - p). The mask is a hash of
+// (seed, row, weight, element), so the backward pass and a recomputed forward draw the same one
+// without storing it; the trainer gives each micro-batch its own seed. Serving never sets one.
+struct LoraDropout {
+  float p = 0.0f;
+  uint64_t seed = 0;
+
+  // The mask of one row's input to weight `id`: a hash per element, drawn from `row_key`.
+  uint64_t row_key(int64_t row, WeightId id) const {
+    return mix(seed ^ mix(static_cast<uint64_t>(row) * 0x9e3779b97f4a7c15ULL ^
+                          (static_cast<uint64_t>(static_cast<uint32_t>(id.layer)) << 8) ^
+                          static_cast<uint64_t>(id.kind)));
+  }
+  // 0 or 1 / (1 - p) for element i of the row whose key is `key`.
+  float factor(uint64_t key, int64_t i) const {
+    const auto u = static_cast<uint32_t>(mix(key + static_cast<uint64_t>(i) * 0xbf58476d1ce4e5b9ULL) >> 32);
+    return static_cast<double>(u) < static_cast<double>(p) * 4294967296.0 ? 0.0f : 1.0f / (1.0f - p);
+  }
+  // y[i] = x[i] · factor(key, i) over n elements.
+  void apply(uint64_t key, const float* x, float* y, int64_t n) const {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * factor(key, i);
+  }
+  static uint64_t mix(uint64_t z) {  // splitmix64's finalizer
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+};
+
 // The adapters one sequence runs with, each with the user's scale (PEFT's and llama.cpp's
 // --lora-scaled): the effective factor is scale × alpha / rank.
 struct AdapterSet {
   std::vector<std::pair<std::shared_ptr<const Adapter>, float>> adapters;
+  const LoraDropout* dropout = nullptr;  // training only; not owned
 
   // Identity for prefix reuse: sequences share KV only when their keys are equal.
   std::string key() const;

@@ -51,12 +51,19 @@ void apply_lora(Context& ctx, const Out& o, const float* x, int64_t x_stride, in
                 const AdapterSet* const* row_adapters) {
   parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
     std::array<float, kMaxLoraRank> ax;
+    std::vector<float> dropped;  // x through the training dropout's mask
     for (int64_t r = r0; r < r1; ++r) {
       if (row_adapters[r] == nullptr) continue;
+      const LoraDropout* dropout = row_adapters[r]->dropout;
       for (const auto& [adapter, user_scale] : row_adapters[r]->adapters) {
         const LoraPair* pair = adapter->find(o.id);
         if (pair == nullptr) continue;
         const float* xr = x + r * x_stride;
+        if (dropout != nullptr && dropout->p > 0.0f) {  // r: the row of the step
+          dropped.resize(static_cast<size_t>(pair->n_in));
+          dropout->apply(dropout->row_key(r, o.id), xr, dropped.data(), pair->n_in);
+          xr = dropped.data();
+        }
         for (int64_t k = 0; k < pair->rank; ++k) {
           const float* a = pair->a + k * pair->n_in;
           float sum = 0;

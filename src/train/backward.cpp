@@ -126,11 +126,22 @@ namespace {
 // With u = A x and du = s B^T dy (per token, r values each):
 //   dB[j] += s Σ_t dy[t][j] u[t],  dA[k] += Σ_t du[t][k] x[t],  dx[t] += Σ_k du[t][k] A[k].
 // Each is axpy_rows over rows that lie in memory as they are, after small transposes (scratch
-// holds A^T, then du^T; each task transposes its own columns of dy).
+// holds A^T, then du^T; each task transposes its own columns of dy). With dropout (`drop` set,
+// the pair's weight `id`) the pair saw x̃ = mask ⊙ x, built in `dropped`: A's gradient takes x̃
+// and dx the mask.
 void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const model::LoraPair& p, float s,
                    const float* x, int64_t x_stride, const float* dy, int64_t dy_stride, int64_t n, float* dx,
-                   int64_t dx_stride, float* dA, float* dB, float* u, float* du, std::vector<float>& scratch) {
+                   int64_t dx_stride, float* dA, float* dB, float* u, float* du, std::vector<float>& scratch,
+                   const model::LoraDropout* drop, model::WeightId id, std::vector<float>& dropped) {
   const int64_t r = p.rank, n_in = p.n_in, n_out = p.n_out;
+  if (drop != nullptr) {
+    dropped.resize(static_cast<size_t>(n * n_in));
+    parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) drop->apply(drop->row_key(t, id), x + t * x_stride, dropped.data() + t * n_in, n_in);
+    });
+    x = dropped.data();
+    x_stride = n_in;
+  }
   scratch.resize(static_cast<size_t>(std::max(r * n_in, n * r)));
   float* at = scratch.data();  // A^T [n_in][r]
   for (int64_t k = 0; k < r; ++k) {
@@ -166,7 +177,17 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
     for (int64_t k = 0; k < r; ++k) kern.axpy_rows(dA + k * n_in + i0, i1 - i0, dut + k * n, x + i0, x_stride, n);
   });
   parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) kern.axpy_rows(dx + t * dx_stride, n_in, du + t * r, p.a, n_in, r);
+    if (drop == nullptr) {
+      for (int64_t t = t0; t < t1; ++t) kern.axpy_rows(dx + t * dx_stride, n_in, du + t * r, p.a, n_in, r);
+      return;
+    }
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t t = t0; t < t1; ++t) {
+      std::fill(row.begin(), row.end(), 0.0f);
+      kern.axpy_rows(row.data(), n_in, du + t * r, p.a, n_in, r);
+      const uint64_t key = drop->row_key(t, id);
+      for (int64_t i = 0; i < n_in; ++i) dx[t * dx_stride + i] += row[static_cast<size_t>(i)] * drop->factor(key, i);
+    }
   });
 }
 
@@ -237,6 +258,12 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
   if (grads.size() != lora.adapter->storage.size()) return make_error("backward: gradients not shaped as the adapter");
   core::ThreadPool& pool = ctx.pool;
   const float s = lora.scale();
+  // The batch's dropout (the forward's mask, drawn again from the same keys).
+  const model::LoraDropout* dropout = nullptr;
+  if (!batch.adapters.empty() && batch.adapters[0] != nullptr && batch.adapters[0]->dropout != nullptr &&
+      batch.adapters[0]->dropout->p > 0.0f) {
+    dropout = batch.adapters[0]->dropout;
+  }
   const int64_t n_embd = c.n_embd, n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv, n_ff = c.n_ff;
   u_.resize(static_cast<size_t>(n * lora.rank));
   du_.resize(static_cast<size_t>(n * lora.rank));
@@ -257,7 +284,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
     const LoraSlot& ls = lora.slots[static_cast<size_t>(slot)];
     const model::LoraPair* pair = lora.adapter->find(id);
     lora_backward(ctx.kernels, pool, *pair, s, x, x_stride, dy, dy_stride, n, dx, dx_stride, grads[ls.a].data(),
-                  grads[ls.b].data(), u_.data(), du_.data(), lora_scratch_);
+                  grads[ls.b].data(), u_.data(), du_.data(), lora_scratch_, dropout, id, dropped_);
   };
   auto rms_back = [&](const float* x, const model::Weight& w, const float* dy, float* dx) {
     parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {

@@ -48,14 +48,15 @@ class Backward {
   // rows of `batch` that asked for output, for the step `tape` recorded (ctx.tape during
   // forward(model, batch, ctx, hidden, Output::kHidden)). A tape of layer inputs only has each
   // layer recomputed from its input on the way back. Every sequence of the batch must be whole:
-  // its rows contiguous, at positions 0, 1, 2... Every row runs with the trained adapter alone.
+  // its rows contiguous, at positions 0, 1, 2... Every row runs with the trained adapter alone
+  // (and the first row's AdapterSet::dropout, when set, is that of every row).
   core::Status run(const model::Batch& batch, const model::Tape& tape, model::Context& ctx, const TrainableLora& lora,
                    const float* d_hidden, std::vector<std::vector<float>>& grads);
 
  private:
   const model::Model& model_;
   int64_t n_batch_;
-  std::vector<float> dx_, dmid_, u_, du_, lora_scratch_, logits_;
+  std::vector<float> dx_, dmid_, u_, du_, lora_scratch_, logits_, dropped_;
   model::LayerTape recomputed_;
 };
 

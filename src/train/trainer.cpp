@@ -152,9 +152,10 @@ struct State {
 };
 
 std::string fingerprint(const TrainOptions& o, const TrainableLora& lora, const Dataset& train, const Dataset& val) {
-  return fmt::format("lr={} batch={} grad_accum={} schedule={} warmup={} weight_decay={} clip={} seed={} epochs={} "
-                     "steps={} rank={} alpha={} params={} train={}/{} val={}/{}",
+  return fmt::format("lr={} batch={} grad_accum={} schedule={} warmup={} weight_decay={} clip={} dropout={} seed={} "
+                     "epochs={} steps={} rank={} alpha={} params={} train={}/{} val={}/{}",
                      o.lr, o.batch, o.grad_accum, static_cast<int>(o.schedule), o.warmup, o.weight_decay, o.clip,
+                     o.dropout,
                      o.seed, o.epochs, o.steps, lora.rank, lora.alpha, lora.n_params(), train.examples.size(),
                      train.n_tokens, val.examples.size(), val.n_tokens);
 }
@@ -265,6 +266,7 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
                                 const Dataset& val, const TrainOptions& o, const std::string& resume,
                                 const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop) {
   if (o.batch < 1 || o.grad_accum < 1) return make_error("--batch and --grad-accum must be at least 1");
+  if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) return make_error("--dropout {} is outside [0, 1)", o.dropout);
   const auto n_train = static_cast<int64_t>(train_set.examples.size());
   const int64_t per_step = o.batch * o.grad_accum;
   const int64_t total = o.steps > 0 ? o.steps : std::max<int64_t>(1, (o.epochs * n_train + per_step - 1) / per_step);
@@ -275,6 +277,8 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
   tape.inputs_only = plan_activations(model, o, train_set, val).recompute;
   model::AdapterSet set;
   set.adapters.emplace_back(lora.adapter, 1.0f);
+  model::LoraDropout dropout{.p = o.dropout};
+  if (o.dropout > 0.0f) set.dropout = &dropout;
 
   AdamW opt;
   opt.options.weight_decay = o.weight_decay;
@@ -329,8 +333,11 @@ core::Result<TrainResult> train(const model::Model& model, TrainableLora& lora, 
     double loss = 0;
     int64_t step_tokens = 0;
     const float weight = 1.0f / static_cast<float>(n_targets);
-    for (const auto& m : micro) {
-      pack(train_set, m, &set, p);
+    for (size_t m = 0; m < micro.size(); ++m) {
+      // Each micro-batch's dropout mask follows from the seed, the step and its place alone.
+      dropout.seed = model::LoraDropout::mix(o.seed ^ model::LoraDropout::mix(
+                                                           static_cast<uint64_t>(st.step * o.grad_accum) + m + 1));
+      pack(train_set, micro[m], &set, p);
       auto l = run_micro_batch(model, **ctx, p, weight, lora, back, &grads, hidden, tape);
       if (!l) return l.error();
       loss += *l;

@@ -36,6 +36,7 @@ struct TrainOptions {
   int64_t warmup = 0;          // steps of linear warm-up from 0
   float weight_decay = 0.0f;
   float clip = 1.0f;           // global gradient norm; 0: no clipping
+  float dropout = 0.0f;        // LoRA dropout on each pair's input (model::LoraDropout), 0 <= p < 1
   uint64_t seed = 42;
   int64_t eval_every = 0;      // steps between validation losses; 0: at the end only
   int64_t early_stop = 0;      // stop after this many evaluations without improvement; 0: never

@@ -221,6 +221,7 @@ TEST_F(FinetuneCli, BadOptionsNameTheValue) {
       {"--targets q,x", "--targets: unknown weight 'x'"},
       {"--schedule steep", "--schedule 'steep' is not cosine, linear or constant"},
       {"--recompute maybe", "--recompute 'maybe' is not auto, on or off"},
+      {"--dropout 1", "--dropout"},
       {"--val " + data + " --val-split 0.2", "give --val or --val-split, not both"},
       {"--rank 0", "--rank"},
       {"--lr 2", "--lr"},

@@ -183,7 +183,8 @@ struct ArchCase {
 };
 
 double packed_loss(const model::Model& m, const TrainableLora& lora, const std::vector<std::vector<int32_t>>& seqs,
-                   std::vector<std::vector<float>>* grads, bool exact = true, bool recompute = false) {
+                   std::vector<std::vector<float>>* grads, bool exact = true, bool recompute = false,
+                   const model::LoraDropout* dropout = nullptr) {
   auto ctx = model::make_context(m, {.n_ctx = 32, .n_seq = static_cast<int>(seqs.size()), .n_batch = 64,
                                      .n_threads = 2, .exact_attention = exact});
   EXPECT_TRUE(ctx.ok()) << ctx.message();
@@ -192,6 +193,7 @@ double packed_loss(const model::Model& m, const TrainableLora& lora, const std::
   (*ctx)->tape = &tape;
   model::AdapterSet set;
   set.adapters.emplace_back(lora.adapter, 1.0f);
+  set.dropout = dropout;
   model::Batch b;
   std::vector<int32_t> targets;
   for (size_t s = 0; s < seqs.size(); ++s) {
@@ -218,6 +220,7 @@ double packed_loss(const model::Model& m, const TrainableLora& lora, const std::
 
 class EveryArch : public ::testing::TestWithParam<std::string> {};
 
+// With LoRA dropout too: the backward pass draws the forward's mask again.
 TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
   auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
   ASSERT_TRUE(loaded.ok()) << loaded.message();
@@ -239,8 +242,10 @@ TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
     seqs[s].resize(s == 0 ? 14 : 9);
     for (int32_t& t : seqs[s]) t = pick(tok);
   }
+  for (const float p : {0.0f, 0.3f}) {
+  const model::LoraDropout dropout{.p = p, .seed = 77};
   std::vector<std::vector<float>> grads;
-  packed_loss(m, *lora, seqs, &grads);
+  packed_loss(m, *lora, seqs, &grads, true, false, &dropout);
   // Directions: all parameters, then only the A and only the B of the first layer's pairs.
   for (int which = 0; which < 3; ++which) {
     auto dir = lora->zeros_like();
@@ -257,12 +262,14 @@ TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
       for (size_t k = 0; k < dir.size(); ++k) {
         for (size_t i = 0; i < dir[k].size(); ++i) lora->adapter->storage[k][i] = keep[k][i] + static_cast<float>(h) * dir[k][i];
       }
-      return packed_loss(m, *lora, seqs, nullptr);
+      return packed_loss(m, *lora, seqs, nullptr, true, false, &dropout);
     };
     const double h = 2e-3;
     const double numeric = (shifted(h) - shifted(-h)) / (2 * h);
     for (size_t k = 0; k < keep.size(); ++k) std::copy(keep[k].begin(), keep[k].end(), lora->adapter->storage[k].begin());
-    EXPECT_NEAR(along, numeric, 1e-2 * std::max(1e-2, std::abs(numeric))) << GetParam() << " direction " << which;
+    EXPECT_NEAR(along, numeric, 1e-2 * std::max(1e-2, std::abs(numeric)))
+        << GetParam() << " direction " << which << " dropout " << p;
+  }
   }
 }
 
@@ -284,14 +291,44 @@ TEST_P(EveryArch, RecomputedLayersGiveTheSameGradientBits) {
   }
   const std::vector<std::vector<int32_t>> seqs = {{5, 9, 13, 2, 7, 11, 3, 8, 21, 4}, {6, 10, 14, 19, 3, 12}};
   std::vector<std::vector<float>> full, recomputed;
-  const double loss_full = packed_loss(m, *lora, seqs, &full, true, false);
-  const double loss_recomputed = packed_loss(m, *lora, seqs, &recomputed, true, true);
+  const model::LoraDropout dropout{.p = 0.2f, .seed = 5};
+  const double loss_full = packed_loss(m, *lora, seqs, &full, true, false, &dropout);
+  const double loss_recomputed = packed_loss(m, *lora, seqs, &recomputed, true, true, &dropout);
   EXPECT_EQ(loss_full, loss_recomputed);
   ASSERT_EQ(full.size(), recomputed.size());
   for (size_t k = 0; k < full.size(); ++k) EXPECT_EQ(full[k], recomputed[k]) << GetParam() << " tensor " << k;
   double norm = 0;
   for (const auto& g : full) for (float v : g) norm += static_cast<double>(v) * v;
   EXPECT_GT(norm, 0.0);
+}
+
+// The mask: a share p of zeros, 1 / (1 - p) elsewhere, the same for the same key, another for
+// another row or weight or seed.
+TEST(LoraDropout, MasksAreSeededAndDropTheirShare) {
+  const model::LoraDropout d{.p = 0.25f, .seed = 3};
+  const model::WeightId q{2, model::LinearKind::kAttnQ}, v{2, model::LinearKind::kAttnV};
+  const int64_t n = 20000;
+  auto mask = [&](const model::LoraDropout& dd, int64_t row, model::WeightId id) {
+    std::vector<float> m(static_cast<size_t>(n));
+    const uint64_t key = dd.row_key(row, id);
+    for (int64_t i = 0; i < n; ++i) m[static_cast<size_t>(i)] = dd.factor(key, i);
+    return m;
+  };
+  const std::vector<float> a = mask(d, 4, q);
+  int64_t zeros = 0;
+  for (float f : a) {
+    if (f == 0.0f) {
+      ++zeros;
+    } else {
+      ASSERT_FLOAT_EQ(f, 1.0f / 0.75f);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(zeros) / n, 0.25, 0.015);
+  EXPECT_EQ(a, mask(d, 4, q));
+  EXPECT_NE(a, mask(d, 5, q));
+  EXPECT_NE(a, mask(d, 4, v));
+  EXPECT_NE(a, mask(model::LoraDropout{.p = 0.25f, .seed = 4}, 4, q));
+  for (float f : mask(model::LoraDropout{.p = 0.0f, .seed = 3}, 4, q)) ASSERT_EQ(f, 1.0f);
 }
 
 TEST(Recompute, AMismatchedTapeIsAnError) {
