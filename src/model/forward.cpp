@@ -26,12 +26,14 @@ struct Step {
   int64_t n;  // tokens in this step
 };
 
-// fn(r0, r1) over row ranges covering [0, n_rows): on the pool for a prefill's many rows (the
-// row ops would otherwise run on one core between parallel matmuls), inline for a few.
+// fn(r0, r1) over row ranges covering [0, n_rows) of `row_floats` each: on the pool for a
+// prefill's many rows (the row ops would otherwise run on one core between parallel matmuls),
+// inline for a few or for small rows, whose work would not pay for the hand-off.
 template <typename F>
-void parallel_rows(Context& ctx, int64_t n_rows, F&& fn) {
+void parallel_rows(Context& ctx, int64_t n_rows, int64_t row_floats, F&& fn) {
   constexpr int64_t kRowsPerTask = 4;
-  if (n_rows < 2 * kRowsPerTask || ctx.pool.n_threads() == 1) {
+  constexpr int64_t kInlineFloats = int64_t{1} << 15;
+  if (n_rows < 2 * kRowsPerTask || n_rows * row_floats < kInlineFloats || ctx.pool.n_threads() == 1) {
     fn(int64_t{0}, n_rows);
     return;
   }
@@ -46,41 +48,69 @@ struct Out {
   WeightId id = {};
 };
 
-// y[r] += scale · B (A x[r]) for every adapter pair of the row's set (adapter.h).
+// y[r] += scale · B (A x[r]) for every adapter pair of the row's set (adapter.h), for each run of
+// consecutive rows with the same set: U = X A^T (an f32 matmul), then per row y += Σ_k scale u_k
+// B^T[k] (axpy_rows). A row's result does not depend on the rows around it.
 void apply_lora(Context& ctx, const Out& o, const float* x, int64_t x_stride, int64_t y_stride, int64_t n_rows,
                 const AdapterSet* const* row_adapters) {
-  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
-    std::array<float, kMaxLoraRank> ax;
-    std::vector<float> dropped;  // x through the training dropout's mask
-    for (int64_t r = r0; r < r1; ++r) {
-      if (row_adapters[r] == nullptr) continue;
-      const LoraDropout* dropout = row_adapters[r]->dropout;
-      for (const auto& [adapter, user_scale] : row_adapters[r]->adapters) {
-        const LoraPair* pair = adapter->find(o.id);
-        if (pair == nullptr) continue;
-        const float* xr = x + r * x_stride;
-        if (dropout != nullptr && dropout->p > 0.0f) {  // r: the row of the step
-          dropped.resize(static_cast<size_t>(pair->n_in));
-          dropout->apply(dropout->row_key(r, o.id), xr, dropped.data(), pair->n_in);
-          xr = dropped.data();
-        }
-        for (int64_t k = 0; k < pair->rank; ++k) {
-          const float* a = pair->a + k * pair->n_in;
-          float sum = 0;
-          for (int64_t i = 0; i < pair->n_in; ++i) sum += a[i] * xr[i];
-          ax[static_cast<size_t>(k)] = sum;
-        }
-        const float scale = user_scale * adapter->alpha_scale;
-        float* yr = o.y + r * y_stride;
-        for (int64_t j = 0; j < pair->n_out; ++j) {
-          const float* b = pair->b + j * pair->rank;
-          float sum = 0;
-          for (int64_t k = 0; k < pair->rank; ++k) sum += b[k] * ax[static_cast<size_t>(k)];
-          yr[j] += scale * sum;
-        }
-      }
+  for (int64_t r0 = 0; r0 < n_rows;) {
+    const AdapterSet* set = row_adapters[r0];
+    int64_t r1 = r0 + 1;
+    while (r1 < n_rows && row_adapters[r1] == set) ++r1;
+    const int64_t n = r1 - r0;
+    if (set == nullptr) {
+      r0 = r1;
+      continue;
     }
-  });
+    for (const auto& [adapter, user_scale] : set->adapters) {
+      const LoraPair* pair = adapter->find(o.id);
+      if (pair == nullptr) continue;
+      const float* xs = x + r0 * x_stride;
+      int64_t xs_stride = x_stride;
+      const LoraDropout* dropout = set->dropout;
+      if (dropout != nullptr && dropout->p > 0.0f) {  // the key's row: the row of the step
+        ctx.lora_x.resize(static_cast<size_t>(n * pair->n_in));
+        parallel_rows(ctx, n, pair->n_in, [&](int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            dropout->apply(dropout->row_key(r0 + t, o.id), xs + t * x_stride, ctx.lora_x.data() + t * pair->n_in,
+                           pair->n_in);
+          }
+        });
+        xs = ctx.lora_x.data();
+        xs_stride = pair->n_in;
+      }
+      ctx.lora_u.resize(std::max(ctx.lora_u.size(), static_cast<size_t>(n * pair->rank)));
+      ctx.lora_bt.resize(std::max(ctx.lora_bt.size(), static_cast<size_t>(pair->rank * pair->n_out)));
+      // Small pairs (a tiny model's, a decode row's) run inline: the hand-off would cost more.
+      constexpr int64_t kInlineMacs = int64_t{1} << 18;
+      core::ThreadPool& pool = n * pair->n_in * pair->rank < kInlineMacs ? ctx.one_thread : ctx.pool;
+      kernels::MatmulArgs a;
+      a.w_type = gguf::TensorType::F32;
+      a.n_rows = n;
+      a.batch_invariant = ctx.options.batch_invariant;
+      a.w = pair->a;
+      a.x = xs;
+      a.x_stride = xs_stride;
+      a.y = ctx.lora_u.data();
+      a.n_in = pair->n_in;
+      a.n_out = pair->rank;
+      kernels::matmul(ctx.kernels, pool, a);
+      const int64_t r = pair->rank, n_out = pair->n_out;
+      float* bt = ctx.lora_bt.data();  // B^T [rank][n_out]
+      for (int64_t j = 0; j < n_out; ++j) {
+        for (int64_t k = 0; k < r; ++k) bt[k * n_out + j] = pair->b[j * r + k];
+      }
+      const float scale = user_scale * adapter->alpha_scale;
+      parallel_rows(ctx, n, n_out * r, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          float* ut = ctx.lora_u.data() + t * r;
+          for (int64_t k = 0; k < r; ++k) ut[k] *= scale;
+          ctx.kernels.axpy_rows(o.y + (r0 + t) * y_stride, n_out, ut, bt, n_out, r);  // y += Σ_k u_k B^T[k]
+        }
+      });
+    }
+    r0 = r1;
+  }
 }
 
 // y = x W^T for each Out over the same x [n_rows][x_stride]; every y has row stride y_stride.
@@ -124,7 +154,7 @@ void record(std::vector<float>& to, const float* from, int64_t n, int64_t width,
 
 void rms_norm_rows(Context& ctx, const float* x, const Weight& w, float* y, int64_t n_rows, int64_t width,
                    int64_t stride, float eps) {
-  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
+  parallel_rows(ctx, n_rows, width, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) ctx.kernels.rms_norm(x + r * stride, w.f32(), y + r * stride, width, eps);
   });
 }
@@ -158,7 +188,7 @@ void compute_qkv(const Step& s, const LayerWeights& l, int64_t il, LayerTape* ta
   }
   const kernels::RopeParams rope = layer_rope(s.model, il);
   if (tape != nullptr && c.qk_norm) record(tape->qk_raw, q, s.n, n_q + n_kv, width);
-  parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
+  parallel_rows(ctx, s.n, width, [&](int64_t t0, int64_t t1) {
     if (c.qk_norm) {  // per head, before RoPE
       for (int64_t t = t0; t < t1; ++t) {
         for (int64_t h = 0; h < c.n_head; ++h) {
@@ -190,7 +220,7 @@ void compute_attention(const Step& s, int64_t il) {
   Context& ctx = s.ctx;
   const int64_t n_q = c.n_embd_q(), n_kv = c.n_embd_kv(), width = n_q + 2 * n_kv;
   // quantize_f16 rounds as quant::f32_to_f16 (bit-exact, tested in tests/kernels).
-  if (!ctx.options.exact_attention) parallel_rows(ctx, s.n, [&](int64_t t0, int64_t t1) {
+  if (!ctx.options.exact_attention) parallel_rows(ctx, s.n, 2 * n_kv, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const float* k = ctx.qkv.data() + t * width + n_q;
       ctx.kernels.quantize_f16(k, ctx.kv.k(il, s.seq[t]) + s.pos[t] * n_kv, n_kv);
@@ -234,7 +264,7 @@ void compute_attention(const Step& s, int64_t il) {
 
 // x += y over [n_rows][width] rows.
 void add_rows(Context& ctx, float* x, const float* y, int64_t n_rows, int64_t width) {
-  parallel_rows(ctx, n_rows, [&](int64_t r0, int64_t r1) {
+  parallel_rows(ctx, n_rows, width, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * width; i < r1 * width; ++i) x[i] += y[i];
   });
 }
@@ -274,7 +304,7 @@ void compute_layer(const Step& s, int64_t il, LayerTape* inputs, LayerTape* tape
   }
   if (tape) record(tape->gate_up, gate, n, width, width);
   const kernels::GluFn glu = c.activation == Activation::kSilu ? ctx.kernels.swiglu : ctx.kernels.geglu;
-  parallel_rows(ctx, n, [&](int64_t t0, int64_t t1) {
+  parallel_rows(ctx, n, 2 * n_ff, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) glu(gate + t * width, gate + t * width + n_ff, gate + t * width, n_ff);
   });
   if (tape) record(tape->act, gate, n, n_ff, width);

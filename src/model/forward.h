@@ -108,10 +108,12 @@ struct Context {
   ContextOptions options;
   kernels::Kernels kernels;
   core::ThreadPool pool;
+  core::ThreadPool one_thread{1};  // runs inline: for work too small to hand off
   KvCache kv;
   // Activations of one step: [n_batch][width] each.
   std::vector<float> x, cur, qkv, attn, ffn;
   std::vector<uint8_t> matmul_scratch;
+  std::vector<float> lora_x, lora_u, lora_bt;  // LoRA's masked input, A x, B^T: sized when adapters first run
   std::vector<int64_t> seq_used;    // [n_seq] positions each sequence holds, while a batch is checked
   const ActivationObserver* observer = nullptr;  // optional; not owned
   // Optional; not owned. When set, forward() records into it what a backward pass needs; the

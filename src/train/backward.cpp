@@ -18,13 +18,15 @@ using model::WeightId;
 
 namespace {
 
-// fn(i0, i1) over [0, n) in tasks of at least `grain` items, on the pool.
+// fn(i0, i1) over [0, n) in tasks of at least `grain` items, on the pool; inline when the n items
+// of `item_work` multiply-adds each would not pay for the hand-off (a tiny model's ops).
 template <typename F>
-void parallel(core::ThreadPool& pool, int64_t n, int64_t grain, F&& fn) {
+void parallel(core::ThreadPool& pool, int64_t n, int64_t grain, int64_t item_work, F&& fn) {
+  constexpr int64_t kInlineWork = int64_t{1} << 16;
   if (n <= 0) return;
   const int64_t n_threads = pool.n_threads();
   int64_t per = std::max<int64_t>(grain, (n + 4 * n_threads - 1) / (4 * n_threads));
-  if (n_threads == 1 || n <= grain) {
+  if (n_threads == 1 || n <= grain || n * item_work < kInlineWork) {
     fn(int64_t{0}, n);
     return;
   }
@@ -136,7 +138,7 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
   const int64_t r = p.rank, n_in = p.n_in, n_out = p.n_out;
   if (drop != nullptr) {
     dropped.resize(static_cast<size_t>(n * n_in));
-    parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+    parallel(pool, n, 8, n_in, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) drop->apply(drop->row_key(t, id), x + t * x_stride, dropped.data() + t * n_in, n_in);
     });
     x = dropped.data();
@@ -147,7 +149,7 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
   for (int64_t k = 0; k < r; ++k) {
     for (int64_t i = 0; i < n_in; ++i) at[i * r + k] = p.a[k * n_in + i];
   }
-  parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {  // u[t] = A x[t]; du[t] = s B^T dy[t]
+  parallel(pool, n, 8, r * (n_in + n_out), [&](int64_t t0, int64_t t1) {  // u[t] = A x[t]; du[t] = s B^T dy[t]
     for (int64_t t = t0; t < t1; ++t) {
       float* ut = u + t * r;
       float* dut = du + t * r;
@@ -158,7 +160,7 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
       for (int64_t k = 0; k < r; ++k) dut[k] *= s;
     }
   });
-  parallel(pool, n_out, 16, [&](int64_t j0, int64_t j1) {
+  parallel(pool, n_out, 16, 2 * n * r, [&](int64_t j0, int64_t j1) {
     constexpr int64_t kCols = 32;  // s dy^T of kCols columns at a time [kCols][n]
     std::vector<float> dyt(static_cast<size_t>(std::min(kCols, j1 - j0) * n));
     for (int64_t c0 = j0; c0 < j1; c0 += kCols) {
@@ -173,10 +175,10 @@ void lora_backward(const kernels::Kernels& kern, core::ThreadPool& pool, const m
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t k = 0; k < r; ++k) dut[k * n + t] = du[t * r + k];
   }
-  parallel(pool, n_in, 64, [&](int64_t i0, int64_t i1) {
+  parallel(pool, n_in, 64, n * r, [&](int64_t i0, int64_t i1) {
     for (int64_t k = 0; k < r; ++k) kern.axpy_rows(dA + k * n_in + i0, i1 - i0, dut + k * n, x + i0, x_stride, n);
   });
-  parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+  parallel(pool, n, 8, n_in * r, [&](int64_t t0, int64_t t1) {
     if (drop == nullptr) {
       for (int64_t t = t0; t < t1; ++t) kern.axpy_rows(dx + t * dx_stride, n_in, du + t * r, p.a, n_in, r);
       return;
@@ -287,7 +289,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
                   grads[ls.b].data(), u_.data(), du_.data(), lora_scratch_, dropout, id, dropped_);
   };
   auto rms_back = [&](const float* x, const model::Weight& w, const float* dy, float* dx) {
-    parallel(pool, n, 8, [&](int64_t r0, int64_t r1) {
+    parallel(pool, n, 8, 4 * n_embd, [&](int64_t r0, int64_t r1) {
       for (int64_t t = r0; t < r1; ++t) {
         ops::rms_norm_backward(x + t * n_embd, w.f32(), dy + t * n_embd, dx + t * n_embd, n_embd, c.norm_eps);
       }
@@ -340,7 +342,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
     float* dact = dgu + n_ff;
     for (int64_t t = 0; t < n; ++t) std::fill_n(dact + t * 2 * n_ff, n_ff, 0.0f);
     linear(l.ffn_down, id(LinearKind::kFfnDown), tp.act.data(), n_ff, d_ffn_out, n_embd, dact, 2 * n_ff);
-    parallel(pool, n, 4, [&](int64_t r0, int64_t r1) {
+    parallel(pool, n, 4, 8 * n_ff, [&](int64_t r0, int64_t r1) {
       for (int64_t t = r0; t < r1; ++t) {
         const float* g = tp.gate_up.data() + t * 2 * n_ff;
         float* d = dgu + t * 2 * n_ff;
@@ -384,7 +386,7 @@ core::Status Backward::run(const model::Batch& batch, const model::Tape& tape, m
 
     // q was scaled after RoPE; RoPE's backward is the rotation by -theta; then the q/k norms.
     const kernels::RopeParams rope = model::layer_rope(model, il);
-    parallel(pool, n, 8, [&](int64_t t0, int64_t t1) {
+    parallel(pool, n, 8, 2 * width, [&](int64_t t0, int64_t t1) {
       if (c.q_scale != 1.0f) {
         for (int64_t t = t0; t < t1; ++t) {
           for (int64_t i = 0; i < n_q; ++i) dqkv[t * width + i] *= c.q_scale;
