@@ -34,6 +34,8 @@ void fill_ref(Kernels& k) {
   k.quantize_q8_K = quantize_row_q8_K_ref;
   k.quantize_f16 = quantize_row_f16_ref;
   k.quantize_bf16 = quantize_row_bf16_ref;
+  k.widen_f16 = widen_row_f16_ref;
+  k.widen_bf16 = widen_row_bf16_ref;
   k.rms_norm = rms_norm_ref;
   k.softmax = softmax_ref;
   k.rope = rope_ref;

@@ -30,6 +30,8 @@ inline constexpr int kMaxDotRows = 4;
 
 // Converts one f32 row of n elements to an activation format (F16, BF16, Q8_0, Q8_1, Q8_K).
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+// y[i] = x[i] widened to f32, exactly (F16 or BF16 rows).
+using WidenRowFn = void (*)(const void* x, float* y, int64_t n);
 
 // A block of the matmul: y[r * y_stride + o] = dot(w_o, x_r) for o < n_w and r < n_x <= kTileX,
 // with w_o = w + o * w_stride and x_r = x + r * x_stride (bytes); kernels walk the weight rows
@@ -136,6 +138,8 @@ struct Kernels {
   QuantizeRowFn quantize_q8_K = nullptr;
   QuantizeRowFn quantize_f16 = nullptr;
   QuantizeRowFn quantize_bf16 = nullptr;
+  WidenRowFn widen_f16 = nullptr;
+  WidenRowFn widen_bf16 = nullptr;
   RmsNormFn rms_norm = nullptr;
   SoftmaxFn softmax = nullptr;
   RopeFn rope = nullptr;

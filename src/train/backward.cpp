@@ -87,6 +87,9 @@ void linear_input_backward(const kernels::Kernels& k, core::ThreadPool& pool, co
   const int64_t rows_per = std::max<int64_t>(16, (n_rows + want_row_blocks - 1) / want_row_blocks);
   const int64_t n_row_blocks = (n_rows + rows_per - 1) / rows_per;
   const bool f32 = w.type == gguf::TensorType::F32;
+  const kernels::WidenRowFn widen = w.type == gguf::TensorType::F16    ? k.widen_f16
+                                    : w.type == gguf::TensorType::BF16 ? k.widen_bf16
+                                                                       : nullptr;
   const int64_t row_bytes = gguf::row_bytes(w.type, n_in);
   const int64_t col_bytes = gguf::row_bytes(w.type, chunk);
   const auto* base = static_cast<const uint8_t*>(w.data);
@@ -103,7 +106,13 @@ void linear_input_backward(const kernels::Kernels& k, core::ThreadPool& pool, co
         stride = n_in;
       } else {
         for (int64_t j = 0; j < jn; ++j) {
-          quant::dequantize_row(w.type, base + (j0 + j) * row_bytes + c * col_bytes, tile.data() + j * chunk, chunk);
+          const uint8_t* src = base + (j0 + j) * row_bytes + c * col_bytes;
+          float* dst = tile.data() + j * chunk;
+          if (widen != nullptr) {
+            widen(src, dst, chunk);
+          } else {
+            quant::dequantize_row(w.type, src, dst, chunk);
+          }
         }
         rows = tile.data();
       }

@@ -1,6 +1,7 @@
 // Row ops and attention: every ISA against the reference, and the reference against fp64.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -144,6 +145,36 @@ TEST(AxpyRows, VariantsMatchReferenceAndFp64) {
         kern.axpy_rows(got.data(), n, c.data(), w.data(), stride, k);
         for (int64_t i = 0; i < n; ++i) {
           ASSERT_NEAR(got[i], want[i], 2 * bound[i]) << isa_name(isa) << " n=" << n << " k=" << k << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// F16 and BF16 rows widened to f32: every one of the 65536 bit patterns, every ISA bit for bit
+// against the reference (NaNs stay NaNs), at lengths around each variant's vector width.
+TEST(WidenRow, EveryHalfAndBfloatPatternMatchesTheReference) {
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  for (const bool bf : {false, true}) {
+    std::vector<float> want(all.size());
+    (bf ? widen_row_bf16_ref : widen_row_f16_ref)(all.data(), want.data(), static_cast<int64_t>(all.size()));
+    EXPECT_EQ(want[bf ? 0x3f80 : 0x3c00], 1.0f);
+    for (Isa isa : test::available_isas()) {
+      const Kernels k = make_kernels(isa);
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{17}, int64_t{65536 - 3000}}) {
+        for (int64_t off : {int64_t{0}, int64_t{3}}) {
+          std::vector<float> got(static_cast<size_t>(n), -1.0f);
+          (bf ? k.widen_bf16 : k.widen_f16)(all.data() + off * 1000, got.data(), n);
+          for (int64_t i = 0; i < n; ++i) {
+            const float w = want[static_cast<size_t>(off * 1000 + i)];
+            if (std::isnan(w)) {
+              ASSERT_TRUE(std::isnan(got[static_cast<size_t>(i)])) << isa_name(isa);
+            } else {
+              ASSERT_EQ(std::bit_cast<uint32_t>(got[static_cast<size_t>(i)]), std::bit_cast<uint32_t>(w))
+                  << isa_name(isa) << (bf ? " bf16 " : " f16 ") << off * 1000 + i;
+            }
+          }
         }
       }
     }

@@ -20,6 +20,8 @@ void dot_q6_K_q8_K_avx2(int64_t n, const void* w, const void* x, size_t x_stride
 
 void quantize_row_q8_0_avx2(const float* x, void* y, int64_t n);
 void quantize_row_f16_avx2(const float* x, void* y, int64_t n);
+void widen_row_f16_avx2(const void* x, float* y, int64_t n);
+void widen_row_bf16_avx2(const void* x, float* y, int64_t n);
 void quantize_row_bf16_avx2(const float* x, void* y, int64_t n);
 void rms_norm_avx2(const float* x, const float* w, float* y, int64_t n, float eps);
 void softmax_avx2(float* x, int64_t n, float scale, const float* mask);

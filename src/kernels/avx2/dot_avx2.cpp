@@ -150,6 +150,25 @@ void quantize_row_q8_0_avx2(const float* x, void* y, int64_t n) {
 
 // Bit-exact with the references: vcvtps2ph rounds to nearest even (imm 0) like f32_to_f16;
 // bf16 is the same integer rounding as f32_to_bf16, NaN made quiet.
+void widen_row_f16_avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+  if (i < n) widen_row_f16_ref(in + i, y + i, n - i);
+}
+
+void widen_row_bf16_avx2(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i)));
+    _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+  }
+  if (i < n) widen_row_bf16_ref(in + i, y + i, n - i);
+}
+
 void quantize_row_f16_avx2(const float* x, void* y, int64_t n) {
   uint16_t* out = static_cast<uint16_t*>(y);
   int64_t i = 0;
@@ -193,6 +212,8 @@ void fill_avx2(Kernels& k) {
   k.quantize_q8_0 = quantize_row_q8_0_avx2;
   k.quantize_f16 = quantize_row_f16_avx2;
   k.quantize_bf16 = quantize_row_bf16_avx2;
+  k.widen_f16 = widen_row_f16_avx2;
+  k.widen_bf16 = widen_row_bf16_avx2;
   k.rms_norm = rms_norm_avx2;
   k.softmax = softmax_avx2;
   k.silu = silu_avx2;

@@ -33,6 +33,8 @@ void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n);
 void quantize_row_panel_q8_0_avx512(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_avx512(const float* x, void* y, int64_t n);
 void quantize_row_f16_avx512(const float* x, void* y, int64_t n);
+void widen_row_f16_avx512(const void* x, float* y, int64_t n);
+void widen_row_bf16_avx512(const void* x, float* y, int64_t n);
 void quantize_row_bf16_avx512(const float* x, void* y, int64_t n);
 void rms_norm_avx512(const float* x, const float* w, float* y, int64_t n, float eps);
 void softmax_avx512(float* x, int64_t n, float scale, const float* mask);

@@ -171,6 +171,23 @@ void quantize_row_f16_avx512(const float* x, void* y, int64_t n) {
   }
 }
 
+void widen_row_f16_avx512(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, in + i)));
+  }
+}
+
+void widen_row_bf16_avx512(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, in + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+  }
+}
+
 void quantize_row_bf16_avx512(const float* x, void* y, int64_t n) {
   uint16_t* out = static_cast<uint16_t*>(y);
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
@@ -223,6 +240,8 @@ void fill_avx512(Kernels& k) {
   k.quantize_q8_K = quantize_row_q8_K_avx512;
   k.quantize_f16 = quantize_row_f16_avx512;
   k.quantize_bf16 = quantize_row_bf16_avx512;
+  k.widen_f16 = widen_row_f16_avx512;
+  k.widen_bf16 = widen_row_bf16_avx512;
   k.rms_norm = rms_norm_avx512;
   k.softmax = softmax_avx512;
   k.silu = silu_avx512;

@@ -68,6 +68,16 @@ void quantize_row_f16_ref(const float* x, void* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
 }
 
+void widen_row_f16_ref(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(in[i]);
+}
+
+void widen_row_bf16_ref(const void* x, float* y, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(x);
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(in[i]);
+}
+
 void quantize_row_bf16_ref(const float* x, void* y, int64_t n) {
   uint16_t* out = static_cast<uint16_t*>(y);
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);

@@ -35,6 +35,8 @@ void quantize_row_panel_q8_0_ref(const float* x, void* y, int64_t n);
 // f32 -> f16 / bf16 element-wise, round to nearest even (quant/half.h), as ggml's
 // GGML_FP32_TO_FP16 (F16C) and ggml_compute_fp32_to_bf16.
 void quantize_row_f16_ref(const float* x, void* y, int64_t n);
+void widen_row_f16_ref(const void* x, float* y, int64_t n);
+void widen_row_bf16_ref(const void* x, float* y, int64_t n);
 void quantize_row_bf16_ref(const float* x, void* y, int64_t n);
 
 // ---- element-wise and row ops --------------------------------------------------------------
