@@ -220,21 +220,28 @@ double packed_loss(const model::Model& m, const TrainableLora& lora, const std::
 
 class EveryArch : public ::testing::TestWithParam<std::string> {};
 
+// A rank-4 adapter on all seven weights, B drawn away from zero so that every path carries gradient.
+core::Result<TrainableLora> lora_on_every_weight(const model::Model& m, uint64_t seed, uint32_t b_seed) {
+  auto targets = parse_targets("q,k,v,o,gate,up,down", m);
+  if (!targets) return targets.error();
+  std::mt19937_64 rng(seed);
+  auto lora = make_lora(m, *targets, 4, 8.0f, rng, "test");
+  if (!lora) return lora.error();
+  for (const LoraSlot& s : lora->slots) {
+    std::vector<float>& b = lora->adapter->storage[s.b];  // in place: the pair points into it
+    const std::vector<float> r = random_vector(b.size(), b_seed + static_cast<uint32_t>(s.id.layer), 0.05f);
+    std::copy(r.begin(), r.end(), b.begin());
+  }
+  return lora;
+}
+
 // With LoRA dropout too: the backward pass draws the forward's mask again.
 TEST_P(EveryArch, GradientAlongRandomDirectionsMatchesCentralDifferences) {
   auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
   ASSERT_TRUE(loaded.ok()) << loaded.message();
   const model::Model& m = **loaded;
-  auto targets = parse_targets("q,k,v,o,gate,up,down", m);
-  ASSERT_TRUE(targets.ok()) << targets.message();
-  std::mt19937_64 rng(5);
-  auto lora = make_lora(m, *targets, 4, 8.0f, rng, "test");
+  auto lora = lora_on_every_weight(m, 5, 17);
   ASSERT_TRUE(lora.ok()) << lora.message();
-  for (const LoraSlot& s : lora->slots) {  // B away from zero so that every path carries gradient
-    std::vector<float>& b = lora->adapter->storage[s.b];  // in place: the pair points into it
-    const std::vector<float> r = random_vector(b.size(), 17 + static_cast<uint32_t>(s.id.layer), 0.05f);
-    std::copy(r.begin(), r.end(), b.begin());
-  }
   std::mt19937 tok(3);
   std::uniform_int_distribution<int32_t> pick(3, static_cast<int32_t>(m.config.n_vocab - 1));
   std::vector<std::vector<int32_t>> seqs(2);
@@ -279,16 +286,8 @@ TEST_P(EveryArch, RecomputedLayersGiveTheSameGradientBits) {
   auto loaded = model::load_model(std::string(OWL_SHARED_DIR) + "/reference/synthetic/" + GetParam());
   ASSERT_TRUE(loaded.ok()) << loaded.message();
   const model::Model& m = **loaded;
-  auto targets = parse_targets("q,k,v,o,gate,up,down", m);
-  ASSERT_TRUE(targets.ok()) << targets.message();
-  std::mt19937_64 rng(9);
-  auto lora = make_lora(m, *targets, 4, 8.0f, rng, "test");
+  auto lora = lora_on_every_weight(m, 9, 31);
   ASSERT_TRUE(lora.ok()) << lora.message();
-  for (const LoraSlot& s : lora->slots) {
-    std::vector<float>& b = lora->adapter->storage[s.b];
-    const std::vector<float> r = random_vector(b.size(), 31 + static_cast<uint32_t>(s.id.layer), 0.05f);
-    std::copy(r.begin(), r.end(), b.begin());
-  }
   const std::vector<std::vector<int32_t>> seqs = {{5, 9, 13, 2, 7, 11, 3, 8, 21, 4}, {6, 10, 14, 19, 3, 12}};
   std::vector<std::vector<float>> full, recomputed;
   const model::LoraDropout dropout{.p = 0.2f, .seed = 5};
