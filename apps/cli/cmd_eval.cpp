@@ -40,13 +40,6 @@ void on_sigint(int) {
   if (g_interrupted.exchange(true)) _exit(130);  // a second Ctrl-C: stop now
 }
 
-core::Status write_atomic(const std::string& path, const std::string& text) {
-  auto f = core::AtomicFile::create(path);
-  if (!f) return f.error();
-  OWL_TRY(f->write(text));
-  return f->commit();
-}
-
 int run_eval(const EvalArgs& args) {
   if (!args.json_out.empty()) {
     if (int rc = fail_unless_writable(kCommand, args.json_out, "-o")) return rc;
@@ -90,10 +83,10 @@ int run_eval(const EvalArgs& args) {
   const eval::Report report = eval::summarize(*suite, *runs);
   fmt::print("{}", eval::report_table(*suite, report));
   if (!args.json_out.empty()) {
-    if (auto s = write_atomic(args.json_out, eval::report_json(*suite, report, *runs).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"); !s) return fail(kCommand, s.message());
+    if (auto s = core::write_file_atomic(args.json_out, eval::report_json(*suite, report, *runs).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"); !s) return fail(kCommand, s.message());
   }
   if (!args.html_out.empty()) {
-    if (auto s = write_atomic(args.html_out, eval::report_html(*suite, report, *runs)); !s) return fail(kCommand, s.message());
+    if (auto s = core::write_file_atomic(args.html_out, eval::report_html(*suite, report, *runs)); !s) return fail(kCommand, s.message());
   }
   if (g_interrupted.load()) {
     fmt::print(stderr, "owl eval: interrupted; what was computed is cached, and running the same command again resumes\n");

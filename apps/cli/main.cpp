@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
       owl::cli::register_usage(root),
       owl::cli::register_eval(root),
       owl::cli::register_finetune(root),
+      owl::cli::register_route(root),
   };
   std::vector<char*> args(argv, argv + argc);
   spell_llama_cpp_options(args);

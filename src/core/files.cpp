@@ -163,6 +163,13 @@ Status AtomicFile::commit() {
   return {};
 }
 
+Status write_file_atomic(const std::string& path, std::string_view text) {
+  auto f = AtomicFile::create(path);
+  if (!f) return f.error();
+  OWL_TRY(f->write(text));
+  return f->commit();
+}
+
 Result<std::string> read_file(const std::string& path) {
   struct stat st{};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return make_error("{}: is a directory, not a file", path);

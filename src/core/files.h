@@ -68,6 +68,9 @@ class AtomicFile {
 // directory is an error, not an empty text.
 Result<std::string> read_file(const std::string& path);
 
+// Writes `text` to `path` through an AtomicFile: all of it or nothing.
+Status write_file_atomic(const std::string& path, std::string_view text);
+
 // read_file, where "-" reads standard input to its end (the convention of llama.cpp's -f).
 Result<std::string> read_input(const std::string& path);
 

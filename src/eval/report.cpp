@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "eval/cascade.h"
 #include "eval/stats.h"
 #include "template/value.h"
 
@@ -284,6 +285,57 @@ std::string report_table(const Suite& suite, const Report& report) {
   return out;
 }
 
+namespace {
+
+// "What if": each candidate that records log-probabilities, as the first step of a cascade whose
+// low-confidence answers (mean log-probability below a threshold) go to the most accurate
+// candidate; the accuracy/cost curve across thresholds (owl route calibrate chooses from it).
+std::string cascades_html(const Suite& suite, const Report& report) {
+  const CandidateSummary* best = nullptr;
+  for (const CandidateSummary& s : report.candidates) {
+    if (s.run->failure.empty() && (best == nullptr || s.pass_rate > best->pass_rate ||
+                                   (s.pass_rate == best->pass_rate && s.cost_usd < best->cost_usd))) {
+      best = &s;
+    }
+  }
+  if (best == nullptr) return "";
+  std::map<std::pair<size_t, int>, const CaseResult*> big;
+  for (const CaseResult& c : best->run->cases) big[{c.case_index, c.repeat}] = &c;
+  std::string h;
+  int drawn = 0;
+  for (const CandidateSummary& s : report.candidates) {
+    if (&s == best || !s.run->failure.empty() || drawn == 4) continue;
+    std::vector<CascadeCase> cases;
+    bool signals = false;
+    for (const CaseResult& c : s.run->cases) {
+      auto it = big.find({c.case_index, c.repeat});
+      if (it == big.end()) continue;
+      CascadeCase k{.id = suite.cases[c.case_index].id, .signal = c.confidence.mean_logprob, .forced = !c.error.empty(),
+                    .step = {c.passed, c.cost_usd}, .rest = {it->second->passed, it->second->cost_usd}};
+      signals = signals || k.signal.has_value();
+      cases.push_back(std::move(k));
+    }
+    if (!signals || cases.empty()) continue;
+    if (drawn++ == 0) {
+      h += "<h2>Cascades</h2><p>Each candidate answering first, its answers with a mean token log-probability below a threshold "
+           "escalated to " + html_escape(best->run->candidate.id) + " (the most accurate): accuracy against cost across thresholds. "
+           "<code>owl route calibrate</code> picks the threshold for a route from this report.</p>";
+    }
+    const CascadeCurve curve = cascade_curve(cases);
+    const CascadePoint* chosen = suite.thresholds.pass_rate ? cheapest_reaching(curve, *suite.thresholds.pass_rate) : nullptr;
+    h += "<h3>" + html_escape(s.run->candidate.id) + " then " + html_escape(best->run->candidate.id) + "</h3>";
+    h += cascade_svg(curve, chosen, suite.thresholds.pass_rate, fmt::format("cascade-{}", drawn), s.run->candidate.id, best->run->candidate.id);
+    if (chosen != nullptr) {
+      h += fmt::format("<p>Cheapest threshold reaching the pass rate {:.2f}: mean_logprob_below {:.4g}, accuracy {:.3f}, "
+                       "{:.1f}% escalated, ${:.4g} per 1,000 requests.</p>",
+                       *suite.thresholds.pass_rate, chosen->threshold, chosen->accuracy, 100 * chosen->escalation_rate, chosen->cost_per_1k);
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
 std::string report_html(const Suite& suite, const Report& report, const std::vector<CandidateRun>& runs) {
   std::string h;
   h += "<!doctype html><html><head><meta charset=\"utf-8\"><title>owl eval: " + html_escape(suite.name) + "</title><style>"
@@ -382,6 +434,8 @@ std::string report_html(const Suite& suite, const Report& report, const std::vec
   }
   h += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"10\">0 ms</text><text x=\"700\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{:.0f} ms</text></svg>",
                    26 * report.candidates.size() + 24, 26 * report.candidates.size() + 24, max_ms);
+
+  h += cascades_html(suite, report);
 
   h += "<h2>Failing cases</h2>";
   for (const CandidateRun& r : runs) {

@@ -182,7 +182,7 @@ core::Status parse_cases(const At& at, Suite& suite) {
 
 core::Status parse_candidate(const At& at, const Suite& suite, std::vector<Candidate>& out) {
   if (auto s = only_keys(at, {"model", "name", "quantize", "adapters", "adapter_scale", "base_url", "api_key_env", "price",
-                              "timeout_s", "retries"});
+                              "timeout_s", "retries", "ca_file"});
       !s) {
     return s;
   }

@@ -90,7 +90,7 @@ core::Status parse_local(const At& at, ModelSpec& m) {
 
 core::Result<ModelSpec> parse_model(const At& at) {
   if (auto s = only_keys(at, {"name", "path", "lora", "parallel", "ctx", "private", "base_url", "model", "api_key_env", "price",
-                              "timeout_s", "retries"});
+                              "timeout_s", "retries", "ca_file"});
       !s) {
     return s.error();
   }
@@ -102,7 +102,7 @@ core::Result<ModelSpec> parse_model(const At& at) {
   m.name = *name;
   const bool local = at.child("path").present(), hosted = at.child("base_url").present();
   if (local == hosted) return at.error("model '{}' needs exactly one of path (a local GGUF file) or base_url (a hosted API)", m.name);
-  static const std::vector<std::string_view> kHostedOnly = {"model", "api_key_env", "price", "timeout_s", "retries"};
+  static const std::vector<std::string_view> kHostedOnly = {"model", "api_key_env", "price", "timeout_s", "retries", "ca_file"};
   static const std::vector<std::string_view> kLocalOnly = {"lora", "parallel", "ctx"};
   for (std::string_view key : local ? kHostedOnly : kLocalOnly) {
     if (at.child(key).present()) {
@@ -303,6 +303,13 @@ core::Status parse_hosted(const core::At& at, ModelSpec& m) {
   }
   OWL_TRY(read_optional(at, "timeout_s", number_in(0.1, 3600), m.timeout_s));
   OWL_TRY(read_optional(at, "retries", int_in(0, 10), m.retries));
+  OWL_TRY(read_optional(at, "ca_file", get_string, m.ca_file));
+  if (!m.ca_file.empty()) {
+    if (!url->starts_with("https://")) return at.child("ca_file").error("applies to https:// base URLs only");
+    std::FILE* f = std::fopen(m.ca_file.c_str(), "rb");
+    if (f == nullptr) return at.child("ca_file").error("{}: cannot be read", m.ca_file);
+    std::fclose(f);
+  }
   return {};
 }
 
@@ -340,6 +347,81 @@ core::Result<RouterConfig> load_router_config(const std::string& path) {
   auto text = core::read_file(path);
   if (!text) return text.error();
   return parse_router_config(*text, path);
+}
+
+}  // namespace owl::router
+
+namespace owl::router {
+namespace {
+
+// Where the plain or quoted scalar starting at `pos` ends (flow: also at , ] }).
+size_t scalar_end(std::string_view text, size_t pos, bool flow) {
+  if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
+    const char q = text[pos];
+    size_t i = pos + 1;
+    while (i < text.size() && text[i] != q) i += (q == '"' && text[i] == '\\') ? 2 : 1;
+    return std::min(i + 1, text.size());
+  }
+  size_t i = pos;
+  while (i < text.size() && text[i] != '\n' && text[i] != '\r' && !(flow && (text[i] == ',' || text[i] == '}' || text[i] == ']')) &&
+         !(text[i] == '#' && i > pos && (text[i - 1] == ' ' || text[i - 1] == '\t'))) {
+    ++i;
+  }
+  while (i > pos && (text[i - 1] == ' ' || text[i - 1] == '\t')) --i;
+  return i;
+}
+
+}  // namespace
+
+core::Result<std::string> set_escalation_threshold(std::string_view yaml, std::string_view name, const std::string& route,
+                                                   size_t step, const std::string& key, double value) {
+  auto config = parse_router_config(yaml, name);
+  if (!config) return config.error();
+  std::string text(yaml);
+  const std::string number = fmt::format("{:.4g}", value);
+  try {
+    const YAML::Node root = YAML::Load(text);
+    const YAML::Node routes = root["routes"];
+    std::optional<size_t> found;
+    for (size_t i = 0; routes.IsSequence() && i < routes.size(); ++i) {
+      if (routes[i]["name"].IsScalar() && routes[i]["name"].as<std::string>() == route) found = i;
+    }
+    if (!found) return core::make_error("{}: no route named '{}'", name, route);
+    const YAML::Node cascade = routes[*found]["cascade"];
+    if (step + 1 >= cascade.size()) {
+      return core::make_error("{}: route '{}' has no step {} that escalates (its cascade has {} steps; the last never escalates)", name, route,
+                              step, cascade.size());
+    }
+    const YAML::Node escalate = cascade[step]["escalate_if"];
+    if (!escalate.IsMap()) return core::make_error("{}:{}: route '{}' step {}: escalate_if is not a mapping", name, cascade[step].Mark().line + 1, route, step);
+    const bool flow = escalate.Style() == YAML::EmitterStyle::Flow;
+    if (const YAML::Node v = escalate[key]; v.IsDefined() && !v.IsNull()) {
+      const size_t pos = static_cast<size_t>(v.Mark().pos);
+      text.replace(pos, scalar_end(text, pos, flow) - pos, number);
+    } else if (flow) {
+      const size_t brace = static_cast<size_t>(escalate.Mark().pos);
+      if (brace >= text.size() || text[brace] != '{') return core::make_error("{}:{}: escalate_if: cannot find its '{{'", name, escalate.Mark().line + 1);
+      text.insert(brace + 1, fmt::format("{}: {}{}", key, number, escalate.size() > 0 ? ", " : ""));
+    } else {
+      // A block mapping: the new key goes on a line of its own before the first, at its indentation.
+      const size_t pos = static_cast<size_t>(escalate.Mark().pos);
+      text.insert(pos, fmt::format("{}: {}\n{}", key, number, std::string(static_cast<size_t>(escalate.Mark().column), ' ')));
+    }
+  } catch (const YAML::Exception& e) {
+    return core::make_error("{}:{}: {}", name, e.mark.line + 1, e.msg);
+  }
+  auto again = parse_router_config(text, name);
+  if (!again) return core::make_error("{}: the file would no longer parse after setting {}: {}", name, key, again.message());
+  for (const RouteSpec& r : again->routes) {
+    if (r.name != route) continue;
+    const Escalation& e = r.cascade[step].escalate_if;
+    const std::optional<double> got = key == "mean_logprob_below" ? e.mean_logprob_below
+                                    : key == "min_logprob_below"  ? e.min_logprob_below
+                                    : key == "entropy_above"      ? e.entropy_above
+                                                                  : std::nullopt;
+    if (!got || fmt::format("{:.4g}", *got) != number) return core::make_error("{}: setting {} to {} did not take", name, key, number);
+  }
+  return text;
 }
 
 }  // namespace owl::router

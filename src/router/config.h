@@ -48,6 +48,7 @@ struct ModelSpec {
   Price price;
   double timeout_s = 60;     // connect, and each wait for bytes of the answer
   int retries = 2;           // retries of a failure before any token (refused, 429, 5xx)
+  std::string ca_file;       // https: PEM certificates to trust instead of the system's
   bool local() const { return !path.empty(); }
 };
 
@@ -129,5 +130,16 @@ core::Result<RouterConfig> parse_router_config(std::string_view yaml, std::strin
 core::Result<RouterConfig> load_router_config(const std::string& path);
 
 const char* sensitive_policy_name(SensitivePolicy policy);
+
+}  // namespace owl::router
+
+namespace owl::router {
+
+// `yaml` (a router config named `name`) with `key` of route `route`'s cascade step `step`'s
+// escalate_if set to `value`: the value is replaced where it is written, or the key added to the
+// step's escalate_if, so that the rest of the file (comments, order, layout) stays as it was.
+// The result is parsed again and must give the value back.
+core::Result<std::string> set_escalation_threshold(std::string_view yaml, std::string_view name, const std::string& route,
+                                                   size_t step, const std::string& key, double value);
 
 }  // namespace owl::router

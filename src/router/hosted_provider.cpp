@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <httplib.h>
+#include <openssl/x509.h>
 
 namespace owl::router {
 namespace {
@@ -227,6 +228,10 @@ std::unique_ptr<httplib::Client> HostedProvider::take_client() {
   client->set_write_timeout(timeout);
   client->set_keep_alive(true);
   client->set_tcp_nodelay(true);
+  // https: the upstream's certificate and host name are checked, against ca_file or the system's
+  // certificates.
+  client->enable_server_certificate_verification(true);
+  if (!spec_.ca_file.empty()) client->set_ca_cert_path(spec_.ca_file);
   return client;
 }
 
@@ -317,7 +322,9 @@ void HostedProvider::run(std::shared_ptr<Flight> flight) {
     }
     if (error_body.empty()) error_body = res.body;
     const bool connection_failed = status == 0;
-    const bool retryable = connection_failed || status == 429 || status >= 500;
+    // A certificate that fails verification fails again: it is not retried.
+    const bool tls_refused = error == httplib::Error::SSLServerVerification;
+    const bool retryable = (connection_failed && !tls_refused) || status == 429 || status >= 500;
     if (retryable && attempt < spec_.retries && !flight->sink->cancelled()) {
       auto wait = options_.backoff * (1 << attempt);
       if (retry_after > 0) wait = std::chrono::milliseconds(static_cast<int64_t>(retry_after * 1000));
@@ -328,7 +335,11 @@ void HostedProvider::run(std::shared_ptr<Flight> flight) {
     // A refusal of the request itself (400, 404, 413...) shows the upstream is up.
     const bool upstream_fault = retryable || status == 401 || status == 403;
     ApiError e{.status = 502, .type = "server_error"};
-    if (connection_failed) {
+    if (tls_refused) {
+      e.code = "upstream_tls";
+      e.message = fmt::format("{}: its TLS certificate failed verification ({}); give the CA that signed it as ca_file", who,
+                              X509_verify_cert_error_string(client->get_openssl_verify_result()));
+    } else if (connection_failed) {
       const bool timeout = error == httplib::Error::ConnectionTimeout || error == httplib::Error::Read;
       e.status = timeout ? 504 : 502;
       e.code = timeout ? "upstream_timeout" : "upstream_unreachable";

@@ -394,10 +394,10 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 
 Json make_ollama_chunk(const OllamaRequest& req, std::string_view model, std::string_view text,
-                       const sample::Sampled* sampled, const tokenizer::Tokenizer& tok) {
+                       const sample::Sampled* sampled, const tokenizer::Tokenizer* tok) {
   Json j = ollama_line(req.endpoint, model, text);
   j["done"] = false;
-  if (req.completion.logprobs && sampled != nullptr) j["logprobs"] = Json::array({ollama_logprob(*sampled, tok)});
+  if (req.completion.logprobs && sampled != nullptr && tok != nullptr) j["logprobs"] = Json::array({ollama_logprob(*sampled, *tok)});
   return j;
 }
 
@@ -419,7 +419,7 @@ Json make_ollama_calls(const OllamaRequest& req, std::string_view model, const C
 }
 
 Json make_ollama_done(const OllamaRequest& req, std::string_view model, const ChoiceResult& result, bool whole,
-                      const OllamaTimes& times, const tokenizer::Tokenizer& tok) {
+                      const OllamaTimes& times, const tokenizer::Tokenizer* tok) {
   Json j = ollama_line(req.endpoint, model, whole ? std::string_view(result.text) : std::string_view());
   if (whole && req.endpoint == OllamaEndpoint::kChat && !result.tool_calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(result);
   j["done"] = true;
@@ -435,9 +435,9 @@ Json make_ollama_done(const OllamaRequest& req, std::string_view model, const Ch
   j["prompt_eval_duration"] = ns_between(st.t_admitted, first);
   j["eval_count"] = st.n_generated;
   j["eval_duration"] = ns_between(first, end);
-  if (whole && req.completion.logprobs) {
+  if (whole && req.completion.logprobs && tok != nullptr) {
     Json logprobs = Json::array();
-    for (const sample::Sampled& s : result.tokens) logprobs.push_back(ollama_logprob(s, tok));
+    for (const sample::Sampled& s : result.tokens) logprobs.push_back(ollama_logprob(s, *tok));
     j["logprobs"] = std::move(logprobs);
   }
   return j;

@@ -52,16 +52,16 @@ struct OllamaTimes {
 };
 
 // One line of a streamed answer: a piece of text, with its token's log-probabilities when asked
-// (`sampled` may be null).
+// (`sampled` may be null; `tok`, the tokenizer that spells the tokens, too).
 Json make_ollama_chunk(const OllamaRequest& req, std::string_view model, std::string_view text,
-                       const sample::Sampled* sampled, const tokenizer::Tokenizer& tok);
+                       const sample::Sampled* sampled, const tokenizer::Tokenizer* tok);
 // A chat stream's line with a choice's tool calls (Ollama's shape: arguments as objects), sent
 // when the answer ends; the text around them with it.
 Json make_ollama_calls(const OllamaRequest& req, std::string_view model, const ChoiceResult& result);
 // The last line of a stream (no text) or, `whole`, the whole answer: done, done_reason, the
 // token counts and the durations in nanoseconds.
 Json make_ollama_done(const OllamaRequest& req, std::string_view model, const ChoiceResult& result, bool whole,
-                      const OllamaTimes& times, const tokenizer::Tokenizer& tok);
+                      const OllamaTimes& times, const tokenizer::Tokenizer* tok);
 // The answer to a request with nothing to run: done, done_reason "load".
 Json make_ollama_load(OllamaEndpoint endpoint, std::string_view model);
 

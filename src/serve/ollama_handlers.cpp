@@ -93,10 +93,11 @@ std::optional<ApiError> check_num_ctx(int64_t num_ctx, const router::ModelInfo& 
 // One generate or chat request in flight: what the handler and its content provider share.
 // Threading: used by one HTTP thread at a time (the handler, then its content provider).
 struct OllamaCall {
-  OllamaCall(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer& t) : server(s), who(p), tok(t) {}
+  OllamaCall(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer* t) : server(s), who(p), tok(t) {}
   Server::Impl& server;
   const Principal who;
-  const tokenizer::Tokenizer& tok;
+  const tokenizer::Tokenizer* tok;  // spells logprobs' tokens; null for a hosted model or a route
+  std::shared_ptr<router::RouteDecision> decision;  // a routed request's, once it decided
   OllamaRequest req;
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
   std::string tool_prefix;
@@ -127,6 +128,7 @@ struct OllamaCall {
     }
   }
   std::optional<ApiError> failure() const {
+    if (decision != nullptr && decision->error) return *decision->error;
     if (!error.empty()) return ApiError{.status = 500, .message = error, .type = "server_error"};
     if (cut) {
       return ApiError{.status = 503, .message = "the server stopped this answer before its end (it is shutting down)",
@@ -175,7 +177,7 @@ struct OllamaCall {
     settle_and_log(server, who, work(),
                    {.id = id, .endpoint = endpoint, .model = served, .req = req.completion, .results = results,
                     .arrival = times.arrival, .status = status, .cancelled = cancelled || cut, .error = error,
-                    .prompt_text = prompt_text, .model_info = model_info});
+                    .prompt_text = prompt_text, .decision = decision.get(), .model_info = model_info});
   }
   Work work() const { return Work{.model = served, .max_tokens = req.completion.max_tokens, .n = 1}; }
 };
@@ -271,11 +273,12 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
     s.log({{"event", "request"}, {"endpoint", http.path}, {"model", model.id}, {"status", 200}, {"finish_reason", "load"}});
     return std::shared_ptr<OllamaCall>();
   }
-  if (model.tokenizer == nullptr) {
-    return ApiError{.status = 501, .message = fmt::format("the model '{}' has no tokenizer in this process", model.id),
-                    .type = "server_error"};
+  if (model.tokenizer == nullptr && req.completion.logprobs) {
+    return ApiError{.message = fmt::format("logprobs are given by models this server runs; '{}' is {}", model.id,
+                                           model.owned_by == "hosted" ? "a hosted model" : "a route"),
+                    .param = "logprobs"};
   }
-  auto call = std::make_shared<OllamaCall>(s, who, *model.tokenizer);
+  auto call = std::make_shared<OllamaCall>(s, who, model.tokenizer);
   call->req = std::move(req);
   call->req.completion.adapter = found.adapter;
   if (call->req.completion.max_tokens < 0) call->req.completion.max_tokens = s.options.default_max_tokens;
@@ -297,6 +300,24 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
   call->prompt_text = submission.prompt_text;
   call->tool_syntax = submission.tool_syntax;
   call->tool_prefix = submission.tool_prefix;
+  if (submission.decision != nullptr) {
+    // A route: once it decided (its first event is there), the answering model is known.
+    while (!call->stream->wait(kHeartbeat)) {
+    }
+    call->decision = submission.decision;
+    const router::RouteDecision& d = *call->decision;
+    res.set_header("x-owl-route-name", d.route);
+    res.set_header("x-owl-route", d.kind);
+    if (!d.error) {
+      res.set_header("x-owl-model", d.model);
+      call->name = ollama_name(d.model);
+      call->served = d.model;
+      call->tok = nullptr;
+      call->tool_syntax = d.tool_syntax;
+      call->tool_prefix = d.tool_prefix;
+      call->prompt_text = d.prompt_text;
+    }
+  }
   return call;
 }
 

@@ -65,6 +65,8 @@ TEST_F(EvalCli, TheShippedExampleNamesTheSmallestPassingQuantization) {
   size_t points = 0;
   for (size_t at = page.find("class=\"point\""); at != std::string::npos; at = page.find("class=\"point\"", at + 1)) ++points;
   EXPECT_EQ(points, 2u * 5u);  // each candidate on the size and the cost plot
+  // Each quantization as the first step of a cascade to the most accurate candidate.
+  EXPECT_NE(page.find("<h3>stories260K:q4_0 then stories260K</h3><svg id=\"cascade-"), std::string::npos);
 
   // Again: all from the cache.
   const auto again = run_owl("eval " + std::string(OWL_SOURCE_DIR) + "/examples/eval/stories/suite.yaml -q --cache-dir " +

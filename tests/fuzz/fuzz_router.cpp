@@ -17,6 +17,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text = nul == std::string_view::npos ? input : input.substr(nul + 1);
   owl::router::SensitiveOptions options;
   if (auto config = owl::router::parse_router_config(yaml, "fuzz.yaml"); config.ok()) {
+    // owl route calibrate --write: an edited config parses again, or the edit is an error.
+    for (const auto& route : config->routes) {
+      if (route.cascade.size() < 2) continue;
+      auto edited = owl::router::set_escalation_threshold(yaml, "fuzz.yaml", route.name, 0, "mean_logprob_below", -0.75);
+      if (edited.ok() && !owl::router::parse_router_config(*edited, "fuzz.yaml").ok()) {
+        std::fprintf(stderr, "the edited config no longer parses\n");
+        std::abort();
+      }
+    }
     options.builtin = config->detectors;
     for (const auto& c : config->custom_detectors) options.custom.push_back({.name = c.name, .regex = c.regex, .words = c.words});
   }

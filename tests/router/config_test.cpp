@@ -111,6 +111,13 @@ TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   expect_error(edit("http://127.0.0.1:9001/v1/", "127.0.0.1:9001"), "owl.yaml:6: models[1].base_url: '127.0.0.1:9001' is not an http:// or https:// URL");
   expect_error(edit("api_key_env: BIG_API_KEY", "api_key_env: sk-abc123"), "models[1].api_key_env: 'sk-abc123' is not an environment variable name");
   expect_error(edit("    timeout_s: 30\n", "    api_key: sk-123\n"), "owl.yaml:10: models[1].api_key: unknown key");
+  expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    ca_file: /nonexistent/ca.pem\n"),
+               "owl.yaml:11: models[1].ca_file: applies to https:// base URLs only");
+  {
+    std::string https = edit("http://127.0.0.1:9001/v1/", "https://127.0.0.1:9001/v1");
+    https.replace(https.find("    timeout_s: 30\n"), std::string("    timeout_s: 30\n").size(), "    timeout_s: 30\n    ca_file: /nonexistent/ca.pem\n");
+    expect_error(https, "owl.yaml:11: models[1].ca_file: /nonexistent/ca.pem: cannot be read");
+  }
   expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: -1"), "models[1].price.input_per_mtok: -1 out of range");
   expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: cheap"), "models[1].price.input_per_mtok: 'cheap' is not a number");
   expect_error(edit("    private: true\n", "    private: true\n    timeout_s: 5\n"), "models[0].timeout_s: applies to hosted models only");
@@ -195,6 +202,40 @@ TEST(RouterConfig, ALocalModelIsPrivateUnlessItSaysNotAndAStepMayBeAName) {
   auto missing = load_router_config("/nonexistent/owl.yaml");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("/nonexistent/owl.yaml"), std::string::npos) << missing.message();
+}
+
+TEST(RouterConfig, SettingAThresholdChangesOnlyThatValue) {
+  const std::string head = "# the router\nmodels:\n  - {name: s, path: s.gguf}  # small\n  - {name: b, path: b.gguf}\nroutes:\n"
+                           "  - name: auto\n    cascade:\n      - model: s\n";
+  const std::string tail = "      - b   # big\n";
+  auto set = [&](const std::string& step, const std::string& key, double v) {
+    return set_escalation_threshold(head + step + tail, "owl.yaml", "auto", 0, key, v);
+  };
+  // Replaced where it is written, flow or block, plain or quoted, comments kept.
+  auto r = set("        escalate_if: {mean_logprob_below: -1.0, empty: true}\n", "mean_logprob_below", -0.71284);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(*r, head + "        escalate_if: {mean_logprob_below: -0.7128, empty: true}\n" + tail);
+  r = set("        escalate_if:\n          min_logprob_below: \"-3\"   # was guessed\n", "min_logprob_below", -2.5);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(*r, head + "        escalate_if:\n          min_logprob_below: -2.5   # was guessed\n" + tail);
+  // Added to the step's escalate_if.
+  r = set("        escalate_if: {empty: true}\n", "mean_logprob_below", -1.25);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(*r, head + "        escalate_if: {mean_logprob_below: -1.25, empty: true}\n" + tail);
+  r = set("        escalate_if:\n          json_invalid: true\n", "mean_logprob_below", -0.5);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(*r, head + "        escalate_if:\n          mean_logprob_below: -0.5\n          json_invalid: true\n" + tail);
+  // Mistakes.
+  const std::string ok = head + "        escalate_if: {empty: true}\n" + tail;
+  auto no_route = set_escalation_threshold(ok, "owl.yaml", "other", 0, "mean_logprob_below", -1);
+  ASSERT_FALSE(no_route);
+  EXPECT_NE(no_route.message().find("no route named 'other'"), std::string::npos) << no_route.message();
+  auto last = set_escalation_threshold(ok, "owl.yaml", "auto", 1, "mean_logprob_below", -1);
+  ASSERT_FALSE(last);
+  EXPECT_NE(last.message().find("the last never escalates"), std::string::npos) << last.message();
+  auto out_of_range = set_escalation_threshold(ok, "owl.yaml", "auto", 0, "mean_logprob_below", 0.5);
+  ASSERT_FALSE(out_of_range);
+  EXPECT_NE(out_of_range.message().find("would no longer parse"), std::string::npos) << out_of_range.message();
 }
 
 }  // namespace

@@ -219,7 +219,7 @@ TEST(Ollama, ChatMessagesAndLogprobs) {
 TEST(Ollama, AnswerLines) {
   OllamaRequest req = parse_ok(R"({"model":"m","prompt":"x"})");
   const tokenizer::Tokenizer& tok = *owl::testing::stories().tokenizer;
-  const Json chunk = make_ollama_chunk(req, "m:latest", "Once", nullptr, tok);
+  const Json chunk = make_ollama_chunk(req, "m:latest", "Once", nullptr, &tok);
   EXPECT_EQ(chunk["model"], "m:latest");
   EXPECT_EQ(chunk["response"], "Once");
   EXPECT_EQ(chunk["done"], false);
@@ -232,7 +232,7 @@ TEST(Ollama, AnswerLines) {
   result.stats = {.n_prompt = 9, .n_cached = 2, .n_generated = 4, .t_admitted = t0 + std::chrono::milliseconds(3),
                   .t_first_token = t0 + std::chrono::milliseconds(10), .t_end = t0 + std::chrono::milliseconds(50)};
   const OllamaTimes times{.arrival = t0, .submitted = t0 + std::chrono::milliseconds(1)};
-  const Json done = make_ollama_done(req, "m:latest", result, false, times, tok);
+  const Json done = make_ollama_done(req, "m:latest", result, false, times, &tok);
   EXPECT_EQ(done["done"], true);
   EXPECT_EQ(done["done_reason"], "length");
   EXPECT_EQ(done["response"], "");  // streamed: the text came in the lines before
@@ -244,7 +244,7 @@ TEST(Ollama, AnswerLines) {
   EXPECT_EQ(done["eval_duration"], 40000000);
   result.finish = engine::FinishReason::kStop;
   req.endpoint = OllamaEndpoint::kChat;
-  const Json whole = make_ollama_done(req, "m:latest", result, true, times, tok);
+  const Json whole = make_ollama_done(req, "m:latest", result, true, times, &tok);
   EXPECT_EQ(whole["done_reason"], "stop");
   EXPECT_EQ(whole["message"]["role"], "assistant");
   EXPECT_EQ(whole["message"]["content"], "Once upon");

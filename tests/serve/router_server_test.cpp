@@ -4,11 +4,13 @@
 #include <atomic>
 #include <deque>
 #include <future>
+#include <sstream>
 
 #include "router/config.h"
 #include "router/hosted_provider.h"
 #include "router/route_provider.h"
 #include "serve/server_fixture.h"
+#include "support/tls_cert.h"
 
 namespace owl::serve {
 namespace {
@@ -25,14 +27,16 @@ class FaultServer {
     int delay_ms = 0;
   };
 
-  FaultServer() {
-    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // With `tls`, it serves https with that certificate.
+  explicit FaultServer(const owl::testing::TlsFiles* tls = nullptr)
+      : server_(tls ? std::make_unique<httplib::SSLServer>(tls->cert.c_str(), tls->key.c_str()) : std::make_unique<httplib::Server>()) {
+    server_->Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~FaultServer() {
-    server_.stop();
+    server_->stop();
     thread_.join();
   }
   void script(std::vector<Behaviour> b) {
@@ -90,7 +94,7 @@ class FaultServer {
     });
   }
 
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
   std::mutex mutex_;
@@ -291,6 +295,40 @@ TEST_F(RouterTest, ATimeoutACutStreamAndAnAbsentUpstreamAreErrors) {
   EXPECT_EQ(std::get<ApiError>(r).code, "upstream_unreachable");
 }
 
+// An https upstream: its certificate is checked against ca_file (or the system's CAs); one that
+// fails verification is an error naming it, not retried, and the request never leaves.
+TEST_F(RouterTest, AnHttpsUpstreamIsVerifiedAgainstItsCaFile) {
+  const std::string dir = ::testing::TempDir() + "owl-tls-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const owl::testing::TlsFiles files = owl::testing::make_self_signed(dir);
+  ASSERT_FALSE(files.cert.empty());
+  FaultServer tls(&files);
+  specs[2].base_url = fmt::format("https://127.0.0.1:{}/v1", tls.port());
+  specs[2].ca_file = files.cert;
+  start_gateway();
+  auto ok = ask(chat("flaky", "hi"));
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(Json::parse(ok->body)["choices"][0]["message"]["content"], "Hello world");
+  EXPECT_EQ(tls.requests(), 1);
+
+  router::ModelSpec untrusted = specs[2];
+  untrusted.ca_file.clear();  // the system's CAs do not know this certificate
+  auto provider = hosted(untrusted);
+  auto stream = std::make_shared<engine::RequestStream>(1);
+  router::CompletionRequest req;
+  req.messages = Json::array({{{"role", "user"}, {"content", "hi"}}});
+  auto r = provider->submit(req, stream);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  const ApiError& e = std::get<ApiError>(r);
+  EXPECT_EQ(e.status, 502);
+  EXPECT_EQ(e.code, "upstream_tls");
+  EXPECT_NE(e.message.find("self-signed certificate"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("ca_file"), std::string::npos) << e.message;
+  EXPECT_EQ(tls.requests(), 1) << "no request may be sent over an unverified connection";
+  std::filesystem::remove_all(dir);
+}
+
 // At shutdown, a relayed answer still running is cancelled: the client hears it was cut.
 TEST_F(RouterTest, CancellingRunningRequestsCutsARelayedAnswer) {
   start_gateway();
@@ -386,6 +424,60 @@ TEST_F(RouterTest, ACascadeAnswersFromItsFirstStepWhenConfidentAndEscalatesOther
   EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"trusting\",decision=\"cascade\"} 2\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("owl_route_decisions_total{route=\"doubting\",decision=\"escalated\"} 1\n"), std::string::npos);
   EXPECT_NE(metrics.find("owl_cost_usd_total{route=\"trusting\",model=\"small\"} "), std::string::npos);
+}
+
+// Ollama's API reaches routes and hosted models as OpenAI's does: who answered in the body and
+// headers, the cascade and the sensitive-data rule applied, streamed as NDJSON.
+TEST_F(RouterTest, OllamasApiServesRoutesAndHostedModels) {
+  start_gateway({route("doubting", {{.model = "small", .escalate_if = {.mean_logprob_below = -0.0001}}, {.model = "flaky"}})});
+  const Json chat_body = {{"model", "doubting"}, {"stream", false}, {"options", {{"num_predict", 8}}},
+                          {"messages", Json::array({{{"role", "user"}, {"content", "Once upon a time"}}})}};
+  auto escalated = gw->Post("/api/chat", chat_body.dump(), "application/json");
+  ASSERT_TRUE(escalated);
+  ASSERT_EQ(escalated->status, 200) << escalated->body;
+  const Json e = Json::parse(escalated->body);
+  EXPECT_EQ(e["message"]["content"], "Hello world");
+  EXPECT_EQ(e["model"], "flaky:latest");
+  EXPECT_TRUE(e["done"]);
+  EXPECT_EQ(escalated->get_header_value("x-owl-route"), "escalated");
+  EXPECT_EQ(escalated->get_header_value("x-owl-model"), "flaky");
+  EXPECT_EQ(fault.requests(), 1);
+  Json log = last_gateway_log();
+  EXPECT_EQ(log["route"], "doubting");
+  EXPECT_EQ(log["route_decision"], "escalated");
+
+  // A sensitive request stays on the private model, streamed.
+  Json generate = {{"model", "doubting"}, {"prompt", "Write to bob@example.com about"}, {"options", {{"num_predict", 6}}}};
+  auto kept = gw->Post("/api/generate", generate.dump(), "application/json");
+  ASSERT_TRUE(kept);
+  ASSERT_EQ(kept->status, 200) << kept->body;
+  EXPECT_EQ(kept->get_header_value("x-owl-route"), "sensitive");
+  EXPECT_EQ(kept->get_header_value("x-owl-model"), "small");
+  std::istringstream lines(kept->body);
+  std::string line, text;
+  bool done = false;
+  while (std::getline(lines, line)) {
+    if (line.find_first_not_of(' ') == std::string::npos) continue;
+    const Json j = Json::parse(line);
+    EXPECT_EQ(j["model"], "small:latest");
+    text += j.value("response", "");
+    done = done || j["done"].get<bool>();
+  }
+  EXPECT_TRUE(done) << kept->body;
+  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(fault.requests(), 1) << "the sensitive request must not leave";
+
+  // A hosted model by its name; logprobs, which only local models give, are refused.
+  Json hosted_body = chat_body;
+  hosted_body["model"] = "flaky";
+  auto direct = gw->Post("/api/chat", hosted_body.dump(), "application/json");
+  ASSERT_TRUE(direct && direct->status == 200) << (direct ? direct->body : "");
+  EXPECT_EQ(Json::parse(direct->body)["message"]["content"], "Hello world");
+  hosted_body["logprobs"] = true;
+  auto refused = gw->Post("/api/chat", hosted_body.dump(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_NE(refused->body.find("a hosted model"), std::string::npos) << refused->body;
 }
 
 TEST_F(RouterTest, AFailedStepHandsTheRequestToTheFallbacks) {
