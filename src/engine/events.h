@@ -36,6 +36,12 @@ struct Event {
   sample::Sampled sampled;   // kToken: the token sampled, with its log-probabilities if asked
   FinishReason finish = FinishReason::kLength;  // kEnd
   ChoiceStats stats;         // kEnd
+  // kEnd of a hosted model's answer: the tool calls it made, as its API gave them (the engine's
+  // own answers are read for calls by the API layer instead).
+  struct ToolCall {
+    std::string id, name, arguments;  // arguments: a JSON object's text
+  };
+  std::vector<ToolCall> tool_calls;
   // The first event of a sequence that asked for its prompt's log-probabilities
   // (SequenceRequest::prompt_logprobs_from): one per prompt token from that index on.
   std::vector<sample::Sampled> prompt_logprobs;

@@ -62,6 +62,7 @@ struct HostedProvider::Flight {
   bool failed = false;  // an error event was pushed
   std::vector<int64_t> generated;
   std::vector<std::string> finish;
+  std::vector<std::vector<Event::ToolCall>> calls;  // per choice, by the upstream's call index
   int64_t prompt_tokens = 0, completion_tokens = -1;
   Clock::time_point t_first{};
 
@@ -97,28 +98,92 @@ struct HostedProvider::Flight {
     auto choices = j.find("choices");
     if (choices == j.end() || !choices->is_array()) return true;
     for (const Json& c : *choices) {
-      const int index = c.value("index", 0);
+      if (!c.is_object()) return fail(fmt::format("{} sent a choice that is not an object", who)), false;
+      const Json* index_field = c.contains("index") && c["index"].is_number_integer() ? &c["index"] : nullptr;
+      const int64_t index = index_field ? index_field->get<int64_t>() : 0;
       if (index < 0 || index >= n) return fail(fmt::format("{} sent choice {} of a request for {}", who, index, n)), false;
       const Json* text = nullptr;
       if (chat) {
         if (auto d = c.find("delta"); d != c.end() && d->is_object()) {
           if (auto t = d->find("content"); t != d->end() && t->is_string()) text = &*t;
+          if (auto tc = d->find("tool_calls"); tc != d->end() && tc->is_array() && !add_tool_calls(static_cast<size_t>(index), *tc, who)) return false;
         }
       } else if (auto t = c.find("text"); t != c.end() && t->is_string()) {
         text = &*t;
       }
-      if (text != nullptr && !text->get_ref<const std::string&>().empty()) {
+      std::vector<sample::Sampled> tokens;
+      if (auto lp = c.find("logprobs"); lp != c.end() && lp->is_object()) tokens = read_logprobs(*lp);
+      const bool has_text = text != nullptr && !text->get_ref<const std::string&>().empty();
+      if (has_text || !tokens.empty()) {
         if (t_first == Clock::time_point{}) t_first = Clock::now();
         ++generated[static_cast<size_t>(index)];
-        Event e;
-        e.index = index;
-        e.text = *text;
-        e.has_token = true;
-        sink->push(std::move(e));
+        // One event per token the upstream reported (the chunk's text on the first), or one.
+        for (size_t k = 0; k < std::max<size_t>(tokens.size(), 1); ++k) {
+          Event e;
+          e.index = static_cast<int>(index);
+          if (k == 0 && has_text) e.text = *text;
+          e.has_token = true;
+          if (k < tokens.size()) e.sampled = std::move(tokens[k]);
+          sink->push(std::move(e));
+        }
       }
       if (auto f = c.find("finish_reason"); f != c.end() && f->is_string()) finish[static_cast<size_t>(index)] = *f;
     }
     return true;
+  }
+  // A chunk's tool-call deltas (OpenAI's: the id and name first, the arguments in pieces).
+  bool add_tool_calls(size_t choice, const Json& deltas, const std::string& who) {
+    for (const Json& d : deltas) {
+      if (!d.is_object()) continue;
+      const int64_t k = d.contains("index") && d["index"].is_number_integer() ? d["index"].get<int64_t>() : 0;
+      if (k < 0 || k >= 128) return fail(fmt::format("{} sent tool call {}", who, k)), false;
+      auto& list = calls[choice];
+      if (list.size() <= static_cast<size_t>(k)) list.resize(static_cast<size_t>(k) + 1);
+      Event::ToolCall& call = list[static_cast<size_t>(k)];
+      if (auto id = d.find("id"); id != d.end() && id->is_string()) call.id = *id;
+      if (auto f = d.find("function"); f != d.end() && f->is_object()) {
+        if (auto name = f->find("name"); name != f->end() && name->is_string()) call.name += name->get<std::string>();
+        if (auto args = f->find("arguments"); args != f->end() && args->is_string()) call.arguments += args->get<std::string>();
+      }
+      if (call.arguments.size() > kMaxPendingChunk) return fail(fmt::format("{} sent tool arguments of more than {} bytes", who, kMaxPendingChunk)), false;
+    }
+    return true;
+  }
+  // A chunk's log-probabilities, as tokens spelled by the upstream: chat's logprobs.content, or
+  // completions' parallel arrays.
+  std::vector<sample::Sampled> read_logprobs(const Json& lp) const {
+    std::vector<sample::Sampled> out;
+    auto number = [](const Json& v) { return v.is_number() ? v.get<float>() : 0.0f; };
+    if (chat) {
+      auto content = lp.find("content");
+      if (content == lp.end() || !content->is_array()) return out;
+      for (const Json& t : *content) {
+        if (!t.is_object()) continue;
+        sample::Sampled s{.token = -1, .logprob = t.contains("logprob") ? number(t["logprob"]) : 0.0f};
+        if (t.contains("token") && t["token"].is_string()) s.piece = t["token"];
+        if (auto top = t.find("top_logprobs"); top != t.end() && top->is_array()) {
+          for (const Json& a : *top) {
+            if (!a.is_object() || !a.contains("token") || !a["token"].is_string()) continue;
+            s.top.push_back({.token = -1, .logprob = a.contains("logprob") ? number(a["logprob"]) : 0.0f, .piece = a["token"]});
+          }
+        }
+        out.push_back(std::move(s));
+      }
+      return out;
+    }
+    auto tokens = lp.find("tokens");
+    auto values = lp.find("token_logprobs");
+    if (tokens == lp.end() || values == lp.end() || !tokens->is_array() || !values->is_array()) return out;
+    auto tops = lp.find("top_logprobs");
+    for (size_t i = 0; i < tokens->size() && i < values->size(); ++i) {
+      sample::Sampled s{.token = -1, .logprob = number((*values)[i])};
+      if ((*tokens)[i].is_string()) s.piece = (*tokens)[i];
+      if (tops != lp.end() && tops->is_array() && i < tops->size() && (*tops)[i].is_object()) {
+        for (const auto& [piece, value] : (*tops)[i].items()) s.top.push_back({.token = -1, .logprob = number(value), .piece = piece});
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
   }
   // Bytes of the stream; false stops it.
   bool on_bytes(const char* data, size_t size, const std::string& who) {
@@ -158,6 +223,11 @@ struct HostedProvider::Flight {
       e.kind = Event::Kind::kEnd;
       e.index = i;
       e.finish = cancelled ? engine::FinishReason::kCancelled : finish_of(finish[static_cast<size_t>(i)]);
+      if (!cancelled) {
+        for (Event::ToolCall& c : calls[static_cast<size_t>(i)]) {
+          if (!c.name.empty()) e.tool_calls.push_back(std::move(c));
+        }
+      }
       e.stats.n_prompt = prompt_tokens;
       e.stats.n_generated = generated[static_cast<size_t>(i)];
       // The upstream's count of completion tokens, when it gave one, rather than the chunks.
@@ -183,6 +253,24 @@ Json upstream_body(const CompletionRequest& request, const std::string& upstream
   for (const auto& [key, value] : request.passthrough.items()) body[key] = value;
   if (request.max_tokens >= 0 && !body.contains("max_completion_tokens")) body["max_tokens"] = request.max_tokens;
   if (request.n != 1) body["n"] = request.n;
+  if (request.tools.is_array() && !request.tools.empty()) {
+    body["tools"] = request.tools;
+    switch (request.tool_choice) {
+      case ToolChoice::kAuto: body["tool_choice"] = "auto"; break;
+      case ToolChoice::kNone: body["tool_choice"] = "none"; break;
+      case ToolChoice::kRequired: body["tool_choice"] = "required"; break;
+      case ToolChoice::kNamed: body["tool_choice"] = {{"type", "function"}, {"function", {{"name", request.tool_name}}}}; break;
+    }
+    if (!request.parallel_tool_calls) body["parallel_tool_calls"] = false;
+  }
+  if (request.logprobs) {
+    if (request.endpoint == Endpoint::kChat) {
+      body["logprobs"] = true;
+      if (request.top_logprobs > 0) body["top_logprobs"] = request.top_logprobs;
+    } else {
+      body["logprobs"] = request.top_logprobs;
+    }
+  }
   if (!request.stop.empty()) body["stop"] = request.stop;
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
@@ -253,8 +341,6 @@ std::variant<Submission, ApiError> HostedProvider::submit(const CompletionReques
   auto refuse = [&](std::string_view what, std::string_view param) {
     return ApiError{.message = fmt::format("{} cannot be sent to the hosted model '{}'", what, spec_.name), .param = std::string(param)};
   };
-  if (request.tools_active()) return refuse("tools", "tools");
-  if (request.logprobs) return refuse("logprobs", "logprobs");
   if (!request.lora.empty()) return refuse("llama.cpp's lora field", "lora");
   if (!request.grammar.empty() && !request.json_output) return refuse("a GBNF grammar", "grammar");
   if (request.json_output && !request.passthrough.contains("response_format")) return refuse("llama.cpp's json_schema field", "json_schema");
@@ -272,6 +358,7 @@ std::variant<Submission, ApiError> HostedProvider::submit(const CompletionReques
   flight->sink = sink;
   flight->generated.assign(static_cast<size_t>(request.n), 0);
   flight->finish.assign(static_cast<size_t>(request.n), "");
+  flight->calls.assign(static_cast<size_t>(request.n), {});
   in_flight_.start(sink, [this, flight] { run(flight); });
   std::unique_lock<std::mutex> lock(flight->mutex);
   flight->cv.wait(lock, [&] { return flight->decided; });

@@ -178,7 +178,7 @@ void token_logprobs(const float* logits, int64_t n_vocab, int n_top, Sampled& ou
   std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
-  for (size_t i = 0; i < k; ++i) out.top.push_back({order[i], static_cast<float>(logits[order[i]] - log_z)});
+  for (size_t i = 0; i < k; ++i) out.top.push_back({.token = order[i], .logprob = static_cast<float>(logits[order[i]] - log_z)});
 }
 
 void Sampler::report_logprobs(const float* logits, Sampled& out) { token_logprobs(logits, n_vocab_, params_.n_probs, out, order_); }

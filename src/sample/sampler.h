@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -52,12 +53,14 @@ uint64_t choice_seed(uint64_t seed, int index);
 struct TokenLogprob {
   int32_t token = 0;
   float logprob = 0.0f;
+  std::string piece;               // the token's text when it has no id here (a hosted model's); else ""
 };
 
 struct Sampled {
   int32_t token = 0;
   float logprob = 0.0f;            // of `token` under the model's distribution (if logprobs)
   std::vector<TokenLogprob> top;   // n_probs entries, most likely first (if logprobs)
+  std::string piece;               // as TokenLogprob::piece
 };
 
 // The log-probability of out.token under `logits` [n_vocab] (a log-softmax over the whole

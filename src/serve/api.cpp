@@ -452,26 +452,36 @@ Json token_bytes(std::string_view piece) {
   return bytes;
 }
 
-Json chat_logprob(const sample::Sampled& s, const tokenizer::Tokenizer& tok) {
-  const std::string_view piece = tok.token_to_piece(s.token, true);
+namespace {
+
+// A token's text: spelled by the tokenizer of the model that ran it, or as a hosted model's API
+// gave it (no tokenizer here).
+std::string_view spelled(int32_t token, const std::string& piece, const tokenizer::Tokenizer* tok) {
+  return tok != nullptr ? tok->token_to_piece(token, true) : std::string_view(piece);
+}
+
+}  // namespace
+
+Json chat_logprob(const sample::Sampled& s, const tokenizer::Tokenizer* tok) {
+  const std::string_view piece = spelled(s.token, s.piece, tok);
   Json top = Json::array();
   for (const sample::TokenLogprob& t : s.top) {
-    const std::string_view p = tok.token_to_piece(t.token, true);
+    const std::string_view p = spelled(t.token, t.piece, tok);
     top.push_back({{"token", p}, {"logprob", t.logprob}, {"bytes", token_bytes(p)}});
   }
   return {{"token", piece}, {"logprob", s.logprob}, {"bytes", token_bytes(piece)}, {"top_logprobs", std::move(top)}};
 }
 
 // Completions' legacy shape: parallel arrays; text_offset counts bytes from `offset`.
-Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, const tokenizer::Tokenizer& tok, size_t offset) {
+Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, const tokenizer::Tokenizer* tok, size_t offset) {
   Json j = {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()},
             {"text_offset", Json::array()}};
   for (const sample::Sampled* s : tokens) {
-    const std::string_view piece = tok.token_to_piece(s->token, true);
+    const std::string_view piece = spelled(s->token, s->piece, tok);
     j["tokens"].push_back(piece);
     j["token_logprobs"].push_back(s->logprob);
     Json top = Json::object();
-    for (const sample::TokenLogprob& t : s->top) top[std::string(tok.token_to_piece(t.token, true))] = t.logprob;
+    for (const sample::TokenLogprob& t : s->top) top[std::string(spelled(t.token, t.piece, tok))] = t.logprob;
     j["top_logprobs"].push_back(std::move(top));
     j["text_offset"].push_back(offset);
     offset += piece.size();
@@ -479,7 +489,6 @@ Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, cons
   return j;
 }
 
-// The prompt as echoed: its text, or its tokens' text when it was given as token ids.
 std::string echo_text(const CompletionRequest& req, const tokenizer::Tokenizer* tok) {
   if (req.prompt_tokens.empty() || tok == nullptr) return req.prompt_text;
   return tok->detokenize(req.prompt_tokens);
@@ -492,6 +501,8 @@ int32_t echo_first_token(const CompletionRequest& req, const tokenizer::Tokenize
 }
 
 }  // namespace
+
+size_t token_text_size(const sample::Sampled& s, const tokenizer::Tokenizer* tok) { return spelled(s.token, s.piece, tok).size(); }
 
 Json error_json(const ApiError& e) {
   return {{"error",
@@ -576,6 +587,13 @@ void read_tool_calls(const CompletionRequest& req, constrain::ToolSyntax syntax,
   r.text = std::move(parsed.content);
 }
 
+void take_tool_calls(const engine::Event& end, ChoiceResult& r) {
+  for (const engine::Event::ToolCall& c : end.tool_calls) {
+    r.tool_calls.push_back(constrain::ToolCall{.name = c.name, .arguments = c.arguments});
+    r.tool_call_ids.push_back(c.id);
+  }
+}
+
 namespace {
 
 Json tool_calls_json(const ChoiceResult& r, bool indexed) {
@@ -604,20 +622,20 @@ Json make_response(const CompletionRequest& req, const ResponseInfo& info, const
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& c = choices[i];
     Json logprobs = nullptr;
-    if (req.logprobs && chat && tok != nullptr) {
+    if (req.logprobs && chat) {
       logprobs = {{"content", Json::array()}};
-      for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, *tok));
-    } else if (req.logprobs && tok != nullptr) {
+      for (const sample::Sampled& s : c.tokens) logprobs["content"].push_back(chat_logprob(s, tok));
+    } else if (req.logprobs) {
       std::vector<const sample::Sampled*> ptrs;
       sample::Sampled first;
-      if (req.echo) {
+      if (req.echo && tok != nullptr) {
         // The prompt's tokens first; its first token has no log-probability (null), as OpenAI's.
         first.token = echo_first_token(req, *tok);
         ptrs.push_back(&first);
         for (const sample::Sampled& s : c.prompt_tokens) ptrs.push_back(&s);
       }
       for (const sample::Sampled& s : c.tokens) ptrs.push_back(&s);
-      logprobs = completion_logprobs(ptrs, *tok, 0);
+      logprobs = completion_logprobs(ptrs, tok, 0);
       if (req.echo && !logprobs["token_logprobs"].empty()) {
         logprobs["token_logprobs"][0] = nullptr;
         logprobs["top_logprobs"][0] = nullptr;
@@ -656,9 +674,9 @@ Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const Ch
     choice["text"] = part.text;
   }
   Json logprobs = nullptr;
-  if (req.logprobs && part.sampled && tok != nullptr) {
-    logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, *tok)})}}
-                    : completion_logprobs({part.sampled}, *tok, part.text_offset);
+  if (req.logprobs && part.sampled) {
+    logprobs = chat ? Json{{"content", Json::array({chat_logprob(*part.sampled, tok)})}}
+                    : completion_logprobs({part.sampled}, tok, part.text_offset);
   }
   choice["logprobs"] = std::move(logprobs);
   if (part.finish && part.called && *part.finish == engine::FinishReason::kStop) {

@@ -58,6 +58,8 @@ struct ChoiceResult {
 // A chat choice that ended with tools active: the calls in its output (after `prefix`, the start
 // of a call the prompt ended with), with fresh ids; its text becomes what was outside them.
 void read_tool_calls(const CompletionRequest& req, constrain::ToolSyntax syntax, std::string_view prefix, ChoiceResult& r);
+// The tool calls a hosted model's API returned (the end event's), as the choice's.
+void take_tool_calls(const engine::Event& end, ChoiceResult& r);
 
 struct ResponseInfo {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
@@ -76,7 +78,7 @@ Json usage_json(const Usage& usage);
 const char* finish_reason_text(engine::FinishReason reason);  // OpenAI's "stop" / "length"
 
 // The whole (non-streaming) response.
-// `tokenizer` gives the text of logprobs' tokens; null (a hosted model's answer) leaves them out.
+// `tokenizer` spells logprobs' tokens; null (a hosted model's answer): the pieces its API gave.
 Json make_response(const CompletionRequest& req, const ResponseInfo& info, const std::vector<ChoiceResult>& choices,
                    const tokenizer::Tokenizer* tokenizer);
 
@@ -94,6 +96,8 @@ struct ChunkPart {
 };
 Json make_chunk(const CompletionRequest& req, const ResponseInfo& info, const ChunkPart& part,
                 const tokenizer::Tokenizer* tokenizer);
+// Bytes of a sampled token's text (spelled as make_chunk spells it), for completions' text_offset.
+size_t token_text_size(const sample::Sampled& sampled, const tokenizer::Tokenizer* tokenizer);
 // The last chunk with `stream_options.include_usage`: no choices, the usage.
 Json make_usage_chunk(const CompletionRequest& req, const ResponseInfo& info, const Usage& usage);
 

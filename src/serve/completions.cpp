@@ -62,7 +62,8 @@ struct Call {
         r.stats = e.stats;
         r.ended = true;
         if (e.finish == engine::FinishReason::kCancelled) cut = true;
-        else read_tool_calls(req, tool_syntax, tool_prefix, r);
+        else if (!e.tool_calls.empty()) take_tool_calls(e, r);
+        else if (tok != nullptr) read_tool_calls(req, tool_syntax, tool_prefix, r);  // not a hosted model's text
         break;
       case engine::Event::Kind::kError:
         error = e.text;
@@ -92,7 +93,7 @@ struct Call {
   size_t next_offset(int index, const sample::Sampled& sampled) {
     size_t& bytes = token_bytes[static_cast<size_t>(index)];
     const size_t offset = bytes;
-    if (tok != nullptr) bytes += tok->token_to_piece(sampled.token, true).size();
+    bytes += token_text_size(sampled, tok);
     return offset;
   }
 

@@ -96,7 +96,7 @@ struct OllamaCall {
   OllamaCall(Server::Impl& s, const Principal& p, const tokenizer::Tokenizer* t) : server(s), who(p), tok(t) {}
   Server::Impl& server;
   const Principal who;
-  const tokenizer::Tokenizer* tok;  // spells logprobs' tokens; null for a hosted model or a route
+  const tokenizer::Tokenizer* tok;  // of the model that answers (spells logprobs); null for a hosted one
   std::shared_ptr<router::RouteDecision> decision;  // a routed request's, once it decided
   OllamaRequest req;
   constrain::ToolSyntax tool_syntax = constrain::ToolSyntax::kHermes;
@@ -121,7 +121,8 @@ struct OllamaCall {
       r.stats = e.stats;
       r.ended = true;
       cut = cut || e.finish == engine::FinishReason::kCancelled;
-      if (!cut) read_tool_calls(req.completion, tool_syntax, tool_prefix, r);
+      if (!cut && !e.tool_calls.empty()) take_tool_calls(e, r);
+      else if (!cut && tok != nullptr) read_tool_calls(req.completion, tool_syntax, tool_prefix, r);  // not a hosted model's text
     } else {
       error = e.text;
       r.ended = true;
@@ -312,7 +313,7 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
       res.set_header("x-owl-model", d.model);
       call->name = ollama_name(d.model);
       call->served = d.model;
-      call->tok = nullptr;
+      call->tok = d.tokenizer;
       call->tool_syntax = d.tool_syntax;
       call->tool_prefix = d.tool_prefix;
       call->prompt_text = d.prompt_text;

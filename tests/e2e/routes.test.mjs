@@ -1,6 +1,7 @@
 // Routes through the official `openai` client (owl serve --config tests/e2e/routes.yaml): who
 // answered is in the body and the headers, streamed answers match whole ones, a failing upstream
-// falls back, sensitive data never goes to a hosted model, errors keep OpenAI's shape.
+// falls back, sensitive data never goes to a hosted model, a hosted model's log-probabilities are
+// relayed, errors keep OpenAI's shape.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -85,5 +86,19 @@ test("errors keep OpenAI's shape", async () => {
   await assert.rejects(ask("nope", "hi"), (e) => e instanceof OpenAI.NotFoundError && e.code === "model_not_found");
   await assert.rejects(ask("down", "hi"), (e) => e.status === 502 && e.code === "upstream_unreachable" && e.message.includes("'down'"));
   await assert.rejects(ask("auto", "hi", { n: 2 }), (e) => e instanceof OpenAI.BadRequestError && e.message.includes("n must be 1"));
-  await assert.rejects(ask("big", "hi", { logprobs: true }), (e) => e instanceof OpenAI.BadRequestError);
+  await assert.rejects(ask("big", "hi", { grammar: 'root ::= "a"' }), (e) => e instanceof OpenAI.BadRequestError && e.message.includes("GBNF"));
+});
+
+test("a hosted model relays its log-probabilities", async () => {
+  // The stand-in upstream serves the same model as `small`: the same tokens and log-probabilities.
+  const extra = { logprobs: true, top_logprobs: 2 };
+  const hosted = (await ask("big", "Once upon a time", extra)).data.choices[0].logprobs.content;
+  const local = (await ask("small", "Once upon a time", extra)).data.choices[0].logprobs.content;
+  assert.equal(hosted.length, 16);
+  assert.deepEqual(hosted.map((t) => t.token), local.map((t) => t.token));
+  hosted.forEach((t, i) => {
+    assert.ok(Math.abs(t.logprob - local[i].logprob) < 1e-4, `${t.logprob} vs ${local[i].logprob}`);
+    assert.equal(t.top_logprobs.length, 2);
+    assert.deepEqual(t.bytes, local[i].bytes);
+  });
 });

@@ -19,7 +19,9 @@ namespace {
 // (then "ok"), and records every body it received.
 class FaultServer {
  public:
-  enum class Kind { kOk, kStatus, kDelay, kCut, kSlow };  // kSlow: 100 chunks 50 ms apart
+  // kSlow: 100 chunks 50 ms apart; kTools: a call of get_weather in three deltas; kLogprobs:
+  // the answer with its tokens' log-probabilities.
+  enum class Kind { kOk, kStatus, kDelay, kCut, kSlow, kTools, kLogprobs };
   struct Behaviour {
     Kind kind = Kind::kOk;
     int status = 200;
@@ -71,6 +73,33 @@ class FaultServer {
       return;
     }
     if (b.kind == Kind::kDelay) std::this_thread::sleep_for(std::chrono::milliseconds(b.delay_ms));
+    if (b.kind == Kind::kTools || b.kind == Kind::kLogprobs) {
+      const bool tools = b.kind == Kind::kTools;
+      res.set_chunked_content_provider("text/event-stream", [tools](size_t, httplib::DataSink& sink) {
+        std::vector<std::string> chunks;
+        if (tools) {
+          chunks = {R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_up1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":" \"Paris\"}"}}]},"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"};
+        } else {
+          chunks = {R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":{"content":[{"token":"Hello","logprob":-0.25,"bytes":[72,101,108,108,111],"top_logprobs":[{"token":"Hello","logprob":-0.25,"bytes":null},{"token":"Hi","logprob":-1.5,"bytes":null}]}]},"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{"content":" world"},"logprobs":{"content":[{"token":" world","logprob":-0.5,"bytes":null,"top_logprobs":[]}]},"finish_reason":null}]})",
+                    R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"};
+        }
+        chunks.push_back(R"({"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}})");
+        for (const std::string& c : chunks) {
+          const std::string event = "data: " + c + "\n\n";
+          sink.write(event.data(), event.size());
+        }
+        const std::string done = "data: [DONE]\n\n";
+        sink.write(done.data(), done.size());
+        sink.done();
+        return true;
+      });
+      return;
+    }
     const bool cut = b.kind == Kind::kCut, slow = b.kind == Kind::kSlow;
     res.set_chunked_content_provider("text/event-stream", [cut, slow](size_t, httplib::DataSink& sink) {
       auto chunk = [&](const std::string& json) {
@@ -295,6 +324,68 @@ TEST_F(RouterTest, ATimeoutACutStreamAndAnAbsentUpstreamAreErrors) {
   EXPECT_EQ(std::get<ApiError>(r).code, "upstream_unreachable");
 }
 
+// Tools and logprobs go to a hosted model as the client sent them; its tool calls (arguments in
+// pieces) and its tokens' log-probabilities come back in OpenAI's shape, whole or streamed.
+TEST_F(RouterTest, AHostedModelTakesToolsAndLogprobs) {
+  start_gateway();
+  const Json tools = Json::parse(R"([{"type":"function","function":{"name":"get_weather","description":"Weather of a city",
+      "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])");
+  Json body = chat("flaky", "Weather in Paris?");
+  body["tools"] = tools;
+  body["tool_choice"] = "required";
+  fault.script({{.kind = FaultKind::kTools}, {.kind = FaultKind::kTools}});
+  auto whole = ask(body);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const Json w = Json::parse(whole->body);
+  EXPECT_EQ(w["choices"][0]["finish_reason"], "tool_calls");
+  ASSERT_EQ(w["choices"][0]["message"]["tool_calls"].size(), 1u) << w;
+  const Json& call = w["choices"][0]["message"]["tool_calls"][0];
+  EXPECT_EQ(call["id"], "call_up1");
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(Json::parse(call["function"]["arguments"].get<std::string>()), Json({{"city", "Paris"}}));
+  EXPECT_TRUE(w["choices"][0]["message"]["content"].is_null());
+  const Json sent = Json::parse(fault.bodies().back());
+  EXPECT_EQ(sent["tools"], tools);
+  EXPECT_EQ(sent["tool_choice"], "required");
+  body["stream"] = true;
+  auto streamed = ask(body);
+  ASSERT_TRUE(streamed && streamed->status == 200);
+  Json streamed_calls, finish;
+  for (const std::string& e : sse_events(streamed->body)) {
+    if (e == "[DONE]") continue;
+    const Json chunk = Json::parse(e);
+    for (const Json& c : chunk["choices"]) {
+      if (c["delta"].contains("tool_calls")) streamed_calls = c["delta"]["tool_calls"];
+      if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+    }
+  }
+  ASSERT_EQ(streamed_calls.size(), 1u) << streamed->body;
+  EXPECT_EQ(streamed_calls[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(finish, "tool_calls");
+
+  Json lp = chat("flaky", "hi");
+  lp["logprobs"] = true;
+  lp["top_logprobs"] = 2;
+  fault.script({{.kind = FaultKind::kLogprobs}});
+  auto answered = ask(lp);
+  ASSERT_TRUE(answered && answered->status == 200) << (answered ? answered->body : "");
+  const Json a = Json::parse(answered->body);
+  EXPECT_EQ(a["choices"][0]["message"]["content"], "Hello world");
+  const Json& content = a["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u) << a;
+  EXPECT_EQ(content[0]["token"], "Hello");
+  EXPECT_FLOAT_EQ(content[0]["logprob"].get<float>(), -0.25f);
+  EXPECT_EQ(content[0]["bytes"], Json({72, 101, 108, 108, 111}));
+  ASSERT_EQ(content[0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], "Hi");
+  EXPECT_EQ(content[1]["token"], " world");
+  const Json lp_sent = Json::parse(fault.bodies().back());
+  EXPECT_EQ(lp_sent["logprobs"], true);
+  EXPECT_EQ(lp_sent["top_logprobs"], 2);
+}
+
 // An https upstream: its certificate is checked against ca_file (or the system's CAs); one that
 // fails verification is an error naming it, not retried, and the request never leaves.
 TEST_F(RouterTest, AnHttpsUpstreamIsVerifiedAgainstItsCaFile) {
@@ -361,13 +452,15 @@ TEST_F(RouterTest, RepeatedFailuresOpenTheBreakerAndItClosesAfterTheCooldown) {
 TEST_F(RouterTest, WhatAHostedModelCannotTakeIsRefused) {
   start_gateway();
   Json body = chat("big", "hi");
-  body["logprobs"] = true;
+  body["grammar"] = "root ::= \"a\"";
   auto r = ask(body);
   EXPECT_EQ(r->status, 400);
-  EXPECT_NE(r->body.find("logprobs cannot be sent to the hosted model 'big'"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("a GBNF grammar cannot be sent to the hosted model 'big'"), std::string::npos) << r->body;
   body = chat("big", "hi");
-  body["grammar"] = "root ::= \"a\"";
-  EXPECT_EQ(ask(body)->status, 400);
+  body["lora"] = Json::array({{{"id", 0}, {"scale", 1.0}}});
+  r = ask(body);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("lora"), std::string::npos) << r->body;
   EXPECT_EQ(fault.requests(), 0);
 }
 
