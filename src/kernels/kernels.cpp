@@ -6,6 +6,7 @@
 #include "core/result.h"
 #include "kernels/ref/ref.h"
 #include "kernels/variants.h"
+#include "quant/quant.h"
 
 namespace owl::kernels {
 
@@ -36,6 +37,9 @@ void fill_ref(Kernels& k) {
   k.quantize_bf16 = quantize_row_bf16_ref;
   k.widen_f16 = widen_row_f16_ref;
   k.widen_bf16 = widen_row_bf16_ref;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q4_0)] = quantize_weight_q4_0_ref;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q8_0)] = quantize_weight_q8_0_ref;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q6_K)] = quantize_weight_q6_K_ref;
   k.rms_norm = rms_norm_ref;
   k.softmax = softmax_ref;
   k.rope = rope_ref;
@@ -45,6 +49,15 @@ void fill_ref(Kernels& k) {
   k.geglu = geglu_ref;
   k.axpy_rows = axpy_rows_ref;
   k.attention_group = attention_group_ref;
+}
+
+bool quantize_weight_row(const Kernels& k, TensorType type, const float* x, void* y, int64_t n) {
+  const uint32_t slot = static_cast<uint32_t>(type);
+  if (slot < k.quantize_weights.size() && k.quantize_weights[slot] != nullptr) {
+    k.quantize_weights[slot](x, y, n);
+    return true;
+  }
+  return quant::quantize_row(type, x, y, n);
 }
 
 Kernels make_kernels(Isa isa) {

@@ -140,6 +140,10 @@ struct Kernels {
   QuantizeRowFn quantize_bf16 = nullptr;
   WidenRowFn widen_f16 = nullptr;
   WidenRowFn widen_bf16 = nullptr;
+  // Weight quantizers of owl quantize, indexed by the raw TensorType value: the same bytes as
+  // quant::quantize_row (llama.cpp's quantize_row_<type>_ref), faster. nullptr: no variant
+  // (quantize_weight_row falls back to the reference).
+  std::array<QuantizeRowFn, gguf::kTensorTypeSlots> quantize_weights{};
   RmsNormFn rms_norm = nullptr;
   SoftmaxFn softmax = nullptr;
   RopeFn rope = nullptr;
@@ -152,6 +156,10 @@ struct Kernels {
 
   const DotKernel& dot_for(TensorType t) const { return dot[static_cast<uint32_t>(t)]; }
 };
+
+// One f32 row of n elements to the weight format `type`, with the table's variant where it has
+// one; false for types without a quantizer (as quant::quantize_row).
+bool quantize_weight_row(const Kernels& k, TensorType type, const float* x, void* y, int64_t n);
 
 // The table for one ISA (which must be supported by this CPU; ops without a variant for it
 // fall back to the next lower ISA, then to the reference). The AVX-512 variants need VNNI too:

@@ -297,14 +297,20 @@ void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
 
 // ---------------------------------------------------------------------------------- Q6_K
 
-void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) {
+void fit_q6_K_groups(const float* x, float* scales, int8_t* L) {
+  for (int j = 0; j < kQK_K / 16; ++j) scales[j] = fit_symmetric_rmse(16, 32, x + 16 * j, L + 16 * j);
+}
+
+void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) { quantize_row_q6_K_with(x, y, n, fit_q6_K_groups); }
+
+void quantize_row_q6_K_with(const float* x, BlockQ6_K* y, int64_t n, Q6KFitFn fit) {
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     int8_t L[kQK_K];
     float scales[kQK_K / 16];
     float max_scale = 0.0f;
     float max_abs_scale = 0.0f;
+    fit(x, scales, L);
     for (int j = 0; j < kQK_K / 16; ++j) {
-      scales[j] = fit_symmetric_rmse(16, 32, x + 16 * j, L + 16 * j);
       if (std::fabs(scales[j]) > max_abs_scale) {
         max_abs_scale = std::fabs(scales[j]);
         max_scale = scales[j];

@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "gguf/keys.h"
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 #include "quant/weighted.h"
 
@@ -64,6 +65,8 @@ void convert_tensor(const ConvertJob& job, core::ThreadPool& pool) {
   const int64_t out_row = gguf::row_bytes(job.target, n_cols);
   const int64_t rows_per_task = std::max<int64_t>(1, (int64_t{1} << 16) / n_cols);
   const int64_t n_tasks = (n_rows + rows_per_task - 1) / rows_per_task;
+  // F16 / BF16 widening and the weight quantizers in SIMD where the CPU has them (same bytes).
+  static const kernels::Kernels simd = kernels::make_kernels();
   // One f32 row per thread.
   std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.n_threads()), std::vector<float>(n_cols));
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
@@ -73,13 +76,17 @@ void convert_tensor(const ConvertJob& job, core::ThreadPool& pool) {
       const uint8_t* src = job.in.data + r * in_row;
       if (job.in.type == TensorType::F32) {
         std::copy_n(reinterpret_cast<const float*>(src), n_cols, row.data());
+      } else if (job.in.type == TensorType::F16) {
+        simd.widen_f16(src, row.data(), n_cols);
+      } else if (job.in.type == TensorType::BF16) {
+        simd.widen_bf16(src, row.data(), n_cols);
       } else {
         quant::dequantize_row(job.in.type, src, row.data(), n_cols);
       }
       if (job.adjust) job.adjust(r, row.data());
       uint8_t* dst = job.out + r * out_row;
       if (!job.importance || !quant::quantize_row_weighted(job.target, row.data(), dst, n_cols, job.importance)) {
-        quant::quantize_row(job.target, row.data(), dst, n_cols);
+        kernels::quantize_weight_row(simd, job.target, row.data(), dst, n_cols);
       }
     }
   });

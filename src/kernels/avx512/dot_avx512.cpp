@@ -9,6 +9,7 @@
 
 #include "kernels/avx512/avx512.h"
 #include "kernels/ref/ref.h"
+#include "kernels/variants.h"
 #include "quant/blocks.h"
 #include "quant/half.h"
 
@@ -242,6 +243,7 @@ void fill_avx512(Kernels& k) {
   k.quantize_bf16 = quantize_row_bf16_avx512;
   k.widen_f16 = widen_row_f16_avx512;
   k.widen_bf16 = widen_row_bf16_avx512;
+  fill_quantize_avx512(k);
   k.rms_norm = rms_norm_avx512;
   k.softmax = softmax_avx512;
   k.silu = silu_avx512;

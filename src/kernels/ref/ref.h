@@ -27,6 +27,10 @@ void dot_q8_K_q8_K_ref(int64_t n, const void* w, const void* x, size_t x_stride,
 
 // ---- activation quantizers (llama.cpp's x86 rounding: q = round_half_even(x * 127 / amax)) --
 void quantize_row_q8_0_ref(const float* x, void* y, int64_t n);
+// The weight quantizers' references: quant::quantize_row_<type> (llama.cpp's *_ref).
+void quantize_weight_q4_0_ref(const float* x, void* y, int64_t n);
+void quantize_weight_q8_0_ref(const float* x, void* y, int64_t n);
+void quantize_weight_q6_K_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t n);
 // Q8_0 as a panel row (kernels.h, panel_q8_0_row_bytes): the n values q + 128 as unsigned
