@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -161,14 +162,23 @@ class GgufWriter {
   // Copies metadata (not tensors) from an opened file.
   void copy_metadata(const GgufFile& file);
 
-  // Writes to a temporary name in the same directory, fsyncs and renames.
-  Status write(const std::string& path) const;
+  // A tensor whose bytes come while the file is written (write's `later`), so that producing
+  // one tensor can overlap writing the one before.
+  Status add_tensor_later(std::string name, TensorType type, std::span<const int64_t> shape);
+
+  // Writes to a temporary name in the same directory, fsyncs and renames. Tensors added with
+  // add_tensor_later are asked of `later` (with their index among all tensors) in file order,
+  // each when its turn comes; a span of the wrong size or an error abandons the file.
+  using LaterData = std::function<core::Result<std::span<const uint8_t>>(size_t index)>;
+  Status write(const std::string& path, const LaterData& later = nullptr) const;
 
  private:
   struct PendingTensor {
     TensorInfo info;
     std::span<const uint8_t> data;
+    bool later = false;
   };
+  Status add(std::string name, TensorType type, std::span<const int64_t> shape, std::span<const uint8_t> data, bool later);
   std::vector<MetadataEntry> metadata_;
   std::vector<PendingTensor> tensors_;
 };

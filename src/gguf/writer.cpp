@@ -71,6 +71,15 @@ void GgufWriter::copy_metadata(const GgufFile& file) {
 
 Status GgufWriter::add_tensor(std::string name, TensorType type, std::span<const int64_t> shape,
                               std::span<const uint8_t> data) {
+  return add(std::move(name), type, shape, data, false);
+}
+
+Status GgufWriter::add_tensor_later(std::string name, TensorType type, std::span<const int64_t> shape) {
+  return add(std::move(name), type, shape, {}, true);
+}
+
+Status GgufWriter::add(std::string name, TensorType type, std::span<const int64_t> shape, std::span<const uint8_t> data,
+                       bool later) {
   if (shape.empty() || shape.size() > static_cast<size_t>(kMaxDims)) {
     return make_error("gguf writer: tensor '{}': {} dimensions (1..{} allowed)", name, shape.size(),
                       kMaxDims);
@@ -89,15 +98,15 @@ Status GgufWriter::add_tensor(std::string name, TensorType type, std::span<const
                       info.name, info.ne[0], ti.name, ti.block_size);
   }
   info.n_bytes = static_cast<uint64_t>(info.n_elements() / ti.block_size * ti.type_size);
-  if (data.size() != info.n_bytes) {
+  if (!later && data.size() != info.n_bytes) {
     return make_error("gguf writer: tensor '{}': {} bytes given, {} expected for {} {} elements",
                       info.name, data.size(), info.n_bytes, info.n_elements(), ti.name);
   }
-  tensors_.push_back({std::move(info), data});
+  tensors_.push_back({std::move(info), data, later});
   return {};
 }
 
-Status GgufWriter::write(const std::string& path) const {
+Status GgufWriter::write(const std::string& path, const LaterData& later) const {
   uint64_t alignment = kDefaultAlignment;
   for (const MetadataEntry& entry : metadata_) {
     if (entry.key != keys::kGeneralAlignment) continue;
@@ -134,9 +143,20 @@ Status GgufWriter::write(const std::string& path) const {
   if (!tensors_.empty()) {  // as llama.cpp: a file without tensors ends after its metadata
     OWL_TRY(file->write_zeros(align_up(bytes.size(), alignment) - bytes.size()));
   }
-  for (const PendingTensor& t : tensors_) {
-    OWL_TRY(file->write(t.data.data(), t.data.size()));
-    OWL_TRY(file->write_zeros(align_up(t.data.size(), alignment) - t.data.size()));
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const PendingTensor& t = tensors_[i];
+    std::span<const uint8_t> data = t.data;
+    if (t.later) {
+      if (!later) return make_error("gguf writer: tensor '{}' has no data (nothing gives it)", t.info.name);
+      auto given = later(i);
+      if (!given) return given.error();
+      data = *given;
+      if (data.size() != t.info.n_bytes) {
+        return make_error("gguf writer: tensor '{}': {} bytes given, {} expected", t.info.name, data.size(), t.info.n_bytes);
+      }
+    }
+    OWL_TRY(file->write(data.data(), data.size()));
+    OWL_TRY(file->write_zeros(align_up(data.size(), alignment) - data.size()));
   }
   return file->commit();
 }

@@ -39,6 +39,8 @@ void fill_ref(Kernels& k) {
   k.widen_bf16 = widen_row_bf16_ref;
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q4_0)] = quantize_weight_q4_0_ref;
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q8_0)] = quantize_weight_q8_0_ref;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q4_K)] = quantize_weight_q4_K_ref;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q5_K)] = quantize_weight_q5_K_ref;
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q6_K)] = quantize_weight_q6_K_ref;
   k.rms_norm = rms_norm_ref;
   k.softmax = softmax_ref;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "quant/blocks.h"
+
 namespace owl::quant::detail {
 
 // Below this magnitude a sub-block counts as all zero (ggml's GROUP_MAX_EPS).
@@ -38,4 +40,25 @@ struct ScaleGrid {
 float fit_scale_and_min(int n, int nmax, const float* x, const float* weights, uint8_t* L,
                         float* min_out, uint8_t* laux, ScaleGrid grid, bool use_mad);
 
+// Step 1 of Q4_K / Q5_K: n_sub sub-blocks of 32 at x, each weighted by rms(sub-block) + |x|
+// and fitted by fit_scale_and_min: scales[j], mins[j] and L[32 j .. 32 j + 31].
+using FitQ45Fn = void (*)(const float* x, int n_sub, int nmax, ScaleGrid grid, uint8_t* L, float* scales, float* mins);
+void fit_q45_k(const float* x, int n_sub, int nmax, ScaleGrid grid, uint8_t* L, float* scales, float* mins);
+
+// Step 1 of Q6_K on one super-block: fit_symmetric_rmse(16, 32, ...) on each 16-element group j,
+// giving scales[j] and L[16 j .. 16 j + 15].
+using FitQ6Fn = void (*)(const float* x, float* scales, int8_t* L);
+void fit_q6_k(const float* x, float* scales, int8_t* L);
+
 }  // namespace owl::quant::detail
+
+namespace owl::quant {
+
+// The K-quant quantizers with their step 1 (the costly search) supplied by the caller: a SIMD
+// kernel passes a fit bit-exact with the reference's, and the rest stays the reference's.
+// quantize_row_q4_K(x, y, n) is quantize_row_q4_K_with(x, y, n, detail::fit_q45_k), and so on.
+void quantize_row_q4_K_with(const float* x, BlockQ4_K* y, int64_t n, detail::FitQ45Fn fit);
+void quantize_row_q5_K_with(const float* x, BlockQ5_K* y, int64_t n, detail::FitQ45Fn fit);
+void quantize_row_q6_K_with(const float* x, BlockQ6_K* y, int64_t n, detail::FitQ6Fn fit);
+
+}  // namespace owl::quant

@@ -176,21 +176,6 @@ void dequantize_row_q3_K(const BlockQ3_K* x, float* y, int64_t n) {
 
 namespace {
 
-// Step 1 of Q4_K / Q5_K: 8 sub-blocks of 32 with a min, weighted by rms(sub-block) + |x|.
-void fit_q45_k(const float* x, int nmax, ScaleGrid grid, uint8_t* L, float* scales, float* mins) {
-  float weights[32];
-  uint8_t laux[32];
-  for (int j = 0; j < kQK_K / 32; ++j) {
-    const float* xs = x + 32 * j;
-    float sum_x2 = 0.0f;
-    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
-    scales[j] = fit_scale_and_min(32, nmax, xs, weights, L + 32 * j, &mins[j], laux, grid,
-                                  /*use_mad=*/false);
-  }
-}
-
 struct SuperScales {
   uint16_t d;
   uint16_t dmin;
@@ -232,17 +217,40 @@ void requantize_k4(const float* x, int nmax, uint16_t d16, uint16_t dmin16, cons
 
 }  // namespace
 
-void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) {
-  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    uint8_t L[kQK_K];
-    float scales[kQK_K / 32];
-    float mins[kQK_K / 32];
-    fit_q45_k(x, 15, ScaleGrid{-1.0f, 0.1f, 20}, L, scales, mins);
-    const SuperScales s = encode_scales_k4(scales, mins, y[b].scales);
-    y[b].d = s.d;
-    y[b].dmin = s.dmin;
-    requantize_k4(x, 15, s.d, s.dmin, y[b].scales, L);
-    pack_4bit(L, y[b].qs);
+// Step 1 of Q4_K / Q5_K (kquant_search.h).
+void detail::fit_q45_k(const float* x, int n_sub, int nmax, ScaleGrid grid, uint8_t* L, float* scales, float* mins) {
+  float weights[32];
+  uint8_t laux[32];
+  for (int j = 0; j < n_sub; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0.0f;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+    scales[j] = fit_scale_and_min(32, nmax, xs, weights, L + 32 * j, &mins[j], laux, grid,
+                                  /*use_mad=*/false);
+  }
+}
+
+void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) { quantize_row_q4_K_with(x, y, n, detail::fit_q45_k); }
+
+// Super-blocks in pairs: a SIMD fit takes the 16 sub-blocks of two at once.
+void quantize_row_q4_K_with(const float* x, BlockQ4_K* y, int64_t n, detail::FitQ45Fn fit) {
+  const int64_t nb = n / kQK_K;
+  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+    const int n_super = static_cast<int>(std::min<int64_t>(2, nb - b0));
+    uint8_t L[2 * kQK_K];
+    float scales[2 * kQK_K / 32];
+    float mins[2 * kQK_K / 32];
+    fit(x + b0 * kQK_K, n_super * kQK_K / 32, 15, ScaleGrid{-1.0f, 0.1f, 20}, L, scales, mins);
+    for (int s = 0; s < n_super; ++s) {
+      BlockQ4_K& out = y[b0 + s];
+      const SuperScales ss = encode_scales_k4(scales + 8 * s, mins + 8 * s, out.scales);
+      out.d = ss.d;
+      out.dmin = ss.dmin;
+      requantize_k4(x + (b0 + s) * kQK_K, 15, ss.d, ss.dmin, out.scales, L + kQK_K * s);
+      pack_4bit(L + kQK_K * s, out.qs);
+    }
   }
 }
 
@@ -263,17 +271,24 @@ void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
   }
 }
 
-void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n) {
-  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    uint8_t L[kQK_K];
-    float scales[kQK_K / 32];
-    float mins[kQK_K / 32];
-    fit_q45_k(x, 31, ScaleGrid{-0.5f, 0.1f, 15}, L, scales, mins);
-    const SuperScales s = encode_scales_k4(scales, mins, y[b].scales);
-    y[b].d = s.d;
-    y[b].dmin = s.dmin;
-    requantize_k4(x, 31, s.d, s.dmin, y[b].scales, L);
-    pack_q5_k(L, y[b]);
+void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n) { quantize_row_q5_K_with(x, y, n, detail::fit_q45_k); }
+
+void quantize_row_q5_K_with(const float* x, BlockQ5_K* y, int64_t n, detail::FitQ45Fn fit) {
+  const int64_t nb = n / kQK_K;
+  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+    const int n_super = static_cast<int>(std::min<int64_t>(2, nb - b0));
+    uint8_t L[2 * kQK_K];
+    float scales[2 * kQK_K / 32];
+    float mins[2 * kQK_K / 32];
+    fit(x + b0 * kQK_K, n_super * kQK_K / 32, 31, ScaleGrid{-0.5f, 0.1f, 15}, L, scales, mins);
+    for (int s = 0; s < n_super; ++s) {
+      BlockQ5_K& out = y[b0 + s];
+      const SuperScales ss = encode_scales_k4(scales + 8 * s, mins + 8 * s, out.scales);
+      out.d = ss.d;
+      out.dmin = ss.dmin;
+      requantize_k4(x + (b0 + s) * kQK_K, 31, ss.d, ss.dmin, out.scales, L + kQK_K * s);
+      pack_q5_k(L + kQK_K * s, out);
+    }
   }
 }
 
@@ -297,13 +312,13 @@ void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
 
 // ---------------------------------------------------------------------------------- Q6_K
 
-void fit_q6_K_groups(const float* x, float* scales, int8_t* L) {
+void detail::fit_q6_k(const float* x, float* scales, int8_t* L) {
   for (int j = 0; j < kQK_K / 16; ++j) scales[j] = fit_symmetric_rmse(16, 32, x + 16 * j, L + 16 * j);
 }
 
-void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) { quantize_row_q6_K_with(x, y, n, fit_q6_K_groups); }
+void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) { quantize_row_q6_K_with(x, y, n, detail::fit_q6_k); }
 
-void quantize_row_q6_K_with(const float* x, BlockQ6_K* y, int64_t n, Q6KFitFn fit) {
+void quantize_row_q6_K_with(const float* x, BlockQ6_K* y, int64_t n, detail::FitQ6Fn fit) {
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     int8_t L[kQK_K];
     float scales[kQK_K / 16];

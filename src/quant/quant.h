@@ -47,13 +47,6 @@ void quantize_row_q3_K(const float* x, BlockQ3_K* y, int64_t n);
 void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n);
 void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n);
 void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n);
-// Q6_K's sub-block fits of one super-block: for each 16-element group j, scales[j] and
-// L[16 j .. 16 j + 15] as fit_symmetric_rmse(16, 32, ...) gives them (kquant_search.h). The
-// reference quantizer is quantize_row_q6_K_with(x, y, n, fit_q6_K_groups); a SIMD kernel passes
-// its own fit, bit-exact with this one, and the rest of the quantizer stays the reference's.
-using Q6KFitFn = void (*)(const float* x, float* scales, int8_t* L);
-void fit_q6_K_groups(const float* x, float* scales, int8_t* L);
-void quantize_row_q6_K_with(const float* x, BlockQ6_K* y, int64_t n, Q6KFitFn fit);
 void dequantize_row_q2_K(const BlockQ2_K* x, float* y, int64_t n);
 void dequantize_row_q3_K(const BlockQ3_K* x, float* y, int64_t n);
 void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n);

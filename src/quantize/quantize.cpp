@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "core/thread_pool.h"
 #include "gguf/keys.h"
@@ -119,34 +122,78 @@ core::Result<QuantizeSummary> quantize_model(const QuantizeOptions& o) {
 
   core::ThreadPool pool(o.n_threads);
 
-  // Output data is kept until the writer has it all; tensors copied unchanged borrow the map.
-  std::vector<std::vector<uint8_t>> buffers(summary.plans.size());
+  // Tensors copied unchanged borrow the map; quantized ones are produced on a thread of their
+  // own while the writer writes the one before (the copy into the page cache is as long as the
+  // quantization of the fast types), each buffer freed once it is written.
   gguf::GgufWriter writer;
-  QuantizeProgress progress{0, static_cast<int64_t>(summary.plans.size()), 0, summary.input_bytes, {}};
+  std::vector<std::vector<float>> importances(summary.plans.size());
   int64_t n_imatrix = 0;
   for (size_t i = 0; i < summary.plans.size(); ++i) {
     const TensorPlan& p = summary.plans[i];
     const gguf::TensorInfo& t = *p.tensor;
-    std::span<const uint8_t> data(t.data, t.n_bytes);
+    const std::span<const int64_t> shape(t.ne, static_cast<size_t>(t.n_dims));
     if (p.quantize) {
-      std::vector<float> importance;
-      if (o.imatrix && gguf::type_info(p.target).quantized) importance = o.imatrix->importance(t.name, t.ne[0]);
-      n_imatrix += importance.empty() ? 0 : 1;
-      buffers[i].resize(static_cast<size_t>(gguf::row_bytes(p.target, t.ne[0]) * t.n_rows()));
-      convert_tensor({.in = t, .target = p.target, .importance = importance.empty() ? nullptr : importance.data(),
-                      .out = buffers[i].data()},
-                     pool);
-      data = buffers[i];
+      if (o.imatrix && gguf::type_info(p.target).quantized) importances[i] = o.imatrix->importance(t.name, t.ne[0]);
+      n_imatrix += importances[i].empty() ? 0 : 1;
+      OWL_TRY(writer.add_tensor_later(t.name, p.target, shape));
+    } else {
+      OWL_TRY(writer.add_tensor(t.name, p.target, shape, std::span<const uint8_t>(t.data, t.n_bytes)));
     }
-    OWL_TRY(writer.add_tensor(t.name, p.target, std::span<const int64_t>(t.ne, static_cast<size_t>(t.n_dims)), data));
-    progress.tensors_done = static_cast<int64_t>(i) + 1;
-    progress.bytes_in_done += t.n_bytes;
-    progress.tensor = t.name;
-    if (o.on_progress) o.on_progress(progress);
   }
   summary.n_imatrix_used = n_imatrix;
   copy_metadata(file, o, n_imatrix, writer);
-  OWL_TRY(writer.write(o.output));
+
+  std::vector<std::vector<uint8_t>> buffers(summary.plans.size());
+  std::mutex mutex;
+  std::condition_variable changed;
+  size_t produced = 0;   // tensors [0, produced) are ready
+  size_t writing = 0;    // the tensor the writer waits for or writes
+  bool abandoned = false;
+  std::thread producer([&] {
+    QuantizeProgress progress{0, static_cast<int64_t>(summary.plans.size()), 0, summary.input_bytes, {}};
+    for (size_t i = 0; i < summary.plans.size(); ++i) {
+      const TensorPlan& p = summary.plans[i];
+      const gguf::TensorInfo& t = *p.tensor;
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return abandoned || i <= writing + 1; });  // at most one ahead
+        if (abandoned) return;
+      }
+      if (p.quantize) {
+        std::vector<uint8_t> out(static_cast<size_t>(gguf::row_bytes(p.target, t.ne[0]) * t.n_rows()));
+        convert_tensor({.in = t, .target = p.target, .importance = importances[i].empty() ? nullptr : importances[i].data(),
+                        .out = out.data()},
+                       pool);
+        std::lock_guard lock(mutex);
+        buffers[i] = std::move(out);
+      }
+      {
+        std::lock_guard lock(mutex);
+        produced = i + 1;
+      }
+      changed.notify_all();
+      progress.tensors_done = static_cast<int64_t>(i) + 1;
+      progress.bytes_in_done += t.n_bytes;
+      progress.tensor = t.name;
+      if (o.on_progress) o.on_progress(progress);
+    }
+  });
+  auto later = [&](size_t i) -> core::Result<std::span<const uint8_t>> {
+    std::unique_lock lock(mutex);
+    for (size_t j = writing; j < i; ++j) std::vector<uint8_t>().swap(buffers[j]);  // written
+    writing = i;
+    changed.notify_all();
+    changed.wait(lock, [&] { return produced > i; });
+    return std::span<const uint8_t>(buffers[i]);
+  };
+  const core::Status status = writer.write(o.output, later);
+  {
+    std::lock_guard lock(mutex);
+    abandoned = true;
+  }
+  changed.notify_all();
+  producer.join();
+  OWL_TRY(status);
   auto written = gguf::GgufFile::open(o.output);
   if (!written) return make_error("quantize: re-reading {}: {}", o.output, written.message());
   summary.output_file_size = written->file_size();

@@ -242,6 +242,50 @@ TEST(GgufWriter, RefusesBadTensorsAndLeavesNoFile) {
   fs::remove_all(dir);
 }
 
+// Tensors whose bytes come while the file is written give the same file as tensors given up
+// front, each asked for once in file order; a wrong size or an error leaves no file.
+TEST(GgufWriter, TensorsGivenLaterWriteTheSameBytes) {
+  for (const std::string& path : shared_gguf_files()) {
+    auto original = GgufFile::open(path);
+    ASSERT_TRUE(original.ok()) << original.message();
+    GgufWriter writer;
+    writer.copy_metadata(*original);
+    const auto& tensors = original->tensors();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const TensorInfo& t = tensors[i];
+      const std::span<const int64_t> shape(t.ne, static_cast<size_t>(t.n_dims));
+      if (i % 2 == 0) {
+        ASSERT_TRUE(writer.add_tensor_later(t.name, t.type, shape).ok());
+      } else {
+        ASSERT_TRUE(writer.add_tensor(t.name, t.type, shape, std::span<const uint8_t>(t.data, t.n_bytes)).ok());
+      }
+    }
+    std::vector<size_t> asked;
+    const std::string out = temp_path("later.gguf");
+    auto written = writer.write(out, [&](size_t i) -> core::Result<std::span<const uint8_t>> {
+      asked.push_back(i);
+      return std::span<const uint8_t>(tensors[i].data, tensors[i].n_bytes);
+    });
+    ASSERT_TRUE(written.ok()) << written.message();
+    EXPECT_EQ(read_bytes(path), read_bytes(out)) << path;
+    for (size_t k = 0; k < asked.size(); ++k) EXPECT_EQ(asked[k], 2 * k);
+    EXPECT_EQ(asked.size(), (tensors.size() + 1) / 2);
+    fs::remove(out);
+    if (tensors.empty()) continue;  // vocabulary-only files
+
+    auto short_data = writer.write(out, [&](size_t i) -> core::Result<std::span<const uint8_t>> {
+      return std::span<const uint8_t>(tensors[i].data, tensors[i].n_bytes - 1);
+    });
+    ASSERT_FALSE(short_data.ok());
+    EXPECT_NE(short_data.message().find("bytes given"), std::string::npos) << short_data.message();
+    auto failing = writer.write(out, [&](size_t) -> core::Result<std::span<const uint8_t>> { return core::make_error("no bytes"); });
+    ASSERT_FALSE(failing.ok());
+    EXPECT_EQ(failing.message(), "no bytes");
+    EXPECT_FALSE(writer.write(out).ok());
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
 TEST(GgufWriter, EveryValueTypeRoundTrips) {
   GgufWriter writer;
   writer.set("u8", Value::u8(200));

@@ -7,7 +7,8 @@
 // element of largest magnitude is found by a compare mask). A block holding a NaN goes to the
 // reference, whose comparisons skip it. Q6_K runs the reference's scale search for the 16
 // sub-blocks of a super-block side by side, one per lane, each lane summing its sub-block's
-// elements in the reference's order.
+// elements in the reference's order; Q4_K and Q5_K do the same for the 16 sub-blocks of two
+// super-blocks.
 #include <immintrin.h>
 
 #include <bit>
@@ -169,11 +170,119 @@ void quantize_weight_q6_K_avx512(const float* x, void* y, int64_t n) {
   quant::quantize_row_q6_K_with(x, static_cast<BlockQ6_K*>(y), n, fit_q6_K_groups_avx512);
 }
 
+// clamp(nearest_int(iscale * (x - min)), 0, nmax) per lane (round_to_grid).
+__m512i grid_quant(__m512 iscale, __m512 x, __m512 min, __m512i nmax) {
+  const __m512 shifted = _mm512_add_ps(_mm512_mul_ps(iscale, _mm512_sub_ps(x, min)), _mm512_set1_ps(12582912.0f));
+  const __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x007fffff)),
+                                     _mm512_set1_epi32(0x00400000));
+  return _mm512_max_epi32(_mm512_setzero_si512(), _mm512_min_epi32(nmax, l));
+}
+
+// sum w (scale l + min - x)^2 per lane, element by element (weighted_error, use_mad off).
+__m512 grid_error(const __m512* xt, const __m512* w, const __m512* l, __m512 scale, __m512 min) {
+  __m512 error = _mm512_setzero_ps();
+  for (int i = 0; i < 32; ++i) {
+    const __m512 diff = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(scale, l[i]), min), xt[i]);
+    error = _mm512_add_ps(error, _mm512_mul_ps(w[i], _mm512_mul_ps(diff, diff)));
+  }
+  return error;
+}
+
+// Step 1 of Q4_K / Q5_K (quant::detail::fit_q45_k, with fit_scale_and_min's search) on up to 16
+// sub-blocks of 32 at once, lane j = sub-block j.
+void fit_q45_k_avx512(const float* x, int n_sub, int nmax, quant::detail::ScaleGrid grid, uint8_t* L, float* scales, float* mins) {
+  const __mmask16 lanes = static_cast<__mmask16>((1u << n_sub) - 1u);
+  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(32));
+  __m512 xt[32];  // xt[i] lane j = x[32 j + i]
+  for (int i = 0; i < 32; ++i) {
+    xt[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, _mm512_add_epi32(rows, _mm512_set1_epi32(i)), x, 4);
+  }
+  __m512 sum_x2 = _mm512_setzero_ps();
+  for (int i = 0; i < 32; ++i) sum_x2 = _mm512_add_ps(sum_x2, _mm512_mul_ps(xt[i], xt[i]));
+  const __m512 av_x = _mm512_sqrt_ps(_mm512_div_ps(sum_x2, _mm512_set1_ps(32.0f)));
+  __m512 w[32];
+  for (int i = 0; i < 32; ++i) w[i] = _mm512_add_ps(av_x, _mm512_abs_ps(xt[i]));
+
+  __m512 min = xt[0];
+  __m512 max = xt[0];
+  __m512 sum_w = w[0];
+  __m512 sum_x = _mm512_mul_ps(sum_w, xt[0]);
+  for (int i = 1; i < 32; ++i) {
+    min = _mm512_mask_mov_ps(min, _mm512_cmp_ps_mask(xt[i], min, _CMP_LT_OQ), xt[i]);
+    max = _mm512_mask_mov_ps(max, _mm512_cmp_ps_mask(xt[i], max, _CMP_GT_OQ), xt[i]);
+    sum_w = _mm512_add_ps(sum_w, w[i]);
+    sum_x = _mm512_add_ps(sum_x, _mm512_mul_ps(w[i], xt[i]));
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  min = _mm512_mask_mov_ps(min, _mm512_cmp_ps_mask(min, zero, _CMP_GT_OQ), zero);
+  const __mmask16 flat = _mm512_cmp_ps_mask(max, min, _CMP_EQ_OQ);
+  const __m512i vnmax = _mm512_set1_epi32(nmax);
+  __m512 iscale = _mm512_div_ps(_mm512_set1_ps(static_cast<float>(nmax)), _mm512_sub_ps(max, min));
+  __m512 scale = _mm512_div_ps(_mm512_set1_ps(1.0f), iscale);
+  __m512 best_l[32];
+  for (int i = 0; i < 32; ++i) best_l[i] = _mm512_cvtepi32_ps(grid_quant(iscale, xt[i], min, vnmax));
+  __m512 best_error = grid_error(xt, w, best_l, scale, min);
+  for (int k = 0; k <= grid.nstep; ++k) {
+    const float step = grid.rmin + grid.rdelta * static_cast<float>(k) + static_cast<float>(nmax);
+    iscale = _mm512_div_ps(_mm512_set1_ps(step), _mm512_sub_ps(max, min));
+    __m512 l[32];
+    __m512 sum_l = zero;
+    __m512 sum_l2 = zero;
+    __m512 sum_xl = zero;
+    for (int i = 0; i < 32; ++i) {
+      l[i] = _mm512_cvtepi32_ps(grid_quant(iscale, xt[i], min, vnmax));
+      const __m512 wl = _mm512_mul_ps(w[i], l[i]);
+      sum_l = _mm512_add_ps(sum_l, wl);
+      sum_l2 = _mm512_add_ps(sum_l2, _mm512_mul_ps(wl, l[i]));
+      sum_xl = _mm512_add_ps(sum_xl, _mm512_mul_ps(wl, xt[i]));
+    }
+    const __m512 D = _mm512_sub_ps(_mm512_mul_ps(sum_w, sum_l2), _mm512_mul_ps(sum_l, sum_l));
+    const __mmask16 solvable = _mm512_cmp_ps_mask(D, zero, _CMP_GT_OQ);
+    if (solvable == 0) continue;
+    __m512 this_scale = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sum_w, sum_xl), _mm512_mul_ps(sum_x, sum_l)), D);
+    __m512 this_min = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sum_l2, sum_x), _mm512_mul_ps(sum_l, sum_xl)), D);
+    const __mmask16 positive = _mm512_cmp_ps_mask(this_min, zero, _CMP_GT_OQ);
+    this_min = _mm512_mask_mov_ps(this_min, positive, zero);
+    this_scale = _mm512_mask_div_ps(this_scale, positive, sum_xl, sum_l2);
+    const __m512 error = grid_error(xt, w, l, this_scale, this_min);
+    const __mmask16 better = solvable & _mm512_cmp_ps_mask(error, best_error, _CMP_LT_OQ);
+    for (int i = 0; i < 32; ++i) best_l[i] = _mm512_mask_mov_ps(best_l[i], better, l[i]);
+    best_error = _mm512_mask_mov_ps(best_error, better, error);
+    scale = _mm512_mask_mov_ps(scale, better, this_scale);
+    min = _mm512_mask_mov_ps(min, better, this_min);
+  }
+  // A flat sub-block (max == min after the offset) has L = 0 and scale 0.
+  alignas(64) float out_scale[16];
+  alignas(64) float out_min[16];
+  _mm512_store_ps(out_scale, _mm512_mask_mov_ps(scale, flat, zero));
+  _mm512_store_ps(out_min, _mm512_xor_ps(min, _mm512_set1_ps(-0.0f)));  // -min, signed zeros included
+  alignas(64) uint8_t lt[32][16];  // lt[i][j] = L[32 j + i]
+  for (int i = 0; i < 32; ++i) {
+    const __m512i q = _mm512_maskz_cvttps_epi32(static_cast<__mmask16>(~flat), best_l[i]);
+    _mm_store_si128(reinterpret_cast<__m128i*>(lt[i]), _mm512_cvtepi32_epi8(q));
+  }
+  for (int j = 0; j < n_sub; ++j) {
+    scales[j] = out_scale[j];
+    mins[j] = out_min[j];
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = lt[i][j];
+  }
+}
+
+void quantize_weight_q4_K_avx512(const float* x, void* y, int64_t n) {
+  quant::quantize_row_q4_K_with(x, static_cast<quant::BlockQ4_K*>(y), n, fit_q45_k_avx512);
+}
+
+void quantize_weight_q5_K_avx512(const float* x, void* y, int64_t n) {
+  quant::quantize_row_q5_K_with(x, static_cast<quant::BlockQ5_K*>(y), n, fit_q45_k_avx512);
+}
+
 }  // namespace
 
 void fill_quantize_avx512(Kernels& k) {
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q4_0)] = quantize_weight_q4_0_avx512;
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q8_0)] = quantize_weight_q8_0_avx512;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q4_K)] = quantize_weight_q4_K_avx512;
+  k.quantize_weights[static_cast<uint32_t>(TensorType::Q5_K)] = quantize_weight_q5_K_avx512;
   k.quantize_weights[static_cast<uint32_t>(TensorType::Q6_K)] = quantize_weight_q6_K_avx512;
 }
 

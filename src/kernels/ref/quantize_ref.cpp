@@ -28,6 +28,8 @@ void quantize_row_q8_0_ref(const float* x, void* y, int64_t n) {
 
 void quantize_weight_q4_0_ref(const float* x, void* y, int64_t n) { quant::quantize_row_q4_0(x, static_cast<BlockQ4_0*>(y), n); }
 void quantize_weight_q8_0_ref(const float* x, void* y, int64_t n) { quant::quantize_row_q8_0(x, static_cast<BlockQ8_0*>(y), n); }
+void quantize_weight_q4_K_ref(const float* x, void* y, int64_t n) { quant::quantize_row_q4_K(x, static_cast<BlockQ4_K*>(y), n); }
+void quantize_weight_q5_K_ref(const float* x, void* y, int64_t n) { quant::quantize_row_q5_K(x, static_cast<BlockQ5_K*>(y), n); }
 void quantize_weight_q6_K_ref(const float* x, void* y, int64_t n) { quant::quantize_row_q6_K(x, static_cast<BlockQ6_K*>(y), n); }
 
 void quantize_row_panel_q8_0_ref(const float* x, void* y, int64_t n) {

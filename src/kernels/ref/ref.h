@@ -30,6 +30,8 @@ void quantize_row_q8_0_ref(const float* x, void* y, int64_t n);
 // The weight quantizers' references: quant::quantize_row_<type> (llama.cpp's *_ref).
 void quantize_weight_q4_0_ref(const float* x, void* y, int64_t n);
 void quantize_weight_q8_0_ref(const float* x, void* y, int64_t n);
+void quantize_weight_q4_K_ref(const float* x, void* y, int64_t n);
+void quantize_weight_q5_K_ref(const float* x, void* y, int64_t n);
 void quantize_weight_q6_K_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t n);
