@@ -45,7 +45,9 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
-await one(0, 0);  // warm-up
+// The first request of a fresh server: what the first user waits (also the warm-up of the client).
+const first = await one(0, 0);
+console.log(`first request: TTFT ${(first.ttft / 1000).toFixed(3)} s`);
 console.log("| clients | requests | tokens | aggregate tokens/s | TTFT p50 (s) | TTFT mean (s) | TTFT p99 (s) |");
 console.log("|---:|---:|---:|---:|---:|---:|---:|");
 for (const c of levels) {

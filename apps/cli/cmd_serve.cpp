@@ -294,7 +294,9 @@ core::Status load(const ServeArgs& args, const LocalEntry& entry, std::shared_pt
   if (!chat_template) return core::make_error("chat template: {}", chat_template.message());
   out.chat_template.emplace(std::move(*chat_template));
   out.chat_template_source = *source;
-  auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, entry.engine);
+  engine::EngineOptions options = entry.engine;
+  options.warm_up = true;
+  auto engine = engine::Engine::make(*out.model, *out.tokenizer, &metrics, options);
   if (!engine) return engine.error();
   out.engine = std::move(*engine);
   return {};
@@ -413,6 +415,10 @@ int run_serve(ServeArgs& args) {
       return 1;
     }
     context_size(*locals.back()->model, entry.engine.n_ctx, "owl serve");  // warns beyond the training length
+    const Loaded& l = *locals.back();
+    fmt::print(stderr, "owl serve: {}{:.2f} of {:.2f} GB of weights resident, warmed up in {:.2f} s\n",
+               plan.config ? fmt::format("model '{}': ", entry.name) : "", static_cast<double>(l.model->file.resident_bytes()) / 1e9,
+               static_cast<double>(l.model->file.file_size()) / 1e9, l.engine->warm_up_seconds());
   }
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
   auto models = std::make_shared<serve::ModelRegistry>();

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 namespace owl::core {
 namespace {
@@ -65,6 +67,16 @@ Result<MappedFile> MappedFile::open(const std::string& path, bool populate) {
   }
   ::close(fd);
   return file;
+}
+
+size_t MappedFile::resident_bytes() const {
+  if (data_ == nullptr || size_ == 0) return 0;
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in_core((size_ + page - 1) / page);
+  if (::mincore(const_cast<uint8_t*>(data_), size_, in_core.data()) != 0) return 0;
+  size_t pages = 0;
+  for (unsigned char c : in_core) pages += c & 1u;
+  return std::min(size_, pages * page);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

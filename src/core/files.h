@@ -27,6 +27,8 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Bytes of the mapping in memory now (mincore): what a first read finds without going to disk.
+  size_t resident_bytes() const;
 
  private:
   void reset();

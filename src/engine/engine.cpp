@@ -4,6 +4,26 @@
 
 namespace owl::engine {
 
+namespace {
+
+// A prompt of a few tokens on sequence 0, then one decode step; the KV cache is emptied after.
+core::Result<double> warm_up(const model::Model& model, model::Context& ctx) {
+  const auto start = Clock::now();
+  const auto n_prompt = static_cast<int32_t>(std::min<int64_t>({16, ctx.kv.n_ctx() - 1, ctx.options.n_batch}));
+  const auto token = static_cast<int32_t>(std::min<int64_t>(1, model.config.n_vocab - 1));
+  std::vector<float> logits(static_cast<size_t>(model.config.n_vocab));
+  model::Batch batch;
+  for (int32_t i = 0; i < n_prompt; ++i) batch.add(token, i, 0, i == n_prompt - 1);
+  if (n_prompt > 0) OWL_TRY(model::forward(model, batch, ctx, logits.data()));
+  batch.clear();
+  batch.add(token, std::max(n_prompt, 0), 0, true);
+  OWL_TRY(model::forward(model, batch, ctx, logits.data()));
+  ctx.kv.clear();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
 Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tokenizer, Observer* observer,
                std::unique_ptr<model::Context> ctx, const EngineOptions& options)
     : observer_(observer), options_(options), ctx_(std::move(ctx)),
@@ -23,7 +43,15 @@ core::Result<std::unique_ptr<Engine>> Engine::make(const model::Model& model, co
                                          .n_threads = options.n_threads,
                                          .batch_invariant = options.batch_invariant});
   if (!ctx) return ctx.error();
-  return std::unique_ptr<Engine>(new Engine(model, tokenizer, observer, std::move(*ctx), options));
+  double warm_up_seconds = 0.0;
+  if (options.warm_up) {
+    auto seconds = warm_up(model, **ctx);
+    if (!seconds) return seconds.error();
+    warm_up_seconds = *seconds;
+  }
+  std::unique_ptr<Engine> engine(new Engine(model, tokenizer, observer, std::move(*ctx), options));
+  engine->warm_up_seconds_ = warm_up_seconds;
+  return engine;
 }
 
 core::Status EngineOptions::validate() const {

@@ -32,6 +32,10 @@ struct EngineOptions {
   // A seeded request gives the same tokens and log-probabilities whatever runs beside it
   // (model::ContextOptions::batch_invariant); `owl serve --deterministic`.
   bool batch_invariant = false;
+  // Before taking requests, run a short prompt and one decode step on slot 0 (then forget them):
+  // the first request finds the weights, the KV cache's first pages, the scratch buffers and the
+  // threads as later requests do, instead of paying for touching them (`owl serve`).
+  bool warm_up = false;
 
   // The ranges make() enforces, checkable before a model is loaded; the error names the value.
   core::Status validate() const;
@@ -58,6 +62,8 @@ class Engine : private Observer {
 
   Gauges gauges() const;
   int64_t n_ctx() const { return ctx_->kv.n_ctx(); }
+  // Seconds the warm-up took (0 without one).
+  double warm_up_seconds() const { return warm_up_seconds_; }
   const EngineOptions& options() const { return options_; }
 
  private:
@@ -77,6 +83,7 @@ class Engine : private Observer {
 
   Observer* observer_;
   EngineOptions options_;
+  double warm_up_seconds_ = 0.0;
   std::unique_ptr<model::Context> ctx_;
   Scheduler scheduler_;  // engine thread only
 

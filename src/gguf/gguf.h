@@ -116,6 +116,8 @@ class GgufFile {
   uint64_t data_offset() const { return data_offset_; }  // start of the data section
   uint64_t file_size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Bytes of the file in memory now (0 for parsed bytes): see core::MappedFile::resident_bytes.
+  size_t resident_bytes() const { return map_ ? map_->resident_bytes() : 0; }
 
   const std::vector<MetadataEntry>& metadata() const { return metadata_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
