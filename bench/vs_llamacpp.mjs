@@ -13,6 +13,8 @@
 //   ROUNDS         alternations (default 3); THREADS (default 2)
 //   TYPES          quantization types (default Q8_0,Q4_0,Q4_K_M)
 //   LLAMA_SERVER_ARGS  extra llama-server arguments (e.g. --no-repack where its repacked path fails)
+//   PARTS          which parts run (default quantize,bench,serve); without quantize, the files
+//                  of an earlier run in DIR are used
 // Throughput: pp512 and tg128 (llama-bench / owl bench, -r 1 per round). Quantize: wall time from
 // F16 (the files are also compared byte for byte). Serving: the Q4_0 file, 16 slots, seconds from
 // start to ready, the first request's time to first token, then bench/serve_bench.mjs at 1, 4 and
@@ -30,6 +32,7 @@ const rounds = Number(env.ROUNDS ?? 3);
 const threads = String(env.THREADS ?? 2);
 const types = (env.TYPES ?? "Q8_0,Q4_0,Q4_K_M").split(",");
 const f16 = env.F16 ?? join(dir, "tl-f16.gguf");
+const parts = (env.PARTS ?? "quantize,bench,serve").split(",");
 mkdirSync(dir, { recursive: true });
 
 const median = (xs) => {
@@ -39,14 +42,19 @@ const median = (xs) => {
 };
 const fmt = (x, d = 2) => (x === undefined ? "–" : x.toFixed(d));
 const run = (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 });
+// Wall seconds of one command. A `sync` after it (not timed) puts what it wrote on disk, so the
+// next command does not pay for the writeback of this one's output (owl syncs its own output
+// before renaming it; llama-quantize leaves it to the kernel).
 const timed = (cmd, args) => {
   const start = performance.now();
   run(cmd, args);
-  return (performance.now() - start) / 1000;
+  const seconds = (performance.now() - start) / 1000;
+  run("sync", []);
+  return seconds;
 };
 const sameBytes = (a, b) => readFileSync(a).equals(readFileSync(b));
 
-console.log(`# owl ${run(owl, ["--version"]).trim()} beside llama.cpp: ${rounds} rounds, ${threads} threads`);
+console.log(`# ${run(owl, ["--version"]).trim()} beside llama.cpp: ${rounds} rounds, ${threads} threads`);
 console.log(`machine: ${run("nproc", []).trim()} cores; ${readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? "?"}`);
 if (!existsSync(f16)) {
   console.log(`making ${f16} (owl synth, 1.1B llama shape, F16)`);
@@ -56,10 +64,18 @@ if (!existsSync(f16)) {
 
 // ---- quantize ----
 const files = { F16: f16 };
-console.log("\n## quantize from F16 (wall seconds, median)\n");
-console.log("| type | llama-quantize | owl quantize | owl / llama.cpp | same bytes |");
-console.log("|---|---:|---:|---:|---|");
-for (const type of types) {
+if (!parts.includes("quantize")) {
+  for (const type of types) {
+    const theirs = join(dir, `llama.${type}.gguf`);
+    files[type] = existsSync(theirs) ? theirs : join(dir, `owl.${type}.gguf`);
+    if (!existsSync(files[type])) throw new Error(`${files[type]} is missing: run the quantize part first`);
+  }
+} else {
+  console.log("\n## quantize from F16 (wall seconds, median)\n");
+  console.log("| type | llama-quantize | owl quantize | owl / llama.cpp | same bytes |");
+  console.log("|---|---:|---:|---:|---|");
+}
+for (const type of parts.includes("quantize") ? types : []) {
   const theirs = join(dir, `llama.${type}.gguf`);
   const ours = join(dir, `owl.${type}.gguf`);
   const t = { llama: [], owl: [] };
@@ -76,13 +92,16 @@ for (const type of types) {
 
 // ---- pp512 / tg128 ----
 const bench = (cmd, model, p, n) => {
-  const out = JSON.parse(run(cmd, ["-m", model, "-p", String(p), "-n", String(n), "-t", threads, "-r", "1", "-o", "json"]));
+  const sub = cmd === owl ? ["bench"] : [];
+  const out = JSON.parse(run(cmd, [...sub, "-m", model, "-p", String(p), "-n", String(n), "-t", threads, "-r", "1", "-o", "json"]));
   return out[0].avg_ts;
 };
-console.log("\n## throughput (tokens/s, median)\n");
-console.log("| model | test | llama.cpp | owl | owl / llama.cpp |");
-console.log("|---|---|---:|---:|---:|");
-for (const [type, model] of Object.entries(files)) {
+if (parts.includes("bench")) {
+  console.log("\n## throughput (tokens/s, median)\n");
+  console.log("| model | test | llama.cpp | owl | owl / llama.cpp |");
+  console.log("|---|---|---:|---:|---:|");
+}
+for (const [type, model] of parts.includes("bench") ? Object.entries(files) : []) {
   for (const [test, p, n] of [["pp512", 512, 0], ["tg128", 0, 128]]) {
     const t = { llama: [], owl: [] };
     for (let r = 0; r < rounds; r++) {
@@ -94,8 +113,10 @@ for (const [type, model] of Object.entries(files)) {
     console.log(`| ${type} | ${test} | ${fmt(l, 1)} | ${fmt(o, 1)} | ${l ? fmt(o / l) : "–"} |`);
   }
 }
-const bw = JSON.parse(run(owl, ["bench", "-m", files.Q4_0 ?? f16, "-p", "0", "-n", "32", "-t", threads, "-r", "1", "--bandwidth", "-o", "json"]));
-console.log(`\nmemory read bandwidth now (owl bench --bandwidth): tg32 at ${fmt(bw[0].bandwidth_share?.[0])} of it`);
+if (parts.includes("bench")) {
+  const bw = JSON.parse(run(owl, ["bench", "-m", files.Q4_0 ?? f16, "-p", "0", "-n", "32", "-t", threads, "-r", "1", "--bandwidth", "-o", "json"]));
+  console.log(`\nowl's tg32 of ${files.Q4_0 ? "Q4_0" : "F16"} now reads ${fmt(bw[0].bandwidth_share?.[0])} of the memory read bandwidth (owl bench --bandwidth)`);
+}
 
 // ---- serving ----
 async function serve(name, cmd, args, readyOf, port) {
@@ -124,7 +145,7 @@ const health = async (url) => {
     return false;
   }
 };
-if (env.LLAMA_SERVER && files.Q4_0) {
+if (parts.includes("serve") && env.LLAMA_SERVER && files.Q4_0) {
   const runs = { llama: [], owl: [] };
   for (let r = 0; r < rounds; r++) {
     const extra = (env.LLAMA_SERVER_ARGS ?? "").split(" ").filter(Boolean);

@@ -22,6 +22,7 @@
 #include "chat_template.h"
 #include "commands.h"
 #include "common_options.h"
+#include "format.h"
 #include "engine/engine.h"
 #include "router/config.h"
 #include "router/hosted_provider.h"
@@ -416,9 +417,8 @@ int run_serve(ServeArgs& args) {
     }
     context_size(*locals.back()->model, entry.engine.n_ctx, "owl serve");  // warns beyond the training length
     const Loaded& l = *locals.back();
-    fmt::print(stderr, "owl serve: {}{:.2f} of {:.2f} GB of weights resident, warmed up in {:.2f} s\n",
-               plan.config ? fmt::format("model '{}': ", entry.name) : "", static_cast<double>(l.model->file.resident_bytes()) / 1e9,
-               static_cast<double>(l.model->file.file_size()) / 1e9, l.engine->warm_up_seconds());
+    fmt::print(stderr, "owl serve: {}{} of {} in memory, warmed up in {:.2f} s\n", plan.config ? fmt::format("model '{}': ", entry.name) : "",
+               cli::human_bytes(l.model->file.resident_bytes()), cli::human_bytes(l.model->file.file_size()), l.engine->warm_up_seconds());
   }
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
   auto models = std::make_shared<serve::ModelRegistry>();

@@ -63,6 +63,7 @@ class AtomicFile {
   std::string temp_path_;
   int fd_ = -1;
   uint64_t offset_ = 0;
+  uint64_t written_back_ = 0;  // bytes handed to the disk ahead of commit()'s fsync
   bool committed_ = false;
 };
 

@@ -215,6 +215,28 @@ void requantize_k4(const float* x, int nmax, uint16_t d16, uint16_t dmin16, cons
   }
 }
 
+// Q4_K / Q5_K from step 1 on: super-blocks in pairs, so that a SIMD fit takes the 16 sub-blocks
+// of two at once; then each one's scales, its quants against them, and `pack` for its bits.
+template <typename Block, typename Pack>
+void quantize_row_k45(const float* x, Block* y, int64_t n, detail::FitQ45Fn fit, int nmax, ScaleGrid grid, Pack pack) {
+  const int64_t nb = n / kQK_K;
+  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+    const int n_super = static_cast<int>(std::min<int64_t>(2, nb - b0));
+    uint8_t L[2 * kQK_K];
+    float scales[2 * kQK_K / 32];
+    float mins[2 * kQK_K / 32];
+    fit(x + b0 * kQK_K, n_super * kQK_K / 32, nmax, grid, L, scales, mins);
+    for (int s = 0; s < n_super; ++s) {
+      Block& out = y[b0 + s];
+      const SuperScales ss = encode_scales_k4(scales + 8 * s, mins + 8 * s, out.scales);
+      out.d = ss.d;
+      out.dmin = ss.dmin;
+      requantize_k4(x + (b0 + s) * kQK_K, nmax, ss.d, ss.dmin, out.scales, L + kQK_K * s);
+      pack(L + kQK_K * s, out);
+    }
+  }
+}
+
 }  // namespace
 
 // Step 1 of Q4_K / Q5_K (kquant_search.h).
@@ -234,24 +256,8 @@ void detail::fit_q45_k(const float* x, int n_sub, int nmax, ScaleGrid grid, uint
 
 void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) { quantize_row_q4_K_with(x, y, n, detail::fit_q45_k); }
 
-// Super-blocks in pairs: a SIMD fit takes the 16 sub-blocks of two at once.
 void quantize_row_q4_K_with(const float* x, BlockQ4_K* y, int64_t n, detail::FitQ45Fn fit) {
-  const int64_t nb = n / kQK_K;
-  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
-    const int n_super = static_cast<int>(std::min<int64_t>(2, nb - b0));
-    uint8_t L[2 * kQK_K];
-    float scales[2 * kQK_K / 32];
-    float mins[2 * kQK_K / 32];
-    fit(x + b0 * kQK_K, n_super * kQK_K / 32, 15, ScaleGrid{-1.0f, 0.1f, 20}, L, scales, mins);
-    for (int s = 0; s < n_super; ++s) {
-      BlockQ4_K& out = y[b0 + s];
-      const SuperScales ss = encode_scales_k4(scales + 8 * s, mins + 8 * s, out.scales);
-      out.d = ss.d;
-      out.dmin = ss.dmin;
-      requantize_k4(x + (b0 + s) * kQK_K, 15, ss.d, ss.dmin, out.scales, L + kQK_K * s);
-      pack_4bit(L + kQK_K * s, out.qs);
-    }
-  }
+  quantize_row_k45(x, y, n, fit, 15, ScaleGrid{-1.0f, 0.1f, 20}, [](uint8_t* L, BlockQ4_K& out) { pack_4bit(L, out.qs); });
 }
 
 // x = d * scale_j * q - dmin * min_j, sub-block j = e / 32.
@@ -274,22 +280,7 @@ void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
 void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n) { quantize_row_q5_K_with(x, y, n, detail::fit_q45_k); }
 
 void quantize_row_q5_K_with(const float* x, BlockQ5_K* y, int64_t n, detail::FitQ45Fn fit) {
-  const int64_t nb = n / kQK_K;
-  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
-    const int n_super = static_cast<int>(std::min<int64_t>(2, nb - b0));
-    uint8_t L[2 * kQK_K];
-    float scales[2 * kQK_K / 32];
-    float mins[2 * kQK_K / 32];
-    fit(x + b0 * kQK_K, n_super * kQK_K / 32, 31, ScaleGrid{-0.5f, 0.1f, 15}, L, scales, mins);
-    for (int s = 0; s < n_super; ++s) {
-      BlockQ5_K& out = y[b0 + s];
-      const SuperScales ss = encode_scales_k4(scales + 8 * s, mins + 8 * s, out.scales);
-      out.d = ss.d;
-      out.dmin = ss.dmin;
-      requantize_k4(x + (b0 + s) * kQK_K, 31, ss.d, ss.dmin, out.scales, L + kQK_K * s);
-      pack_q5_k(L + kQK_K * s, out);
-    }
-  }
+  quantize_row_k45(x, y, n, fit, 31, ScaleGrid{-0.5f, 0.1f, 15}, [](uint8_t* L, BlockQ5_K& out) { pack_q5_k(L, out); });
 }
 
 // As Q4_K with q = low 4 bits + 16 * (bit e / 32 of qh[e % 32]).

@@ -35,7 +35,8 @@ struct QuantizeOptions {
   // Quantize tensors that are quantized already (llama-quantize's --allow-requantize): each
   // round of quantization loses more, so an input with a quantized matrix is an error otherwise.
   bool allow_requantize = false;
-  std::function<void(const QuantizeProgress&)> on_progress;  // called on the calling thread
+  // Called after each tensor, in order, from the one thread that quantizes them (not the caller).
+  std::function<void(const QuantizeProgress&)> on_progress;
 };
 
 struct QuantizeSummary {
