@@ -19,8 +19,8 @@
 // F16 (the files are also compared byte for byte). Serving: the Q4_0 file, 16 slots, seconds from
 // start to ready, the first request's time to first token, then bench/serve_bench.mjs at 1, 4 and
 // 16 streaming clients.
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -33,6 +33,22 @@ const threads = String(env.THREADS ?? 2);
 const types = (env.TYPES ?? "Q8_0,Q4_0,Q4_K_M").split(",");
 const f16 = env.F16 ?? join(dir, "tl-f16.gguf");
 const parts = (env.PARTS ?? "quantize,bench,serve").split(",");
+const fail = (message) => {
+  console.error(`vs_llamacpp: ${message}`);
+  process.exit(1);
+};
+// A wrong path or part is named before anything runs.
+for (const p of parts) if (!["quantize", "bench", "serve"].includes(p)) fail(`PARTS: unknown part '${p}' (quantize, bench, serve)`);
+for (const [name, path] of [["OWL", owl], ["LLAMA_BENCH", env.LLAMA_BENCH], ["LLAMA_QUANTIZE", env.LLAMA_QUANTIZE], ["LLAMA_SERVER", env.LLAMA_SERVER]]) {
+  if (path === undefined) continue;
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    fail(`${name}: ${path} is not an executable file`);
+  }
+}
+if (env.F16 !== undefined && !existsSync(env.F16)) fail(`F16: ${env.F16} does not exist`);
+if (!(rounds >= 1)) fail(`ROUNDS: ${env.ROUNDS} is not a number of at least 1`);
 mkdirSync(dir, { recursive: true });
 
 const median = (xs) => {
@@ -41,7 +57,15 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const fmt = (x, d = 2) => (x === undefined ? "–" : x.toFixed(d));
-const run = (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 });
+// A command's output; one that fails ends the script, naming it, its exit and its last words.
+const run = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 });
+  } catch (e) {
+    const how = e.signal ? `signal ${e.signal}` : `exit ${e.status}`;
+    fail(`${cmd} ${args.join(" ")} failed (${how}): ${String(e.stderr ?? e.message).trim().slice(-800)}`);
+  }
+};
 // Wall seconds of one command. A `sync` after it (not timed) puts what it wrote on disk, so the
 // next command does not pay for the writeback of this one's output (owl syncs its own output
 // before renaming it; llama-quantize leaves it to the kernel).
@@ -119,9 +143,24 @@ if (parts.includes("bench")) {
 }
 
 // ---- serving ----
+// Servers and clients still running when the script ends (Ctrl-C, an error) are stopped with it.
+const servers = new Set();
+process.on("exit", () => servers.forEach((c) => c.kill("SIGKILL")));
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+// As run(), without blocking: a signal still reaches this script (and stops the servers) meanwhile.
+const runAsync = (cmd, args) => new Promise((resolve) => {
+  const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 26 }, (error, stdout, stderr) => {
+    servers.delete(child);
+    if (error) fail(`${cmd} ${args.join(" ")} failed: ${String(stderr || error.message).trim().slice(-800)}`);
+    resolve(stdout);
+  });
+  servers.add(child);
+});
 async function serve(name, cmd, args, readyOf, port) {
   const started = performance.now();
   const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  servers.add(child);
+  child.on("exit", () => servers.delete(child));
   let log = "";
   child.stderr.on("data", (d) => { log += d; });
   const url = `http://127.0.0.1:${port}`;
@@ -131,7 +170,7 @@ async function serve(name, cmd, args, readyOf, port) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const ready = (performance.now() - started) / 1000;
-  const table = run("node", [join(root, "bench/serve_bench.mjs"), "--url", url, "--clients", "1,4,16", "--tokens", "64", "--requests", "16"]);
+  const table = await runAsync("node", [join(root, "bench/serve_bench.mjs"), "--url", url, "--clients", "1,4,16", "--tokens", "64", "--requests", "16"]);
   child.kill("SIGTERM");
   await new Promise((r) => child.on("exit", r));
   const rows = Object.fromEntries([...table.matchAll(/^\| (\d+) \| \d+ \| \d+ \| ([\d.]+) \| ([\d.]+) \|/gm)].map((m) => [m[1], [Number(m[2]), Number(m[3])]]));

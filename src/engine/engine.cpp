@@ -6,7 +6,8 @@ namespace owl::engine {
 
 namespace {
 
-// A prompt of a few tokens on sequence 0, then one decode step; the KV cache is emptied after.
+// A prompt of a few tokens on sequence 0, then one decode step. The KV cache is emptied after,
+// as a new context's is: the scheduler, which never saw these tokens, starts from nothing.
 core::Result<double> warm_up(const model::Model& model, model::Context& ctx) {
   const auto start = Clock::now();
   const auto n_prompt = static_cast<int32_t>(std::min<int64_t>({16, ctx.kv.n_ctx() - 1, ctx.options.n_batch}));

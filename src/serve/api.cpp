@@ -489,6 +489,7 @@ Json completion_logprobs(const std::vector<const sample::Sampled*>& tokens, cons
   return j;
 }
 
+// The prompt as echoed: its text, or its tokens' text when it was given as token ids.
 std::string echo_text(const CompletionRequest& req, const tokenizer::Tokenizer* tok) {
   if (req.prompt_tokens.empty() || tok == nullptr) return req.prompt_text;
   return tok->detokenize(req.prompt_tokens);

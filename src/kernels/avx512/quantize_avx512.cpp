@@ -30,38 +30,43 @@ using quant::BlockQ8_0;
 using quant::kQK;
 using quant::kQK_K;
 
-bool has_nan(__m512 lo, __m512 hi) {
-  return (_mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q)) != 0;
+// Each 32-element block of a row as two vectors, with its largest magnitude (exact in any order),
+// to `body`. A block holding a NaN goes to the reference quantizer, whose comparisons skip it.
+template <typename Block, typename Body>
+void for_each_block(const float* x, void* y, int64_t n, void (*reference)(const float*, Block*, int64_t), Body body) {
+  Block* out = static_cast<Block*>(y);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const __m512 lo = _mm512_loadu_ps(x);
+    const __m512 hi = _mm512_loadu_ps(x + 16);
+    if ((_mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q)) != 0) {
+      reference(x, &out[b], kQK);
+      continue;
+    }
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    body(x, lo, hi, amax, out[b]);
+  }
 }
 
 // x = d * (q - 8), d = max / -8 with max the first element of largest magnitude.
 void quantize_weight_q4_0_avx512(const float* x, void* y, int64_t n) {
-  BlockQ4_0* out = static_cast<BlockQ4_0*>(y);
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    const __m512 lo = _mm512_loadu_ps(x);
-    const __m512 hi = _mm512_loadu_ps(x + 16);
-    if (has_nan(lo, hi)) {
-      quant::quantize_row_q4_0(x, &out[b], kQK);
-      continue;
-    }
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+  for_each_block(x, y, n, quant::quantize_row_q4_0, [](const float* xb, __m512 lo, __m512 hi, float amax, BlockQ4_0& out) {
     float max = 0.0f;  // the reference keeps +0 when every element is zero
     if (amax != 0.0f) {
       const __m512 a = _mm512_set1_ps(amax);
       const uint32_t hit = _mm512_cmpeq_ps_mask(_mm512_abs_ps(lo), a) | (uint32_t{_mm512_cmpeq_ps_mask(_mm512_abs_ps(hi), a)} << 16);
-      max = x[std::countr_zero(hit)];
+      max = xb[std::countr_zero(hit)];
     }
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = quant::f32_to_f16(d);
+    out.d = quant::f32_to_f16(d);
     const __m512 vid = _mm512_set1_ps(id);
     const __m512 half = _mm512_set1_ps(8.5f);
     const __m512i fifteen = _mm512_set1_epi32(15);
     const __m512i q0 = _mm512_min_epi32(fifteen, _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(lo, vid), half)));
     const __m512i q1 = _mm512_min_epi32(fifteen, _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(hi, vid), half)));
     const __m512i packed = _mm512_or_si512(_mm512_and_si512(q0, fifteen), _mm512_slli_epi32(_mm512_and_si512(q1, fifteen), 4));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), _mm512_cvtepi32_epi8(packed));
-  }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.qs), _mm512_cvtepi32_epi8(packed));
+  });
 }
 
 // round(r), halves away from zero, as std::round: the truncation plus one step away from zero
@@ -75,24 +80,16 @@ __m512 round_half_away(__m512 r) {
 
 // x = d * q, d = amax / 127, q = round(x / d) (as the reference: x * (1 / d)).
 void quantize_weight_q8_0_avx512(const float* x, void* y, int64_t n) {
-  BlockQ8_0* out = static_cast<BlockQ8_0*>(y);
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    const __m512 lo = _mm512_loadu_ps(x);
-    const __m512 hi = _mm512_loadu_ps(x + 16);
-    if (has_nan(lo, hi)) {
-      quant::quantize_row_q8_0(x, &out[b], kQK);
-      continue;
-    }
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+  for_each_block(x, y, n, quant::quantize_row_q8_0, [](const float*, __m512 lo, __m512 hi, float amax, BlockQ8_0& out) {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = quant::f32_to_f16(d);
+    out.d = quant::f32_to_f16(d);
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i q0 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(lo, vid)));
     const __m512i q1 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(hi, vid)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), _mm512_cvtepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), _mm512_cvtepi32_epi8(q1));
-  }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.qs), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.qs + 16), _mm512_cvtepi32_epi8(q1));
+  });
 }
 
 constexpr int kQ6Nmax = 32;
