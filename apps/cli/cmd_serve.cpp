@@ -28,7 +28,9 @@
 #include "router/hosted_provider.h"
 #include "router/local_provider.h"
 #include "router/route_provider.h"
+#include "serve/key_guard.h"
 #include "serve/server.h"
+#include "state_file.h"
 
 namespace owl::cli {
 namespace {
@@ -37,6 +39,8 @@ struct ServeArgs {
   std::string model;
   std::string config;
   std::string ledger;
+  bool auth = false;
+  std::string state;
   std::string alias;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -395,6 +399,22 @@ int run_serve(ServeArgs& args) {
     if (!ledger) return fmt::print(stderr, "owl serve: --ledger: {}\n", ledger.message()), 1;
     args.server.ledger = std::move(*ledger);
   }
+  if (args.auth) {
+    auto path = state_file(args.state);
+    if (!path) return fmt::print(stderr, "owl serve: --auth: {}\n", path.message()), 1;
+    auto store = serve::KeyStore::open(*path);
+    if (!store) return fmt::print(stderr, "owl serve: --auth: {}\n", store.message()), 1;
+    auto keys = store.value()->list();
+    if (!keys) return fmt::print(stderr, "owl serve: --auth: {}\n", keys.message()), 1;
+    size_t in_force = 0;
+    for (const serve::KeyInfo& k : *keys) in_force += k.revoked_unix == 0;
+    fmt::print(stderr, "owl serve: API keys required ({} in force in {}{})\n", in_force, *path,
+               in_force == 0 ? "; create one with: owl keys create --name NAME" : "");
+    args.server.guard = std::make_shared<serve::KeyGuard>(std::shared_ptr<serve::KeyStore>(std::move(*store)),
+                                                          std::make_shared<serve::MemoryCounters>());
+  } else if (!args.state.empty()) {
+    return fmt::print(stderr, "owl serve: --state is read with --auth\n"), 1;
+  }
   serve::Metrics metrics;
   args.server.host = args.host;
   args.server.port = args.port;
@@ -453,6 +473,9 @@ Command register_serve(CLI::App& root) {
   app->add_option("-m,--model", args->model, "GGUF model file");
   app->add_option("--config", args->config, "Models (local and hosted) and routes, in YAML (docs/router.md); instead of -m");
   app->add_option("--ledger", args->ledger, "SQLite file where every answer is recorded with its cost (see owl usage)");
+  app->add_flag("--auth", args->auth, "Require an API key (Authorization: Bearer KEY) from owl keys on every endpoint but /health");
+  app->add_option("--state", args->state, "State file of the API keys and their spend (default: $OWL_STATE, else ~/.owl/state.db)");
+  app->add_flag("--public-metrics", args->server.public_metrics, "With --auth, let /metrics answer without a key");
   app->add_option("--alias", args->alias, "Model id the API reports and accepts (default: the file name without .gguf)");
   app->add_option("--host", args->host, "Address to listen on")->capture_default_str();
   app->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));

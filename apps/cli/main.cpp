@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       owl::cli::register_eval(root),
       owl::cli::register_finetune(root),
       owl::cli::register_route(root),
+      owl::cli::register_keys(root),
   };
   std::vector<char*> args(argv, argv + argc);
   spell_llama_cpp_options(args);

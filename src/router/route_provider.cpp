@@ -128,6 +128,18 @@ RouteProvider::RouteProvider(RouteSetup setup, int64_t created) : setup_(std::mo
   info_.id = setup_.spec.name;
   info_.created = created;
   info_.owned_by = "owl-route";
+  // The prices of a route bound what one request can cost: every distinct model it may ask,
+  // each asked once (a cascade escalates through its steps, then the fallbacks).
+  std::vector<const Provider*> members;
+  for (const auto* list : {&setup_.rules, &setup_.cascade, &setup_.fallback}) {
+    for (const RouteMember& m : *list) {
+      if (m.provider == nullptr || std::find(members.begin(), members.end(), m.provider) != members.end()) continue;
+      members.push_back(m.provider);
+      info_.usd_per_input_token += m.provider->info().usd_per_input_token;
+      info_.usd_per_output_token += m.provider->info().usd_per_output_token;
+      info_.usd_per_second += m.provider->info().usd_per_second;
+    }
+  }
 }
 
 core::Result<std::unique_ptr<RouteProvider>> RouteProvider::make(RouteSetup setup, int64_t created) {

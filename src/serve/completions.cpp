@@ -117,7 +117,8 @@ struct Call {
                     .cancelled = cancelled || cut, .error = error, .prompt_text = prompt_text, .decision = decision.get(), .model_info = model_info});
   }
 
-  Work work() const { return Work{.model = info.model, .max_tokens = req.max_tokens, .n = req.n}; }
+  const Work& work() const { return admitted; }
+  Work admitted;  // set before admission, with the worst case the guard reserved
 };
 
 // A routed request: waits until its route decided (its first event is there), takes the
@@ -136,10 +137,6 @@ void await_decision(Call& call, std::shared_ptr<router::RouteDecision> decision,
   call.tool_prefix = d.tool_prefix;
   call.prompt_text = d.prompt_text;
   res.set_header("x-owl-model", d.model);
-}
-
-void log_rejected(Server::Impl& s, std::string_view endpoint, const ApiError& e) {
-  s.log({{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}});
 }
 
 // Server-sent events: chunks as the engine produces them, a comment line after a second of
@@ -263,7 +260,6 @@ void reply_whole(std::shared_ptr<Call> call, httplib::Response& res) {
 
 void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, const CompletionOutcome& o) {
   const Usage u = total_usage(o.results);
-  s.guard->settle(who, work, u.prompt_tokens, u.completion_tokens);
   Clock::time_point first = Clock::time_point::max(), end = o.arrival;
   std::string finish;
   for (const ChoiceResult& r : o.results) {
@@ -297,10 +293,10 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
     if (o.decision->mean_logprob) line["mean_logprob"] = *o.decision->mean_logprob;
     if (o.decision->error) line["error"] = o.decision->error->message;
   }
+  double cost = 0;
   if (o.decision != nullptr || o.model_info != nullptr) {
     const double seconds = std::chrono::duration<double>(end - o.arrival).count();
-    const double cost = o.decision != nullptr ? o.decision->cost_usd
-                                              : o.model_info->cost_usd(u.prompt_tokens, u.completion_tokens, seconds);
+    cost = o.decision != nullptr ? o.decision->cost_usd : o.model_info->cost_usd(u.prompt_tokens, u.completion_tokens, seconds);
     line["cost_usd"] = cost;
     if (s.options.ledger != nullptr && o.status == 200) {
       const router::LedgerEntry entry{
@@ -311,6 +307,7 @@ void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, con
       if (auto recorded = s.options.ledger->record(entry); !recorded) s.log({{"event", "ledger_error"}, {"error", recorded.message()}});
     }
   }
+  s.guard->settle(who, work, {.prompt_tokens = u.prompt_tokens, .completion_tokens = u.completion_tokens, .cost_usd = cost});
   if (s.options.log_content) {
     auto content = [&](std::string_view text) { return s.options.redact ? s.options.redact(text) : std::string(text); };
     line["prompt"] = content(o.prompt_text);
@@ -326,7 +323,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   const std::string_view path = endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
   auto fail = [&](const ApiError& e) {
     reply_error(res, e);
-    log_rejected(s, path, e);
+    log_rejected(s, who, path, e);
   };
   const ModelRegistry* models = s.models.load(std::memory_order_acquire);
   if (models == nullptr || s.draining.load()) {
@@ -359,6 +356,9 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   call->info = ResponseInfo{.id = s.make_id(endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl"),
                             .created = static_cast<int64_t>(std::time(nullptr)),
                             .model = target.adapter.empty() ? model.id : fmt::format("{}:{}", model.id, target.adapter)};
+  auto work = completion_work(who, model, call->info.model, call->req.max_tokens, call->req.n, http_req.body.size());
+  if (auto* e = std::get_if<ApiError>(&work)) return fail(*e);
+  call->admitted = std::get<Work>(work);
   if (auto denied = s.guard->admit(who, call->work())) return fail(*denied);
   call->results.resize(static_cast<size_t>(call->req.n));
   call->token_bytes.assign(static_cast<size_t>(call->req.n), 0);
@@ -366,7 +366,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   auto submitted = provider->submit(call->req, call->stream);
   if (auto* e = std::get_if<ApiError>(&submitted)) {
     if (e->code.starts_with("sensitive_data")) s.metrics.count_route(model.id, "blocked", "", 0, {});
-    s.guard->settle(who, call->work(), 0, 0);
+    s.guard->settle(who, call->work(), {});
     return fail(*e);
   }
   const auto& submission = std::get<router::Submission>(submitted);

@@ -29,10 +29,6 @@ void reply_ollama(httplib::Response& res, const Json& body) {
   res.set_content(dump_json(body), "application/json; charset=utf-8");
 }
 
-void log_rejected(Server::Impl& s, std::string_view endpoint, const ApiError& e) {
-  s.log({{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}});
-}
-
 // The published models, or the 503 to answer while loading or shutting down.
 std::variant<const ModelRegistry*, ApiError> ready_models(const Server::Impl& s) {
   const ModelRegistry* m = s.models.load(std::memory_order_acquire);
@@ -180,7 +176,8 @@ struct OllamaCall {
                     .arrival = times.arrival, .status = status, .cancelled = cancelled || cut, .error = error,
                     .prompt_text = prompt_text, .decision = decision.get(), .model_info = model_info});
   }
-  Work work() const { return Work{.model = served, .max_tokens = req.completion.max_tokens, .n = 1}; }
+  const Work& work() const { return admitted; }
+  Work admitted;  // set before admission, with the worst case the guard reserved
 };
 
 // Newline-delimited JSON, Ollama's stream: a line per piece of text, then the line with done.
@@ -289,11 +286,14 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
   call->served = found.adapter.empty() ? model.id : fmt::format("{}:{}", model.id, found.adapter);
   call->model_info = &model;
   call->times.arrival = arrival;
+  auto work = completion_work(who, model, call->served, call->req.completion.max_tokens, 1, http.body.size());
+  if (auto* e = std::get_if<ApiError>(&work)) return *e;
+  call->admitted = std::get<Work>(work);
   if (auto denied = s.guard->admit(who, call->work())) return *denied;
   call->stream = std::make_shared<engine::RequestStream>(1);
   auto submitted = found.provider->submit(call->req.completion, call->stream);
   if (auto* e = std::get_if<ApiError>(&submitted)) {
-    s.guard->settle(who, call->work(), 0, 0);
+    s.guard->settle(who, call->work(), {});
     return *e;
   }
   call->times.submitted = Clock::now();
@@ -328,7 +328,7 @@ void handle_generate(Server::Impl& s, const Principal& who, const httplib::Reque
   auto prepared = prepare(s, who, http, res, endpoint, arrival);
   if (auto* e = std::get_if<ApiError>(&prepared)) {
     reply_ollama_error(res, *e);
-    return log_rejected(s, http.path, *e);
+    return log_rejected(s, who, http.path, *e);
   }
   auto call = std::get<std::shared_ptr<OllamaCall>>(prepared);
   if (!call) return;
@@ -359,7 +359,7 @@ void handle_embed(Server::Impl& s, const Principal& who, const httplib::Request&
   OllamaTimes times{.arrival = Clock::now()};
   auto fail = [&](const ApiError& e) {
     reply_ollama_error(res, e);
-    log_rejected(s, http.path, e);
+    log_rejected(s, who, http.path, e);
   };
   auto got = body_and_model(s, http);
   if (auto* e = std::get_if<ApiError>(&got)) return fail(*e);

@@ -68,8 +68,9 @@ const char* route_method(const std::string& path) {
   return nullptr;
 }
 
+// None for a limit that never lifts (a total budget spent).
 void set_retry_after(httplib::Response& res, const ApiError& error) {
-  if (error.status == 429 || error.status == 503) {
+  if ((error.status == 429 || error.status == 503) && std::isfinite(error.retry_after_s)) {
     res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(error.retry_after_s)))));
   }
 }
@@ -159,7 +160,7 @@ void handle_embeddings(Server::Impl& s, const Principal& who, const httplib::Req
   const auto start = engine::Clock::now();
   auto fail = [&](const ApiError& e) {
     reply_error(res, e);
-    s.log({{"event", "request"}, {"endpoint", "/v1/embeddings"}, {"status", e.status}, {"error", e.message}});
+    log_rejected(s, who, "/v1/embeddings", e);
   };
   const ModelRegistry* models = ready_models(s, res);
   if (!models) return;
@@ -212,10 +213,15 @@ void add_routes(Server::Impl& s) {
     if (s.draining.load()) return reply_json(res, 503, {{"status", "shutting down"}});
     reply_json(res, 200, {{"status", "ok"}, {"model", m->find("")->info().id}});
   });
-  h.Get("/metrics", guarded(s, [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
+  auto metrics = [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
     const ModelRegistry* m = s.models.load(std::memory_order_acquire);
     res.set_content(s.metrics.render(m != nullptr ? m->gauges() : engine::Gauges{}), "text/plain; version=0.0.4");
-  }));
+  };
+  if (s.options.public_metrics) {
+    h.Get("/metrics", [metrics](const httplib::Request& req, httplib::Response& res) { metrics(Principal{}, req, res); });
+  } else {
+    h.Get("/metrics", guarded(s, metrics));
+  }
   h.Get("/v1/models", guarded(s, [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
     const ModelRegistry* m = ready_models(s, res);
     if (!m) return;
@@ -268,6 +274,12 @@ std::string bind_failure(int error) {
 
 }  // namespace
 
+void log_rejected(Server::Impl& s, const Principal& who, std::string_view endpoint, const ApiError& e) {
+  Json line = {{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}};
+  if (!who.name.empty()) line["principal"] = who.name;
+  s.log(line);
+}
+
 const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
   const ModelRegistry* m = s.models.load(std::memory_order_acquire);
   if (m == nullptr || s.draining.load()) {
@@ -279,18 +291,42 @@ const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
   return m;
 }
 
+std::variant<Work, ApiError> completion_work(const Principal& who, const router::ModelInfo& model, std::string_view served,
+                                             int64_t& max_tokens, int n, size_t body_bytes) {
+  if (who.max_tokens > 0) {
+    if (max_tokens > who.max_tokens) {
+      return ApiError{.status = 400, .message = fmt::format("max_tokens {} is over this API key's limit of {}", max_tokens, who.max_tokens),
+                      .param = "max_tokens", .code = "max_tokens_over_limit"};
+    }
+    if (max_tokens < 0) max_tokens = who.max_tokens;
+  }
+  if (max_tokens < 0 && model.n_ctx == 0 && who.needs_bound) max_tokens = kUnboundedMaxTokens;
+  const int64_t per_choice = max_tokens >= 0 ? max_tokens : model.n_ctx > 0 ? model.n_ctx : kUnboundedMaxTokens;
+  Work work{.model = served, .max_tokens = max_tokens, .n = n, .prompt_tokens_bound = static_cast<int64_t>(body_bytes)};
+  const int64_t out = per_choice * n;
+  work.worst_tokens = work.prompt_tokens_bound + out;
+  const double worst_seconds = static_cast<double>(out) * 1.0 + static_cast<double>(work.prompt_tokens_bound) * 0.01;
+  work.worst_usd = model.cost_usd(work.prompt_tokens_bound, out, worst_seconds);
+  return work;
+}
+
 std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Principal& who, router::Provider& provider,
                                                   const EmbeddingRequest& request, std::string_view endpoint,
                                                   engine::Clock::time_point start) {
-  const Work work{.model = provider.info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
+  Work work{.model = provider.info().id, .max_tokens = 0, .n = static_cast<int>(request.size())};
+  for (const std::string& text : request.texts) work.prompt_tokens_bound += static_cast<int64_t>(text.size()) + 2;  // + BOS/EOS
+  for (const auto& tokens : request.token_inputs) work.prompt_tokens_bound += static_cast<int64_t>(tokens.size());
+  work.worst_tokens = work.prompt_tokens_bound;
+  work.worst_usd = provider.info().cost_usd(work.prompt_tokens_bound, 0, static_cast<double>(work.prompt_tokens_bound) * 0.01);
   if (auto denied = s.guard->admit(who, work)) return *denied;
   auto result = provider.embed(request);
   if (auto* e = std::get_if<ApiError>(&result)) {
-    s.guard->settle(who, work, 0, 0);
+    s.guard->settle(who, work, {});
     return *e;
   }
   const Embeddings& embeddings = std::get<Embeddings>(result);
-  s.guard->settle(who, work, embeddings.prompt_tokens, 0);
+  const double seconds = std::chrono::duration<double>(engine::Clock::now() - start).count();
+  s.guard->settle(who, work, {.prompt_tokens = embeddings.prompt_tokens, .cost_usd = provider.info().cost_usd(embeddings.prompt_tokens, 0, seconds)});
   Json line = {{"event", "request"},
                {"endpoint", endpoint},
                {"model", provider.info().id},

@@ -41,6 +41,7 @@ struct ServerOptions {
   int idle_timeout_s = 5;                // a keep-alive connection without a request is closed after this
   std::function<void(const std::string&)> log;  // one JSON line per request; default: stderr
   std::shared_ptr<Guard> guard;          // null: OpenGuard (no authentication, no limits)
+  bool public_metrics = false;           // /metrics answers without asking the guard
 };
 
 // Threading: bind(), start() and wait() from the owning thread; set_models(), drain() and stop()

@@ -53,9 +53,20 @@ struct CompletionOutcome {
   const router::RouteDecision* decision = nullptr;  // a routed request's
   const router::ModelInfo* model_info = nullptr;    // prices a request that named a model
 };
+// The work of a completion asked of `model` (served as `served`) by `who`, in `n` choices, from a
+// body of `body_bytes`: max_tokens is capped by the key's cap (an error when it asks for more; the
+// cap when it sets none) and bounded for a caller whose limits need it; the worst case is priced
+// (a model priced per second of compute is reserved 1 s per token it may generate and 10 ms per
+// prompt token).
+std::variant<Work, ApiError> completion_work(const Principal& who, const router::ModelInfo& model, std::string_view served,
+                                             int64_t& max_tokens, int n, size_t body_bytes);
+
 // Settles the tokens the request used with the guard and writes its request log line: every
 // completion endpoint ends here, so that usage is counted the same way whatever the API.
 void settle_and_log(Server::Impl& s, const Principal& who, const Work& work, const CompletionOutcome& outcome);
+
+// The request log line of a request refused before it ran.
+void log_rejected(Server::Impl& s, const Principal& who, std::string_view endpoint, const ApiError& e);
 
 // The published models, or nullptr after replying 503 (still loading, or draining).
 const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res);

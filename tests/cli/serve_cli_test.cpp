@@ -179,6 +179,77 @@ TEST(ServeCli, TheLedgerRecordsEachAnswerAndUsageSumsIt) {
   for (const std::string& f : {config, ledger, ledger + "-wal", ledger + "-shm"}) std::remove(f.c_str());
 }
 
+// The key `owl keys create` printed (its stdout line; stderr says it is shown once).
+std::string created_key(const std::string& args) {
+  auto r = owl::testing::run_owl("keys create " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  const size_t at = r.out.find("owl-");
+  EXPECT_NE(at, std::string::npos) << r.out;
+  return at == std::string::npos ? "" : r.out.substr(at, r.out.find('\n', at) - at);
+}
+
+TEST(ServeCli, APIKeysFromOwlKeysGuardEveryEndpoint) {
+  const std::string config = temp_file("auth.yaml", "models:\n  - {name: small, path: " + kModel + "}\n"
+                                                   "routes:\n  - {name: auto, cascade: [small]}\nlocal_cost: {per_core_hour: 3600}\n");
+  const std::string state = temp_file("state.db", ""), ledger = temp_file("auth-ledger.db", "");
+  std::remove(state.c_str());
+  std::remove(ledger.c_str());
+  const std::string alice = created_key("--state " + state + " --name alice --models small");
+  const std::string broke = created_key("--state " + state + " --name broke --budget-usd 4 --period total");
+  const std::string carol = created_key("--state " + state + " --name carol --budget-usd 100 --period day");
+  OwlProcess owl("serve --port 0 -t 1 --config " + config + " --auth --state " + state + " --ledger " + ledger);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  EXPECT_NE(owl.log().find("API keys required (3 in force"), std::string::npos) << owl.log();
+  httplib::Client c("127.0.0.1", owl.port());
+  EXPECT_EQ(c.Get("/health")->status, 200);
+  for (const char* path : {"/v1/models", "/metrics", "/api/tags", "/lora-adapters"}) EXPECT_EQ(c.Get(path)->status, 401) << path;
+  EXPECT_EQ(c.Post("/tokenize", R"({"content":"hi"})", "application/json")->status, 401);
+  auto chat = [&](const std::string& key, const std::string& model) {
+    httplib::Client k("127.0.0.1", owl.port());
+    k.set_bearer_token_auth(key);
+    return k.Post("/v1/chat/completions", R"({"model":")" + model + R"(","messages":[{"role":"user","content":"hi"}],"max_tokens":4})",
+                  "application/json");
+  };
+  auto ok = chat(alice, "small");
+  ASSERT_TRUE(ok && ok->status == 200) << (ok ? ok->body : "no answer");
+  auto route = chat(alice, "auto");
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->status, 403);
+  EXPECT_NE(route->body.find("model_not_allowed"), std::string::npos) << route->body;
+  // A worst case of 4 tokens at 1 $ a second each (and the prompt) is over a 4 $ budget.
+  auto poor = chat(broke, "small");
+  ASSERT_TRUE(poor);
+  EXPECT_EQ(poor->status, 429);
+  EXPECT_NE(poor->body.find("insufficient_quota"), std::string::npos) << poor->body;
+  EXPECT_FALSE(poor->has_header("Retry-After"));  // a total budget never refills
+  for (const char* model : {"small", "auto", "small"}) {
+    auto res = chat(carol, model);
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+  }
+  auto revoked = owl::testing::run_owl("keys revoke alice --state " + state);
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.out;
+  EXPECT_EQ(chat(alice, "small")->status, 401);  // from the next request, without a restart
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(20s), 0) << owl.log();
+  EXPECT_EQ(owl.log().find(carol.substr(17)), std::string::npos);  // no secret in the log
+  // What carol's key spent is what the ledger priced her requests at.
+  auto shown = owl::testing::run_owl("keys show carol --state " + state);
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  const double spent = nlohmann::json::parse(shown.out)["spent_usd"].get<double>();
+  auto usage = owl::testing::run_owl("usage --ledger " + ledger + " --by user --json");
+  ASSERT_EQ(usage.exit_code, 0) << usage.out;
+  double priced = 0;
+  for (const auto& row : nlohmann::json::parse(usage.out)) {
+    if (row["user"] == "carol") priced = row["cost_usd"].get<double>();
+  }
+  EXPECT_GT(spent, 0);
+  EXPECT_NEAR(spent, priced, 1e-9);
+  auto listed = owl::testing::run_owl("keys list --state " + state);
+  EXPECT_EQ(listed.out.find("owl-"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("revoked"), std::string::npos) << listed.out;
+  for (const std::string& f : {config, state, state + "-wal", state + "-shm", ledger, ledger + "-wal", ledger + "-shm"}) std::remove(f.c_str());
+}
+
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {
   OwlProcess first("serve --port 0 -m " + kModel);
   ASSERT_TRUE(first.wait_for_log("ready", 30s)) << first.log();

@@ -370,22 +370,22 @@ TEST_F(ServerTest, OllamaStreamThatLosesItsClientIsCancelled) {
 }
 
 // Authenticates one key and records what is settled.
-struct KeyGuard : Guard {
+struct RecordingGuard : Guard {
   std::variant<Principal, ApiError> authenticate(const Caller& caller) override {
     if (caller.authorization == "Bearer good") return Principal{.name = "alice"};
     return ApiError{.status = 401, .message = "missing or wrong API key", .code = "invalid_api_key"};
   }
   std::optional<ApiError> admit(const Principal&, const Work&) override { return std::nullopt; }
-  void settle(const Principal&, const Work&, int64_t prompt_tokens, int64_t completion_tokens) override {
+  void settle(const Principal&, const Work&, const Used& used) override {
     std::lock_guard<std::mutex> lock(mutex);
-    settled.push_back(prompt_tokens + completion_tokens);
+    settled.push_back(used.prompt_tokens + used.completion_tokens);
   }
   std::mutex mutex;
   std::vector<int64_t> settled;
 };
 
 TEST_F(ServerTest, TheGuardCoversOllamasEndpoints) {
-  auto guard = std::make_shared<KeyGuard>();
+  auto guard = std::make_shared<RecordingGuard>();
   start({.n_parallel = 2, .n_ctx = 256, .n_threads = 2}, ServerOptions{.guard = guard});
   for (const char* path : {"/api/tags", "/api/ps", "/api/version"}) expect_ollama_error(client->Get(path), 401, "API key");
   for (const char* path : {"/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/api/show"}) {

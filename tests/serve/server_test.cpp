@@ -427,9 +427,9 @@ struct TestGuard : Guard {
     if (work.n > 1) return ApiError{.status = 429, .message = "one choice at a time", .type = "requests", .retry_after_s = 2.5};
     return std::nullopt;
   }
-  void settle(const Principal& who, const Work&, int64_t prompt_tokens, int64_t completion_tokens) override {
+  void settle(const Principal& who, const Work&, const Used& used) override {
     std::lock_guard<std::mutex> lock(mutex);
-    settled.push_back({who.name, prompt_tokens + completion_tokens});
+    settled.push_back({who.name, used.prompt_tokens + used.completion_tokens});
   }
   std::mutex mutex;
   std::vector<std::pair<std::string, int64_t>> settled;

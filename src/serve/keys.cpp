@@ -1,0 +1,344 @@
+#include "serve/keys.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+namespace owl::serve {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS keys ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL,"
+    " created_unix INTEGER NOT NULL, revoked_unix INTEGER NOT NULL DEFAULT 0, limits TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS keys_in_force ON keys(name) WHERE revoked_unix = 0;"
+    "CREATE TABLE IF NOT EXISTS spend ("
+    " key_id TEXT NOT NULL, period_start INTEGER NOT NULL, usd REAL NOT NULL, PRIMARY KEY (key_id, period_start));";
+
+constexpr size_t kIdHex = 12;
+constexpr size_t kSecretHex = 40;  // 160 bits
+constexpr std::string_view kPrefix = "owl-";
+
+std::string hex(const unsigned char* data, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 15];
+  }
+  return out;
+}
+
+std::string random_hex(size_t n_hex) {
+  std::vector<unsigned char> bytes((n_hex + 1) / 2);
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    // OpenSSL's generator failing means no key can be made safely.
+    std::fprintf(stderr, "owl: fatal: RAND_bytes failed\n");
+    std::abort();
+  }
+  return hex(bytes.data(), bytes.size()).substr(0, n_hex);
+}
+
+// SHA-256 of salt and key, in hex.
+std::string hash_key(std::string_view salt, std::string_view key) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int n = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, salt.data(), salt.size());
+  EVP_DigestUpdate(ctx, key.data(), key.size());
+  EVP_DigestFinal_ex(ctx, digest.data(), &n);
+  EVP_MD_CTX_free(ctx);
+  return hex(digest.data(), n);
+}
+
+bool is_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// The id of a well-formed key; "" otherwise.
+std::string key_id(std::string_view key) {
+  if (key.size() != kPrefix.size() + kIdHex + 1 + kSecretHex || !key.starts_with(kPrefix)) return "";
+  const std::string_view id = key.substr(kPrefix.size(), kIdHex);
+  if (key[kPrefix.size() + kIdHex] != '-' || !is_hex(id) || !is_hex(key.substr(kPrefix.size() + kIdHex + 1))) return "";
+  return std::string(id);
+}
+
+Json limits_json(const KeyLimits& l) {
+  Json j = {{"rpm", l.rpm},
+            {"tpm", l.tpm},
+            {"max_parallel", l.max_parallel},
+            {"max_tokens", l.max_tokens},
+            {"period", budget_period_name(l.period)},
+            {"models", l.models},
+            {"routes", l.routes},
+            {"expires_unix", l.expires_unix}};
+  if (l.budget_usd) j["budget_usd"] = *l.budget_usd;
+  return j;
+}
+
+core::Result<KeyLimits> limits_from(const std::string& text) {
+  try {
+    const Json j = Json::parse(text);
+    KeyLimits l;
+    l.rpm = j.at("rpm").get<int64_t>();
+    l.tpm = j.at("tpm").get<int64_t>();
+    l.max_parallel = j.at("max_parallel").get<int64_t>();
+    l.max_tokens = j.at("max_tokens").get<int64_t>();
+    auto period = parse_budget_period(j.at("period").get<std::string>());
+    if (!period) return period.error();
+    l.period = *period;
+    l.models = j.at("models").get<std::vector<std::string>>();
+    l.routes = j.at("routes").get<std::vector<std::string>>();
+    l.expires_unix = j.at("expires_unix").get<int64_t>();
+    if (j.contains("budget_usd")) l.budget_usd = j["budget_usd"].get<double>();
+    return l;
+  } catch (const Json::exception& e) {
+    return core::make_error("limits {}: {}", text, e.what());
+  }
+}
+
+struct Statement {
+  sqlite3_stmt* s = nullptr;
+  ~Statement() { sqlite3_finalize(s); }
+};
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const auto* t = sqlite3_column_text(s, i);
+  return t != nullptr ? reinterpret_cast<const char*>(t) : "";
+}
+
+}  // namespace
+
+core::Result<BudgetPeriod> parse_budget_period(std::string_view name) {
+  if (name == "day") return BudgetPeriod::kDay;
+  if (name == "month") return BudgetPeriod::kMonth;
+  if (name == "total") return BudgetPeriod::kTotal;
+  return core::make_error("'{}' is not one of: day, month, total", name);
+}
+
+std::string_view budget_period_name(BudgetPeriod period) {
+  switch (period) {
+    case BudgetPeriod::kDay: return "day";
+    case BudgetPeriod::kMonth: return "month";
+    case BudgetPeriod::kTotal: return "total";
+  }
+  return "total";
+}
+
+int64_t period_start(BudgetPeriod period, int64_t unix_s) {
+  if (period == BudgetPeriod::kTotal) return 0;
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+  if (period == BudgetPeriod::kMonth) tm.tm_mday = 1;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+int64_t period_end(BudgetPeriod period, int64_t unix_s) {
+  if (period == BudgetPeriod::kTotal) return std::numeric_limits<int64_t>::max();
+  const std::time_t t = static_cast<std::time_t>(period_start(period, unix_s));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  if (period == BudgetPeriod::kDay) tm.tm_mday += 1;
+  else tm.tm_mon += 1;
+  return static_cast<int64_t>(timegm(&tm));  // timegm normalizes the day or month past the end
+}
+
+bool KeyLimits::allows(std::string_view id) const {
+  if (models.empty() && routes.empty()) return true;
+  auto listed = [](const std::vector<std::string>& list, std::string_view name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  if (listed(models, id) || listed(routes, id)) return true;
+  const size_t colon = id.find(':');
+  return colon != std::string_view::npos && listed(models, id.substr(0, colon));
+}
+
+core::Result<std::unique_ptr<KeyStore>> KeyStore::open(const std::string& path) {
+  struct stat st {};
+  // Created 0600 before SQLite opens it (its journal files take the same mode).
+  if (::stat(path.c_str(), &st) != 0) {
+    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return core::make_error("state {}: {}", path, std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return core::make_error("state {}: {}", path, message);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  const std::string setup = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") + kSchema;
+  if (sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    return core::make_error("state {}: {} (is it an owl state file?)", path, message);
+  }
+  return std::unique_ptr<KeyStore>(new KeyStore(db, path));
+}
+
+KeyStore::~KeyStore() { sqlite3_close(db_); }
+
+core::Result<std::string> KeyStore::create(const std::string& name, const KeyLimits& limits, int64_t now_unix) {
+  if (name.empty()) return core::make_error("a key needs a name");
+  const std::string id = random_hex(kIdHex);
+  const std::string key = std::string(kPrefix) + id + "-" + random_hex(kSecretHex);
+  const std::string salt = random_hex(32);
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  sqlite3_prepare_v2(db_, "INSERT INTO keys (id, name, salt, hash, created_unix, limits) VALUES (?, ?, ?, ?, ?, ?)", -1, &st.s, nullptr);
+  const std::string limits_text = limits_json(limits).dump();
+  sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 3, salt.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 4, hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st.s, 5, now_unix);
+  sqlite3_bind_text(st.s, 6, limits_text.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_CONSTRAINT) return core::make_error("a key named '{}' exists (revoke it first, or rotate it)", name);
+  if (rc != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  return key;
+}
+
+// The row matching `where` = value (a key in force for names); with salt_hash, its salt and hash
+// joined by a space.
+core::Result<std::optional<KeyInfo>> KeyStore::row(const char* where, const std::string& value, std::string* salt_hash) const {
+  Statement st;
+  const std::string sql =
+      std::string("SELECT id, name, salt, hash, created_unix, revoked_unix, limits FROM keys WHERE ") + where + " ORDER BY created_unix";
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) {
+    return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  }
+  sqlite3_bind_text(st.s, 1, value.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_DONE) return std::optional<KeyInfo>();
+  if (rc != SQLITE_ROW) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  auto limits = limits_from(column_text(st.s, 6));
+  if (!limits) return core::make_error("state {}: key {}: {}", path_, column_text(st.s, 0), limits.message());
+  if (salt_hash != nullptr) *salt_hash = column_text(st.s, 2) + " " + column_text(st.s, 3);
+  return std::optional<KeyInfo>(KeyInfo{.id = column_text(st.s, 0), .name = column_text(st.s, 1), .limits = *limits,
+                                        .created_unix = sqlite3_column_int64(st.s, 4), .revoked_unix = sqlite3_column_int64(st.s, 5)});
+}
+
+core::Result<std::vector<KeyInfo>> KeyStore::list() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  sqlite3_prepare_v2(db_, "SELECT id FROM keys ORDER BY created_unix, rowid", -1, &st.s, nullptr);
+  std::vector<std::string> ids;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) ids.push_back(column_text(st.s, 0));
+  if (rc != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  std::vector<KeyInfo> out;
+  for (const std::string& id : ids) {
+    auto r = row("id = ?", id, nullptr);
+    if (!r) return r.error();
+    if (*r) out.push_back(std::move(**r));
+  }
+  return out;
+}
+
+core::Result<KeyInfo> KeyStore::find(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto r = row("name = ? AND revoked_unix = 0", name, nullptr);
+  if (!r) return r.error();
+  if (!*r) return core::make_error("no key in force is named '{}'", name);
+  return std::move(**r);
+}
+
+core::Status KeyStore::revoke(const std::string& name, int64_t now_unix) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  sqlite3_prepare_v2(db_, "UPDATE keys SET revoked_unix = ? WHERE name = ? AND revoked_unix = 0", -1, &st.s, nullptr);
+  sqlite3_bind_int64(st.s, 1, std::max<int64_t>(now_unix, 1));
+  sqlite3_bind_text(st.s, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  if (sqlite3_changes(db_) == 0) return core::make_error("no key in force is named '{}'", name);
+  return {};
+}
+
+core::Result<std::string> KeyStore::rotate(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto r = row("name = ? AND revoked_unix = 0", name, nullptr);
+  if (!r) return r.error();
+  if (!*r) return core::make_error("no key in force is named '{}'", name);
+  const std::string key = std::string(kPrefix) + (*r)->id + "-" + random_hex(kSecretHex);
+  const std::string salt = random_hex(32);
+  Statement st;
+  sqlite3_prepare_v2(db_, "UPDATE keys SET salt = ?, hash = ? WHERE id = ?", -1, &st.s, nullptr);
+  sqlite3_bind_text(st.s, 1, salt.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 2, hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 3, (*r)->id.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  return key;
+}
+
+core::Result<std::pair<KeyCheck, KeyInfo>> KeyStore::check(std::string_view presented, int64_t now_unix) const {
+  // Whatever is presented, one lookup, one hash and one comparison of 64 hex digits are done.
+  static const std::string kNoSalt(32, '0');
+  static const std::string kNoHash(64, '0');
+  const std::string id = key_id(presented);
+  std::string salt_hash;
+  core::Result<std::optional<KeyInfo>> r = std::optional<KeyInfo>();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r = row("id = ? AND revoked_unix = 0", id.empty() ? std::string(kIdHex, 'x') : id, &salt_hash);
+  }
+  if (!r) return r.error();
+  const bool found = r->has_value() && salt_hash.size() == kNoSalt.size() + 1 + kNoHash.size();
+  const std::string salt = found ? salt_hash.substr(0, kNoSalt.size()) : kNoSalt;
+  const std::string stored = found ? salt_hash.substr(kNoSalt.size() + 1) : kNoHash;
+  const std::string computed = hash_key(salt, presented);
+  const bool match = CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) == 0 && found && !id.empty();
+  if (!match) return std::pair{KeyCheck::kInvalid, KeyInfo{}};
+  KeyInfo info = std::move(**r);
+  if (info.limits.expires_unix != 0 && now_unix >= info.limits.expires_unix) return std::pair{KeyCheck::kExpired, std::move(info)};
+  return std::pair{KeyCheck::kValid, std::move(info)};
+}
+
+core::Result<double> KeyStore::spent(const std::string& id, int64_t period_start_unix) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  sqlite3_prepare_v2(db_, "SELECT usd FROM spend WHERE key_id = ? AND period_start = ?", -1, &st.s, nullptr);
+  sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st.s, 2, period_start_unix);
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_ROW) return sqlite3_column_double(st.s, 0);
+  if (rc == SQLITE_DONE) return 0.0;
+  return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+}
+
+core::Status KeyStore::add_spend(const std::string& id, int64_t period_start_unix, double usd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement st;
+  sqlite3_prepare_v2(db_,
+                     "INSERT INTO spend (key_id, period_start, usd) VALUES (?, ?, ?)"
+                     " ON CONFLICT (key_id, period_start) DO UPDATE SET usd = usd + excluded.usd",
+                     -1, &st.s, nullptr);
+  sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st.s, 2, period_start_unix);
+  sqlite3_bind_double(st.s, 3, usd);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
+  return {};
+}
+
+}  // namespace owl::serve
