@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libvalijson-dev
-  libcpp-httplib-dev libyaml-cpp-dev libsqlite3-dev libssl-dev chromium
+  libcpp-httplib-dev libyaml-cpp-dev libsqlite3-dev libssl-dev libhiredis-dev redis-server chromium
 )
 # node and npm for the owl serve end-to-end tests: Debian's, unless a node is already installed
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).

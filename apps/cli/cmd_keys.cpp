@@ -17,6 +17,7 @@ namespace {
 
 struct KeysArgs {
   std::string state;
+  std::string redis;
   std::string name;
   int64_t rpm = 0, tpm = 0, max_parallel = 0, max_tokens = 0;
   double budget_usd = -1;
@@ -84,10 +85,10 @@ nlohmann::json key_json(const serve::KeyInfo& k, double spent) {
   return j;
 }
 
-core::Result<std::unique_ptr<serve::KeyStore>> open_store(const KeysArgs& a) {
-  auto path = state_file(a.state);
-  if (!path) return path.error();
-  return serve::KeyStore::open(*path);
+core::Result<std::shared_ptr<serve::KeyStore>> open_store(const KeysArgs& a) {
+  auto c = open_key_store(a.state, a.redis);
+  if (!c) return c.error();
+  return c->store;
 }
 
 // Dollars the key spent in its current budget period (0 without a budget).
@@ -179,6 +180,7 @@ Command register_keys(CLI::App& root) {
   app->require_subcommand(1);
   auto a = std::make_shared<KeysArgs>();
   app->add_option("--state", a->state, "State file (default: $OWL_STATE, else ~/.owl/state.db)");
+  app->add_option("--redis", a->redis, "Keep the keys in Redis instead, shared by gateways: redis://HOST:PORT[/DB]");
   CLI::App* create = app->add_subcommand("create", "Make a key and print it once");
   create->add_option("--name", a->name, "Who the key is for (unique among keys in force)")->required();
   create->add_option("--rpm", a->rpm, "Requests per minute (0: no limit)")->check(CLI::NonNegativeNumber);
@@ -201,6 +203,7 @@ Command register_keys(CLI::App& root) {
   rotate->add_option("name", a->name, "The key's name")->required();
   for (CLI::App* sub : {create, list, show, revoke, rotate}) {
     sub->add_option("--state", a->state, "State file (default: $OWL_STATE, else ~/.owl/state.db)");
+    sub->add_option("--redis", a->redis, "Keep the keys in Redis instead, shared by gateways: redis://HOST:PORT[/DB]");
   }
   return {app, [a, create, list, show, revoke, rotate] {
             if (create->parsed()) return run_create(*a);

@@ -29,6 +29,7 @@
 #include "router/local_provider.h"
 #include "router/route_provider.h"
 #include "serve/key_guard.h"
+#include "serve/request_log.h"
 #include "serve/server.h"
 #include "state_file.h"
 
@@ -39,8 +40,11 @@ struct ServeArgs {
   std::string model;
   std::string config;
   std::string ledger;
+  serve::RequestLogOptions log_file;
+  double log_max_mb = 100;
   bool auth = false;
   std::string state;
+  std::string redis;
   std::string alias;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -393,27 +397,35 @@ int run_serve(ServeArgs& args) {
   StopSignals& signals = *new StopSignals;
   Plan plan;  // outlives the server, whose routes point into its config
   if (auto s = check_args(args, plan); !s) return fmt::print(stderr, "owl serve: {}\n", s.message()), 1;
+  if (args.server.log_content && !plan.detector) {  // the built-in detectors redact what the log keeps
+    auto detector = router::SensitiveDetector::make({});
+    if (!detector) return fmt::print(stderr, "owl serve: {}\n", detector.message()), 1;
+    plan.detector = std::make_shared<const router::SensitiveDetector>(std::move(*detector));
+  }
   if (plan.detector) args.server.redact = [d = plan.detector](std::string_view text) { return d->redact(text); };
+  if (!args.log_file.path.empty()) {
+    args.log_file.max_bytes = static_cast<uint64_t>(args.log_max_mb * 1024 * 1024);
+    auto log = serve::RequestLog::open(args.log_file);
+    if (!log) return fmt::print(stderr, "owl serve: {}\n", log.message()), 1;
+    args.server.log = [log = std::shared_ptr<serve::RequestLog>(std::move(*log))](const std::string& line) { log->write(line); };
+  }
   if (!args.ledger.empty()) {
     auto ledger = router::Ledger::open(args.ledger);
     if (!ledger) return fmt::print(stderr, "owl serve: --ledger: {}\n", ledger.message()), 1;
     args.server.ledger = std::move(*ledger);
   }
   if (args.auth) {
-    auto path = state_file(args.state);
-    if (!path) return fmt::print(stderr, "owl serve: --auth: {}\n", path.message()), 1;
-    auto store = serve::KeyStore::open(*path);
-    if (!store) return fmt::print(stderr, "owl serve: --auth: {}\n", store.message()), 1;
-    auto keys = store.value()->list();
+    auto keys = open_key_store(args.state, args.redis);
     if (!keys) return fmt::print(stderr, "owl serve: --auth: {}\n", keys.message()), 1;
+    auto listed = keys->store->list();
+    if (!listed) return fmt::print(stderr, "owl serve: --auth: {}\n", listed.message()), 1;
     size_t in_force = 0;
-    for (const serve::KeyInfo& k : *keys) in_force += k.revoked_unix == 0;
-    fmt::print(stderr, "owl serve: API keys required ({} in force in {}{})\n", in_force, *path,
+    for (const serve::KeyInfo& k : *listed) in_force += k.revoked_unix == 0;
+    fmt::print(stderr, "owl serve: API keys required ({} in force in {}{})\n", in_force, keys->where,
                in_force == 0 ? "; create one with: owl keys create --name NAME" : "");
-    args.server.guard = std::make_shared<serve::KeyGuard>(std::shared_ptr<serve::KeyStore>(std::move(*store)),
-                                                          std::make_shared<serve::MemoryCounters>());
-  } else if (!args.state.empty()) {
-    return fmt::print(stderr, "owl serve: --state is read with --auth\n"), 1;
+    args.server.guard = std::make_shared<serve::KeyGuard>(keys->store, keys->counters);
+  } else if (!args.state.empty() || !args.redis.empty()) {
+    return fmt::print(stderr, "owl serve: --state and --redis hold API keys, read with --auth\n"), 1;
   }
   serve::Metrics metrics;
   args.server.host = args.host;
@@ -475,6 +487,7 @@ Command register_serve(CLI::App& root) {
   app->add_option("--ledger", args->ledger, "SQLite file where every answer is recorded with its cost (see owl usage)");
   app->add_flag("--auth", args->auth, "Require an API key (Authorization: Bearer KEY) from owl keys on every endpoint but /health");
   app->add_option("--state", args->state, "State file of the API keys and their spend (default: $OWL_STATE, else ~/.owl/state.db)");
+  app->add_option("--redis", args->redis, "With --auth, keys, limits and budgets in Redis, shared by gateways: redis://HOST:PORT[/DB]");
   app->add_flag("--public-metrics", args->server.public_metrics, "With --auth, let /metrics answer without a key");
   app->add_option("--alias", args->alias, "Model id the API reports and accepts (default: the file name without .gguf)");
   app->add_option("--host", args->host, "Address to listen on")->capture_default_str();
@@ -505,7 +518,13 @@ Command register_serve(CLI::App& root) {
                 "Serve requests for any model name with this model (for clients that hard-code one)");
   app->add_flag("--deterministic", args->engine.batch_invariant,
                 "A seeded request gives the same text whatever runs beside it (slower generation; docs/serve.md)");
-  app->add_flag("--log-content", args->server.log_content, "Put prompts and outputs in the request log");
+  app->add_flag("--log-content", args->server.log_content,
+                "Put prompts and outputs in the request log, sensitive data redacted by the router's detectors");
+  app->add_option("--log-file", args->log_file.path, "Write the request log (JSON lines) to this file, created 0600, instead of stderr");
+  app->add_option("--log-max-mb", args->log_max_mb, "Rotate the --log-file at this size (0: never)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app->add_option("--log-keep-days", args->log_file.keep_days, "Remove rotated log files older than this (0: keep all)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app->add_option("--drain-timeout", args->drain_timeout_s, "Seconds running requests may finish after SIGTERM")->capture_default_str();
   add_gpu_layers_option(app, args->n_gpu_layers);
   return {app, [args, app] {

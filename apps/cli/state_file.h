@@ -1,5 +1,6 @@
-// Where `owl keys` and `owl serve --auth` keep API keys and spend: --state FILE, else $OWL_STATE,
-// else ~/.owl/state.db (its folder created 0700).
+// Where `owl keys` and `owl serve --auth` keep API keys and spend: Redis with --redis URL (shared
+// by many gateways), else the state file: --state FILE, else $OWL_STATE, else ~/.owl/state.db (its
+// folder created 0700).
 #pragma once
 
 #include <sys/stat.h>
@@ -9,7 +10,11 @@
 #include <cstring>
 #include <string>
 
+#include <memory>
+
 #include "core/result.h"
+#include "serve/keys.h"
+#include "serve/redis_store.h"
 
 namespace owl::cli {
 
@@ -21,6 +26,37 @@ inline core::Result<std::string> state_file(const std::string& given) {
   const std::string dir = std::string(home) + "/.owl";
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return core::make_error("{}: {}", dir, std::strerror(errno));
   return dir + "/state.db";
+}
+
+struct KeyStoreChoice {
+  std::shared_ptr<serve::KeyStore> store;
+  std::shared_ptr<serve::Counters> counters;  // in Redis beside its keys; else this process's
+  std::string where;                          // "redis HOST:PORT" or the state file
+};
+
+// Opens the store and reads it once, so that an unreachable Redis or a file that is not owl's
+// fails now, naming it.
+inline core::Result<KeyStoreChoice> open_key_store(const std::string& state, const std::string& redis_url) {
+  KeyStoreChoice c;
+  if (!redis_url.empty()) {
+    if (!state.empty()) return core::make_error("--state and --redis name two stores; give one");
+    auto address = serve::parse_redis_url(redis_url);
+    if (!address) return core::make_error("--redis {}", address.message());
+    auto client = std::make_shared<serve::RedisClient>(*address);
+    c.store = std::make_shared<serve::RedisKeyStore>(client);
+    c.counters = std::make_shared<serve::RedisCounters>(client);
+    c.where = client->where();
+  } else {
+    auto path = state_file(state);
+    if (!path) return path.error();
+    auto store = serve::SqliteKeyStore::open(*path);
+    if (!store) return store.error();
+    c.store = std::shared_ptr<serve::KeyStore>(std::move(*store));
+    c.counters = std::make_shared<serve::MemoryCounters>();
+    c.where = *path;
+  }
+  if (auto keys = c.store->list(); !keys) return keys.error();
+  return c;
 }
 
 }  // namespace owl::cli

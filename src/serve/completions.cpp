@@ -359,7 +359,7 @@ void handle_completion(Server::Impl& s, const Principal& who, const httplib::Req
   auto work = completion_work(who, model, call->info.model, call->req.max_tokens, call->req.n, http_req.body.size());
   if (auto* e = std::get_if<ApiError>(&work)) return fail(*e);
   call->admitted = std::get<Work>(work);
-  if (auto denied = s.guard->admit(who, call->work())) return fail(*denied);
+  if (auto denied = s.guard->admit(who, call->admitted)) return fail(*denied);
   call->results.resize(static_cast<size_t>(call->req.n));
   call->token_bytes.assign(static_cast<size_t>(call->req.n), 0);
   call->stream = std::make_shared<engine::RequestStream>(call->req.n);

@@ -21,6 +21,7 @@ struct TakeResult {
   bool ok = false;
   double retry_after_s = 0;   // when !ok: until enough has flowed back; infinity when it never will
   double left = 0;            // in the bucket after the take (or now, when refused)
+  bool unavailable = false;   // refused because the shared store could not be reached
 };
 
 // Threading: every method may be called from any thread, concurrently.

@@ -44,6 +44,7 @@ struct Work {
   int64_t prompt_tokens_bound = 0;
   int64_t worst_tokens = 0;   // prompt_tokens_bound + n × the most each choice can generate
   double worst_usd = 0;       // what the request can cost at most, at the model's prices
+  std::string ticket;         // the guard's: what admission reserved, for settle to release
 };
 
 // What an admitted request used, when it ended.
@@ -64,7 +65,8 @@ class Guard {
   // The principal, or the error to answer with (401).
   virtual std::variant<Principal, ApiError> authenticate(const Caller& caller) = 0;
   // Nothing when `work` may start now; otherwise the error (403, 429 with retry_after_s).
-  virtual std::optional<ApiError> admit(const Principal& who, const Work& work) = 0;
+  // Admission may write work.ticket; the same Work is given back to settle.
+  virtual std::optional<ApiError> admit(const Principal& who, Work& work) = 0;
   // An admitted request ended, having used this much; `work` is what was admitted.
   virtual void settle(const Principal& who, const Work& work, const Used& used) = 0;
 };
@@ -73,7 +75,7 @@ class Guard {
 class OpenGuard final : public Guard {
  public:
   std::variant<Principal, ApiError> authenticate(const Caller&) override { return Principal{}; }
-  std::optional<ApiError> admit(const Principal&, const Work&) override { return std::nullopt; }
+  std::optional<ApiError> admit(const Principal&, Work&) override { return std::nullopt; }
   void settle(const Principal&, const Work&, const Used&) override {}
 };
 

@@ -18,6 +18,11 @@ ApiError rate_limited(std::string message, std::string type, double retry_after_
                   .retry_after_s = retry_after_s};
 }
 
+ApiError state_unavailable(std::string_view what) {
+  return ApiError{.status = 503, .message = fmt::format("{} cannot be read now; try again", what), .type = "server_error",
+                  .code = "state_unavailable", .retry_after_s = 1};
+}
+
 BucketSpec per_minute(int64_t limit) {
   return BucketSpec{.capacity = static_cast<double>(limit), .refill_per_s = static_cast<double>(limit) / 60.0};
 }
@@ -51,7 +56,7 @@ std::string utc_date(int64_t unix_s) {
 }  // namespace
 
 KeyGuard::KeyGuard(std::shared_ptr<KeyStore> store, std::shared_ptr<Counters> counters, std::function<int64_t()> now_unix)
-    : store_(std::move(store)), counters_(std::move(counters)), now_unix_(std::move(now_unix)) {
+    : store_(std::move(store)), counters_(std::move(counters)), now_unix_(std::move(now_unix)), ticket_prefix_(keys::random_hex(16)) {
   if (!now_unix_) now_unix_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
 }
 
@@ -60,8 +65,7 @@ std::variant<Principal, ApiError> KeyGuard::authenticate(const Caller& caller) {
   if (key.empty()) return invalid_key("this server needs an API key: send the header 'Authorization: Bearer KEY'");
   auto checked = store_->check(key, now_unix_());
   if (!checked) {
-    return ApiError{.status = 503, .message = "the API keys cannot be read now; try again", .type = "server_error",
-                    .code = "state_unavailable", .retry_after_s = 1};
+    return state_unavailable("the API keys");
   }
   auto& [check, info] = *checked;
   if (check == KeyCheck::kInvalid) return invalid_key("invalid API key");
@@ -75,7 +79,7 @@ std::variant<Principal, ApiError> KeyGuard::authenticate(const Caller& caller) {
   return who;
 }
 
-std::optional<ApiError> KeyGuard::admit(const Principal& who, const Work& work) {
+std::optional<ApiError> KeyGuard::admit(const Principal& who, Work& work) {
   if (who.key_id.empty()) return std::nullopt;
   KeyLimits limits;
   {
@@ -105,7 +109,9 @@ std::optional<ApiError> KeyGuard::admit(const Principal& who, const Work& work) 
     if (took_request) counters_->give_back(bucket("rpm", who.key_id), per_minute(limits.rpm), 1);
   };
   if (limits.max_parallel > 0) {
-    if (!counters_->take(bucket("parallel", who.key_id), slots(limits.max_parallel), 1).ok) {
+    const TakeResult t = counters_->take(bucket("parallel", who.key_id), slots(limits.max_parallel), 1);
+    if (t.unavailable) return state_unavailable("the limits of this API key");
+    if (!t.ok) {
       return rate_limited(fmt::format("the API key '{}' has {} requests running, its limit", who.name, limits.max_parallel), "requests", 1);
     }
     took_slot = true;
@@ -114,6 +120,7 @@ std::optional<ApiError> KeyGuard::admit(const Principal& who, const Work& work) 
     const TakeResult t = counters_->take(bucket("rpm", who.key_id), per_minute(limits.rpm), 1);
     if (!t.ok) {
       undo();
+      if (t.unavailable) return state_unavailable("the limits of this API key");
       return rate_limited(fmt::format("the API key '{}' is limited to {} requests per minute", who.name, limits.rpm), "requests", t.retry_after_s);
     }
     took_request = true;
@@ -122,6 +129,7 @@ std::optional<ApiError> KeyGuard::admit(const Principal& who, const Work& work) 
     const TakeResult t = counters_->take(bucket("tpm", who.key_id), per_minute(limits.tpm), static_cast<double>(work.worst_tokens));
     if (!t.ok) {
       undo();
+      if (t.unavailable) return state_unavailable("the limits of this API key");
       return rate_limited(fmt::format("the API key '{}' is limited to {} tokens per minute; this request may use {}", who.name,
                                       limits.tpm, work.worst_tokens),
                           "tokens", t.retry_after_s);
@@ -135,28 +143,25 @@ std::optional<ApiError> KeyGuard::admit(const Principal& who, const Work& work) 
   return std::nullopt;
 }
 
-std::optional<ApiError> KeyGuard::reserve_budget(const Principal& who, const KeyLimits& limits, const Work& work) {
+std::optional<ApiError> KeyGuard::reserve_budget(const Principal& who, const KeyLimits& limits, Work& work) {
   if (!limits.budget_usd) return std::nullopt;
   const int64_t now = now_unix_();
-  std::lock_guard<std::mutex> lock(budget_mutex_);
-  auto spent = store_->spent(who.key_id, period_start(limits.period, now));
-  if (!spent) {
-    return ApiError{.status = 503, .message = "the budget of this API key cannot be read now; try again", .type = "server_error",
-                    .code = "state_unavailable", .retry_after_s = 1};
+  work.ticket = fmt::format("{}-{}", ticket_prefix_, next_ticket_.fetch_add(1));
+  auto c = store_->reserve(who.key_id, period_start(limits.period, now), *limits.budget_usd, work.worst_usd, work.ticket);
+  if (!c) {
+    work.ticket.clear();
+    return state_unavailable("the budget of this API key");
   }
-  Reserved& reserved = reserved_[who.key_id];
-  if (*spent + reserved.usd + work.worst_usd > *limits.budget_usd) {
-    const int64_t end = period_end(limits.period, now);
+  if (!c->ok) {
+    work.ticket.clear();
     const std::string period = limits.period == BudgetPeriod::kTotal ? "" : fmt::format(" {}", budget_period_name(limits.period));
     return ApiError{.status = 429,
                     .message = fmt::format("the API key '{}' has spent ${:.6f} of its ${:.6f}{} budget, ${:.6f} more is reserved by its "
                                            "running requests, and this request may cost up to ${:.6f}",
-                                           who.name, *spent, *limits.budget_usd, period, reserved.usd, work.worst_usd),
+                                           who.name, c->spent, *limits.budget_usd, period, c->reserved, work.worst_usd),
                     .type = "insufficient_quota", .code = "insufficient_quota",
-                    .retry_after_s = limits.period == BudgetPeriod::kTotal ? INFINITY : static_cast<double>(end - now)};
+                    .retry_after_s = limits.period == BudgetPeriod::kTotal ? INFINITY : static_cast<double>(period_end(limits.period, now) - now)};
   }
-  reserved.usd += work.worst_usd;
-  ++reserved.running;
   return std::nullopt;
 }
 
@@ -175,22 +180,10 @@ void KeyGuard::settle(const Principal& who, const Work& work, const Used& used) 
     const double unused = static_cast<double>(work.worst_tokens - used.prompt_tokens - used.completion_tokens);
     counters_->give_back(bucket("tpm", who.key_id), per_minute(limits.tpm), unused);
   }
-  std::lock_guard<std::mutex> lock(budget_mutex_);
-  if (auto it = reserved_.find(who.key_id); it != reserved_.end() && it->second.running > 0) {
-    Reserved& r = it->second;
-    r.usd = --r.running == 0 ? 0.0 : std::max(0.0, r.usd - work.worst_usd);
+  if (work.ticket.empty() && used.cost_usd <= 0) return;
+  if (auto settled = store_->settle(who.key_id, period_start(limits.period, now_unix_()), work.ticket, used.cost_usd); !settled) {
+    fmt::print(stderr, "owl serve: the spend of API key '{}' was not recorded: {}\n", who.name, settled.message());
   }
-  if (used.cost_usd > 0) {
-    if (auto recorded = store_->add_spend(who.key_id, period_start(limits.period, now_unix_()), used.cost_usd); !recorded) {
-      fmt::print(stderr, "owl serve: the spend of API key '{}' was not recorded: {}\n", who.name, recorded.message());
-    }
-  }
-}
-
-double KeyGuard::reserved_usd(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(budget_mutex_);
-  auto it = reserved_.find(id);
-  return it != reserved_.end() ? it->second.usd : 0.0;
 }
 
 }  // namespace owl::serve

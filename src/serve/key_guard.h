@@ -3,9 +3,9 @@
 // takes, in order, a slot of the key's parallel requests, one of its requests per minute, the
 // request's worst-case tokens from its tokens per minute, and its worst-case cost from its budget;
 // a refusal gives back what was taken. Settling gives back the slot and what the worst case
-// reserved beyond what was used, and records the real cost. Budgets are checked and reserved
-// under one lock against the spend recorded in the state file plus what running requests
-// reserved, so that concurrent requests cannot overspend.
+// reserved beyond what was used, and records the real cost. Budgets are checked and reserved by
+// the key store atomically against the recorded spend plus what running requests reserved, so
+// that concurrent requests (on any number of gateways sharing the store) cannot overspend.
 //
 // Answers, in OpenAI's shape: 401 invalid_api_key (no key, a malformed, unknown, wrong or revoked
 // one alike) or expired_api_key; 403 model_not_allowed; 429 rate_limit_exceeded with Retry-After
@@ -15,6 +15,7 @@
 // (fail closed).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,27 +36,19 @@ class KeyGuard final : public Guard {
   KeyGuard(std::shared_ptr<KeyStore> store, std::shared_ptr<Counters> counters, std::function<int64_t()> now_unix = nullptr);
 
   std::variant<Principal, ApiError> authenticate(const Caller& caller) override;
-  std::optional<ApiError> admit(const Principal& who, const Work& work) override;
+  std::optional<ApiError> admit(const Principal& who, Work& work) override;
   void settle(const Principal& who, const Work& work, const Used& used) override;
 
-  // Dollars reserved by running requests of key `id` (for tests and `owl keys show`).
-  double reserved_usd(const std::string& id) const;
-
  private:
-  std::optional<ApiError> reserve_budget(const Principal& who, const KeyLimits& limits, const Work& work);
+  std::optional<ApiError> reserve_budget(const Principal& who, const KeyLimits& limits, Work& work);
 
   std::shared_ptr<KeyStore> store_;
   std::shared_ptr<Counters> counters_;
   std::function<int64_t()> now_unix_;
   mutable std::mutex mutex_;
   std::map<std::string, KeyLimits> limits_;    // by key id, as last authenticated; guarded by mutex_
-  // Held from reading a key's spend to reserving, and from settling to recording the spend.
-  mutable std::mutex budget_mutex_;
-  struct Reserved {
-    double usd = 0;
-    int64_t running = 0;  // requests holding a reservation; at 0 the sum is reset (no float residue)
-  };
-  std::map<std::string, Reserved> reserved_;   // by key id; guarded by budget_mutex_
+  std::string ticket_prefix_;  // random, so that tickets of many gateways never collide
+  std::atomic<uint64_t> next_ticket_{0};
 };
 
 }  // namespace owl::serve

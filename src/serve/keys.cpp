@@ -30,9 +30,15 @@ constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS spend ("
     " key_id TEXT NOT NULL, period_start INTEGER NOT NULL, usd REAL NOT NULL, PRIMARY KEY (key_id, period_start));";
 
-constexpr size_t kIdHex = 12;
-constexpr size_t kSecretHex = 40;  // 160 bits
-constexpr std::string_view kPrefix = "owl-";
+struct Statement {
+  sqlite3_stmt* s = nullptr;
+  ~Statement() { sqlite3_finalize(s); }
+};
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const auto* t = sqlite3_column_text(s, i);
+  return t != nullptr ? reinterpret_cast<const char*>(t) : "";
+}
 
 std::string hex(const unsigned char* data, size_t n) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -44,6 +50,16 @@ std::string hex(const unsigned char* data, size_t n) {
   return out;
 }
 
+bool is_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+constexpr std::string_view kPrefix = "owl-";
+
+}  // namespace
+
+namespace keys {
+
 std::string random_hex(size_t n_hex) {
   std::vector<unsigned char> bytes((n_hex + 1) / 2);
   if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
@@ -54,7 +70,8 @@ std::string random_hex(size_t n_hex) {
   return hex(bytes.data(), bytes.size()).substr(0, n_hex);
 }
 
-// SHA-256 of salt and key, in hex.
+std::string make_key(const std::string& id) { return std::string(kPrefix) + id + "-" + random_hex(kSecretHex); }
+
 std::string hash_key(std::string_view salt, std::string_view key) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int n = 0;
@@ -67,11 +84,6 @@ std::string hash_key(std::string_view salt, std::string_view key) {
   return hex(digest.data(), n);
 }
 
-bool is_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// The id of a well-formed key; "" otherwise.
 std::string key_id(std::string_view key) {
   if (key.size() != kPrefix.size() + kIdHex + 1 + kSecretHex || !key.starts_with(kPrefix)) return "";
   const std::string_view id = key.substr(kPrefix.size(), kIdHex);
@@ -79,7 +91,16 @@ std::string key_id(std::string_view key) {
   return std::string(id);
 }
 
-Json limits_json(const KeyLimits& l) {
+bool key_matches(std::string_view presented, const std::string* salt, const std::string* hash) {
+  static const std::string kNoSalt(kSaltHex, '0');
+  static const std::string kNoHash(64, '0');
+  const bool found = salt != nullptr && hash != nullptr && salt->size() == kSaltHex && hash->size() == kNoHash.size();
+  const std::string computed = hash_key(found ? *salt : kNoSalt, presented);
+  const std::string& stored = found ? *hash : kNoHash;
+  return CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) == 0 && found && !key_id(presented).empty();
+}
+
+std::string limits_to_json(const KeyLimits& l) {
   Json j = {{"rpm", l.rpm},
             {"tpm", l.tpm},
             {"max_parallel", l.max_parallel},
@@ -89,10 +110,10 @@ Json limits_json(const KeyLimits& l) {
             {"routes", l.routes},
             {"expires_unix", l.expires_unix}};
   if (l.budget_usd) j["budget_usd"] = *l.budget_usd;
-  return j;
+  return j.dump();
 }
 
-core::Result<KeyLimits> limits_from(const std::string& text) {
+core::Result<KeyLimits> limits_from_json(const std::string& text) {
   try {
     const Json j = Json::parse(text);
     KeyLimits l;
@@ -113,17 +134,7 @@ core::Result<KeyLimits> limits_from(const std::string& text) {
   }
 }
 
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
-
-std::string column_text(sqlite3_stmt* s, int i) {
-  const auto* t = sqlite3_column_text(s, i);
-  return t != nullptr ? reinterpret_cast<const char*>(t) : "";
-}
-
-}  // namespace
+}  // namespace keys
 
 core::Result<BudgetPeriod> parse_budget_period(std::string_view name) {
   if (name == "day") return BudgetPeriod::kDay;
@@ -171,7 +182,7 @@ bool KeyLimits::allows(std::string_view id) const {
   return colon != std::string_view::npos && listed(models, id.substr(0, colon));
 }
 
-core::Result<std::unique_ptr<KeyStore>> KeyStore::open(const std::string& path) {
+core::Result<std::unique_ptr<SqliteKeyStore>> SqliteKeyStore::open(const std::string& path) {
   struct stat st {};
   // Created 0600 before SQLite opens it (its journal files take the same mode).
   if (::stat(path.c_str(), &st) != 0) {
@@ -194,24 +205,24 @@ core::Result<std::unique_ptr<KeyStore>> KeyStore::open(const std::string& path) 
     sqlite3_close(db);
     return core::make_error("state {}: {} (is it an owl state file?)", path, message);
   }
-  return std::unique_ptr<KeyStore>(new KeyStore(db, path));
+  return std::unique_ptr<SqliteKeyStore>(new SqliteKeyStore(db, path));
 }
 
-KeyStore::~KeyStore() { sqlite3_close(db_); }
+SqliteKeyStore::~SqliteKeyStore() { sqlite3_close(db_); }
 
-core::Result<std::string> KeyStore::create(const std::string& name, const KeyLimits& limits, int64_t now_unix) {
+core::Result<std::string> SqliteKeyStore::create(const std::string& name, const KeyLimits& limits, int64_t now_unix) {
   if (name.empty()) return core::make_error("a key needs a name");
-  const std::string id = random_hex(kIdHex);
-  const std::string key = std::string(kPrefix) + id + "-" + random_hex(kSecretHex);
-  const std::string salt = random_hex(32);
+  const std::string id = keys::random_hex(keys::kIdHex);
+  const std::string key = keys::make_key(id);
+  const std::string salt = keys::random_hex(keys::kSaltHex);
   std::lock_guard<std::mutex> lock(mutex_);
   Statement st;
   sqlite3_prepare_v2(db_, "INSERT INTO keys (id, name, salt, hash, created_unix, limits) VALUES (?, ?, ?, ?, ?, ?)", -1, &st.s, nullptr);
-  const std::string limits_text = limits_json(limits).dump();
+  const std::string limits_text = keys::limits_to_json(limits);
   sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st.s, 2, name.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st.s, 3, salt.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 4, hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 4, keys::hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st.s, 5, now_unix);
   sqlite3_bind_text(st.s, 6, limits_text.c_str(), -1, SQLITE_TRANSIENT);
   const int rc = sqlite3_step(st.s);
@@ -222,7 +233,7 @@ core::Result<std::string> KeyStore::create(const std::string& name, const KeyLim
 
 // The row matching `where` = value (a key in force for names); with salt_hash, its salt and hash
 // joined by a space.
-core::Result<std::optional<KeyInfo>> KeyStore::row(const char* where, const std::string& value, std::string* salt_hash) const {
+core::Result<std::optional<KeyInfo>> SqliteKeyStore::row(const char* where, const std::string& value, std::string* salt_hash) const {
   Statement st;
   const std::string sql =
       std::string("SELECT id, name, salt, hash, created_unix, revoked_unix, limits FROM keys WHERE ") + where + " ORDER BY created_unix";
@@ -233,14 +244,14 @@ core::Result<std::optional<KeyInfo>> KeyStore::row(const char* where, const std:
   const int rc = sqlite3_step(st.s);
   if (rc == SQLITE_DONE) return std::optional<KeyInfo>();
   if (rc != SQLITE_ROW) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
-  auto limits = limits_from(column_text(st.s, 6));
+  auto limits = keys::limits_from_json(column_text(st.s, 6));
   if (!limits) return core::make_error("state {}: key {}: {}", path_, column_text(st.s, 0), limits.message());
   if (salt_hash != nullptr) *salt_hash = column_text(st.s, 2) + " " + column_text(st.s, 3);
   return std::optional<KeyInfo>(KeyInfo{.id = column_text(st.s, 0), .name = column_text(st.s, 1), .limits = *limits,
                                         .created_unix = sqlite3_column_int64(st.s, 4), .revoked_unix = sqlite3_column_int64(st.s, 5)});
 }
 
-core::Result<std::vector<KeyInfo>> KeyStore::list() const {
+core::Result<std::vector<KeyInfo>> SqliteKeyStore::list() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement st;
   sqlite3_prepare_v2(db_, "SELECT id FROM keys ORDER BY created_unix, rowid", -1, &st.s, nullptr);
@@ -257,7 +268,7 @@ core::Result<std::vector<KeyInfo>> KeyStore::list() const {
   return out;
 }
 
-core::Result<KeyInfo> KeyStore::find(const std::string& name) const {
+core::Result<KeyInfo> SqliteKeyStore::find(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto r = row("name = ? AND revoked_unix = 0", name, nullptr);
   if (!r) return r.error();
@@ -265,7 +276,7 @@ core::Result<KeyInfo> KeyStore::find(const std::string& name) const {
   return std::move(**r);
 }
 
-core::Status KeyStore::revoke(const std::string& name, int64_t now_unix) {
+core::Status SqliteKeyStore::revoke(const std::string& name, int64_t now_unix) {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement st;
   sqlite3_prepare_v2(db_, "UPDATE keys SET revoked_unix = ? WHERE name = ? AND revoked_unix = 0", -1, &st.s, nullptr);
@@ -276,47 +287,42 @@ core::Status KeyStore::revoke(const std::string& name, int64_t now_unix) {
   return {};
 }
 
-core::Result<std::string> KeyStore::rotate(const std::string& name) {
+core::Result<std::string> SqliteKeyStore::rotate(const std::string& name) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto r = row("name = ? AND revoked_unix = 0", name, nullptr);
   if (!r) return r.error();
   if (!*r) return core::make_error("no key in force is named '{}'", name);
-  const std::string key = std::string(kPrefix) + (*r)->id + "-" + random_hex(kSecretHex);
-  const std::string salt = random_hex(32);
+  const std::string key = keys::make_key((*r)->id);
+  const std::string salt = keys::random_hex(keys::kSaltHex);
   Statement st;
   sqlite3_prepare_v2(db_, "UPDATE keys SET salt = ?, hash = ? WHERE id = ?", -1, &st.s, nullptr);
   sqlite3_bind_text(st.s, 1, salt.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 2, hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st.s, 2, keys::hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st.s, 3, (*r)->id.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
   return key;
 }
 
-core::Result<std::pair<KeyCheck, KeyInfo>> KeyStore::check(std::string_view presented, int64_t now_unix) const {
-  // Whatever is presented, one lookup, one hash and one comparison of 64 hex digits are done.
-  static const std::string kNoSalt(32, '0');
-  static const std::string kNoHash(64, '0');
-  const std::string id = key_id(presented);
+core::Result<std::pair<KeyCheck, KeyInfo>> SqliteKeyStore::check(std::string_view presented, int64_t now_unix) const {
+  const std::string id = keys::key_id(presented);
   std::string salt_hash;
   core::Result<std::optional<KeyInfo>> r = std::optional<KeyInfo>();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    r = row("id = ? AND revoked_unix = 0", id.empty() ? std::string(kIdHex, 'x') : id, &salt_hash);
+    r = row("id = ? AND revoked_unix = 0", id.empty() ? std::string(keys::kIdHex, 'x') : id, &salt_hash);
   }
   if (!r) return r.error();
-  const bool found = r->has_value() && salt_hash.size() == kNoSalt.size() + 1 + kNoHash.size();
-  const std::string salt = found ? salt_hash.substr(0, kNoSalt.size()) : kNoSalt;
-  const std::string stored = found ? salt_hash.substr(kNoSalt.size() + 1) : kNoHash;
-  const std::string computed = hash_key(salt, presented);
-  const bool match = CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) == 0 && found && !id.empty();
-  if (!match) return std::pair{KeyCheck::kInvalid, KeyInfo{}};
+  const size_t space = salt_hash.find(' ');
+  const std::string salt = space != std::string::npos ? salt_hash.substr(0, space) : "";
+  const std::string hash = space != std::string::npos ? salt_hash.substr(space + 1) : "";
+  const bool found = r->has_value();
+  if (!keys::key_matches(presented, found ? &salt : nullptr, found ? &hash : nullptr)) return std::pair{KeyCheck::kInvalid, KeyInfo{}};
   KeyInfo info = std::move(**r);
   if (info.limits.expires_unix != 0 && now_unix >= info.limits.expires_unix) return std::pair{KeyCheck::kExpired, std::move(info)};
   return std::pair{KeyCheck::kValid, std::move(info)};
 }
 
-core::Result<double> KeyStore::spent(const std::string& id, int64_t period_start_unix) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+core::Result<double> SqliteKeyStore::spent_locked(const std::string& id, int64_t period_start_unix) const {
   Statement st;
   sqlite3_prepare_v2(db_, "SELECT usd FROM spend WHERE key_id = ? AND period_start = ?", -1, &st.s, nullptr);
   sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
@@ -327,8 +333,37 @@ core::Result<double> KeyStore::spent(const std::string& id, int64_t period_start
   return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
 }
 
-core::Status KeyStore::add_spend(const std::string& id, int64_t period_start_unix, double usd) {
+core::Result<double> SqliteKeyStore::spent(const std::string& id, int64_t period_start_unix) const {
   std::lock_guard<std::mutex> lock(mutex_);
+  return spent_locked(id, period_start_unix);
+}
+
+double SqliteKeyStore::reserved_locked(const std::string& id) const {
+  auto it = reservations_.find(id);
+  if (it == reservations_.end()) return 0;
+  double sum = 0;
+  for (const auto& [ticket, usd] : it->second) sum += usd;
+  return sum;
+}
+
+core::Result<BudgetCheck> SqliteKeyStore::reserve(const std::string& id, int64_t period_start_unix, double budget_usd, double worst_usd,
+                                                  const std::string& ticket) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto spent = spent_locked(id, period_start_unix);
+  if (!spent) return spent.error();
+  BudgetCheck c{.spent = *spent, .reserved = reserved_locked(id)};
+  c.ok = c.spent + c.reserved + worst_usd <= budget_usd;
+  if (c.ok) reservations_[id][ticket] = worst_usd;
+  return c;
+}
+
+core::Status SqliteKeyStore::settle(const std::string& id, int64_t period_start_unix, const std::string& ticket, double cost_usd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto it = reservations_.find(id); it != reservations_.end()) {
+    it->second.erase(ticket);
+    if (it->second.empty()) reservations_.erase(it);
+  }
+  if (cost_usd <= 0) return {};
   Statement st;
   sqlite3_prepare_v2(db_,
                      "INSERT INTO spend (key_id, period_start, usd) VALUES (?, ?, ?)"
@@ -336,9 +371,14 @@ core::Status KeyStore::add_spend(const std::string& id, int64_t period_start_uni
                      -1, &st.s, nullptr);
   sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st.s, 2, period_start_unix);
-  sqlite3_bind_double(st.s, 3, usd);
+  sqlite3_bind_double(st.s, 3, cost_usd);
   if (sqlite3_step(st.s) != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
   return {};
+}
+
+core::Result<double> SqliteKeyStore::reserved(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reserved_locked(id);
 }
 
 }  // namespace owl::serve

@@ -289,7 +289,7 @@ std::variant<std::shared_ptr<OllamaCall>, ApiError> prepare(Server::Impl& s, con
   auto work = completion_work(who, model, call->served, call->req.completion.max_tokens, 1, http.body.size());
   if (auto* e = std::get_if<ApiError>(&work)) return *e;
   call->admitted = std::get<Work>(work);
-  if (auto denied = s.guard->admit(who, call->work())) return *denied;
+  if (auto denied = s.guard->admit(who, call->admitted)) return *denied;
   call->stream = std::make_shared<engine::RequestStream>(1);
   auto submitted = found.provider->submit(call->req.completion, call->stream);
   if (auto* e = std::get_if<ApiError>(&submitted)) {

@@ -7,16 +7,19 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <map>
 #include <string>
+#include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "support/owl_process.h"
+#include "support/redis_server.h"
 #include "support/run_owl.h"
 
 namespace {
@@ -248,6 +251,50 @@ TEST(ServeCli, APIKeysFromOwlKeysGuardEveryEndpoint) {
   EXPECT_EQ(listed.out.find("owl-"), std::string::npos) << listed.out;
   EXPECT_NE(listed.out.find("revoked"), std::string::npos) << listed.out;
   for (const std::string& f : {config, state, state + "-wal", state + "-shm", ledger, ledger + "-wal", ledger + "-shm"}) std::remove(f.c_str());
+}
+
+// Two gateways share one key's limits through Redis: a burst from many clients at both is
+// admitted no more than the key's requests per minute, and without Redis both fail closed.
+TEST(ServeCli, TwoGatewaysShareAKeysLimitsThroughRedis) {
+  owl::testing::RedisServer redis;
+  ASSERT_TRUE(redis.answers()) << "redis-server did not start (scripts/setup.sh installs it)";
+  const std::string key = created_key("--redis " + redis.url() + " --name team --rpm 20");
+  std::vector<std::unique_ptr<OwlProcess>> gateways;
+  for (int g = 0; g < 2; ++g) {
+    gateways.push_back(std::make_unique<OwlProcess>("serve --port 0 -t 1 --parallel 4 -m " + kModel + " --auth --redis " + redis.url()));
+  }
+  for (auto& g : gateways) ASSERT_TRUE(g->wait_for_log("ready", 30s)) << g->log();
+  std::atomic<int> admitted{0}, limited{0}, other{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 16; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", gateways[static_cast<size_t>(t % 2)]->port());
+      c.set_bearer_token_auth(key);
+      for (int i = 0; i < 4; ++i) {
+        auto res = c.Post("/v1/completions", R"({"prompt":"Once","max_tokens":2})", "application/json");
+        if (res && res->status == 200) ++admitted;
+        else if (res && res->status == 429 && res->has_header("Retry-After")) ++limited;
+        else ++other;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(admitted.load(), 20);
+  EXPECT_LE(admitted.load(), 20 + static_cast<int>(seconds * 20 / 60) + 1) << seconds << " s";
+  EXPECT_EQ(admitted + limited, 64);
+  EXPECT_EQ(other.load(), 0);
+  redis.stop();
+  for (auto& g : gateways) {
+    httplib::Client c("127.0.0.1", g->port());
+    c.set_bearer_token_auth(key);
+    auto res = c.Post("/v1/completions", R"({"prompt":"Once","max_tokens":2})", "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 503);
+    EXPECT_NE(res->body.find("state_unavailable"), std::string::npos) << res->body;
+    EXPECT_EQ(c.Get("/health")->status, 200);  // the node itself is well
+  }
 }
 
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {

@@ -375,7 +375,7 @@ struct RecordingGuard : Guard {
     if (caller.authorization == "Bearer good") return Principal{.name = "alice"};
     return ApiError{.status = 401, .message = "missing or wrong API key", .code = "invalid_api_key"};
   }
-  std::optional<ApiError> admit(const Principal&, const Work&) override { return std::nullopt; }
+  std::optional<ApiError> admit(const Principal&, Work&) override { return std::nullopt; }
   void settle(const Principal&, const Work&, const Used& used) override {
     std::lock_guard<std::mutex> lock(mutex);
     settled.push_back(used.prompt_tokens + used.completion_tokens);

@@ -423,7 +423,7 @@ struct TestGuard : Guard {
     if (caller.authorization == "Bearer good") return Principal{.name = "alice"};
     return ApiError{.status = 401, .message = "missing or wrong API key", .code = "invalid_api_key"};
   }
-  std::optional<ApiError> admit(const Principal&, const Work& work) override {
+  std::optional<ApiError> admit(const Principal&, Work& work) override {
     if (work.n > 1) return ApiError{.status = 429, .message = "one choice at a time", .type = "requests", .retry_after_s = 2.5};
     return std::nullopt;
   }
