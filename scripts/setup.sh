@@ -34,7 +34,7 @@ fi
 # playwright-core), as package-lock.json pins them.
 e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
 need_npm=0
-for pkg in openai ollama ajv ajv-formats playwright-core; do
+for pkg in openai ollama ajv ajv-formats playwright-core kubernetes-models yaml; do
   [ -d "$e2e/node_modules/$pkg" ] || need_npm=1
 done
 if [ "$need_npm" = 1 ]; then

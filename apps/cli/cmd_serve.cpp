@@ -27,6 +27,7 @@
 #include "router/config.h"
 #include "router/hosted_provider.h"
 #include "router/local_provider.h"
+#include "router/node_pool.h"
 #include "router/route_provider.h"
 #include "serve/key_guard.h"
 #include "serve/request_log.h"
@@ -362,6 +363,13 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
     for (const router::ModelSpec& m : plan.config->models) {
       if (m.local()) continue;
       const char* key = m.api_key_env.empty() ? nullptr : std::getenv(m.api_key_env.c_str());
+      if (m.served_by_nodes()) {
+        auto pool = std::make_shared<router::NodePool>(m, key == nullptr ? "" : key, now);
+        by_name[m.name] = pool;
+        names.push_back(m.nodes_dns.empty() ? fmt::format("'{}' ({} nodes)", m.name, m.nodes.size())
+                                            : fmt::format("'{}' ({} nodes at {})", m.name, pool->states().size(), m.nodes_dns));
+        continue;
+      }
       by_name[m.name] = std::make_shared<router::HostedProvider>(m, key == nullptr ? "" : key, now);
       names.push_back(fmt::format("'{}' (hosted)", m.name));
     }

@@ -107,13 +107,13 @@ void MappedFile::reset() {
   size_ = 0;
 }
 
-Result<AtomicFile> AtomicFile::create(const std::string& path) {
+Result<AtomicFile> AtomicFile::create(const std::string& path, unsigned mode) {
   struct stat st{};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return make_error("{}: is a directory, not a file", path);
   std::string temp = path + ".tmp.XXXXXX";
   const int fd = ::mkstemp(temp.data());
   if (fd < 0) return make_error("{}: cannot create temporary file: {}", path, std::strerror(errno));
-  ::fchmod(fd, 0644);
+  ::fchmod(fd, static_cast<mode_t>(mode));
   return AtomicFile(path, temp, fd);
 }
 

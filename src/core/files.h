@@ -44,7 +44,7 @@ class MappedFile {
 // Not thread-safe; one writer per object.
 class AtomicFile {
  public:
-  static Result<AtomicFile> create(const std::string& path);
+  static Result<AtomicFile> create(const std::string& path, unsigned mode = 0644);  // the file's permissions
   AtomicFile(AtomicFile&& other) noexcept;
   AtomicFile& operator=(AtomicFile&&) = delete;
   AtomicFile(const AtomicFile&) = delete;

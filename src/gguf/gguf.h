@@ -173,6 +173,9 @@ class GgufWriter {
   // each when its turn comes; a span of the wrong size or an error abandons the file.
   using LaterData = std::function<core::Result<std::span<const uint8_t>>(size_t index)>;
   Status write(const std::string& path, const LaterData& later = nullptr) const;
+  // The written file's permissions (0644 unless set): 0600 for what was learned from a user's
+  // data (adapters, training checkpoints).
+  void set_file_mode(unsigned mode) { file_mode_ = mode; }
 
  private:
   struct PendingTensor {
@@ -183,6 +186,7 @@ class GgufWriter {
   Status add(std::string name, TensorType type, std::span<const int64_t> shape, std::span<const uint8_t> data, bool later);
   std::vector<MetadataEntry> metadata_;
   std::vector<PendingTensor> tensors_;
+  unsigned file_mode_ = 0644;
 };
 
 }  // namespace owl::gguf

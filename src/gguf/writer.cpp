@@ -136,7 +136,7 @@ Status GgufWriter::write(const std::string& path, const LaterData& later) const 
     header.scalar<uint64_t>(offset);
     offset = align_up(offset + t.info.n_bytes, alignment);
   }
-  auto file = core::AtomicFile::create(path);
+  auto file = core::AtomicFile::create(path, file_mode_);
   if (!file) return file.error();
   std::vector<uint8_t>& bytes = header.bytes();
   OWL_TRY(file->write(bytes.data(), bytes.size()));

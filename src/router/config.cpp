@@ -88,9 +88,33 @@ core::Status parse_local(const At& at, ModelSpec& m) {
   return {};
 }
 
+// `nodes`: the base URLs of owl servers (http://host:port), each serving the model under its name
+// (or `model`); or `nodes_dns`: one URL whose host name resolves to every node's address.
+core::Status parse_nodes(const At& at, ModelSpec& m) {
+  if (const At dns = at.child("nodes_dns"); dns.present()) {
+    auto url = get_string(dns);
+    if (!url) return url.error();
+    if (!url->starts_with("http://")) return dns.error("'{}' is not an http:// URL (http://SERVICE:PORT)", *url);
+    while (url->ends_with('/')) url->pop_back();
+    m.nodes_dns = *url;
+    return parse_upstream_options(at, m, *url);
+  }
+  const At list = at.child("nodes");
+  if (!list.node.IsSequence() || list.node.size() == 0) return list.error("give a list of owl server URLs (http://host:port)");
+  for (size_t i = 0; i < list.node.size(); ++i) {
+    auto url = get_string(list.item(i));
+    if (!url) return url.error();
+    if (!url->starts_with("http://") && !url->starts_with("https://")) return list.item(i).error("'{}' is not an http:// or https:// URL", *url);
+    while (url->ends_with('/')) url->pop_back();
+    if (std::find(m.nodes.begin(), m.nodes.end(), *url) != m.nodes.end()) return list.item(i).error("'{}' is listed twice", *url);
+    m.nodes.push_back(*url);
+  }
+  return parse_upstream_options(at, m, m.nodes[0]);
+}
+
 core::Result<ModelSpec> parse_model(const At& at) {
-  if (auto s = only_keys(at, {"name", "path", "lora", "parallel", "ctx", "private", "base_url", "model", "api_key_env", "price",
-                              "timeout_s", "retries", "ca_file"});
+  if (auto s = only_keys(at, {"name", "path", "lora", "parallel", "ctx", "private", "base_url", "nodes", "nodes_dns", "model", "api_key_env",
+                              "price", "timeout_s", "retries", "ca_file"});
       !s) {
     return s.error();
   }
@@ -100,17 +124,22 @@ core::Result<ModelSpec> parse_model(const At& at) {
   if (!name) return name.error();
   if (!valid_name(*name)) return at.child("name").error("'{}' is not a model name (letters, digits, - _ . : @ /)", *name);
   m.name = *name;
-  const bool local = at.child("path").present(), hosted = at.child("base_url").present();
-  if (local == hosted) return at.error("model '{}' needs exactly one of path (a local GGUF file) or base_url (a hosted API)", m.name);
+  const bool local = at.child("path").present(), hosted = at.child("base_url").present(),
+             nodes = at.child("nodes").present() || at.child("nodes_dns").present();
+  if (int{local} + int{hosted} + int{at.child("nodes").present()} + int{at.child("nodes_dns").present()} != 1) {
+    return at.error("model '{}' needs exactly one of path (a local GGUF file), base_url (a hosted API), nodes (owl servers) or "
+                    "nodes_dns (a name that resolves to owl servers)", m.name);
+  }
   static const std::vector<std::string_view> kHostedOnly = {"model", "api_key_env", "price", "timeout_s", "retries", "ca_file"};
   static const std::vector<std::string_view> kLocalOnly = {"lora", "parallel", "ctx"};
   for (std::string_view key : local ? kHostedOnly : kLocalOnly) {
     if (at.child(key).present()) {
-      return at.child(key).error("applies to {} models only; '{}' is {}", local ? "hosted" : "local", m.name, local ? "local (path)" : "hosted (base_url)");
+      return at.child(key).error("applies to {} models only; '{}' is {}", local ? "hosted and node" : "local", m.name,
+                                 local ? "local (path)" : hosted ? "hosted (base_url)" : "served by nodes");
     }
   }
-  if (auto s = local ? parse_local(at, m) : parse_hosted(at, m); !s) return s.error();
-  m.is_private = local;
+  if (auto s = local ? parse_local(at, m) : hosted ? parse_hosted(at, m) : parse_nodes(at, m); !s) return s.error();
+  m.is_private = local || nodes;  // nodes are owl servers of the same operator
   OWL_TRY(read_optional(at, "private", get_bool, m.is_private));
   return m;
 }
@@ -291,6 +320,11 @@ core::Status parse_hosted(const core::At& at, ModelSpec& m) {
   }
   while (url->ends_with('/')) url->pop_back();
   m.base_url = *url;
+  return parse_upstream_options(at, m, *url);
+}
+
+// The keys of a model served elsewhere (hosted or nodes); `url` decides whether ca_file applies.
+core::Status parse_upstream_options(const core::At& at, ModelSpec& m, std::string_view url) {
   OWL_TRY(read_optional(at, "model", get_string, m.model));
   OWL_TRY(read_optional(at, "api_key_env", get_string, m.api_key_env));
   if (!m.api_key_env.empty() && !valid_env_name(m.api_key_env)) {
@@ -305,7 +339,7 @@ core::Status parse_hosted(const core::At& at, ModelSpec& m) {
   OWL_TRY(read_optional(at, "retries", int_in(0, 10), m.retries));
   OWL_TRY(read_optional(at, "ca_file", get_string, m.ca_file));
   if (!m.ca_file.empty()) {
-    if (!url->starts_with("https://")) return at.child("ca_file").error("applies to https:// base URLs only");
+    if (!url.starts_with("https://")) return at.child("ca_file").error("applies to https:// base URLs only");
     std::FILE* f = std::fopen(m.ca_file.c_str(), "rb");
     if (f == nullptr) return at.child("ca_file").error("{}: cannot be read", m.ca_file);
     std::fclose(f);

@@ -49,6 +49,12 @@ struct ModelSpec {
   double timeout_s = 60;     // connect, and each wait for bytes of the answer
   int retries = 2;           // retries of a failure before any token (refused, 429, 5xx)
   std::string ca_file;       // https: PEM certificates to trust instead of the system's
+  // Nodes: other owl servers serving this model, each at its base URL (`nodes:`), or every
+  // address a URL's host name resolves to (`nodes_dns:`); the hosted keys above apply to every
+  // node.
+  std::vector<std::string> nodes;
+  std::string nodes_dns;
+  bool served_by_nodes() const { return !nodes.empty() || !nodes_dns.empty(); }
   bool local() const { return !path.empty(); }
 };
 
@@ -124,6 +130,9 @@ struct RouterConfig {
 // Reads a hosted model's keys (base_url, model, api_key_env, price, timeout_s, retries) at `at`
 // into `m`; an eval suite's hosted candidates take the same keys.
 core::Status parse_hosted(const core::At& at, ModelSpec& m);
+// The keys of a model served elsewhere (model, api_key_env, price, timeout_s, retries, ca_file);
+// `url` is where it is served, which decides whether ca_file applies.
+core::Status parse_upstream_options(const core::At& at, ModelSpec& m, std::string_view url);
 
 // `name` labels messages (the file's path).
 core::Result<RouterConfig> parse_router_config(std::string_view yaml, std::string_view name);

@@ -150,7 +150,8 @@ core::Result<std::unique_ptr<RouteProvider>> RouteProvider::make(RouteSetup setu
     if (setup.cascade[i].provider == nullptr || setup.cascade[i].spec == nullptr) {
       return core::make_error("route '{}': step {} has no model", setup.spec.name, i);
     }
-    if (needs_logprobs(setup.spec.cascade[i].escalate_if) && !setup.cascade[i].spec->local()) {
+    // Owl nodes relay their log-probabilities; other hosted APIs may not.
+    if (needs_logprobs(setup.spec.cascade[i].escalate_if) && !setup.cascade[i].spec->local() && !setup.cascade[i].spec->served_by_nodes()) {
       return core::make_error("route '{}': step '{}' escalates on log-probabilities, which the hosted model does not give; "
                               "use json_invalid, schema_invalid or empty", setup.spec.name, setup.cascade[i].spec->name);
     }

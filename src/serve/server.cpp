@@ -211,7 +211,10 @@ void add_routes(Server::Impl& s) {
     const ModelRegistry* m = s.models.load(std::memory_order_acquire);
     if (m == nullptr) return reply_json(res, 503, {{"status", "loading"}});
     if (s.draining.load()) return reply_json(res, 503, {{"status", "shutting down"}});
-    reply_json(res, 200, {{"status", "ok"}, {"model", m->find("")->info().id}});
+    // The load, for gateways that balance across nodes and for autoscalers.
+    const engine::Gauges g = m->gauges();
+    reply_json(res, 200, {{"status", "ok"}, {"model", m->find("")->info().id}, {"queued", g.queued}, {"running", g.running},
+                          {"slots", g.n_slots}});
   });
   auto metrics = [&s](const Principal&, const httplib::Request&, httplib::Response& res) {
     const ModelRegistry* m = s.models.load(std::memory_order_acquire);

@@ -124,6 +124,7 @@ core::Result<TrainableLora> lora_from_file(const std::string& path, const model:
 core::Status save_lora(const TrainableLora& lora, const model::Model& model, const std::string& path,
                        const std::vector<std::pair<std::string, std::string>>& extra) {
   gguf::GgufWriter w;
+  w.set_file_mode(0600);  // learned from the user's data
   auto arch = model.file.get_string(gguf::keys::kGeneralArchitecture);
   if (!arch) return arch.error();
   w.set("general.architecture", gguf::Value::string(*arch));

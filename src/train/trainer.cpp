@@ -163,6 +163,7 @@ std::string fingerprint(const TrainOptions& o, const TrainableLora& lora, const 
 core::Status write_checkpoint(const std::string& path, const TrainableLora& lora, const AdamW& opt, const State& st,
                               const std::string& print) {
   gguf::GgufWriter w;
+  w.set_file_mode(0600);  // learned from the user's data
   w.set("general.type", gguf::Value::string(kCheckpointType));
   w.set("owl.train.fingerprint", gguf::Value::string(print));
   w.set("owl.train.step", gguf::Value::i64(st.step));

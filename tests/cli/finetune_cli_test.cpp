@@ -67,9 +67,12 @@ TEST_F(FinetuneCli, TheDemoAdapterPassesTheSuiteTheBaseModelFails) {
   EXPECT_TRUE(has(r, "LoRA rank 8 alpha 16 on 35 weights")) << r.out;
   EXPECT_TRUE(has(r, "wrote " + path("color.gguf") + " (150 steps")) << r.out;
 
-  // One JSON line per step, in a file only its owner reads.
+  // One JSON line per step, in a file only its owner reads; the adapter, learned from the data,
+  // is its owner's alone too.
   struct stat st {};
   ASSERT_EQ(::stat(path("log.jsonl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(path("color.gguf").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::ifstream log(path("log.jsonl"));
   std::string line;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -295,6 +296,91 @@ TEST(ServeCli, TwoGatewaysShareAKeysLimitsThroughRedis) {
     EXPECT_NE(res->body.find("state_unavailable"), std::string::npos) << res->body;
     EXPECT_EQ(c.Get("/health")->status, 200);  // the node itself is well
   }
+}
+
+// A streamed completion through `port`: whether it ended with [DONE] and no error, whether any
+// token came before it ended, and whether it carried an error event.
+struct StreamOutcome {
+  bool done = false;
+  bool had_tokens = false;
+  bool error_event = false;
+  int status = 0;
+};
+StreamOutcome stream_completion(int port, int max_tokens) {
+  StreamOutcome out;
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  std::string buffer;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = R"({"model":"small","prompt":"Once upon a time","max_tokens":)" + std::to_string(max_tokens) + R"(,"ignore_eos":true,"stream":true})";
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    buffer.append(data, n);
+    if (buffer.find(R"("text":")") != std::string::npos) out.had_tokens = true;
+    return true;
+  };
+  auto res = c.send(req);
+  out.status = res ? res->status : 0;
+  out.error_event = buffer.find(R"(data: {"error":)") != std::string::npos;
+  out.done = buffer.find("data: [DONE]") != std::string::npos && !out.error_event;
+  return out;
+}
+
+// A gateway balances a model over three nodes; a node killed under load fails no request that
+// had not started streaming, and those that had end with an error event, not a hang.
+TEST(ServeCli, AGatewaySpreadsRequestsOverNodesAndSurvivesOneDying) {
+  std::vector<std::unique_ptr<OwlProcess>> nodes;
+  std::string urls;
+  for (int i = 0; i < 3; ++i) {
+    nodes.push_back(std::make_unique<OwlProcess>("serve --port 0 -t 1 --parallel 4 -c 2048 --alias small -m " + kModel));
+    ASSERT_TRUE(nodes.back()->wait_for_log("ready", 30s)) << nodes.back()->log();
+    urls += (i ? ", " : "") + std::string("'http://127.0.0.1:") + std::to_string(nodes.back()->port()) + "'";
+  }
+  const std::string config = temp_file("gateway.yaml", "models:\n  - {name: small, nodes: [" + urls + "], retries: 0}\n");
+  OwlProcess gateway("serve --port 0 --config " + config);
+  ASSERT_TRUE(gateway.wait_for_log("ready", 30s)) << gateway.log();
+  EXPECT_NE(gateway.log().find("'small' (3 nodes)"), std::string::npos) << gateway.log();
+  // Twelve at once: each node gets some (the gateway counts what it sent before /health does).
+  std::vector<std::thread> burst;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 12; ++i) burst.emplace_back([&] { ok += stream_completion(gateway.port(), 300).done; });
+  for (auto& t : burst) t.join();
+  EXPECT_EQ(ok.load(), 12);
+  for (auto& node : nodes) {
+    httplib::Client c("127.0.0.1", node->port());
+    const std::string metrics = c.Get("/metrics")->body;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(metrics, m, std::regex(R"(owl_requests_total\{endpoint="/v1/completions",status="200"\} (\d+))"))) << metrics;
+    EXPECT_GE(std::stoi(m[1]), 2) << "a node answered too few of the burst";
+  }
+  // Long answers from 12 clients, then node 1 dies.
+  std::vector<StreamOutcome> outcomes(24);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 24; ++i) {
+    clients.emplace_back([&, i] {
+      if (i >= 12) std::this_thread::sleep_for(400ms);  // these arrive after the death
+      outcomes[static_cast<size_t>(i)] = stream_completion(gateway.port(), 400);
+    });
+  }
+  std::this_thread::sleep_for(200ms);
+  nodes[1]->signal(SIGKILL);
+  for (auto& t : clients) t.join();
+  int cut = 0;
+  for (const StreamOutcome& o : outcomes) {
+    EXPECT_EQ(o.status, 200);
+    if (!o.done) {
+      ++cut;
+      EXPECT_TRUE(o.had_tokens) << "a request that had not started streaming failed";
+      EXPECT_TRUE(o.error_event) << "a cut stream ended without an error event";
+    }
+  }
+  EXPECT_GE(cut, 1) << "no answer was running on the node that died";
+  EXPECT_LE(cut, 8);  // at most those running on the dead node
+  gateway.signal(SIGTERM);
+  EXPECT_EQ(gateway.wait_exit(30s), 0) << gateway.log();
+  std::remove(config.c_str());
 }
 
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {

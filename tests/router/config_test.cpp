@@ -120,7 +120,7 @@ TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   }
   expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: -1"), "models[1].price.input_per_mtok: -1 out of range");
   expect_error(edit("input_per_mtok: 0.15", "input_per_mtok: cheap"), "models[1].price.input_per_mtok: 'cheap' is not a number");
-  expect_error(edit("    private: true\n", "    private: true\n    timeout_s: 5\n"), "models[0].timeout_s: applies to hosted models only");
+  expect_error(edit("    private: true\n", "    private: true\n    timeout_s: 5\n"), "models[0].timeout_s: applies to hosted and node models only");
   expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    ctx: 512\n"), "models[1].ctx: applies to local models only");
   expect_error(edit("    timeout_s: 30\n", "    timeout_s: 30\n    lora: [a.gguf]\n"), "owl.yaml:11: models[1].lora: applies to local models only");
   expect_error(edit("    private: true\n", "    private: true\n    lora: {path: a.gguf}\n"), "owl.yaml:5: models[0].lora: expected an adapter's path or a list");
@@ -202,6 +202,33 @@ TEST(RouterConfig, ALocalModelIsPrivateUnlessItSaysNotAndAStepMayBeAName) {
   auto missing = load_router_config("/nonexistent/owl.yaml");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("/nonexistent/owl.yaml"), std::string::npos) << missing.message();
+}
+
+TEST(RouterConfig, NodesAreListedOrResolvedAndPrivate) {
+  auto c = parse_router_config("models:\n  - {name: a, nodes: ['http://10.0.0.5:8080/', 'http://10.0.0.6:8080'], retries: 0}\n"
+                               "  - {name: b, nodes_dns: 'http://owl-node:8080', timeout_s: 5}\n"
+                               "routes:\n  - {name: r, cascade: [{model: a, escalate_if: {mean_logprob_below: -1}}, b]}\n", "g.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->models[0].nodes, (std::vector<std::string>{"http://10.0.0.5:8080", "http://10.0.0.6:8080"}));
+  EXPECT_EQ(c->models[0].retries, 0);
+  EXPECT_TRUE(c->models[0].is_private);
+  EXPECT_TRUE(c->models[0].served_by_nodes());
+  EXPECT_FALSE(c->models[0].local());
+  EXPECT_EQ(c->models[1].nodes_dns, "http://owl-node:8080");
+  EXPECT_EQ(c->models[1].timeout_s, 5);
+  auto error = [](const std::string& yaml) {
+    auto r = parse_router_config(yaml, "g.yaml");
+    return r.ok() ? std::string("parsed") : r.message();
+  };
+  EXPECT_NE(error("models:\n  - {name: a, nodes: []}\n").find("models[0].nodes: give a list of owl server URLs"), std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, nodes: ['10.0.0.5:8080']}\n").find("models[0].nodes[0]: '10.0.0.5:8080' is not an http"),
+            std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, nodes: ['http://x:1', 'http://x:1/']}\n").find("models[0].nodes[1]: 'http://x:1' is listed twice"),
+            std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, nodes: ['http://x:1'], nodes_dns: 'http://y:1'}\n").find("needs exactly one of"), std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, nodes_dns: 'https://y:1'}\n").find("is not an http:// URL"), std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, nodes: ['http://x:1'], ctx: 5}\n").find("models[0].ctx: applies to local models only"),
+            std::string::npos);
 }
 
 TEST(RouterConfig, SettingAThresholdChangesOnlyThatValue) {
