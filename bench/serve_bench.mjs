@@ -67,6 +67,6 @@ for (const c of levels) {
   }));
   const secs = (performance.now() - start) / 1000;
   const mean = ttfts.reduce((a, b) => a + b, 0) / ttfts.length;
-  console.log(`| ${c} | ${ttfts.length} | ${generated} | ${(generated / secs).toFixed(1)} | ${pct(ttfts, 50).toFixed(2)} | ` +
-              `${mean.toFixed(2)} | ${pct(ttfts, 99).toFixed(2)} |`);
+  console.log(`| ${c} | ${ttfts.length} | ${generated} | ${(generated / secs).toFixed(1)} | ${pct(ttfts, 50).toFixed(3)} | ` +
+              `${mean.toFixed(3)} | ${pct(ttfts, 99).toFixed(3)} |`);
 }
