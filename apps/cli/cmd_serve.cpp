@@ -30,6 +30,7 @@
 #include "router/node_pool.h"
 #include "router/route_provider.h"
 #include "serve/key_guard.h"
+#include "serve/versioned_model.h"
 #include "serve/request_log.h"
 #include "serve/server.h"
 #include "state_file.h"
@@ -132,11 +133,14 @@ struct LocalEntry {
   engine::EngineOptions engine;
   std::vector<AdapterEntry> named;  // served as BASE:NAME
   std::vector<AdapterEntry> fixed;  // applied to every request
+  std::string registry_alias;       // a registry model: the alias followed ("" for a file)
+  serve::ModelVersion version;      // and the version it names at start
 };
 
 // What to serve, once the arguments and the config were checked.
 struct Plan {
   std::vector<LocalEntry> locals;
+  std::shared_ptr<serve::ModelVersions> versions;  // when a model comes from the registry
   std::optional<router::RouterConfig> config;
   std::shared_ptr<const router::SensitiveDetector> detector;
 };
@@ -149,14 +153,43 @@ core::Status check_model_file(const std::string& path, std::string_view what) {
   return {};
 }
 
+// A registry model: the version its alias names now, with its adapters.
+core::Status resolve_version(const ServeArgs& a, const router::ModelSpec& m, Plan& plan, LocalEntry& entry) {
+  const std::string where = fmt::format("{}:{}: model '{}': registry", a.config, m.line, m.name);
+  if (!plan.versions) {
+    auto versions = open_model_versions(a.state, a.redis);
+    if (!versions) return core::make_error("{}: {}", where, versions.message());
+    plan.versions = *versions;
+  }
+  auto record = plan.versions->get(m.name);
+  if (!record) return core::make_error("{}: {}", where, record.message());
+  const serve::ModelVersion* v = *record ? (*record)->aliased(m.registry) : nullptr;
+  if (v == nullptr) return core::make_error("{}: '{}@{}' names no version (owl models add, then owl models promote)", where, m.name, m.registry);
+  entry.path = v->file;
+  entry.registry_alias = m.registry;
+  entry.version = *v;
+  for (const auto& [file, scale] : v->lora) entry.fixed.push_back({.path = file, .scale = static_cast<float>(scale), .where = where});
+  return {};
+}
+
 // The models and routes of --config: local files exist, keys are in the environment.
-core::Status plan_config(const ServeArgs& a, Plan& plan) {
+core::Status plan_config(ServeArgs& a, Plan& plan) {
   auto config = router::load_router_config(a.config);
   if (!config) return config.error();
+  // The config's state: block, unless the command line names a store.
+  const router::StateSpec& state = config->state;
+  if (a.state.empty() && a.redis.empty()) a.state = state.file, a.redis = state.redis;
+  a.auth = a.auth || state.auth;
+  a.server.public_metrics = a.server.public_metrics || state.public_metrics;
   for (const router::ModelSpec& m : config->models) {
     if (m.local()) {
-      if (auto s = check_model_file(m.path, fmt::format("{}:{}: model '{}': path", a.config, m.line, m.name)); !s) return s;
       LocalEntry entry{.name = m.name, .path = m.path, .engine = a.engine};
+      if (!m.registry.empty()) OWL_TRY(resolve_version(a, m, plan, entry));
+      if (auto s = check_model_file(entry.path, fmt::format("{}:{}: model '{}': {}", a.config, m.line, m.name,
+                                                            m.registry.empty() ? "path" : "registry " + entry.version.version));
+          !s) {
+        return s;
+      }
       for (const router::LoraSpec& l : m.lora) {
         const std::string where = fmt::format("{}:{}", a.config, l.line);
         if (auto s = check_model_file(l.path, fmt::format("{}: model '{}': lora", where, m.name)); !s) return s;
@@ -221,7 +254,7 @@ core::Result<std::vector<AdapterEntry>> named_adapters(const ServeArgs& a) {
 }
 
 // What can be checked before binding and loading, so that a typo fails at once.
-core::Status check_args(const ServeArgs& a, Plan& plan) {
+core::Status check_args(ServeArgs& a, Plan& plan) {
   if (auto s = a.engine.validate(); !s) return s;
   if (!std::isfinite(a.drain_timeout_s) || a.drain_timeout_s < 0 || a.drain_timeout_s > 86400) {
     return core::make_error("--drain-timeout {} out of range 0..86400 seconds", a.drain_timeout_s);
@@ -338,26 +371,43 @@ void drain(serve::Server& server, const serve::ModelRegistry& models, const std:
 }
 
 // Every model and route of the plan behind one registry; the names of what it serves.
+// The provider of a loaded local model; local compute is priced by its cores' time.
+std::shared_ptr<router::LocalProvider> make_local_provider(const Plan& plan, const LocalEntry& entry, const Loaded& l, int64_t now) {
+  const int cores = entry.engine.n_threads > 0 ? entry.engine.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const double per_core_hour = plan.config ? plan.config->local_per_core_hour : 0.0;
+  return std::make_shared<router::LocalProvider>(router::LocalModel{
+      .id = entry.name, .created = now, .model = l.model.get(), .tokenizer = &*l.tokenizer, .chat_template = &*l.chat_template,
+      .chat_template_source = l.chat_template_source, .engine = l.engine.get(), .usd_per_second = cores * per_core_hour / 3600.0,
+      .adapters = l.fixed, .catalog = l.catalog});
+}
+
+// Loads another version of a registry model (the entry with the version's file and adapters).
+using VersionLoader = std::function<core::Result<serve::LoadedVersion>(const LocalEntry&, const serve::ModelVersion&)>;
+
 core::Result<std::string> make_registry(const Plan& plan, const std::vector<std::unique_ptr<Loaded>>& locals,
-                                        serve::ModelRegistry& models) {
+                                        serve::ModelRegistry& models, const VersionLoader& load_version) {
   const auto now = static_cast<int64_t>(std::time(nullptr));
   std::map<std::string, std::shared_ptr<router::Provider>> by_name;
   std::vector<std::string> names;
   for (size_t i = 0; i < plan.locals.size(); ++i) {
+    const LocalEntry& entry = plan.locals[i];
     const Loaded& l = *locals[i];
-    // Local compute is priced by its cores' time.
-    const int cores = plan.locals[i].engine.n_threads > 0 ? plan.locals[i].engine.n_threads
-                                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const double per_core_hour = plan.config ? plan.config->local_per_core_hour : 0.0;
-    auto p = std::make_shared<router::LocalProvider>(router::LocalModel{
-        .id = plan.locals[i].name, .created = now, .model = l.model.get(), .tokenizer = &*l.tokenizer,
-        .chat_template = &*l.chat_template, .chat_template_source = l.chat_template_source, .engine = l.engine.get(),
-        .usd_per_second = cores * per_core_hour / 3600.0, .adapters = l.fixed, .catalog = l.catalog});
-    by_name[plan.locals[i].name] = p;
+    std::shared_ptr<router::Provider> p = make_local_provider(plan, entry, l, now);
+    if (!entry.registry_alias.empty()) {
+      serve::VersionedModelOptions options{
+          .name = entry.name, .alias = entry.registry_alias,
+          .load = [load_version, entry](const serve::ModelVersion& v) { return load_version(entry, v); },
+          .log = [](const std::string& line) { fmt::print(stderr, "owl serve: {}\n", line); }};
+      // The first version's weights and engine are the server's (locals) until it exits.
+      p = std::make_shared<serve::VersionedModel>(std::move(options), plan.versions, entry.version, serve::LoadedVersion{.provider = p});
+    }
+    by_name[entry.name] = p;
     std::vector<std::string> adapters;
-    for (const router::NamedAdapter& a : l.catalog->list()) adapters.push_back(fmt::format("'{}:{}'", plan.locals[i].name, a.name));
-    names.push_back(adapters.empty() ? fmt::format("'{}'", plan.locals[i].name)
-                                     : fmt::format("'{}' (adapters {})", plan.locals[i].name, fmt::join(adapters, ", ")));
+    for (const router::NamedAdapter& a : l.catalog->list()) adapters.push_back(fmt::format("'{}:{}'", entry.name, a.name));
+    std::string described = fmt::format("'{}'", entry.name);
+    if (!entry.registry_alias.empty()) described += fmt::format(" ({}@{}: {})", entry.name, entry.registry_alias, entry.version.version);
+    if (!adapters.empty()) described += fmt::format(" (adapters {})", fmt::join(adapters, ", "));
+    names.push_back(described);
   }
   if (plan.config) {
     for (const router::ModelSpec& m : plan.config->models) {
@@ -432,8 +482,8 @@ int run_serve(ServeArgs& args) {
     fmt::print(stderr, "owl serve: API keys required ({} in force in {}{})\n", in_force, keys->where,
                in_force == 0 ? "; create one with: owl keys create --name NAME" : "");
     args.server.guard = std::make_shared<serve::KeyGuard>(keys->store, keys->counters);
-  } else if (!args.state.empty() || !args.redis.empty()) {
-    return fmt::print(stderr, "owl serve: --state and --redis hold API keys, read with --auth\n"), 1;
+  } else if ((!args.state.empty() || !args.redis.empty()) && !plan.versions) {
+    return fmt::print(stderr, "owl serve: --state and --redis are read with --auth, or for models of the registry\n"), 1;
   }
   serve::Metrics metrics;
   args.server.host = args.host;
@@ -462,7 +512,20 @@ int run_serve(ServeArgs& args) {
   }
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
   auto models = std::make_shared<serve::ModelRegistry>();
-  auto served = make_registry(plan, locals, *models);
+  // Another version of a registry model, loaded and warmed up beside the one serving.
+  const VersionLoader load_version = [&args, &plan, &metrics, adapter_ids](const LocalEntry& base,
+                                                                           const serve::ModelVersion& v) -> core::Result<serve::LoadedVersion> {
+    LocalEntry entry = base;
+    entry.path = v.file;
+    entry.version = v;
+    entry.fixed.clear();
+    for (const auto& [file, scale] : v.lora) entry.fixed.push_back({.path = file, .scale = static_cast<float>(scale), .where = "registry"});
+    auto loaded = std::make_shared<Loaded>();
+    OWL_TRY(load(args, entry, adapter_ids, metrics, *loaded));
+    return serve::LoadedVersion{.provider = make_local_provider(plan, entry, *loaded, static_cast<int64_t>(std::time(nullptr))),
+                                .owner = loaded};
+  };
+  auto served = make_registry(plan, locals, *models, load_version);
   if (!served) {
     fmt::print(stderr, "owl serve: {}\n", served.message());
     server.stop();

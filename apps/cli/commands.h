@@ -45,6 +45,7 @@ Command register_eval(CLI::App& root);
 Command register_finetune(CLI::App& root);
 Command register_route(CLI::App& root);
 Command register_keys(CLI::App& root);
+Command register_models(CLI::App& root);
 
 // The quality report of owl compare, also printed by owl quantize --report (cmd_compare.cpp).
 void print_compare_report(const eval::CompareReport& report, bool json);

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
       owl::cli::register_finetune(root),
       owl::cli::register_route(root),
       owl::cli::register_keys(root),
+      owl::cli::register_models(root),
   };
   std::vector<char*> args(argv, argv + argc);
   spell_llama_cpp_options(args);

@@ -14,6 +14,7 @@
 
 #include "core/result.h"
 #include "serve/keys.h"
+#include "serve/model_versions.h"
 #include "serve/redis_store.h"
 
 namespace owl::cli {
@@ -57,6 +58,21 @@ inline core::Result<KeyStoreChoice> open_key_store(const std::string& state, con
   }
   if (auto keys = c.store->list(); !keys) return keys.error();
   return c;
+}
+
+// The model versions in the same store as the keys.
+inline core::Result<std::shared_ptr<serve::ModelVersions>> open_model_versions(const std::string& state, const std::string& redis_url) {
+  if (!redis_url.empty()) {
+    if (!state.empty()) return core::make_error("--state and --redis name two stores; give one");
+    auto address = serve::parse_redis_url(redis_url);
+    if (!address) return core::make_error("--redis {}", address.message());
+    return std::make_shared<serve::ModelVersions>(serve::redis_documents(std::make_shared<serve::RedisClient>(*address)));
+  }
+  auto path = state_file(state);
+  if (!path) return path.error();
+  auto documents = serve::open_sqlite_documents(*path);
+  if (!documents) return documents.error();
+  return std::make_shared<serve::ModelVersions>(std::shared_ptr<serve::DocumentStore>(std::move(*documents)));
 }
 
 }  // namespace owl::cli

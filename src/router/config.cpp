@@ -78,10 +78,18 @@ core::Status parse_lora(const At& at, ModelSpec& m) {
 }
 
 core::Status parse_local(const At& at, ModelSpec& m) {
-  auto path = get_string(at.child("path"));
-  if (!path) return path.error();
-  if (path->empty()) return at.child("path").error("empty path");
-  m.path = *path;
+  if (const At alias = at.child("registry"); alias.present()) {
+    auto name = get_string(alias);
+    if (!name) return name.error();
+    if (!valid_name(*name)) return alias.error("'{}' is not an alias (prod, canary, ...)", *name);
+    if (at.child("lora").present()) return at.child("lora").error("a registry version brings its own adapters (owl models add --lora)");
+    m.registry = *name;
+  } else {
+    auto path = get_string(at.child("path"));
+    if (!path) return path.error();
+    if (path->empty()) return at.child("path").error("empty path");
+    m.path = *path;
+  }
   OWL_TRY(parse_lora(at.child("lora"), m));
   OWL_TRY(read_optional(at, "parallel", int_in(1, 256), m.parallel));
   OWL_TRY(read_optional(at, "ctx", int_in(1, 1 << 20), m.ctx));
@@ -113,7 +121,7 @@ core::Status parse_nodes(const At& at, ModelSpec& m) {
 }
 
 core::Result<ModelSpec> parse_model(const At& at) {
-  if (auto s = only_keys(at, {"name", "path", "lora", "parallel", "ctx", "private", "base_url", "nodes", "nodes_dns", "model", "api_key_env",
+  if (auto s = only_keys(at, {"name", "path", "registry", "lora", "parallel", "ctx", "private", "base_url", "nodes", "nodes_dns", "model", "api_key_env",
                               "price", "timeout_s", "retries", "ca_file"});
       !s) {
     return s.error();
@@ -124,11 +132,13 @@ core::Result<ModelSpec> parse_model(const At& at) {
   if (!name) return name.error();
   if (!valid_name(*name)) return at.child("name").error("'{}' is not a model name (letters, digits, - _ . : @ /)", *name);
   m.name = *name;
-  const bool local = at.child("path").present(), hosted = at.child("base_url").present(),
+  const bool local = at.child("path").present() || at.child("registry").present(), hosted = at.child("base_url").present(),
              nodes = at.child("nodes").present() || at.child("nodes_dns").present();
-  if (int{local} + int{hosted} + int{at.child("nodes").present()} + int{at.child("nodes_dns").present()} != 1) {
-    return at.error("model '{}' needs exactly one of path (a local GGUF file), base_url (a hosted API), nodes (owl servers) or "
-                    "nodes_dns (a name that resolves to owl servers)", m.name);
+  int kinds = 0;
+  for (const char* key : {"path", "registry", "base_url", "nodes", "nodes_dns"}) kinds += at.child(key).present();
+  if (kinds != 1) {
+    return at.error("model '{}' needs exactly one of path (a local GGUF file), registry (an alias of owl models), base_url (a hosted "
+                    "API), nodes (owl servers) or nodes_dns (a name that resolves to owl servers)", m.name);
   }
   static const std::vector<std::string_view> kHostedOnly = {"model", "api_key_env", "price", "timeout_s", "retries", "ca_file"};
   static const std::vector<std::string_view> kLocalOnly = {"lora", "parallel", "ctx"};
@@ -279,7 +289,7 @@ core::Status parse_sensitive(const At& at, RouterConfig& config) {
 }
 
 core::Status parse_root(const At& root, RouterConfig& config) {
-  if (auto s = only_keys(root, {"models", "routes", "local_cost", "sensitive"}); !s) return s;
+  if (auto s = only_keys(root, {"models", "routes", "local_cost", "sensitive", "state"}); !s) return s;
   const At models = root.child("models");
   if (!models.present() || !models.node.IsSequence() || models.node.size() == 0) return models.error("expected a list of at least one model");
   std::set<std::string> names;
@@ -306,6 +316,14 @@ core::Status parse_root(const At& root, RouterConfig& config) {
   }
   if (const At sensitive = root.child("sensitive"); sensitive.present()) {
     if (auto s = parse_sensitive(sensitive, config); !s) return s;
+  }
+  if (const At state = root.child("state"); state.present()) {
+    if (auto s = only_keys(state, {"auth", "file", "redis", "public_metrics"}); !s) return s;
+    OWL_TRY(read_optional(state, "auth", get_bool, config.state.auth));
+    OWL_TRY(read_optional(state, "file", get_string, config.state.file));
+    OWL_TRY(read_optional(state, "redis", get_string, config.state.redis));
+    OWL_TRY(read_optional(state, "public_metrics", get_bool, config.state.public_metrics));
+    if (!config.state.file.empty() && !config.state.redis.empty()) return state.error("give one of file and redis");
   }
   return {};
 }

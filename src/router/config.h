@@ -55,7 +55,10 @@ struct ModelSpec {
   std::vector<std::string> nodes;
   std::string nodes_dns;
   bool served_by_nodes() const { return !nodes.empty() || !nodes_dns.empty(); }
-  bool local() const { return !path.empty(); }
+  // Local, instead of path: the version of this name that the alias (prod, canary) names in the
+  // model registry (`owl models`), followed as the alias moves.
+  std::string registry;
+  bool local() const { return !path.empty() || !registry.empty(); }
 };
 
 // When a cascade step's answer is not trusted and the next step is asked. Signals left empty
@@ -116,8 +119,18 @@ struct CustomDetectorSpec {
   std::vector<std::string> words;
 };
 
+// Where the server keeps API keys and model versions, and whether it requires keys (`state:`,
+// the config's form of --auth, --state, --redis and --public-metrics).
+struct StateSpec {
+  bool auth = false;
+  std::string file;   // the SQLite state file
+  std::string redis;  // redis://HOST:PORT, shared by gateways
+  bool public_metrics = false;
+};
+
 struct RouterConfig {
   std::string file;  // where it was read from, for messages
+  StateSpec state;
   std::vector<ModelSpec> models;
   std::vector<RouteSpec> routes;
   double local_per_core_hour = 0;  // US dollars per core-hour of local compute

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -193,15 +194,17 @@ std::string created_key(const std::string& args) {
 }
 
 TEST(ServeCli, APIKeysFromOwlKeysGuardEveryEndpoint) {
-  const std::string config = temp_file("auth.yaml", "models:\n  - {name: small, path: " + kModel + "}\n"
-                                                   "routes:\n  - {name: auto, cascade: [small]}\nlocal_cost: {per_core_hour: 3600}\n");
   const std::string state = temp_file("state.db", ""), ledger = temp_file("auth-ledger.db", "");
+  // The config's state: block is --auth --state.
+  const std::string config = temp_file("auth.yaml", "models:\n  - {name: small, path: " + kModel + "}\n"
+                                                   "routes:\n  - {name: auto, cascade: [small]}\nlocal_cost: {per_core_hour: 3600}\n"
+                                                   "state: {auth: true, file: " + state + "}\n");
   std::remove(state.c_str());
   std::remove(ledger.c_str());
   const std::string alice = created_key("--state " + state + " --name alice --models small");
   const std::string broke = created_key("--state " + state + " --name broke --budget-usd 4 --period total");
   const std::string carol = created_key("--state " + state + " --name carol --budget-usd 100 --period day");
-  OwlProcess owl("serve --port 0 -t 1 --config " + config + " --auth --state " + state + " --ledger " + ledger);
+  OwlProcess owl("serve --port 0 -t 1 --config " + config + " --ledger " + ledger);
   ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
   EXPECT_NE(owl.log().find("API keys required (3 in force"), std::string::npos) << owl.log();
   httplib::Client c("127.0.0.1", owl.port());
@@ -381,6 +384,72 @@ TEST(ServeCli, AGatewaySpreadsRequestsOverNodesAndSurvivesOneDying) {
   gateway.signal(SIGTERM);
   EXPECT_EQ(gateway.wait_exit(30s), 0) << gateway.log();
   std::remove(config.c_str());
+}
+
+// A model served from the registry follows its alias: a promotion switches versions without a
+// restart (a stream running across the switch finishes), a version that cannot load leaves the
+// one serving, and a rollback switches back. The eval gate refuses a version that fails the suite.
+TEST(ServeCli, AServerFollowsTheVersionItsAliasNames) {
+  const std::string state = temp_file("versions.db", ""), garbage = temp_file("garbage-v.gguf", std::string(600, 'x'));
+  const std::string other = temp_file("random.gguf", "");
+  std::remove(state.c_str());
+  auto synth = owl::testing::run_owl("synth --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 4 --n-ff 128 --type f32 --vocab-from " + kModel +
+                                     " -o " + other);
+  ASSERT_EQ(synth.exit_code, 0) << synth.out;
+  const std::string store = " --state " + state;
+  for (const std::string& file : {kModel, other, garbage}) {
+    auto added = owl::testing::run_owl("models add stories " + file + store);
+    ASSERT_EQ(added.exit_code, 0) << added.out;
+  }
+  // The gate: the random model fails the stories suite, so prod stays where it is.
+  ASSERT_EQ(owl::testing::run_owl("models promote stories v1 --force" + store).exit_code, 0);
+  auto refused = owl::testing::run_owl("models promote stories v2 -t 1 --eval " + std::string(OWL_SOURCE_DIR) +
+                                       "/examples/eval/stories/suite.yaml --cache-dir /tmp/owl_serve_cli_gate_" + std::to_string(::getpid()) + store);
+  EXPECT_EQ(refused.exit_code, 3) << refused.out;
+  EXPECT_NE(refused.out.find("stories@prod stays v1: the candidate fails the suite's thresholds"), std::string::npos) << refused.out;
+  std::filesystem::remove_all("/tmp/owl_serve_cli_gate_" + std::to_string(::getpid()));
+
+  const std::string config = temp_file("registry.yaml", "models:\n  - {name: stories, registry: prod}\n");
+  OwlProcess owl("serve --port 0 -t 1 --config " + config + store);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  EXPECT_NE(owl.log().find("'stories' (stories@prod: v1)"), std::string::npos) << owl.log();
+  httplib::Client c("127.0.0.1", owl.port());
+  auto answer = [&] {
+    auto res = c.Post("/v1/completions", R"({"model":"stories","prompt":"Once upon a time","max_tokens":12,"temperature":0})", "application/json");
+    EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    return res ? nlohmann::json::parse(res->body)["choices"][0]["text"].get<std::string>() : "";
+  };
+  const std::string first = answer();
+  StreamOutcome across;
+  std::thread long_stream([&] {
+    httplib::Client s("127.0.0.1", owl.port());
+    std::string body;
+    auto res = s.Post("/v1/completions", R"({"model":"stories","prompt":"Once","max_tokens":1500,"ignore_eos":true,"stream":true})",
+                      "application/json");
+    across.status = res ? res->status : 0;
+    across.done = res && res->body.find("data: [DONE]") != std::string::npos && res->body.find(R"(data: {"error")") == std::string::npos;
+  });
+  std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(owl::testing::run_owl("models promote stories v2 --force" + store).exit_code, 0);
+  ASSERT_TRUE(owl.wait_for_log("now serving v2", 15s)) << owl.log();
+  EXPECT_NE(answer(), first);  // another model answers
+  long_stream.join();
+  EXPECT_EQ(across.status, 200);
+  EXPECT_TRUE(across.done) << "the stream running across the switch did not finish";
+  ASSERT_EQ(owl::testing::run_owl("models promote stories v3 --force" + store).exit_code, 0);
+  ASSERT_TRUE(owl.wait_for_log("version v3 failed to load, v2 keeps serving", 15s)) << owl.log();
+  const std::string second = answer();
+  EXPECT_NE(second, first);
+  auto back = owl::testing::run_owl("models rollback stories" + store);  // v3 -> v2: what serves already
+  ASSERT_EQ(back.exit_code, 0) << back.out;
+  back = owl::testing::run_owl("models rollback stories" + store);       // v2 -> v1
+  ASSERT_EQ(back.exit_code, 0) << back.out;
+  EXPECT_NE(back.out.find("stories@prod: v2 -> v1"), std::string::npos) << back.out;
+  ASSERT_TRUE(owl.wait_for_log("now serving v1", 15s)) << owl.log();
+  EXPECT_EQ(answer(), first);
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(30s), 0) << owl.log();
+  for (const std::string& f : {config, state, state + "-wal", state + "-shm", garbage, other}) std::remove(f.c_str());
 }
 
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {

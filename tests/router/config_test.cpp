@@ -146,7 +146,7 @@ TEST(RouterConfig, EveryMistakeNamesTheFileLineAndKey) {
   expect_error(edit("    cascade:\n", "    cascade: []\n    x:\n"), "routes[0].x: unknown key");
   expect_error(edit("local_cost: {per_core_hour: 0.05}", "local_cost: {per_hour: 0.05}"), "owl.yaml:19: local_cost.per_hour: unknown key");
   expect_error(edit("    - {name: ticket, regex: 'TCK-[0-9]{6}'}\n", "    - {name: ticket}\n"), "sensitive.custom[1]: detector 'ticket' needs a regex or a list of words");
-  expect_error(edit("models:", "modles:"), "owl.yaml:1: modles: unknown key (known here: models, routes, local_cost, sensitive)");
+  expect_error(edit("models:", "modles:"), "owl.yaml:1: modles: unknown key (known here: models, routes, local_cost, sensitive, state)");
   expect_error("routes: []\n", "owl.yaml:1: models: expected a list of at least one model");
   expect_error("models: [\n", "owl.yaml:");  // YAML syntax, with its line
   expect_error("- a\n- b\n", "owl.yaml: expected a mapping with models: and routes:");
@@ -229,6 +229,27 @@ TEST(RouterConfig, NodesAreListedOrResolvedAndPrivate) {
   EXPECT_NE(error("models:\n  - {name: a, nodes_dns: 'https://y:1'}\n").find("is not an http:// URL"), std::string::npos);
   EXPECT_NE(error("models:\n  - {name: a, nodes: ['http://x:1'], ctx: 5}\n").find("models[0].ctx: applies to local models only"),
             std::string::npos);
+}
+
+TEST(RouterConfig, StateAndRegistryModels) {
+  auto c = parse_router_config("models:\n  - {name: a, registry: prod}\nstate: {auth: true, redis: 'redis://r:6379', public_metrics: true}\n",
+                               "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->models[0].registry, "prod");
+  EXPECT_TRUE(c->models[0].local());
+  EXPECT_TRUE(c->state.auth);
+  EXPECT_EQ(c->state.redis, "redis://r:6379");
+  EXPECT_TRUE(c->state.public_metrics);
+  auto error = [](const std::string& yaml) {
+    auto r = parse_router_config(yaml, "s.yaml");
+    return r.ok() ? std::string("parsed") : r.message();
+  };
+  EXPECT_NE(error("models:\n  - {name: a, registry: prod, path: a.gguf}\n").find("needs exactly one of"), std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, registry: prod, lora: x.gguf}\n").find("models[0].lora: a registry version brings its own"),
+            std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, path: a.gguf}\nstate: {file: x, redis: y}\n").find("state: give one of file and redis"),
+            std::string::npos);
+  EXPECT_NE(error("models:\n  - {name: a, path: a.gguf}\nstate: {auht: true}\n").find("state.auht: unknown key"), std::string::npos);
 }
 
 TEST(RouterConfig, SettingAThresholdChangesOnlyThatValue) {
