@@ -29,6 +29,7 @@
 #include "router/local_provider.h"
 #include "router/node_pool.h"
 #include "router/route_provider.h"
+#include "serve/api.h"
 #include "serve/key_guard.h"
 #include "serve/versioned_model.h"
 #include "serve/request_log.h"
@@ -385,7 +386,8 @@ std::shared_ptr<router::LocalProvider> make_local_provider(const Plan& plan, con
 using VersionLoader = std::function<core::Result<serve::LoadedVersion>(const LocalEntry&, const serve::ModelVersion&)>;
 
 core::Result<std::string> make_registry(const Plan& plan, const std::vector<std::unique_ptr<Loaded>>& locals,
-                                        serve::ModelRegistry& models, const VersionLoader& load_version) {
+                                        serve::ModelRegistry& models, const VersionLoader& load_version,
+                                        const std::function<void(const std::string&)>& shadow_log) {
   const auto now = static_cast<int64_t>(std::time(nullptr));
   std::map<std::string, std::shared_ptr<router::Provider>> by_name;
   std::vector<std::string> names;
@@ -442,6 +444,17 @@ core::Result<std::string> make_registry(const Plan& plan, const std::vector<std:
     for (const router::CascadeStep& step : r.cascade) setup.cascade.push_back(member(step.model));
     for (const std::string& f : r.fallback) setup.fallback.push_back(member(f));
     for (const router::RuleSpec& rule : r.rules) setup.rules.push_back(member(rule.model));
+    if (r.canary) setup.canary = member(r.canary->model);
+    if (!r.shadow.empty()) {
+      setup.shadow = member(r.shadow);
+      setup.on_shadow = [log = shadow_log](const router::ShadowResult& s) {
+        router::Json line = {{"ts", serve::iso_time_now()}, {"event", "shadow"}, {"route", s.route}, {"model", s.model},
+                     {"answered_by", s.answered_by}, {"same_text", s.same_text}, {"word_overlap", s.word_overlap},
+                     {"latency_ms", s.latency_ms}, {"completion_tokens", s.completion_tokens}};
+        if (!s.error.empty()) line["error"] = s.error;
+        log(serve::dump_json(line));
+      };
+    }
     auto route = router::RouteProvider::make(std::move(setup), now);
     if (!route) return core::make_error("{}:{}: {}", plan.config->file, r.line, route.message());
     OWL_TRY(models.add(std::shared_ptr<router::Provider>(std::move(*route))));
@@ -525,7 +538,10 @@ int run_serve(ServeArgs& args) {
     return serve::LoadedVersion{.provider = make_local_provider(plan, entry, *loaded, static_cast<int64_t>(std::time(nullptr))),
                                 .owner = loaded};
   };
-  auto served = make_registry(plan, locals, *models, load_version);
+  // Shadow answers' lines go where the request log goes.
+  const std::function<void(const std::string&)> shadow_log =
+      args.server.log ? args.server.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  auto served = make_registry(plan, locals, *models, load_version, shadow_log);
   if (!served) {
     fmt::print(stderr, "owl serve: {}\n", served.message());
     server.stop();

@@ -206,7 +206,9 @@ core::Result<RuleSpec> parse_rule(const At& at, const RouterConfig& config) {
 }
 
 core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
-  if (auto s = only_keys(at, {"name", "sensitive", "rules", "cascade", "fallback", "stream_escalation"}); !s) return s.error();
+  if (auto s = only_keys(at, {"name", "sensitive", "rules", "cascade", "fallback", "stream_escalation", "canary", "shadow"}); !s) {
+    return s.error();
+  }
   RouteSpec r;
   r.line = at.node.Mark().line + 1;
   auto name = get_string(at.child("name"));
@@ -259,6 +261,21 @@ core::Result<RouteSpec> parse_route(const At& at, const RouterConfig& config) {
   }
   OWL_TRY(read_optional(at, "fallback", get_strings, r.fallback));
   for (size_t i = 0; i < r.fallback.size(); ++i) OWL_TRY(check_model_ref(at.child("fallback").item(i), r.fallback[i], config));
+  if (const At canary = at.child("canary"); canary.present()) {
+    if (auto ok = only_keys(canary, {"model", "weight"}); !ok) return ok.error();
+    auto m = get_string(canary.child("model"));
+    if (!m) return m.error();
+    OWL_TRY(check_model_ref(canary.child("model"), *m, config));
+    auto w = get_number(canary.child("weight"), 0, 100);
+    if (!w) return w.error();
+    r.canary = CanarySpec{.model = *m, .weight = *w};
+  }
+  if (const At shadow = at.child("shadow"); shadow.present()) {
+    auto m = get_string(shadow);
+    if (!m) return m.error();
+    OWL_TRY(check_model_ref(shadow, *m, config));
+    r.shadow = *m;
+  }
   if (at.child("stream_escalation").present()) {
     auto v = get_bool(at.child("stream_escalation"));
     if (!v) return v.error();

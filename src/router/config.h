@@ -101,9 +101,17 @@ struct RuleSpec {
   std::string model;
 };
 
+// A share of a route's requests answered by another model alone (a new version on trial).
+struct CanarySpec {
+  std::string model;
+  double weight = 0;  // percent of the requests, 0..100
+};
+
 struct RouteSpec {
   std::string name;
   int line = 0;
+  std::optional<CanarySpec> canary;
+  std::string shadow;  // a model every answered request is also sent to; its answer is compared, then dropped
   SensitivePolicy sensitive = SensitivePolicy::kLocalOnly;
   std::vector<RuleSpec> rules;
   std::vector<CascadeStep> cascade;    // at least one step

@@ -1,6 +1,8 @@
 #include "router/route_provider.h"
 
 #include <algorithm>
+#include <cctype>
+#include <set>
 #include <cmath>
 #include <thread>
 
@@ -129,9 +131,11 @@ RouteProvider::RouteProvider(RouteSetup setup, int64_t created) : setup_(std::mo
   info_.created = created;
   info_.owned_by = "owl-route";
   // The prices of a route bound what one request can cost: every distinct model it may ask,
-  // each asked once (a cascade escalates through its steps, then the fallbacks).
+  // each asked once (a cascade escalates through its steps, then the fallbacks). A shadow's copy
+  // is the operator's cost, not the caller's.
   std::vector<const Provider*> members;
-  for (const auto* list : {&setup_.rules, &setup_.cascade, &setup_.fallback}) {
+  std::vector<RouteMember> canary = {setup_.canary};
+  for (const std::vector<RouteMember>* list : {&setup_.rules, &setup_.cascade, &setup_.fallback, &canary}) {
     for (const RouteMember& m : *list) {
       if (m.provider == nullptr || std::find(members.begin(), members.end(), m.provider) != members.end()) continue;
       members.push_back(m.provider);
@@ -337,6 +341,8 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
   std::optional<ApiError> failure;
   std::vector<const ModelSpec*> failed;
   const Rule* rule = r->rule;
+  const RouteMember* alone = nullptr;  // the model that answers without the cascade
+  std::string alone_kind;
   if (rule != nullptr) {
     d.steps.push_back(fmt::format("rule at line {}: {}", rule->spec->line, rule->member.spec->name));
     if (!allowed(rule->member)) {
@@ -346,6 +352,16 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
       first_step = static_cast<size_t>(rule->step);
     } else {
       use_cascade = false;
+      alone = &rule->member, alone_kind = "rule";
+    }
+  } else if (spec.canary && setup_.canary.provider != nullptr) {
+    // Exactly weight of every 100 requests: the n-th is the canary's when floor(n w / 100) steps.
+    const uint64_t n = requests_.fetch_add(1);
+    const auto share = [&](uint64_t k) { return static_cast<uint64_t>(static_cast<double>(k) * spec.canary->weight / 100.0); };
+    if (share(n + 1) > share(n) && allowed(setup_.canary)) {
+      d.steps.push_back(fmt::format("canary ({}%): {}", spec.canary->weight, setup_.canary.spec->name));
+      use_cascade = false;
+      alone = &setup_.canary, alone_kind = "canary";
     }
   }
   std::vector<size_t> steps;
@@ -364,10 +380,11 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
     note_skipped_until(setup_.cascade.size());
     d.cost_usd += m.provider->info().cost_usd(a.prompt_tokens, a.completion_tokens, a.seconds);
     for (Event& e : a.held) r->relay(std::move(e));
+    if (a.kind == Attempt::Kind::kAnswered) shadow(r, m.spec->name, a.text);
   };
   if (!use_cascade) {
-    const RouteMember& m = rule->member;
-    Attempt a = ask(m, r->req, nullptr, false, relay, [&](const Submission& s) { r->answered_by(m, "rule", s); }, r->sink);
+    const RouteMember& m = *alone;
+    Attempt a = ask(m, r->req, nullptr, false, relay, [&](const Submission& s) { r->answered_by(m, alone_kind, s); }, r->sink);
     if (a.kind != Attempt::Kind::kFailed) {
       d.steps.push_back(fmt::format("{}: answered", m.spec->name));
       return finish(m, a);
@@ -446,6 +463,52 @@ void RouteProvider::run(std::shared_ptr<Run> r) {
     e.text = error.message;
     r->relay(std::move(e));
   }
+}
+
+namespace {
+
+// Words of a text, for the overlap of two answers.
+std::set<std::string> words_of(const std::string& text) {
+  std::set<std::string> out;
+  std::string w;
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
+      w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!w.empty()) {
+      out.insert(std::move(w));
+      w.clear();
+    }
+  }
+  if (!w.empty()) out.insert(std::move(w));
+  return out;
+}
+
+}  // namespace
+
+void RouteProvider::shadow(const std::shared_ptr<Run>& r, const std::string& answered_by, const std::string& answer) {
+  const RouteMember& m = setup_.shadow;
+  if (m.provider == nullptr || (r->sensitive && !m.spec->is_private) || !setup_.on_shadow) return;
+  // Its own sink: the client may be gone, and the copy must not end the client's answer.
+  auto sink = std::make_shared<engine::RequestStream>(r->req.n);
+  in_flight_.start(sink, [this, r, sink, answered_by, answer] {
+    const RouteMember& s = setup_.shadow;
+    ShadowResult out{.route = setup_.spec.name, .model = s.spec->name, .answered_by = answered_by};
+    const auto start = Clock::now();
+    Attempt a = ask(s, r->req, nullptr, true, [](Event) {}, [](const Submission&) {}, sink);
+    out.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (a.kind == Attempt::Kind::kFailed) {
+      out.error = a.error->message;
+    } else {
+      out.completion_tokens = a.completion_tokens;
+      out.same_text = a.text == answer;
+      const std::set<std::string> x = words_of(a.text), y = words_of(answer);
+      size_t both = 0;
+      for (const std::string& w : x) both += y.count(w);
+      const size_t any = x.size() + y.size() - both;
+      out.word_overlap = any == 0 ? 1.0 : static_cast<double>(both) / static_cast<double>(any);
+    }
+    setup_.on_shadow(out);
+  });
 }
 
 }  // namespace owl::router

@@ -17,7 +17,15 @@
 //  4. Fallbacks: a step that fails (429, 5xx, a timeout, an unreachable upstream, a prompt over
 //     its context, an error before its first token) hands the request to the fallback models in
 //     order; an answer that already sent tokens is not restarted elsewhere: it ends with the error.
+//  5. Canary and shadow: `canary: {model, weight}` answers weight percent of the requests that no
+//     rule took with that model alone (every 100 requests, exactly that many); `shadow: MODEL`
+//     sends a copy of each answered request to that model once the client has its answer, and
+//     reports how it compares (on_shadow). Sensitive requests reach them only when they are
+//     private.
 #pragma once
+
+#include <atomic>
+#include <functional>
 
 #include <memory>
 #include <vector>
@@ -35,11 +43,26 @@ struct RouteMember {
   const ModelSpec* spec = nullptr;
 };
 
+// What a shadow model did with a copy of an answered request.
+struct ShadowResult {
+  std::string route, model;   // the shadow model
+  std::string answered_by;    // the model whose answer the client got
+  bool same_text = false;     // its first choice's text is the client's
+  double word_overlap = 0;    // shared words over all words of both texts (Jaccard), 0..1
+  double latency_ms = 0;      // from sending it to its end
+  int64_t completion_tokens = 0;
+  std::string error;          // it failed ("" when it answered)
+};
+
 struct RouteSetup {
   RouteSpec spec;
   std::vector<RouteMember> rules;     // the model of each spec.rules entry
   std::vector<RouteMember> cascade;   // one per spec.cascade step, in order
   std::vector<RouteMember> fallback;  // one per spec.fallback entry
+  RouteMember canary;                 // spec.canary's model (null provider when none)
+  RouteMember shadow;                 // spec.shadow's model (null provider when none)
+  // Hears each shadow answer (on the shadow's thread); the answer itself is dropped.
+  std::function<void(const ShadowResult&)> on_shadow;
   std::shared_ptr<const SensitiveDetector> detector;
 };
 
@@ -74,7 +97,10 @@ class RouteProvider : public Provider {
   // The first rule that holds for `request`, whose strings are `texts`; null when none.
   const Rule* match_rule(const CompletionRequest& request, const std::vector<std::string_view>& texts) const;
 
+  void shadow(const std::shared_ptr<Run>& r, const std::string& answered_by, const std::string& answer);
+
   RouteSetup setup_;
+  std::atomic<uint64_t> requests_{0};  // requests no rule took: the canary's count
   std::vector<Rule> rules_;
   ModelInfo info_;
   InFlight in_flight_;

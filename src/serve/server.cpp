@@ -23,16 +23,6 @@ namespace {
 
 constexpr int kListenBacklog = 1024;  // pending connections (the kernel caps it at somaxconn)
 
-std::string iso_time_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03}Z", buf, ms);
-}
 
 struct Route {
   const char* path;
@@ -276,6 +266,17 @@ std::string bind_failure(int error) {
 }
 
 }  // namespace
+
+std::string iso_time_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms);
+}
 
 void log_rejected(Server::Impl& s, const Principal& who, std::string_view endpoint, const ApiError& e) {
   Json line = {{"event", "request"}, {"endpoint", endpoint}, {"status", e.status}, {"error", e.message}};

@@ -75,6 +75,9 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+// Now in UTC with milliseconds, as the request log writes it ("2026-12-06T22:39:38.465Z").
+std::string iso_time_now();
+
 // The chat page (src/serve/web/index.html, built into the binary).
 std::string_view index_html();
 

@@ -13,6 +13,7 @@
 #include <future>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -450,6 +451,58 @@ TEST(ServeCli, AServerFollowsTheVersionItsAliasNames) {
   owl.signal(SIGTERM);
   EXPECT_EQ(owl.wait_exit(30s), 0) << owl.log();
   for (const std::string& f : {config, state, state + "-wal", state + "-shm", garbage, other}) std::remove(f.c_str());
+}
+
+// A route's canary answers exactly its weight of the requests; its shadow gets a copy of every
+// answered request, whose comparison is logged while the client has only the route's answer.
+TEST(ServeCli, ACanaryTakesItsShareAndAShadowSeesEveryRequest) {
+  const std::string other = temp_file("canary-random.gguf", "");
+  auto synth = owl::testing::run_owl("synth --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 4 --n-ff 128 --type f32 --vocab-from " + kModel +
+                                     " -o " + other);
+  ASSERT_EQ(synth.exit_code, 0) << synth.out;
+  const std::string config = temp_file("canary.yaml", "models:\n  - {name: small, path: " + kModel + "}\n  - {name: other, path: " + other +
+                                                      "}\nroutes:\n  - {name: auto, cascade: [small], canary: {model: other, weight: 25}, shadow: other}\n");
+  OwlProcess owl("serve --port 0 -t 1 --config " + config);
+  ASSERT_TRUE(owl.wait_for_log("ready", 30s)) << owl.log();
+  httplib::Client c("127.0.0.1", owl.port());
+  std::map<std::string, int> by;
+  for (int i = 0; i < 8; ++i) {
+    auto res = c.Post("/v1/completions", R"({"model":"auto","prompt":"Once upon a time","max_tokens":6,"temperature":0})", "application/json");
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    ++by[res->get_header_value("x-owl-route") + ":" + res->get_header_value("x-owl-model")];
+  }
+  EXPECT_EQ(by["canary:other"], 2);
+  EXPECT_EQ(by["cascade:small"], 6);
+  // Eight shadow lines: the small model's answers differ from the random model's.
+  ASSERT_TRUE(owl.wait_for_log(R"("event":"shadow")", 10s)) << owl.log();
+  for (int i = 0; i < 200; ++i) {
+    const std::string log = owl.log();
+    int n = 0;
+    for (size_t at = 0; (at = log.find(R"("event":"shadow")", at)) != std::string::npos; ++at) ++n;
+    if (n == 8) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string log = owl.log();
+  int shadows = 0, same = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(R"("event":"shadow")") == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(line);
+    ++shadows;
+    EXPECT_EQ(j["model"], "other");
+    EXPECT_EQ(j["route"], "auto");
+    EXPECT_GE(j["latency_ms"].get<double>(), 0);
+    if (j["same_text"].get<bool>()) {
+      ++same;
+      EXPECT_EQ(j["answered_by"], "other");  // the canary's own answers
+      EXPECT_EQ(j["word_overlap"], 1.0);
+    }
+  }
+  EXPECT_EQ(shadows, 8) << log;
+  EXPECT_EQ(same, 2) << log;
+  owl.signal(SIGTERM);
+  EXPECT_EQ(owl.wait_exit(30s), 0) << owl.log();
+  for (const std::string& f : {config, other}) std::remove(f.c_str());
 }
 
 TEST(ServeCli, ASecondServerOnTheSamePortFails) {

@@ -231,6 +231,24 @@ TEST(RouterConfig, NodesAreListedOrResolvedAndPrivate) {
             std::string::npos);
 }
 
+TEST(RouterConfig, CanaryAndShadowAreRouteOptions) {
+  const std::string models = "models:\n  - {name: a, path: a.gguf}\n  - {name: b, path: b.gguf}\n";
+  auto c = parse_router_config(models + "routes:\n  - {name: r, cascade: [a], canary: {model: b, weight: 12.5}, shadow: b}\n", "c.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  ASSERT_TRUE(c->routes[0].canary.has_value());
+  EXPECT_EQ(c->routes[0].canary->model, "b");
+  EXPECT_EQ(c->routes[0].canary->weight, 12.5);
+  EXPECT_EQ(c->routes[0].shadow, "b");
+  auto error = [&](const std::string& route) {
+    auto r = parse_router_config(models + "routes:\n  - {name: r, cascade: [a], " + route + "}\n", "c.yaml");
+    return r.ok() ? std::string("parsed") : r.message();
+  };
+  EXPECT_NE(error("canary: {model: b, weight: 101}").find("routes[0].canary.weight"), std::string::npos);
+  EXPECT_NE(error("canary: {model: z, weight: 5}").find("routes[0].canary.model: 'z' is not a model of this file"), std::string::npos);
+  EXPECT_NE(error("canary: {model: b}").find("routes[0].canary.weight"), std::string::npos);
+  EXPECT_NE(error("shadow: z").find("routes[0].shadow: 'z' is not a model of this file"), std::string::npos);
+}
+
 TEST(RouterConfig, StateAndRegistryModels) {
   auto c = parse_router_config("models:\n  - {name: a, registry: prod}\nstate: {auth: true, redis: 'redis://r:6379', public_metrics: true}\n",
                                "s.yaml");
