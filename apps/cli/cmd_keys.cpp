@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/utc.h"
 #include "serve/keys.h"
 #include "state_file.h"
 
@@ -58,15 +59,7 @@ core::Result<int64_t> parse_expiry(const std::string& text, int64_t now) {
   return core::make_error("--expires {}: give a UTC date (2027-01-31, 2027-01-31T12:00Z) or a span (30d, 12h, 90m)", text);
 }
 
-std::string utc(int64_t unix_s) {
-  if (unix_s == 0) return "never";
-  const std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%MZ", &tm);
-  return out;
-}
+std::string utc(int64_t unix_s) { return unix_s == 0 ? "never" : core::format_utc(unix_s, "%Y-%m-%dT%H:%MZ"); }
 
 std::string limit(int64_t n) { return n > 0 ? std::to_string(n) : "-"; }
 

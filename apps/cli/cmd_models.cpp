@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "core/files.h"
+#include "core/utc.h"
 #include "eval/gate.h"
 #include "format.h"
 #include "common_options.h"
@@ -33,14 +34,7 @@ struct ModelsArgs {
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string when(int64_t unix_s) {
-  const std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%MZ", &tm);
-  return out;
-}
+std::string when(int64_t unix_s) { return core::format_utc(unix_s, "%Y-%m-%dT%H:%MZ"); }
 
 nlohmann::json record_json(const serve::ModelRecord& r, bool with_reports) {
   nlohmann::json versions = nlohmann::json::array(), history = nlohmann::json::array(), aliases = nlohmann::json::object();

@@ -1,5 +1,8 @@
 #include "router/ledger.h"
 
+#include "core/sqlite.h"
+#include "core/utc.h"
+
 #include <sqlite3.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,14 +23,7 @@ constexpr const char* kSchema =
     " completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL);"
     "CREATE INDEX IF NOT EXISTS requests_time ON requests(unix_s);";
 
-std::string utc_day(int64_t unix_s) {
-  const std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[16];
-  std::strftime(out, sizeof out, "%Y-%m-%d", &tm);
-  return out;
-}
+std::string utc_day(int64_t unix_s) { return core::format_utc(unix_s, "%Y-%m-%d"); }
 
 // Closes a statement on every path.
 struct Statement {
@@ -46,29 +42,10 @@ core::Result<UsageKey> parse_usage_key(std::string_view name) {
 }
 
 core::Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& path) {
-  struct stat st {};
-  // Created 0600 before SQLite opens it (its journal files take the same mode): costs by user
-  // are not for everyone to read.
-  if (::stat(path.c_str(), &st) != 0) {
-    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return core::make_error("ledger {}: {}", path, std::strerror(errno));
-    if (fd >= 0) ::close(fd);
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
-    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return core::make_error("ledger {}: {}", path, message);
-  }
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  const std::string setup = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") + kSchema;
-  if (sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    return core::make_error("ledger {}: {} (is it an owl ledger?)", path, message);
-  }
+  // Private: costs by user are not for everyone to read.
+  auto opened = core::open_private_sqlite(path, kSchema, "ledger", "an owl ledger");
+  if (!opened) return opened.error();
+  sqlite3* db = *opened;
   sqlite3_stmt* insert = nullptr;
   if (sqlite3_prepare_v2(db, "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &insert, nullptr) != SQLITE_OK) {
     std::string message = sqlite3_errmsg(db);

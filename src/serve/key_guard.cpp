@@ -1,5 +1,7 @@
 #include "serve/key_guard.h"
 
+#include "core/utc.h"
+
 #include <cmath>
 #include <ctime>
 
@@ -44,14 +46,6 @@ std::string_view bearer(std::string_view authorization) {
   return key;
 }
 
-std::string utc_date(int64_t unix_s) {
-  const std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M UTC", &tm);
-  return out;
-}
 
 }  // namespace
 
@@ -70,7 +64,7 @@ std::variant<Principal, ApiError> KeyGuard::authenticate(const Caller& caller) {
   auto& [check, info] = *checked;
   if (check == KeyCheck::kInvalid) return invalid_key("invalid API key");
   if (check == KeyCheck::kExpired) {
-    return ApiError{.status = 401, .message = fmt::format("the API key '{}' expired at {}", info.name, utc_date(info.limits.expires_unix)),
+    return ApiError{.status = 401, .message = fmt::format("the API key '{}' expired at {}", info.name, core::format_utc(info.limits.expires_unix, "%Y-%m-%d %H:%M UTC")),
                     .code = "expired_api_key"};
   }
   Principal who{.name = info.name, .key_id = info.id, .max_tokens = info.limits.max_tokens, .needs_bound = info.limits.need_bound()};

@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/sqlite.h"
+
 namespace owl::serve {
 namespace {
 
@@ -183,29 +185,9 @@ bool KeyLimits::allows(std::string_view id) const {
 }
 
 core::Result<std::unique_ptr<SqliteKeyStore>> SqliteKeyStore::open(const std::string& path) {
-  struct stat st {};
-  // Created 0600 before SQLite opens it (its journal files take the same mode).
-  if (::stat(path.c_str(), &st) != 0) {
-    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return core::make_error("state {}: {}", path, std::strerror(errno));
-    if (fd >= 0) ::close(fd);
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
-    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return core::make_error("state {}: {}", path, message);
-  }
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  const std::string setup = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") + kSchema;
-  if (sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    return core::make_error("state {}: {} (is it an owl state file?)", path, message);
-  }
-  return std::unique_ptr<SqliteKeyStore>(new SqliteKeyStore(db, path));
+  auto db = core::open_private_sqlite(path, kSchema, "state", "an owl state file");
+  if (!db) return db.error();
+  return std::unique_ptr<SqliteKeyStore>(new SqliteKeyStore(*db, path));
 }
 
 SqliteKeyStore::~SqliteKeyStore() { sqlite3_close(db_); }

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "core/sqlite.h"
 #include "serve/redis_store.h"
 
 namespace owl::serve {
@@ -171,28 +172,10 @@ core::Result<ModelRecord> from_json(const std::string& name, const std::string& 
 }  // namespace
 
 core::Result<std::unique_ptr<DocumentStore>> open_sqlite_documents(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return core::make_error("state {}: {}", path, std::strerror(errno));
-    if (fd >= 0) ::close(fd);
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
-    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return core::make_error("state {}: {}", path, message);
-  }
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS model_versions (name TEXT PRIMARY KEY, doc TEXT NOT NULL);",
-                   nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    return core::make_error("state {}: {} (is it an owl state file?)", path, message);
-  }
-  return std::unique_ptr<DocumentStore>(new SqliteDocuments(db, path));
+  auto db = core::open_private_sqlite(path, "CREATE TABLE IF NOT EXISTS model_versions (name TEXT PRIMARY KEY, doc TEXT NOT NULL);", "state",
+                                      "an owl state file");
+  if (!db) return db.error();
+  return std::unique_ptr<DocumentStore>(new SqliteDocuments(*db, path));
 }
 
 std::unique_ptr<DocumentStore> redis_documents(std::shared_ptr<RedisClient> redis) {
