@@ -481,7 +481,7 @@ int run_serve(ServeArgs& args) {
     args.server.log = [log = std::shared_ptr<serve::RequestLog>(std::move(*log))](const std::string& line) { log->write(line); };
   }
   if (!args.ledger.empty()) {
-    auto ledger = router::Ledger::open(args.ledger);
+    auto ledger = open_ledger(args.ledger);
     if (!ledger) return fmt::print(stderr, "owl serve: --ledger: {}\n", ledger.message()), 1;
     args.server.ledger = std::move(*ledger);
   }
@@ -571,7 +571,7 @@ Command register_serve(CLI::App& root) {
   CLI::App* app = root.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /");
   app->add_option("-m,--model", args->model, "GGUF model file");
   app->add_option("--config", args->config, "Models (local and hosted) and routes, in YAML (docs/router.md); instead of -m");
-  app->add_option("--ledger", args->ledger, "SQLite file where every answer is recorded with its cost (see owl usage)");
+  app->add_option("--ledger", args->ledger, "SQLite file, or redis://HOST:PORT shared by gateways, where every answer is recorded with its cost (see owl usage)");
   app->add_flag("--auth", args->auth, "Require an API key (Authorization: Bearer KEY) from owl keys on every endpoint but /health");
   app->add_option("--state", args->state, "State file of the API keys and their spend (default: $OWL_STATE, else ~/.owl/state.db)");
   app->add_option("--redis", args->redis, "With --auth, keys, limits and budgets in Redis, shared by gateways: redis://HOST:PORT[/DB]");

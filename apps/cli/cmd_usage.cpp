@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "router/ledger.h"
+#include "state_file.h"
 
 namespace owl::cli {
 namespace {
@@ -35,10 +36,12 @@ int run_usage(const UsageArgs& args) {
     if (!day) return fmt::print(stderr, "owl usage: {}\n", day.message()), 1;
     since = *day;
   }
-  std::FILE* probe = std::fopen(args.ledger.c_str(), "rb");
-  if (probe == nullptr) return fmt::print(stderr, "owl usage: --ledger {}: no such file\n", args.ledger), 1;
-  std::fclose(probe);
-  auto ledger = router::Ledger::open(args.ledger);
+  if (!args.ledger.starts_with("redis://")) {
+    std::FILE* probe = std::fopen(args.ledger.c_str(), "rb");
+    if (probe == nullptr) return fmt::print(stderr, "owl usage: --ledger {}: no such file\n", args.ledger), 1;
+    std::fclose(probe);
+  }
+  auto ledger = open_ledger(args.ledger);
   if (!ledger) return fmt::print(stderr, "owl usage: {}\n", ledger.message()), 1;
   auto rows = (*ledger)->usage(*key, since);
   if (!rows) return fmt::print(stderr, "owl usage: {}\n", rows.message()), 1;
@@ -71,7 +74,7 @@ int run_usage(const UsageArgs& args) {
 Command register_usage(CLI::App& root) {
   auto args = std::make_shared<UsageArgs>();
   CLI::App* app = root.add_subcommand("usage", "What the answers recorded by owl serve --ledger cost, by day, route, model or user");
-  app->add_option("--ledger", args->ledger, "The ledger file (owl serve --ledger)")->required();
+  app->add_option("--ledger", args->ledger, "The ledger (owl serve --ledger): its file, or redis://HOST:PORT")->required();
   app->add_option("--since", args->since, "Only answers from this day on (YYYY-MM-DD, UTC)");
   app->add_option("--by", args->by, "Sum by: day, route, model, user")->capture_default_str();
   app->add_flag("--json", args->json, "A JSON array instead of a table");

@@ -60,6 +60,18 @@ inline core::Result<KeyStoreChoice> open_key_store(const std::string& state, con
   return c;
 }
 
+// The cost ledger: a SQLite file, or Redis shared by gateways for a redis:// URL.
+inline core::Result<std::shared_ptr<router::Ledger>> open_ledger(const std::string& where) {
+  if (where.starts_with("redis://")) {
+    auto address = serve::parse_redis_url(where);
+    if (!address) return core::make_error("--ledger {}", address.message());
+    return std::shared_ptr<router::Ledger>(std::make_shared<serve::RedisLedger>(std::make_shared<serve::RedisClient>(*address)));
+  }
+  auto ledger = router::Ledger::open(where);
+  if (!ledger) return ledger.error();
+  return std::shared_ptr<router::Ledger>(std::move(*ledger));
+}
+
 // The model versions in the same store as the keys.
 inline core::Result<std::shared_ptr<serve::ModelVersions>> open_model_versions(const std::string& state, const std::string& redis_url) {
   if (!redis_url.empty()) {

@@ -23,7 +23,6 @@ constexpr const char* kSchema =
     " completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL);"
     "CREATE INDEX IF NOT EXISTS requests_time ON requests(unix_s);";
 
-std::string utc_day(int64_t unix_s) { return core::format_utc(unix_s, "%Y-%m-%d"); }
 
 // Closes a statement on every path.
 struct Statement {
@@ -32,6 +31,8 @@ struct Statement {
 };
 
 }  // namespace
+
+std::string utc_day(int64_t unix_s) { return core::format_utc(unix_s, "%Y-%m-%d"); }
 
 core::Result<UsageKey> parse_usage_key(std::string_view name) {
   if (name == "day") return UsageKey::kDay;
@@ -52,15 +53,15 @@ core::Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& path) {
     sqlite3_close(db);
     return core::make_error("ledger {}: {}", path, message);
   }
-  return std::unique_ptr<Ledger>(new Ledger(db, insert, path));
+  return std::unique_ptr<Ledger>(new SqliteLedger(db, insert, path));
 }
 
-Ledger::~Ledger() {
+SqliteLedger::~SqliteLedger() {
   sqlite3_finalize(insert_);
   sqlite3_close(db_);
 }
 
-core::Status Ledger::record(const LedgerEntry& e) {
+core::Status SqliteLedger::record(const LedgerEntry& e) {
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3_stmt* st = insert_;
   sqlite3_reset(st);
@@ -79,7 +80,7 @@ core::Status Ledger::record(const LedgerEntry& e) {
   return {};
 }
 
-core::Result<std::vector<UsageRow>> Ledger::usage(UsageKey key, int64_t since_unix_s) const {
+core::Result<std::vector<UsageRow>> SqliteLedger::usage(UsageKey key, int64_t since_unix_s) const {
   const char* column = key == UsageKey::kDay ? "day" : key == UsageKey::kRoute ? "route" : key == UsageKey::kModel ? "model" : "user";
   const std::string sql = std::string("SELECT ") + column +
                           ", COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) FROM requests"

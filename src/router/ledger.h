@@ -39,25 +39,38 @@ struct UsageRow {
   double cost_usd = 0;
 };
 
-// Threading: every method may be called from any thread; one connection behind a mutex.
+// Where answers are recorded. Threading: every method may be called from any thread.
 class Ledger {
  public:
-  // Opens or creates the file (0600), with its table. Errors name the file.
+  // The SQLite ledger: opens or creates the file (0600), with its table. Errors name the file.
+  // (Gateways that share one ledger use Redis: serve::RedisLedger.)
   static core::Result<std::unique_ptr<Ledger>> open(const std::string& path);
-  ~Ledger();
-  Ledger(const Ledger&) = delete;
-  Ledger& operator=(const Ledger&) = delete;
+  virtual ~Ledger() = default;
 
-  core::Status record(const LedgerEntry& entry);
-  // Sums of the entries at or after `since_unix_s`, by `key`, largest cost first.
-  core::Result<std::vector<UsageRow>> usage(UsageKey key, int64_t since_unix_s) const;
+  virtual core::Status record(const LedgerEntry& entry) = 0;
+  // Sums of the entries at or after `since_unix_s`, by `key`, largest cost first (then by key).
+  virtual core::Result<std::vector<UsageRow>> usage(UsageKey key, int64_t since_unix_s) const = 0;
+};
+
+// One connection behind a mutex.
+class SqliteLedger final : public Ledger {
+ public:
+  SqliteLedger(sqlite3* db, sqlite3_stmt* insert, std::string path) : db_(db), insert_(insert), path_(std::move(path)) {}
+  ~SqliteLedger() override;
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  core::Status record(const LedgerEntry& entry) override;
+  core::Result<std::vector<UsageRow>> usage(UsageKey key, int64_t since_unix_s) const override;
 
  private:
-  Ledger(sqlite3* db, sqlite3_stmt* insert, std::string path) : db_(db), insert_(insert), path_(std::move(path)) {}
   mutable std::mutex mutex_;
   sqlite3* db_;             // guarded by mutex_
   sqlite3_stmt* insert_;    // guarded by mutex_: prepared once, reused by every record()
   std::string path_;
 };
+
+// "YYYY-MM-DD" of a time, as the ledgers group days.
+std::string utc_day(int64_t unix_s);
 
 }  // namespace owl::router

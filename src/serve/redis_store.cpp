@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <charconv>
+#include <map>
 #include <cmath>
 #include <limits>
 #include <regex>
@@ -79,6 +81,19 @@ end
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'updated', tostring(updated))
 if rate > 0 then redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 60) end
 return {taken, tostring(level)})";
+
+// One answer into the day's sums. ARGV: day, route, model, user, prompt, completion, cost.
+constexpr const char* kRecord = R"(
+local values = {day = ARGV[1], route = ARGV[2], model = ARGV[3], user = ARGV[4]}
+redis.call('SADD', 'owl:usage-days', ARGV[1])
+for _, dim in ipairs({'day', 'route', 'model', 'user'}) do
+  local k = 'owl:usage:' .. ARGV[1] .. ':' .. dim
+  redis.call('HINCRBY', k .. ':requests', values[dim], 1)
+  redis.call('HINCRBY', k .. ':prompt', values[dim], ARGV[5])
+  redis.call('HINCRBY', k .. ':completion', values[dim], ARGV[6])
+  redis.call('HINCRBYFLOAT', k .. ':cost', values[dim], ARGV[7])
+end
+return 1)";
 
 const std::string kPrefix = "owl:";
 
@@ -308,6 +323,41 @@ core::Result<double> RedisKeyStore::reserved(const std::string& id) const {
                             "1", kPrefix + "reserved:" + id});
   if (!r) return r.error();
   return to_double(*r);
+}
+
+core::Status RedisLedger::record(const router::LedgerEntry& e) {
+  auto r = redis_->command({"EVAL", kRecord, "0", router::utc_day(e.unix_s), e.route, e.model, e.user, std::to_string(e.prompt_tokens),
+                            std::to_string(e.completion_tokens), num(e.cost_usd)});
+  if (!r) return r.error();
+  return {};
+}
+
+core::Result<std::vector<router::UsageRow>> RedisLedger::usage(router::UsageKey key, int64_t since_unix_s) const {
+  const char* dim = key == router::UsageKey::kDay ? "day" : key == router::UsageKey::kRoute ? "route" : key == router::UsageKey::kModel ? "model" : "user";
+  auto days = redis_->command({"SMEMBERS", "owl:usage-days"});
+  if (!days) return days.error();
+  const std::string since = router::utc_day(since_unix_s);
+  std::map<std::string, router::UsageRow> rows;
+  for (const RedisValue& day : days->items) {
+    if (day.text < since) continue;
+    for (const std::string_view field : {"requests", "prompt", "completion", "cost"}) {
+      auto h = redis_->command({"HGETALL", fmt::format("owl:usage:{}:{}:{}", day.text, dim, field)});
+      if (!h) return h.error();
+      for (size_t i = 0; i + 1 < h->items.size(); i += 2) {
+        router::UsageRow& row = rows[h->items[i].text];
+        row.key = h->items[i].text;
+        const RedisValue& v = h->items[i + 1];
+        if (field == "requests") row.requests += to_int(v);
+        else if (field == "prompt") row.prompt_tokens += to_int(v);
+        else if (field == "completion") row.completion_tokens += to_int(v);
+        else row.cost_usd += to_double(v);
+      }
+    }
+  }
+  std::vector<router::UsageRow> out;
+  for (auto& [k, row] : rows) out.push_back(std::move(row));
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.cost_usd > b.cost_usd; });
+  return out;
 }
 
 TakeResult RedisCounters::take(const std::string& key, const BucketSpec& spec, double amount) {

@@ -17,6 +17,7 @@
 
 #include "core/result.h"
 #include "serve/counters.h"
+#include "router/ledger.h"
 #include "serve/keys.h"
 
 struct redisContext;
@@ -77,6 +78,19 @@ class RedisKeyStore final : public KeyStore {
  private:
   // The key `id`'s row; nullopt when there is none. With secret, its salt and hash.
   core::Result<std::optional<KeyInfo>> row(const std::string& id, std::pair<std::string, std::string>* secret) const;
+  std::shared_ptr<RedisClient> redis_;
+};
+
+// The cost ledger in Redis (`--ledger redis://...`), shared by every gateway: each answer adds to
+// per-day sums by day, route, model and user (owl:usage:<day>:<dimension>:<requests|prompt|
+// completion|cost>, one hash each, the set owl:usage-days), so `owl usage` reads sums, not rows.
+class RedisLedger final : public router::Ledger {
+ public:
+  explicit RedisLedger(std::shared_ptr<RedisClient> redis) : redis_(std::move(redis)) {}
+  core::Status record(const router::LedgerEntry& entry) override;
+  core::Result<std::vector<router::UsageRow>> usage(router::UsageKey key, int64_t since_unix_s) const override;
+
+ private:
   std::shared_ptr<RedisClient> redis_;
 };
 

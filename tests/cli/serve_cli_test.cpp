@@ -258,15 +258,17 @@ TEST(ServeCli, APIKeysFromOwlKeysGuardEveryEndpoint) {
   for (const std::string& f : {config, state, state + "-wal", state + "-shm", ledger, ledger + "-wal", ledger + "-shm"}) std::remove(f.c_str());
 }
 
-// Two gateways share one key's limits through Redis: a burst from many clients at both is
-// admitted no more than the key's requests per minute, and without Redis both fail closed.
+// Two gateways share one key's limits and one ledger through Redis: a burst from many clients at
+// both is admitted no more than the key's requests per minute, each admitted request is recorded
+// once, and without Redis both fail closed.
 TEST(ServeCli, TwoGatewaysShareAKeysLimitsThroughRedis) {
   owl::testing::RedisServer redis;
   ASSERT_TRUE(redis.answers()) << "redis-server did not start (scripts/setup.sh installs it)";
   const std::string key = created_key("--redis " + redis.url() + " --name team --rpm 20");
   std::vector<std::unique_ptr<OwlProcess>> gateways;
   for (int g = 0; g < 2; ++g) {
-    gateways.push_back(std::make_unique<OwlProcess>("serve --port 0 -t 1 --parallel 4 -m " + kModel + " --auth --redis " + redis.url()));
+    gateways.push_back(std::make_unique<OwlProcess>("serve --port 0 -t 1 --parallel 4 -m " + kModel + " --auth --redis " + redis.url() +
+                                                    " --ledger " + redis.url()));
   }
   for (auto& g : gateways) ASSERT_TRUE(g->wait_for_log("ready", 30s)) << g->log();
   std::atomic<int> admitted{0}, limited{0}, other{0};
@@ -290,6 +292,14 @@ TEST(ServeCli, TwoGatewaysShareAKeysLimitsThroughRedis) {
   EXPECT_LE(admitted.load(), 20 + static_cast<int>(seconds * 20 / 60) + 1) << seconds << " s";
   EXPECT_EQ(admitted + limited, 64);
   EXPECT_EQ(other.load(), 0);
+  // One ledger for both gateways: every admitted request, once.
+  auto usage = owl::testing::run_owl("usage --ledger " + redis.url() + " --by user --json");
+  ASSERT_EQ(usage.exit_code, 0) << usage.out;
+  const auto rows = nlohmann::json::parse(usage.out);
+  ASSERT_EQ(rows.size(), 1u) << usage.out;
+  EXPECT_EQ(rows[0]["user"], "team");
+  EXPECT_EQ(rows[0]["requests"], admitted.load());
+  EXPECT_EQ(rows[0]["completion_tokens"], 2 * admitted.load());
   redis.stop();
   for (auto& g : gateways) {
     httplib::Client c("127.0.0.1", g->port());

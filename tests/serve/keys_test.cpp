@@ -240,6 +240,39 @@ TEST(RedisStore, AnUnreachableRedisFailsClosed) {
   EXPECT_NE(listed.message().find("redis 127.0.0.1:" + std::to_string(redis->port())), std::string::npos) << listed.message();
 }
 
+// The Redis ledger keeps sums where the SQLite one keeps rows: both give the same usage.
+TEST(RedisStore, TheLedgerSumsAsTheSqliteLedgerDoes) {
+  owl::testing::RedisServer redis;
+  ASSERT_TRUE(redis.answers()) << "redis-server did not start (scripts/setup.sh installs it)";
+  RedisLedger shared(std::make_shared<RedisClient>(*parse_redis_url(redis.url())));
+  const std::string path = "/tmp/owl_keys_test_ledger_" + std::to_string(::getpid()) + ".db";
+  auto file = router::Ledger::open(path);
+  ASSERT_TRUE(file.ok()) << file.message();
+  const std::vector<router::LedgerEntry> entries = {
+      {.unix_s = kNow - 86400, .route = "auto", .model = "small", .user = "ann", .prompt_tokens = 10, .completion_tokens = 5, .cost_usd = 0.25},
+      {.unix_s = kNow, .route = "auto", .model = "big", .user = "bob", .prompt_tokens = 7, .completion_tokens = 3, .cost_usd = 1.5},
+      {.unix_s = kNow + 60, .route = "", .model = "small", .user = "ann", .prompt_tokens = 4, .completion_tokens = 2, .cost_usd = 0.125}};
+  for (const auto& e : entries) {
+    ASSERT_TRUE(shared.record(e).ok());
+    ASSERT_TRUE((*file)->record(e).ok());
+  }
+  for (auto key : {router::UsageKey::kDay, router::UsageKey::kRoute, router::UsageKey::kModel, router::UsageKey::kUser}) {
+    for (int64_t since : {int64_t{0}, kNow}) {
+      const auto a = *shared.usage(key, since), b = *(*file)->usage(key, since);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].key, b[i].key);
+        EXPECT_EQ(a[i].requests, b[i].requests);
+        EXPECT_EQ(a[i].prompt_tokens, b[i].prompt_tokens);
+        EXPECT_EQ(a[i].completion_tokens, b[i].completion_tokens);
+        EXPECT_DOUBLE_EQ(a[i].cost_usd, b[i].cost_usd);
+      }
+    }
+  }
+  file->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+}
+
 TEST(RedisStore, Urls) {
   auto a = parse_redis_url("redis://:s3cret@cache.internal:6380/2");
   ASSERT_TRUE(a.ok()) << a.message();
