@@ -30,6 +30,8 @@ struct KeysArgs {
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
 
+constexpr int64_t kMaxLimit = 1'000'000'000;  // rpm, tpm, parallel, max_tokens
+
 // "2027-01-31", "2027-01-31T12:00", "2027-01-31T12:00:00Z" (UTC), or a span from now: "30d", "12h", "90m".
 core::Result<int64_t> parse_expiry(const std::string& text, int64_t now) {
   static const std::regex kSpan(R"((\d+)([dhm]))");
@@ -52,20 +54,27 @@ core::Result<int64_t> parse_expiry(const std::string& text, int64_t now) {
     if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59) {
       return core::make_error("--expires {}: not a date", text);
     }
-    const int64_t at = static_cast<int64_t>(timegm(&tm));
+    const std::tm asked = tm;
+    const int64_t at = static_cast<int64_t>(timegm(&tm));  // normalizes Feb 30 to Mar 2: compare
+    if (tm.tm_mday != asked.tm_mday || tm.tm_mon != asked.tm_mon) return core::make_error("--expires {}: not a date", text);
     if (at <= now) return core::make_error("--expires {}: that is in the past", text);
     return at;
   }
   return core::make_error("--expires {}: give a UTC date (2027-01-31, 2027-01-31T12:00Z) or a span (30d, 12h, 90m)", text);
 }
 
-std::string utc(int64_t unix_s) { return unix_s == 0 ? "never" : core::format_utc(unix_s, "%Y-%m-%dT%H:%MZ"); }
+std::string utc(int64_t unix_s) { return unix_s == 0 ? "never" : core::format_utc(unix_s, "%Y-%m-%dT%H:%M:%SZ"); }
+
+const char* status(const serve::KeyInfo& k) {
+  if (k.revoked_unix != 0) return "revoked";
+  return k.limits.expires_unix != 0 && now_unix() >= k.limits.expires_unix ? "expired" : "active";
+}
 
 std::string limit(int64_t n) { return n > 0 ? std::to_string(n) : "-"; }
 
 nlohmann::json key_json(const serve::KeyInfo& k, double spent) {
   const serve::KeyLimits& l = k.limits;
-  nlohmann::json j = {{"name", k.name}, {"id", k.id}, {"status", k.revoked_unix != 0 ? "revoked" : "active"},
+  nlohmann::json j = {{"name", k.name}, {"id", k.id}, {"status", status(k)},
                       {"created", utc(k.created_unix)}, {"rpm", l.rpm}, {"tpm", l.tpm}, {"max_parallel", l.max_parallel},
                       {"max_tokens", l.max_tokens}, {"models", l.models}, {"routes", l.routes},
                       {"expires", l.expires_unix != 0 ? nlohmann::json(utc(l.expires_unix)) : nlohmann::json(nullptr)}};
@@ -123,7 +132,7 @@ int run_list(const KeysArgs& a) {
     fmt::print("{}\n", out.dump(2));
     return 0;
   }
-  fmt::print("{:<16} {:<12} {:<8} {:>6} {:>8} {:>8} {:>10} {:>20} {:<17} {}\n", "NAME", "ID", "STATUS", "RPM", "TPM", "PARALLEL",
+  fmt::print("{:<16} {:<12} {:<8} {:>6} {:>8} {:>8} {:>10} {:>20} {:<20} {}\n", "NAME", "ID", "STATUS", "RPM", "TPM", "PARALLEL",
              "MAX_TOKENS", "SPENT / BUDGET", "EXPIRES", "MODELS");
   for (const serve::KeyInfo& k : *keys) {
     const serve::KeyLimits& l = k.limits;
@@ -132,7 +141,7 @@ int run_list(const KeysArgs& a) {
                                             : "-";
     std::vector<std::string> may = l.models;
     may.insert(may.end(), l.routes.begin(), l.routes.end());
-    fmt::print("{:<16} {:<12} {:<8} {:>6} {:>8} {:>8} {:>10} {:>20} {:<17} {}\n", k.name, k.id, k.revoked_unix != 0 ? "revoked" : "active",
+    fmt::print("{:<16} {:<12} {:<8} {:>6} {:>8} {:>8} {:>10} {:>20} {:<20} {}\n", k.name, k.id, status(k),
                limit(l.rpm), limit(l.tpm), limit(l.max_parallel), limit(l.max_tokens), budget, utc(l.expires_unix),
                may.empty() ? "all" : fmt::format("{}", fmt::join(may, ",")));
   }
@@ -176,12 +185,13 @@ Command register_keys(CLI::App& root) {
   app->add_option("--redis", a->redis, "Keep the keys in Redis instead, shared by gateways: redis://HOST:PORT[/DB]");
   CLI::App* create = app->add_subcommand("create", "Make a key and print it once");
   create->add_option("--name", a->name, "Who the key is for (unique among keys in force)")->required();
-  create->add_option("--rpm", a->rpm, "Requests per minute (0: no limit)")->check(CLI::NonNegativeNumber);
-  create->add_option("--tpm", a->tpm, "Tokens per minute, prompt and completion (0: no limit)")->check(CLI::NonNegativeNumber);
-  create->add_option("--max-parallel", a->max_parallel, "Requests at once (0: no limit)")->check(CLI::NonNegativeNumber);
+  create->add_option("--rpm", a->rpm, "Requests per minute to the completion and embedding endpoints (0: no limit)")
+      ->check(CLI::Range(int64_t{0}, kMaxLimit));
+  create->add_option("--tpm", a->tpm, "Tokens per minute, prompt and completion (0: no limit)")->check(CLI::Range(int64_t{0}, kMaxLimit));
+  create->add_option("--max-parallel", a->max_parallel, "Requests at once (0: no limit)")->check(CLI::Range(int64_t{0}, kMaxLimit));
   create->add_option("--max-tokens", a->max_tokens, "The most max_tokens a request may ask for, and its default (0: no cap)")
-      ->check(CLI::NonNegativeNumber);
-  create->add_option("--budget-usd", a->budget_usd, "US dollars the key may spend per --period")->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMaxLimit));
+  create->add_option("--budget-usd", a->budget_usd, "US dollars the key may spend per --period")->check(CLI::Range(0.0, 1e9));
   create->add_option("--period", a->period, "Budget period: day, month or total (UTC)")->capture_default_str();
   create->add_option("--models", a->models, "Models the key may use, comma-separated (default: all)")->delimiter(',');
   create->add_option("--routes", a->routes, "Routes the key may use, comma-separated")->delimiter(',');

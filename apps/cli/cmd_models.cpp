@@ -176,6 +176,8 @@ Command register_models(CLI::App& root) {
   CLI::App* app = root.add_subcommand("models", "Model versions: add, list, show, promote (gated by an eval suite), rollback");
   app->require_subcommand(1);
   auto a = std::make_shared<ModelsArgs>();
+  app->add_option("--state", a->state, "State file (default: $OWL_STATE, else ~/.owl/state.db)");
+  app->add_option("--redis", a->redis, "Keep the versions in Redis instead, shared by nodes: redis://HOST:PORT[/DB]");
   auto store_options = [a](CLI::App* sub) {
     sub->add_option("--state", a->state, "State file (default: $OWL_STATE, else ~/.owl/state.db)");
     sub->add_option("--redis", a->redis, "Keep the versions in Redis instead, shared by nodes: redis://HOST:PORT[/DB]");

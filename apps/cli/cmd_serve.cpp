@@ -496,7 +496,8 @@ int run_serve(ServeArgs& args) {
                in_force == 0 ? "; create one with: owl keys create --name NAME" : "");
     args.server.guard = std::make_shared<serve::KeyGuard>(keys->store, keys->counters);
   } else if ((!args.state.empty() || !args.redis.empty()) && !plan.versions) {
-    return fmt::print(stderr, "owl serve: --state and --redis are read with --auth, or for models of the registry\n"), 1;
+    return fmt::print(stderr, "owl serve: a store of keys (--state, --redis, or the config's state:) is read with --auth "
+                              "(state: {{auth: true}} in the config) or for registry models; neither is asked for\n"), 1;
   }
   serve::Metrics metrics;
   args.server.host = args.host;
@@ -609,9 +610,9 @@ Command register_serve(CLI::App& root) {
                 "Put prompts and outputs in the request log, sensitive data redacted by the router's detectors");
   app->add_option("--log-file", args->log_file.path, "Write the request log (JSON lines) to this file, created 0600, instead of stderr");
   app->add_option("--log-max-mb", args->log_max_mb, "Rotate the --log-file at this size (0: never)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
   app->add_option("--log-keep-days", args->log_file.keep_days, "Remove rotated log files older than this (0: keep all)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(0, 36500));
   app->add_option("--drain-timeout", args->drain_timeout_s, "Seconds running requests may finish after SIGTERM")->capture_default_str();
   add_gpu_layers_option(app, args->n_gpu_layers);
   return {app, [args, app] {

@@ -106,7 +106,8 @@ std::optional<ApiError> KeyGuard::admit(const Principal& who, Work& work) {
     const TakeResult t = counters_->take(bucket("parallel", who.key_id), slots(limits.max_parallel), 1);
     if (t.unavailable) return state_unavailable("the limits of this API key");
     if (!t.ok) {
-      return rate_limited(fmt::format("the API key '{}' has {} requests running, its limit", who.name, limits.max_parallel), "requests", 1);
+      return rate_limited(fmt::format("the API key '{}' has {} request{} running, as many as it may", who.name, limits.max_parallel,
+                                      limits.max_parallel == 1 ? "" : "s"), "requests", 1);
     }
     took_slot = true;
   }

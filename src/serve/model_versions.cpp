@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -245,6 +246,13 @@ core::Result<ModelVersion> ModelVersions::add(const std::string& name, const std
   for (auto& [adapter, scale] : lora) {
     if (!std::filesystem::is_regular_file(adapter, ec)) return core::make_error("--lora {}: no such file", adapter);
     adapter = std::filesystem::absolute(adapter, ec).lexically_normal().string();
+  }
+  {
+    std::FILE* f = std::fopen(absolute.c_str(), "rb");
+    char magic[4] = {};
+    const bool gguf = f != nullptr && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+    if (f != nullptr) std::fclose(f);
+    if (!gguf) return core::make_error("{}: not a GGUF file (it does not start with GGUF)", file);
   }
   auto sha = file_sha256(absolute);
   if (!sha) return sha.error();
