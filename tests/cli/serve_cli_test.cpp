@@ -401,7 +401,7 @@ TEST(ServeCli, AGatewaySpreadsRequestsOverNodesAndSurvivesOneDying) {
 // restart (a stream running across the switch finishes), a version that cannot load leaves the
 // one serving, and a rollback switches back. The eval gate refuses a version that fails the suite.
 TEST(ServeCli, AServerFollowsTheVersionItsAliasNames) {
-  const std::string state = temp_file("versions.db", ""), garbage = temp_file("garbage-v.gguf", std::string(600, 'x'));
+  const std::string state = temp_file("versions.db", ""), garbage = temp_file("garbage-v.gguf", "GGUF" + std::string(596, 'x'));  // a GGUF that cannot load
   const std::string other = temp_file("random.gguf", "");
   std::remove(state.c_str());
   auto synth = owl::testing::run_owl("synth --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 4 --n-ff 128 --type f32 --vocab-from " + kModel +
