@@ -35,4 +35,11 @@ Result<sqlite3*> open_private_sqlite(const std::string& path, std::string_view s
   return db;
 }
 
+Statement::~Statement() { sqlite3_finalize(s); }
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const auto* t = sqlite3_column_text(s, i);
+  return t != nullptr ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s, i))) : "";
+}
+
 }  // namespace owl::core

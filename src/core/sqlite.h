@@ -9,11 +9,24 @@
 #include "core/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace owl::core {
 
 // Opens or creates `path` and runs `schema` (CREATE ... IF NOT EXISTS). Errors read
 // "<what> <path>: <reason>", and a schema that fails adds "(is it <kind>?)".
 Result<sqlite3*> open_private_sqlite(const std::string& path, std::string_view schema, std::string_view what, std::string_view kind);
+
+// A prepared statement, finalized on every path.
+struct Statement {
+  sqlite3_stmt* s = nullptr;
+  Statement() = default;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement();
+};
+
+// Column `i` of the current row as text ("" for NULL).
+std::string column_text(sqlite3_stmt* s, int i);
 
 }  // namespace owl::core

@@ -9,29 +9,9 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 namespace owl::eval {
 namespace {
-
-std::string hex(const unsigned char* bytes, unsigned n) {
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02x}", bytes[i]);
-  return out;
-}
-
-struct Digest {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Digest() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
-  ~Digest() { EVP_MD_CTX_free(ctx); }
-  void update(const void* data, size_t n) { EVP_DigestUpdate(ctx, data, n); }
-  std::string finish() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    EVP_DigestFinal_ex(ctx, md, &n);
-    return hex(md, n);
-  }
-};
 
 // Runs one statement with text parameters; returns the first column of the first row, if any.
 core::Result<std::optional<std::string>> exec(sqlite3* db, const char* sql, std::initializer_list<std::string_view> params) {
@@ -52,25 +32,6 @@ core::Result<std::optional<std::string>> exec(sqlite3* db, const char* sql, std:
 }
 
 }  // namespace
-
-std::string sha256_hex(std::string_view bytes) {
-  Digest d;
-  d.update(bytes.data(), bytes.size());
-  return d.finish();
-}
-
-core::Result<std::string> sha256_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return core::make_error("{}: {}", path, std::strerror(errno));
-  Digest d;
-  std::vector<char> buf(size_t{1} << 20);
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) d.update(buf.data(), n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return core::make_error("{}: read error", path);
-  return d.finish();
-}
 
 core::Result<std::unique_ptr<ResultCache>> ResultCache::open(const std::string& path) {
   std::error_code ec;

@@ -13,13 +13,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "core/sha256.h"
 
 struct sqlite3;
 
 namespace owl::eval {
 
-std::string sha256_hex(std::string_view bytes);
-core::Result<std::string> sha256_file(const std::string& path);
+using core::sha256_file;
+using core::sha256_hex;
 
 // Threading: every method may be called from any thread.
 class ResultCache {

@@ -4,12 +4,7 @@
 #include "core/utc.h"
 
 #include <sqlite3.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 
 #include <ctime>
 
@@ -23,12 +18,6 @@ constexpr const char* kSchema =
     " completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL);"
     "CREATE INDEX IF NOT EXISTS requests_time ON requests(unix_s);";
 
-
-// Closes a statement on every path.
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
 
 }  // namespace
 
@@ -86,14 +75,13 @@ core::Result<std::vector<UsageRow>> SqliteLedger::usage(UsageKey key, int64_t si
                           ", COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) FROM requests"
                           " WHERE unix_s >= ? GROUP BY 1 ORDER BY 5 DESC, 1";
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement st;
+  core::Statement st;
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return core::make_error("ledger {}: {}", path_, sqlite3_errmsg(db_));
   sqlite3_bind_int64(st.s, 1, since_unix_s);
   std::vector<UsageRow> rows;
   int rc = 0;
   while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0));
-    rows.push_back({.key = text != nullptr ? text : "", .requests = sqlite3_column_int64(st.s, 1),
+    rows.push_back({.key = core::column_text(st.s, 0), .requests = sqlite3_column_int64(st.s, 1),
                     .prompt_tokens = sqlite3_column_int64(st.s, 2), .completion_tokens = sqlite3_column_int64(st.s, 3),
                     .cost_usd = sqlite3_column_double(st.s, 4)});
   }

@@ -1,22 +1,15 @@
 #include "serve/keys.h"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
-#include <cstring>
 #include <ctime>
-#include <limits>
 
 #include <nlohmann/json.hpp>
 
+#include "core/sha256.h"
 #include "core/sqlite.h"
 
 namespace owl::serve {
@@ -31,26 +24,6 @@ constexpr const char* kSchema =
     "CREATE UNIQUE INDEX IF NOT EXISTS keys_in_force ON keys(name) WHERE revoked_unix = 0;"
     "CREATE TABLE IF NOT EXISTS spend ("
     " key_id TEXT NOT NULL, period_start INTEGER NOT NULL, usd REAL NOT NULL, PRIMARY KEY (key_id, period_start));";
-
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
-
-std::string column_text(sqlite3_stmt* s, int i) {
-  const auto* t = sqlite3_column_text(s, i);
-  return t != nullptr ? reinterpret_cast<const char*>(t) : "";
-}
-
-std::string hex(const unsigned char* data, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 15];
-  }
-  return out;
-}
 
 bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -69,22 +42,12 @@ std::string random_hex(size_t n_hex) {
     std::fprintf(stderr, "owl: fatal: RAND_bytes failed\n");
     std::abort();
   }
-  return hex(bytes.data(), bytes.size()).substr(0, n_hex);
+  return core::hex(bytes.data(), bytes.size()).substr(0, n_hex);
 }
 
 std::string make_key(const std::string& id) { return std::string(kPrefix) + id + "-" + random_hex(kSecretHex); }
 
-std::string hash_key(std::string_view salt, std::string_view key) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int n = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, salt.data(), salt.size());
-  EVP_DigestUpdate(ctx, key.data(), key.size());
-  EVP_DigestFinal_ex(ctx, digest.data(), &n);
-  EVP_MD_CTX_free(ctx);
-  return hex(digest.data(), n);
-}
+std::string hash_key(std::string_view salt, std::string_view key) { return core::sha256_hex(salt, key); }
 
 std::string key_id(std::string_view key) {
   if (key.size() != kPrefix.size() + kIdHex + 1 + kSecretHex || !key.starts_with(kPrefix)) return "";
@@ -100,6 +63,19 @@ bool key_matches(std::string_view presented, const std::string* salt, const std:
   const std::string computed = hash_key(found ? *salt : kNoSalt, presented);
   const std::string& stored = found ? *hash : kNoHash;
   return CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) == 0 && found && !key_id(presented).empty();
+}
+
+std::pair<KeyCheck, KeyInfo> judge(std::string_view presented, std::optional<KeyInfo> row,
+                                   const std::pair<std::string, std::string>& secret, int64_t now_unix) {
+  const bool found = row.has_value();
+  if (!key_matches(presented, found ? &secret.first : nullptr, found ? &secret.second : nullptr)) return {KeyCheck::kInvalid, KeyInfo{}};
+  const bool expired = row->limits.expires_unix != 0 && now_unix >= row->limits.expires_unix;
+  return {expired ? KeyCheck::kExpired : KeyCheck::kValid, std::move(*row)};
+}
+
+std::string lookup_id(std::string_view presented) {
+  const std::string id = key_id(presented);
+  return id.empty() ? std::string(kIdHex, 'x') : id;
 }
 
 std::string limits_to_json(const KeyLimits& l) {
@@ -198,7 +174,7 @@ core::Result<std::string> SqliteKeyStore::create(const std::string& name, const 
   const std::string key = keys::make_key(id);
   const std::string salt = keys::random_hex(keys::kSaltHex);
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_, "INSERT INTO keys (id, name, salt, hash, created_unix, limits) VALUES (?, ?, ?, ?, ?, ?)", -1, &st.s, nullptr);
   const std::string limits_text = keys::limits_to_json(limits);
   sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
@@ -213,10 +189,9 @@ core::Result<std::string> SqliteKeyStore::create(const std::string& name, const 
   return key;
 }
 
-// The row matching `where` = value (a key in force for names); with salt_hash, its salt and hash
-// joined by a space.
-core::Result<std::optional<KeyInfo>> SqliteKeyStore::row(const char* where, const std::string& value, std::string* salt_hash) const {
-  Statement st;
+core::Result<std::optional<KeyInfo>> SqliteKeyStore::row(const char* where, const std::string& value,
+                                                         std::pair<std::string, std::string>* secret) const {
+  core::Statement st;
   const std::string sql =
       std::string("SELECT id, name, salt, hash, created_unix, revoked_unix, limits FROM keys WHERE ") + where + " ORDER BY created_unix";
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) {
@@ -226,20 +201,20 @@ core::Result<std::optional<KeyInfo>> SqliteKeyStore::row(const char* where, cons
   const int rc = sqlite3_step(st.s);
   if (rc == SQLITE_DONE) return std::optional<KeyInfo>();
   if (rc != SQLITE_ROW) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
-  auto limits = keys::limits_from_json(column_text(st.s, 6));
-  if (!limits) return core::make_error("state {}: key {}: {}", path_, column_text(st.s, 0), limits.message());
-  if (salt_hash != nullptr) *salt_hash = column_text(st.s, 2) + " " + column_text(st.s, 3);
-  return std::optional<KeyInfo>(KeyInfo{.id = column_text(st.s, 0), .name = column_text(st.s, 1), .limits = *limits,
+  auto limits = keys::limits_from_json(core::column_text(st.s, 6));
+  if (!limits) return core::make_error("state {}: key {}: {}", path_, core::column_text(st.s, 0), limits.message());
+  if (secret != nullptr) *secret = {core::column_text(st.s, 2), core::column_text(st.s, 3)};
+  return std::optional<KeyInfo>(KeyInfo{.id = core::column_text(st.s, 0), .name = core::column_text(st.s, 1), .limits = *limits,
                                         .created_unix = sqlite3_column_int64(st.s, 4), .revoked_unix = sqlite3_column_int64(st.s, 5)});
 }
 
 core::Result<std::vector<KeyInfo>> SqliteKeyStore::list() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_, "SELECT id FROM keys ORDER BY created_unix, rowid", -1, &st.s, nullptr);
   std::vector<std::string> ids;
   int rc;
-  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) ids.push_back(column_text(st.s, 0));
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) ids.push_back(core::column_text(st.s, 0));
   if (rc != SQLITE_DONE) return core::make_error("state {}: {}", path_, sqlite3_errmsg(db_));
   std::vector<KeyInfo> out;
   for (const std::string& id : ids) {
@@ -260,7 +235,7 @@ core::Result<KeyInfo> SqliteKeyStore::find(const std::string& name) const {
 
 core::Status SqliteKeyStore::revoke(const std::string& name, int64_t now_unix) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_, "UPDATE keys SET revoked_unix = ? WHERE name = ? AND revoked_unix = 0", -1, &st.s, nullptr);
   sqlite3_bind_int64(st.s, 1, std::max<int64_t>(now_unix, 1));
   sqlite3_bind_text(st.s, 2, name.c_str(), -1, SQLITE_TRANSIENT);
@@ -276,7 +251,7 @@ core::Result<std::string> SqliteKeyStore::rotate(const std::string& name) {
   if (!*r) return core::make_error("no key in force is named '{}'", name);
   const std::string key = keys::make_key((*r)->id);
   const std::string salt = keys::random_hex(keys::kSaltHex);
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_, "UPDATE keys SET salt = ?, hash = ? WHERE id = ?", -1, &st.s, nullptr);
   sqlite3_bind_text(st.s, 1, salt.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st.s, 2, keys::hash_key(salt, key).c_str(), -1, SQLITE_TRANSIENT);
@@ -286,26 +261,18 @@ core::Result<std::string> SqliteKeyStore::rotate(const std::string& name) {
 }
 
 core::Result<std::pair<KeyCheck, KeyInfo>> SqliteKeyStore::check(std::string_view presented, int64_t now_unix) const {
-  const std::string id = keys::key_id(presented);
-  std::string salt_hash;
+  std::pair<std::string, std::string> secret;
   core::Result<std::optional<KeyInfo>> r = std::optional<KeyInfo>();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    r = row("id = ? AND revoked_unix = 0", id.empty() ? std::string(keys::kIdHex, 'x') : id, &salt_hash);
+    r = row("id = ? AND revoked_unix = 0", keys::lookup_id(presented), &secret);
   }
   if (!r) return r.error();
-  const size_t space = salt_hash.find(' ');
-  const std::string salt = space != std::string::npos ? salt_hash.substr(0, space) : "";
-  const std::string hash = space != std::string::npos ? salt_hash.substr(space + 1) : "";
-  const bool found = r->has_value();
-  if (!keys::key_matches(presented, found ? &salt : nullptr, found ? &hash : nullptr)) return std::pair{KeyCheck::kInvalid, KeyInfo{}};
-  KeyInfo info = std::move(**r);
-  if (info.limits.expires_unix != 0 && now_unix >= info.limits.expires_unix) return std::pair{KeyCheck::kExpired, std::move(info)};
-  return std::pair{KeyCheck::kValid, std::move(info)};
+  return keys::judge(presented, std::move(*r), secret, now_unix);
 }
 
 core::Result<double> SqliteKeyStore::spent_locked(const std::string& id, int64_t period_start_unix) const {
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_, "SELECT usd FROM spend WHERE key_id = ? AND period_start = ?", -1, &st.s, nullptr);
   sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st.s, 2, period_start_unix);
@@ -346,7 +313,7 @@ core::Status SqliteKeyStore::settle(const std::string& id, int64_t period_start_
     if (it->second.empty()) reservations_.erase(it);
   }
   if (cost_usd <= 0) return {};
-  Statement st;
+  core::Statement st;
   sqlite3_prepare_v2(db_,
                      "INSERT INTO spend (key_id, period_start, usd) VALUES (?, ?, ?)"
                      " ON CONFLICT (key_id, period_start) DO UPDATE SET usd = usd + excluded.usd",

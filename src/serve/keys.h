@@ -121,7 +121,8 @@ class SqliteKeyStore final : public KeyStore {
 
  private:
   SqliteKeyStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  core::Result<std::optional<KeyInfo>> row(const char* where, const std::string& value, std::string* salt_hash) const;
+  // The row matching `where` = value; with `secret`, its salt and hash.
+  core::Result<std::optional<KeyInfo>> row(const char* where, const std::string& value, std::pair<std::string, std::string>* secret) const;
   core::Result<double> spent_locked(const std::string& id, int64_t period_start_unix) const;
   double reserved_locked(const std::string& id) const;
   mutable std::mutex mutex_;
@@ -142,6 +143,12 @@ std::string key_id(std::string_view key);          // of a well-formed key; "" o
 // Compares a presented key with a stored salt and hash in constant time; a missing row compares
 // against a dummy of the same length, so that the work is the same.
 bool key_matches(std::string_view presented, const std::string* salt, const std::string* hash);
+// What a store's check() answers: `row` is the key in force with the presented key's id (none
+// when there is no such key), `secret` its salt and hash.
+std::pair<KeyCheck, KeyInfo> judge(std::string_view presented, std::optional<KeyInfo> row,
+                                   const std::pair<std::string, std::string>& secret, int64_t now_unix);
+// The id to look up for a presented key: its own, or one no key has (the same lookup either way).
+std::string lookup_id(std::string_view presented);
 std::string limits_to_json(const KeyLimits& limits);
 core::Result<KeyLimits> limits_from_json(const std::string& text);
 }  // namespace keys

@@ -1,13 +1,7 @@
 #include "serve/model_versions.h"
 
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <array>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "core/sha256.h"
 #include "core/sqlite.h"
 #include "serve/redis_store.h"
 
@@ -23,11 +18,6 @@ namespace owl::serve {
 namespace {
 
 using Json = nlohmann::json;
-
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
 
 class SqliteDocuments final : public DocumentStore {
  public:
@@ -50,7 +40,7 @@ class SqliteDocuments final : public DocumentStore {
       if (!now) return now.error();
       return false;
     }
-    Statement st;
+    core::Statement st;
     sqlite3_prepare_v2(db_, "INSERT INTO model_versions (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
                        -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
@@ -65,22 +55,22 @@ class SqliteDocuments final : public DocumentStore {
 
   core::Result<std::vector<std::string>> names() const override {
     std::lock_guard<std::mutex> lock(mutex_);
-    Statement st;
+    core::Statement st;
     sqlite3_prepare_v2(db_, "SELECT name FROM model_versions ORDER BY name", -1, &st.s, nullptr);
     std::vector<std::string> out;
     int rc;
-    while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0)));
+    while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back(core::column_text(st.s, 0));
     if (rc != SQLITE_DONE) return error();
     return out;
   }
 
  private:
   core::Result<std::optional<std::string>> get_locked(const std::string& name) const {
-    Statement st;
+    core::Statement st;
     sqlite3_prepare_v2(db_, "SELECT doc FROM model_versions WHERE name = ?", -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
     const int rc = sqlite3_step(st.s);
-    if (rc == SQLITE_ROW) return std::optional<std::string>(reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0)));
+    if (rc == SQLITE_ROW) return std::optional<std::string>(core::column_text(st.s, 0));
     if (rc == SQLITE_DONE) return std::optional<std::string>();
     return error();
   }
@@ -254,7 +244,7 @@ core::Result<ModelVersion> ModelVersions::add(const std::string& name, const std
     if (f != nullptr) std::fclose(f);
     if (!gguf) return core::make_error("{}: not a GGUF file (it does not start with GGUF)", file);
   }
-  auto sha = file_sha256(absolute);
+  auto sha = core::sha256_file(absolute);
   if (!sha) return sha.error();
   ModelVersion added{.version = version, .file = absolute, .sha256 = *sha, .size_bytes = std::filesystem::file_size(absolute, ec),
                      .lora = std::move(lora), .added_unix = now_unix};
@@ -306,30 +296,6 @@ core::Result<VersionEvent> ModelVersions::rollback(const std::string& name, cons
     return {};
   }));
   return event;
-}
-
-core::Result<std::string> file_sha256(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return core::make_error("{}: {}", path, std::strerror(errno));
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<unsigned char> buffer(size_t{1} << 20);
-  ssize_t n;
-  while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(n));
-  const int read_errno = errno;
-  ::close(fd);
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest.data(), &len);
-  EVP_MD_CTX_free(ctx);
-  if (n < 0) return core::make_error("{}: {}", path, std::strerror(read_errno));
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kDigits[digest[i] >> 4];
-    out += kDigits[digest[i] & 15];
-  }
-  return out;
 }
 
 }  // namespace owl::serve

@@ -89,7 +89,4 @@ class ModelVersions {
   std::shared_ptr<DocumentStore> store_;
 };
 
-// The SHA-256 of a file, in hex.
-core::Result<std::string> file_sha256(const std::string& path);
-
 }  // namespace owl::serve

@@ -114,6 +114,14 @@ int64_t to_int(const RedisValue& v) {
   return out;
 }
 
+// Sends one command on `c`; null when the connection failed (c->errstr says why).
+redisReply* send(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+  return static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+}
+
 RedisValue convert(const redisReply* r) {
   RedisValue v;
   switch (r->type) {
@@ -169,11 +177,8 @@ core::Status RedisClient::connect_locked() {
     return core::make_error("{}: {}", where(), why);
   }
   redisSetTimeout(context_, tv);
-  auto run = [&](std::vector<std::string> args) -> core::Status {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const std::string& a : args) argv.push_back(a.data()), lens.push_back(a.size());
-    auto* r = static_cast<redisReply*>(redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  auto run = [&](const std::vector<std::string>& args) -> core::Status {
+    redisReply* r = send(context_, args);
     const bool failed = r == nullptr || r->type == REDIS_REPLY_ERROR;
     std::string why = r == nullptr ? context_->errstr : r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
     if (r != nullptr) freeReplyObject(r);
@@ -197,10 +202,7 @@ core::Result<RedisValue> RedisClient::command(const std::vector<std::string>& ar
     if (context_ == nullptr) {
       if (auto s = connect_locked(); !s) return s.error();
     }
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const std::string& a : args) argv.push_back(a.data()), lens.push_back(a.size());
-    auto* r = static_cast<redisReply*>(redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    redisReply* r = send(context_, args);
     if (r == nullptr) {
       const std::string why = context_->errstr;
       redisFree(context_);
@@ -283,17 +285,11 @@ core::Result<std::string> RedisKeyStore::rotate(const std::string& name) {
 }
 
 core::Result<std::pair<KeyCheck, KeyInfo>> RedisKeyStore::check(std::string_view presented, int64_t now_unix) const {
-  const std::string id = keys::key_id(presented);
   std::pair<std::string, std::string> secret;
-  auto r = row(id.empty() ? std::string(keys::kIdHex, 'x') : id, &secret);
+  auto r = row(keys::lookup_id(presented), &secret);
   if (!r) return r.error();
-  const bool found = r->has_value() && (*r)->revoked_unix == 0;
-  if (!keys::key_matches(presented, found ? &secret.first : nullptr, found ? &secret.second : nullptr)) {
-    return std::pair{KeyCheck::kInvalid, KeyInfo{}};
-  }
-  KeyInfo info = std::move(**r);
-  if (info.limits.expires_unix != 0 && now_unix >= info.limits.expires_unix) return std::pair{KeyCheck::kExpired, std::move(info)};
-  return std::pair{KeyCheck::kValid, std::move(info)};
+  if (*r && (*r)->revoked_unix != 0) r = std::optional<KeyInfo>();  // a revoked key is no key
+  return keys::judge(presented, std::move(*r), secret, now_unix);
 }
 
 core::Result<double> RedisKeyStore::spent(const std::string& id, int64_t period_start_unix) const {

@@ -295,6 +295,17 @@ const ModelRegistry* ready_models(Server::Impl& s, httplib::Response& res) {
   return m;
 }
 
+namespace {
+
+// The compute time a model priced per second is reserved for: 10 ms per prompt token and 1 s per
+// token it may generate. A model slower than that still settles its real cost, which may then
+// pass the reservation.
+double reserved_seconds(int64_t prompt_tokens, int64_t output_tokens) {
+  return 0.01 * static_cast<double>(prompt_tokens) + 1.0 * static_cast<double>(output_tokens);
+}
+
+}  // namespace
+
 std::variant<Work, ApiError> completion_work(const Principal& who, const router::ModelInfo& model, std::string_view served,
                                              int64_t& max_tokens, int n, size_t body_bytes) {
   if (who.max_tokens > 0) {
@@ -309,7 +320,7 @@ std::variant<Work, ApiError> completion_work(const Principal& who, const router:
   Work work{.model = served, .max_tokens = max_tokens, .n = n, .prompt_tokens_bound = static_cast<int64_t>(body_bytes)};
   const int64_t out = per_choice * n;
   work.worst_tokens = work.prompt_tokens_bound + out;
-  const double worst_seconds = static_cast<double>(out) * 1.0 + static_cast<double>(work.prompt_tokens_bound) * 0.01;
+  const double worst_seconds = reserved_seconds(work.prompt_tokens_bound, out);
   work.worst_usd = model.cost_usd(work.prompt_tokens_bound, out, worst_seconds);
   return work;
 }
@@ -321,7 +332,7 @@ std::variant<Embeddings, ApiError> run_embeddings(Server::Impl& s, const Princip
   for (const std::string& text : request.texts) work.prompt_tokens_bound += static_cast<int64_t>(text.size()) + 2;  // + BOS/EOS
   for (const auto& tokens : request.token_inputs) work.prompt_tokens_bound += static_cast<int64_t>(tokens.size());
   work.worst_tokens = work.prompt_tokens_bound;
-  work.worst_usd = provider.info().cost_usd(work.prompt_tokens_bound, 0, static_cast<double>(work.prompt_tokens_bound) * 0.01);
+  work.worst_usd = provider.info().cost_usd(work.prompt_tokens_bound, 0, reserved_seconds(work.prompt_tokens_bound, 0));
   if (auto denied = s.guard->admit(who, work)) return *denied;
   auto result = provider.embed(request);
   if (auto* e = std::get_if<ApiError>(&result)) {

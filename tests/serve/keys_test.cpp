@@ -24,13 +24,30 @@ namespace {
 
 constexpr int64_t kNow = 1796601600;  // 2026-12-07T00:00:00Z
 
+// A state file of the test's own, named after it; removed with its journal files at the end.
+struct TempStateFile {
+  TempStateFile() {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    path = "/tmp/owl_keys_test_" + std::to_string(::getpid()) + "_" + name.substr(0, name.find('/')) + ".db";
+    remove();
+  }
+  ~TempStateFile() { remove(); }
+  void remove() const {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  }
+  std::string path;
+};
+
+std::string create_key(KeyStore& store, const std::string& name, const KeyLimits& limits = {}) {
+  auto key = store.create(name, limits, kNow);
+  EXPECT_TRUE(key.ok()) << key.message();
+  return key.ok() ? *key : "";
+}
+
 // A store of either kind: the SQLite state file, or Redis (a server of the test's own).
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    path = "/tmp/owl_keys_test_" + std::to_string(::getpid()) + "_" + name.substr(0, name.find('/')) + ".db";
-    remove_files();
     store = open_store();
     ASSERT_TRUE(store);
   }
@@ -43,7 +60,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(redis->answers()) << "redis-server did not start (scripts/setup.sh installs it)";
       return std::make_shared<RedisKeyStore>(redis_client());
     }
-    auto s = SqliteKeyStore::open(path);
+    auto s = SqliteKeyStore::open(file.path);
     EXPECT_TRUE(s.ok()) << s.message();
     return s.ok() ? std::shared_ptr<KeyStore>(std::move(*s)) : nullptr;
   }
@@ -54,24 +71,13 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     if (!memory) memory = std::make_shared<MemoryCounters>();
     return memory;  // gateways sharing a SQLite file are one process
   }
-  void TearDown() override {
-    store.reset();
-    remove_files();
-  }
-  void remove_files() {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
-  }
-  std::string create(const std::string& name, const KeyLimits& limits = {}) {
-    auto key = store->create(name, limits, kNow);
-    EXPECT_TRUE(key.ok()) << key.message();
-    return key.ok() ? *key : "";
-  }
+  std::string create(const std::string& name, const KeyLimits& limits = {}) { return create_key(*store, name, limits); }
   KeyCheck check(const std::string& key, int64_t now = kNow) {
     auto c = store->check(key, now);
     EXPECT_TRUE(c.ok()) << c.message();
     return c.ok() ? c->first : KeyCheck::kInvalid;
   }
-  std::string path;
+  TempStateFile file;  // first: removed after the stores are closed
   std::unique_ptr<owl::testing::RedisServer> redis;
   std::shared_ptr<MemoryCounters> memory;
   std::shared_ptr<KeyStore> store;
@@ -245,8 +251,8 @@ TEST(RedisStore, TheLedgerSumsAsTheSqliteLedgerDoes) {
   owl::testing::RedisServer redis;
   ASSERT_TRUE(redis.answers()) << "redis-server did not start (scripts/setup.sh installs it)";
   RedisLedger shared(std::make_shared<RedisClient>(*parse_redis_url(redis.url())));
-  const std::string path = "/tmp/owl_keys_test_ledger_" + std::to_string(::getpid()) + ".db";
-  auto file = router::Ledger::open(path);
+  const TempStateFile ledger_file;
+  auto file = router::Ledger::open(ledger_file.path);
   ASSERT_TRUE(file.ok()) << file.message();
   const std::vector<router::LedgerEntry> entries = {
       {.unix_s = kNow - 86400, .route = "auto", .model = "small", .user = "ann", .prompt_tokens = 10, .completion_tokens = 5, .cost_usd = 0.25},
@@ -269,8 +275,6 @@ TEST(RedisStore, TheLedgerSumsAsTheSqliteLedgerDoes) {
       }
     }
   }
-  file->reset();
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
 
 TEST(RedisStore, Urls) {
@@ -290,36 +294,23 @@ TEST(RedisStore, Urls) {
 class SqliteFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path = "/tmp/owl_keys_test_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db";
-    remove_files();
-    auto s = SqliteKeyStore::open(path);
+    auto s = SqliteKeyStore::open(file.path);
     ASSERT_TRUE(s.ok()) << s.message();
     store = std::shared_ptr<SqliteKeyStore>(std::move(*s));
   }
-  void TearDown() override {
-    store.reset();
-    remove_files();
-  }
-  void remove_files() {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
-  }
-  std::string create(const std::string& name, const KeyLimits& limits = {}) {
-    auto key = store->create(name, limits, kNow);
-    EXPECT_TRUE(key.ok()) << key.message();
-    return key.ok() ? *key : "";
-  }
-  std::string path;
+  std::string create(const std::string& name, const KeyLimits& limits = {}) { return create_key(*store, name, limits); }
+  TempStateFile file;  // first: removed after the store is closed
   std::shared_ptr<SqliteKeyStore> store;
 };
 
 TEST_F(SqliteFileTest, TheFileHoldsNoKeyAndOnlyItsOwnerReadsIt) {
   const std::string key = create("alice");
   struct stat st {};
-  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  ASSERT_EQ(::stat(file.path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
   const std::string secret = key.substr(key.rfind('-') + 1);
   for (const char* suffix : {"", "-wal"}) {
-    std::ifstream in(path + suffix, std::ios::binary);
+    std::ifstream in(file.path + suffix, std::ios::binary);
     std::stringstream bytes;
     bytes << in.rdbuf();
     EXPECT_EQ(bytes.str().find(secret), std::string::npos) << suffix;
