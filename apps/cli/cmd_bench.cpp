@@ -62,6 +62,57 @@ std::string bandwidth_note(const std::string& model, const eval::BenchResult& r)
                      r.test, model, r.weight_bytes_per_token / 1e9, r.median_share(), *low, *high);
 }
 
+// The profile of a test as a table: per token for tg, per repetition for pp.
+std::string profile_note(const std::string& model, const eval::BenchResult& r) {
+  const model::StepProfile& p = r.profile;
+  const bool tg = r.n_gen > 0;
+  const double units = tg ? static_cast<double>(p.tokens) : static_cast<double>(r.samples_ns.size());
+  if (units <= 0 || p.total_ns <= 0) return {};
+  double read_gbs = 0;  // the median bandwidth measured before the repetitions, if it was
+  if (!r.read_gbs.empty()) {
+    std::vector<double> v = r.read_gbs;
+    std::sort(v.begin(), v.end());
+    read_gbs = v[v.size() / 2];
+  }
+  std::string text = fmt::format("{} of {}, where the time goes ({}: {:.3f} ms):\n\n", r.test, model,
+                                 tg ? "per token" : "per repetition", p.total_ns / units / 1e6);
+  text += fmt::format("| part | weights | calls | ms | share | weight MB | weight GB/s |{} GFLOP/s |\n",
+                      read_gbs > 0 ? " of bandwidth |" : "");
+  text += fmt::format("| --- | --- | ---: | ---: | ---: | ---: | ---: |{} ---: |\n", read_gbs > 0 ? " ---: |" : "");
+  double timed = 0;
+  for (const model::StepProfile::Entry& e : p.entries) {
+    timed += e.ns;
+    const bool weights = e.weight_bytes > 0;
+    const double gbs = weights ? e.weight_bytes / e.ns : 0;
+    text += fmt::format("| {} | {} | {:.0f} | {:.3f} | {:.1f}% | {} | {} |{} {} |\n", model::StepProfile::part_name(e.part),
+                        model::StepProfile::type_names(e.types), static_cast<double>(e.calls) / units, e.ns / units / 1e6,
+                        100.0 * e.ns / p.total_ns, weights ? fmt::format("{:.1f}", e.weight_bytes / units / 1e6) : "",
+                        weights ? fmt::format("{:.1f}", gbs) : "",
+                        read_gbs > 0 ? fmt::format(" {} |", weights ? fmt::format("{:.2f}", gbs / read_gbs) : "") : "",
+                        weights ? fmt::format("{:.1f}", e.flops / e.ns) : "");
+  }
+  const double rest = std::max(0.0, p.total_ns - timed);
+  text += fmt::format("| rest: norms, RoPE, activation, residual, embedding | | | {:.3f} | {:.1f}% | | |{} |\n\n",
+                      rest / units / 1e6, 100.0 * rest / p.total_ns, read_gbs > 0 ? " |" : "");
+  return text;
+}
+
+nlohmann::json profile_json(const eval::BenchResult& r) {
+  nlohmann::json parts = nlohmann::json::array();
+  for (const model::StepProfile::Entry& e : r.profile.entries) {
+    parts.push_back({{"part", model::StepProfile::part_name(e.part)},
+                     {"types", model::StepProfile::type_names(e.types)},
+                     {"calls", e.calls},
+                     {"ns", e.ns},
+                     {"weight_bytes", e.weight_bytes},
+                     {"flops", e.flops}});
+  }
+  return {{"total_ns", r.profile.total_ns},
+          {"forwards", r.profile.forwards},
+          {"tokens", r.profile.tokens},
+          {"parts", parts}};
+}
+
 // Loads every model and the adapters for it, and checks the options against each before anything
 // is printed or timed.
 core::Result<std::vector<BenchModel>> load_models(const BenchArgs& args) {
@@ -121,6 +172,7 @@ int run_bench(BenchArgs& args) {
                    lora ? " " + lora_cell(args.lora.specs) + " |" : "", r.test, r.avg_ts, r.stddev_ts);
         const std::string measured = model_type(info) + (lora ? " with its LoRA adapters" : "");
         if (!r.read_gbs.empty()) notes.push_back(bandwidth_note(measured, r));
+        if (args.options.profile) notes.push_back(profile_note(measured, r));
         std::fflush(stdout);
         continue;
       }
@@ -155,6 +207,7 @@ int run_bench(BenchArgs& args) {
         records.back()["read_bandwidth_gbs"] = r.read_gbs;
         records.back()["bandwidth_share"] = r.bandwidth_shares();
       }
+      if (args.options.profile) records.back()["profile"] = profile_json(r);
     }
   }
   if (args.output == "json") fmt::print("{}\n", records.dump(2));
@@ -183,6 +236,9 @@ Command register_bench(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--bandwidth", o.bandwidth,
                "Measure the memory read bandwidth before each generation repetition and print generation's share of it");
+  app->add_flag("--profile", o.profile,
+               "Time each kind of weight matmul and attention, and print where a token's (tg) or a repetition's (pp) "
+               "time goes, with the weights' bytes and GB/s");
   app->add_flag("--deterministic", o.batch_invariant,
                "Batch-invariant kernels, as `owl serve --deterministic` runs them (what that costs)");
   add_lora_options(app, args->lora);

@@ -146,7 +146,9 @@ core::Result<std::vector<BenchResult>> run_bench(const Model& model, const Bench
     for (int rep = 0; rep < o.repetitions; ++rep) {
       if (o.on_progress) o.on_progress(r.test, rep + 1, o.repetitions);
       if (bandwidth) r.read_gbs.push_back(meter->measure((*ctx)->pool, 2));
+      (*ctx)->profile = o.profile ? &r.profile : nullptr;
       auto ns = time_run(model, **ctx, tokens, prompt, o.adapters, logits);
+      (*ctx)->profile = nullptr;
       if (!ns) return ns.error();
       r.samples_ns.push_back(*ns);
     }

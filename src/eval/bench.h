@@ -10,6 +10,7 @@
 
 #include "core/result.h"
 #include "model/adapter.h"
+#include "model/forward.h"
 #include "model/model.h"
 
 namespace owl::eval {
@@ -24,6 +25,8 @@ struct BenchOptions {
   // that generation can be read as a share of it on a machine whose bandwidth varies.
   bool bandwidth = false;
   bool batch_invariant = false;  // model::ContextOptions::batch_invariant
+  // Time each kind of matmul and attention in the timed repetitions (model::StepProfile).
+  bool profile = false;
   // LoRA adapters applied to every token (loaded for this model); null: the base model.
   const model::AdapterSet* adapters = nullptr;
   // Called on the calling thread before each timed repetition: the test ("pp512") and the
@@ -49,6 +52,8 @@ struct BenchResult {
   // Per repetition, the share of read_gbs that its tokens' weights took; and their median.
   std::vector<double> bandwidth_shares() const;
   double median_share() const;
+  // With BenchOptions::profile: every timed repetition's forward passes together.
+  model::StepProfile profile;
 };
 
 // Bytes of weights one decode step reads: every matrix and vector of the blocks and the output,

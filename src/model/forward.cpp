@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <initializer_list>
 #include <span>
@@ -14,6 +15,20 @@ namespace owl::model {
 namespace {
 
 using core::make_error;
+using Clock = std::chrono::steady_clock;
+
+double ns_since(Clock::time_point start) { return std::chrono::duration<double, std::nano>(Clock::now() - start).count(); }
+
+StepProfile::Part profile_part(WeightId id) {
+  if (id.layer < 0) return StepProfile::Part::kOutput;
+  switch (id.kind) {
+    case LinearKind::kAttnOutput: return StepProfile::Part::kAttnOutput;
+    case LinearKind::kFfnGate:
+    case LinearKind::kFfnUp: return StepProfile::Part::kFfnGateUp;
+    case LinearKind::kFfnDown: return StepProfile::Part::kFfnDown;
+    default: return StepProfile::Part::kAttnQkv;
+  }
+}
 
 // Row views of the step's activations, all [n_tokens][width] with the widths noted.
 struct Step {
@@ -136,9 +151,21 @@ void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64
     a.scratch_bytes = ctx.matmul_scratch.size();
     a.batch_invariant = ctx.options.batch_invariant;
   }
+  const Clock::time_point start = ctx.profile != nullptr ? Clock::now() : Clock::time_point{};
   kernels::matmul(ctx.kernels, ctx.pool, std::span<const kernels::MatmulArgs>(args.data(), n));
   if (row_adapters != nullptr) {
     for (const Out& o : outs) apply_lora(ctx, o, x, x_stride, y_stride, n_rows, row_adapters);
+  }
+  if (ctx.profile != nullptr) {
+    const double ns = ns_since(start);
+    uint32_t types = 0;
+    double bytes = 0, flops = 0;
+    for (const Out& o : outs) {
+      types |= uint32_t{1} << static_cast<uint32_t>(o.w.type);
+      bytes += static_cast<double>(gguf::row_bytes(o.w.type, o.w.n_in) * o.w.n_out);
+      flops += 2.0 * static_cast<double>(o.w.n_in * o.w.n_out * n_rows);
+    }
+    ctx.profile->add(profile_part(outs.begin()->id), types, ns, bytes, flops);
   }
 }
 
@@ -284,7 +311,13 @@ void compute_layer(const Step& s, int64_t il, LayerTape* inputs, LayerTape* tape
   rms_norm_rows(ctx, x, l.attn_norm, cur, n, n_embd, n_embd, c.norm_eps);
   if (tape) record(tape->attn_in, cur, n, n_embd, n_embd);
   compute_qkv(s, l, il, tape);
-  compute_attention(s, il);
+  if (ctx.profile != nullptr) {
+    const Clock::time_point start = Clock::now();
+    compute_attention(s, il);
+    ctx.profile->add(StepProfile::Part::kAttention, 0, ns_since(start), 0, 0);
+  } else {
+    compute_attention(s, il);
+  }
   if (tape) record(tape->qkv, ctx.qkv.data(), n, n_qkv, n_qkv), record(tape->attn, ctx.attn.data(), n, n_q, n_q);
   matmul(s, Out{l.attn_output, cur, id(LinearKind::kAttnOutput)}, ctx.attn.data(), n_q, n_embd);
   if (tape) record(tape->attn_out, cur, n, n_embd, n_embd);
@@ -429,6 +462,37 @@ kernels::SelfAttentionArgs layer_self_attention(const ModelConfig& c, int64_t il
   return a;
 }
 
+void StepProfile::add(Part part, uint32_t types, double ns, double weight_bytes, double flops) {
+  auto e = std::find_if(entries.begin(), entries.end(), [&](const Entry& x) { return x.part == part && x.types == types; });
+  if (e == entries.end()) e = entries.insert(entries.end(), Entry{part, types});
+  ++e->calls;
+  e->ns += ns;
+  e->weight_bytes += weight_bytes;
+  e->flops += flops;
+}
+
+const char* StepProfile::part_name(Part part) {
+  switch (part) {
+    case Part::kAttnQkv: return "attn_q/k/v";
+    case Part::kAttnOutput: return "attn_output";
+    case Part::kFfnGateUp: return "ffn_gate/up";
+    case Part::kFfnDown: return "ffn_down";
+    case Part::kOutput: return "output";
+    case Part::kAttention: return "attention";
+  }
+  return "?";
+}
+
+std::string StepProfile::type_names(uint32_t types) {
+  std::string names;
+  for (const gguf::TensorTypeInfo& info : gguf::kTensorTypes) {
+    if ((types >> static_cast<uint32_t>(info.type) & 1u) == 0) continue;
+    if (!names.empty()) names += '+';
+    names += info.name;
+  }
+  return names;
+}
+
 int64_t Batch::n_logits() const {
   return std::count_if(logits.begin(), logits.end(), [](uint8_t b) { return b != 0; });
 }
@@ -512,6 +576,7 @@ core::Status recompute_layer(const Model& model, const Batch& batch, Context& ct
 
 core::Status forward(const Model& model, const Batch& batch, Context& ctx, float* out, Output kind) {
   OWL_TRY(validate(model, batch, ctx));
+  const Clock::time_point start = ctx.profile != nullptr ? Clock::now() : Clock::time_point{};
   const int64_t width = kind == Output::kHidden ? model.config.n_embd : model.config.n_vocab;
   for (int64_t begin = 0; begin < batch.size(); begin += ctx.options.n_batch) {
     const int64_t n = std::min(ctx.options.n_batch, batch.size() - begin);
@@ -536,6 +601,11 @@ core::Status forward(const Model& model, const Batch& batch, Context& ctx, float
     }
     if (ctx.tape != nullptr) record(ctx.tape->x_final, ctx.x.data(), n, model.config.n_embd, model.config.n_embd);
     out += compute_output(step, batch.logits.data() + begin, out, kind) * width;
+  }
+  if (ctx.profile != nullptr) {
+    ctx.profile->total_ns += ns_since(start);
+    ++ctx.profile->forwards;
+    ctx.profile->tokens += batch.size();
   }
   return {};
 }

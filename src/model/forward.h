@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/result.h"
@@ -72,6 +73,28 @@ struct ActivationObserver {
   virtual void observe(const Weight& w, const float* x, int64_t x_stride, int64_t n_rows) const = 0;
 };
 
+// Where forward()'s time goes (owl bench --profile): the wall time, weight bytes and floating-point
+// operations of each kind of weight matmul, split by the weights' types, and of attention (with the
+// K/V store). The rest (norms, RoPE, the activation, residual adds, the embedding row) is total_ns
+// less their sum. A matmul's time includes its LoRA adapters. Timing costs two clock reads per
+// matmul and per attention.
+struct StepProfile {
+  enum class Part : uint8_t { kAttnQkv, kAttnOutput, kFfnGateUp, kFfnDown, kOutput, kAttention };
+  struct Entry {
+    Part part;
+    uint32_t types = 0;  // a bit per gguf::TensorType of the weights timed together
+    int64_t calls = 0;
+    double ns = 0, weight_bytes = 0, flops = 0;
+  };
+  std::vector<Entry> entries;  // in the order first seen
+  double total_ns = 0;          // of whole forward() calls
+  int64_t forwards = 0, tokens = 0;
+
+  void add(Part part, uint32_t types, double ns, double weight_bytes, double flops);
+  static const char* part_name(Part part);       // "attn_q/k/v", "ffn_down", "attention", ...
+  static std::string type_names(uint32_t types);  // "q4_k+q6_k"
+};
+
 // What a backward pass needs from one forward pass (llm.c's ActivationTensors): per layer, the
 // activations its ops read, copied as forward() computes them. Rows are the batch's tokens.
 struct LayerTape {
@@ -116,6 +139,7 @@ struct Context {
   std::vector<float> lora_x, lora_u, lora_bt;  // LoRA's masked input, A x, B^T: sized when adapters first run
   std::vector<int64_t> seq_used;    // [n_seq] positions each sequence holds, while a batch is checked
   const ActivationObserver* observer = nullptr;  // optional; not owned
+  StepProfile* profile = nullptr;                 // optional; not owned: forward() adds its times to it
   // Optional; not owned. When set, forward() records into it what a backward pass needs; the
   // batch must then fit one step (n_batch tokens).
   Tape* tape = nullptr;

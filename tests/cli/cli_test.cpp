@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -173,6 +174,52 @@ TEST(Cli, BenchReportsBandwidthShare) {
   RunResult md = run_owl("bench -m " + kModel + " -p 0 -n 4 -r 1 -t 1 --bandwidth");
   ASSERT_EQ(md.exit_code, 0) << md.out;
   EXPECT_NE(md.out.find("of the memory read bandwidth measured before each repetition"), std::string::npos) << md.out;
+}
+
+// --profile: every matrix of a step is timed once per layer with its bytes and operations, and
+// the timed parts fit in the forward passes' time.
+TEST(Cli, BenchProfileAccountsForEveryMatrix) {
+  RunResult r = run_owl("bench -m " + kModel + " -p 16 -n 4 -r 2 -t 1 --bandwidth --profile -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('[')));
+  ASSERT_EQ(j.size(), 2u);
+  const int64_t n_layer = 5;  // stories260K, all F32
+  const double tg_bytes = j[1]["weight_bytes_per_token"].get<double>();
+  for (const auto& row : j) {
+    const nlohmann::json& p = row["profile"];
+    const bool tg = row["n_gen"].get<int>() > 0;
+    EXPECT_EQ(p["forwards"].get<int64_t>(), tg ? 8 : 2);
+    EXPECT_EQ(p["tokens"].get<int64_t>(), tg ? 8 : 32);
+    double ns = 0, layer_bytes = 0, layer_flops = 0, output_bytes = 0, output_flops = 0;
+    std::set<std::string> parts;
+    for (const auto& e : p["parts"]) {
+      const std::string part = e["part"];
+      parts.insert(part);
+      ns += e["ns"].get<double>();
+      EXPECT_GT(e["ns"].get<double>(), 0.0) << part;
+      EXPECT_EQ(e["calls"].get<int64_t>(), (part == "output" ? 1 : n_layer) * p["forwards"].get<int64_t>()) << part;
+      if (part == "attention") continue;
+      EXPECT_EQ(e["types"], "f32") << part;
+      (part == "output" ? output_bytes : layer_bytes) += e["weight_bytes"].get<double>();
+      (part == "output" ? output_flops : layer_flops) += e["flops"].get<double>();
+    }
+    EXPECT_EQ(parts, (std::set<std::string>{"attn_q/k/v", "attention", "attn_output", "ffn_gate/up", "ffn_down", "output"}));
+    EXPECT_LT(ns, p["total_ns"].get<double>());
+    // An F32 matrix of b bytes has b/4 weights: 2 operations each per row, every row in the layers
+    // and the one row asking for logits (the last of the prompt, every token in tg) in the output.
+    const double rows_per_forward = tg ? 1 : 16;
+    EXPECT_DOUBLE_EQ(layer_flops, 2 * rows_per_forward * layer_bytes / 4);
+    EXPECT_DOUBLE_EQ(output_flops, 2 * output_bytes / 4);
+    if (tg) {  // the matrices are all of a token's weights but the norms and the embedding row
+      const double per_token = (layer_bytes + output_bytes) / 8;
+      EXPECT_LT(per_token, tg_bytes);
+      EXPECT_GT(per_token, 0.95 * tg_bytes);
+    }
+  }
+  RunResult md = run_owl("bench -m " + kModel + " -p 0 -n 4 -r 1 -t 1 --profile");
+  ASSERT_EQ(md.exit_code, 0) << md.out;
+  EXPECT_NE(md.out.find("tg4 of llama 292.80K F32, where the time goes (per token: "), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("| ffn_gate/up | f32 | 5 | "), std::string::npos) << md.out;
 }
 
 TEST(Cli, ChatReadsTurnsAndCommands) {
