@@ -1,5 +1,6 @@
 // The machine's memory read bandwidth, measured the way a decode step reads weights: every
-// thread of the pool streams its share of a buffer far larger than the caches.
+// thread of the pool streams its share of a buffer far larger than the caches, mapped in 2 MiB
+// pages where the kernel gives them, as the weights are (core::HugePageBuffer).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -45,17 +46,19 @@ uint64_t stream_sum(const uint64_t* p, size_t n) {
 
 }  // namespace
 
-ReadBandwidth::ReadBandwidth(size_t bytes) : words_(std::max<size_t>(bytes / sizeof(uint64_t), 1)) {
-  for (size_t i = 0; i < words_.size(); ++i) words_[i] = i;  // touched: no page is shared zero
+ReadBandwidth::ReadBandwidth(size_t bytes) : buffer_(std::max<size_t>(bytes / sizeof(uint64_t), 1) * sizeof(uint64_t)) {
+  auto* words = reinterpret_cast<uint64_t*>(buffer_.data());
+  for (size_t i = 0; i < n_words(); ++i) words[i] = i;
 }
 
 double ReadBandwidth::measure(core::ThreadPool& pool, int passes) {
   double best = 0.0;
   const int64_t n_tasks = pool.n_threads();
-  const size_t chunk = words_.size() / static_cast<size_t>(n_tasks);
+  const size_t chunk = n_words() / static_cast<size_t>(n_tasks);
+  const auto* words = reinterpret_cast<const uint64_t*>(buffer_.data());
   for (int pass = 0; pass < passes; ++pass) {
     const auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(n_tasks, [&](int64_t t, int) { sink_ += stream_sum(words_.data() + t * chunk, chunk); });
+    pool.parallel_for(n_tasks, [&](int64_t t, int) { sink_ += stream_sum(words + t * chunk, chunk); });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, static_cast<double>(chunk * n_tasks * sizeof(uint64_t)) / s / 1e9);
   }

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "core/huge_buffer.h"
 #include "core/thread_pool.h"
 #include "gguf/tensor_type.h"
 #include "kernels/cpu_features.h"
@@ -223,7 +224,8 @@ class ReadBandwidth {
   double measure(core::ThreadPool& pool, int passes = 3);
 
  private:
-  std::vector<uint64_t> words_;
+  size_t n_words() const { return buffer_.size() / sizeof(uint64_t); }
+  core::HugePageBuffer buffer_;  // in 2 MiB pages, as the weights are
   std::atomic<uint64_t> sink_{0};  // keeps the sums alive
 };
 
