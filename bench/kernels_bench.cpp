@@ -64,13 +64,20 @@ struct Shape {
 };
 
 // hot: W stays in cache (one copy): a decode kernel's compute limit, or prefill.
-void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape, int64_t n_rows, bool hot) {
+// packed: W in the packed layout (pack_weights), as a loaded model holds Q4_0.
+void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape, int64_t n_rows, bool hot,
+                  bool packed) {
   const Kernels k = make_kernels(isa);
   core::ThreadPool pool(g_threads);
   // Otherwise it rotates over copies of W totalling >= 512 MiB, as a model's layers do, so each
   // matmul reads its weights from DRAM rather than from the 32 MiB L3. In 2 MiB pages, as a
   // model's weights are mapped.
-  const std::vector<uint8_t> w0 = make_weights(type, shape.n_out, shape.n_in);
+  std::vector<uint8_t> w0 = make_weights(type, shape.n_out, shape.n_in);
+  if (packed) {
+    std::vector<uint8_t> p(w0.size());
+    pack_weights(type, w0.data(), shape.n_out, shape.n_in, p.data());
+    w0 = std::move(p);
+  }
   const size_t n_copies = !hot ? std::max<size_t>(1, (size_t{512} << 20) / w0.size()) : 1;
   core::HugePageBuffer w(w0.size() * n_copies);
   for (size_t c = 0; c < n_copies; ++c) std::memcpy(w.data() + c * w0.size(), w0.data(), w0.size());
@@ -82,7 +89,7 @@ void bench_matmul(benchmark::State& state, Isa isa, TensorType type, Shape shape
   std::vector<uint8_t> scratch(matmul_scratch_bytes(k, type, shape.n_in, n_rows));
   MatmulArgs args{.w_type = type, .w = w.data(), .x = x.data(), .y = y.data(), .n_in = shape.n_in,
                         .n_out = shape.n_out, .n_rows = n_rows, .scratch = scratch.data(),
-                        .scratch_bytes = scratch.size()};
+                        .scratch_bytes = scratch.size(), .w_packed = packed};
   size_t copy = 0;
   for (auto _ : state) {
     args.w = w.data() + copy * w0.size();
@@ -110,19 +117,45 @@ void register_all() {
                             TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
   const TensorType hot[] = {TensorType::F16, TensorType::BF16, TensorType::Q8_0,
                             TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K};
-  const Shape decode_shapes[] = {{5632, 2048}, {4096, 4096}};
+  const Shape decode_shapes[] = {{5632, 2048}, {4096, 4096}, {32000, 2048}};
   for (TensorType t : all) {
     for (Isa isa : isas) {
       for (Shape s : decode_shapes) {
         const std::string name = "decode/" + std::string(gguf::type_info(t).name) + "/" +
                                  std::string(isa_name(isa)) + "/" + std::to_string(s.n_out) + "x" + std::to_string(s.n_in);
-        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, s, int64_t{1}, false)
+        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, s, int64_t{1}, false, false)
             ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
       }
       const std::string hot = "decode_hot/" + std::string(gguf::type_info(t).name) + "/" + std::string(isa_name(isa)) +
                               "/2048x2048";
-      benchmark::RegisterBenchmark(hot.c_str(), bench_matmul, isa, t, Shape{2048, 2048}, int64_t{1}, true)
+      benchmark::RegisterBenchmark(hot.c_str(), bench_matmul, isa, t, Shape{2048, 2048}, int64_t{1}, true, false)
           ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    }
+  }
+  for (Isa isa : isas) {  // the packed layout of a loaded model's Q4_0
+    if (!reads_packed(make_kernels(isa), TensorType::Q4_0)) continue;
+    const std::string suffix = "/q4_0/" + std::string(isa_name(isa)) + "/";
+    for (Shape s : decode_shapes) {
+      const std::string shape = std::to_string(s.n_out) + "x" + std::to_string(s.n_in);
+      benchmark::RegisterBenchmark(("decode_packed" + suffix + shape).c_str(), bench_matmul, isa, TensorType::Q4_0, s,
+                                   int64_t{1}, false, true)
+          ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    }
+    benchmark::RegisterBenchmark(("decode_packed_hot" + suffix + "2048x2048").c_str(), bench_matmul, isa,
+                                 TensorType::Q4_0, Shape{2048, 2048}, int64_t{1}, true, true)
+        ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    for (const int64_t rows : {4, 16}) {  // decode steps of 4 and 16 sequences (rows16 unpacked: below)
+      benchmark::RegisterBenchmark(("decode_batch_packed" + suffix + "5632x2048/rows" + std::to_string(rows)).c_str(),
+                                   bench_matmul, isa, TensorType::Q4_0, Shape{5632, 2048}, rows, false, true)
+          ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    }
+    benchmark::RegisterBenchmark(("decode_batch" + suffix + "5632x2048/rows4").c_str(), bench_matmul, isa,
+                                 TensorType::Q4_0, Shape{5632, 2048}, int64_t{4}, false, false)
+        ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    for (int64_t rows : {64, 512}) {
+      benchmark::RegisterBenchmark(("prefill_packed" + suffix + "4096x4096/rows" + std::to_string(rows)).c_str(),
+                                   bench_matmul, isa, TensorType::Q4_0, Shape{4096, 4096}, rows, true, true)
+          ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
     }
   }
   for (TensorType t : hot) {
@@ -131,12 +164,12 @@ void register_all() {
       // A decode step of 16 sequences: W from DRAM, as in decode.
       const std::string batched = "decode_batch/" + std::string(gguf::type_info(t).name) + "/" +
                                   std::string(isa_name(isa)) + "/5632x2048/rows16";
-      benchmark::RegisterBenchmark(batched.c_str(), bench_matmul, isa, t, Shape{5632, 2048}, int64_t{16}, false)
+      benchmark::RegisterBenchmark(batched.c_str(), bench_matmul, isa, t, Shape{5632, 2048}, int64_t{16}, false, false)
           ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
       for (int64_t rows : {16, 64, 512}) {
         const std::string name = "prefill/" + std::string(gguf::type_info(t).name) + "/" +
                                  std::string(isa_name(isa)) + "/4096x4096/rows" + std::to_string(rows);
-        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows, true)
+        benchmark::RegisterBenchmark(name.c_str(), bench_matmul, isa, t, Shape{4096, 4096}, rows, true, false)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
       }
     }

@@ -76,7 +76,7 @@ int run_finetune(FinetuneArgs& a) {
   if (!recompute) return fail(kCommand, fmt::format("--recompute '{}' is not auto, on or off", a.recompute));
   a.train.recompute = *recompute;
 
-  auto model = model::load_model(a.model);
+  auto model = model::load_model(a.model, {.pack_weights = false});  // read as GGUF rows
   if (!model) return fail(kCommand, model.message());
   auto tok = tokenizer::Tokenizer::load((*model)->file);
   if (!tok) return fail(kCommand, tok.message());

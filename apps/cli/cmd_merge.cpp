@@ -31,7 +31,7 @@ int run_merge(MergeArgs& a) {
     }
   }
   if (int rc = fail_unless_writable(kCommand, a.output, "-o")) return rc;
-  auto model = model::load_model(a.model);
+  auto model = model::load_model(a.model, {.pack_weights = false});  // read as GGUF rows
   if (!model) return fail(kCommand, model.message());
   auto adapters = load_adapters(a.lora.specs, **model);
   if (!adapters) return fail(kCommand, adapters.message());

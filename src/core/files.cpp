@@ -81,6 +81,15 @@ size_t MappedFile::resident_bytes() const {
   return std::min(size_, pages * page);
 }
 
+void MappedFile::release(const void* p, size_t bytes) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(data_));
+  const auto end = std::min(reinterpret_cast<uintptr_t>(p) + bytes, reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (data_ == nullptr || last <= first) return;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : data_(other.data_), size_(other.size_), path_(std::move(other.path_)) {
   other.data_ = nullptr;

@@ -29,6 +29,9 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Bytes of the mapping in memory now (mincore): what a first read finds without going to disk.
   size_t resident_bytes() const;
+  // Unmaps the whole pages inside [p, p + bytes) from this process (MADV_DONTNEED): they stop
+  // counting in its resident memory and read back from the page cache (or the file) if touched.
+  void release(const void* p, size_t bytes) const;
 
  private:
   void reset();

@@ -118,6 +118,10 @@ class GgufFile {
   const std::string& path() const { return path_; }
   // Bytes of the file in memory now (0 for parsed bytes): see core::MappedFile::resident_bytes.
   size_t resident_bytes() const { return map_ ? map_->resident_bytes() : 0; }
+  // Drops the whole pages of [p, p + bytes) from the file map: see core::MappedFile::release.
+  void release(const void* p, size_t bytes) const {
+    if (map_) map_->release(p, bytes);
+  }
 
   const std::vector<MetadataEntry>& metadata() const { return metadata_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }

@@ -59,6 +59,7 @@ inline constexpr int kTileX = 4;
 // Kernels::quantize_panel_q8_0): the n values biased to unsigned bytes x + 128, then the n / 32
 // block scales as f32 (panel_q8_0_row_bytes).
 inline constexpr int kPanelW = 16;
+inline constexpr int kPackedRowsMax = 16;  // activation rows of DotKernel::packed_rows
 inline constexpr size_t panel_q8_0_row_bytes(int64_t n) { return static_cast<size_t>(n + n / 32 * 4); }
 
 struct DotKernel {
@@ -68,6 +69,12 @@ struct DotKernel {
   int panel_above = kTileX;             // matmuls with more activation rows than this use the panel
   int panel_w = kPanelW;                // weight rows per panel call: kPanelW or 2 kPanelW
   TensorType act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
+  // Weights in the packed layout (pack_weights, below): TileArgs.w at the first row of a group,
+  // n_w a multiple of kPanelW, w_stride the GGUF row bytes. packed_rows takes up to
+  // kPackedRowsMax activation rows in act_type; packed_panel is `panel` on the packed layout
+  // (panel_w rows), for more.
+  TileFn packed_rows = nullptr;
+  TileFn packed_panel = nullptr;
 };
 
 // One query block against a KV cache; see attention() below.
@@ -186,6 +193,9 @@ struct MatmulArgs {
   // Each row's outputs independent of n_rows: the weight type's kernel does not change with the
   // row count (a type with a panel uses it for every count; see matmul below).
   bool batch_invariant = false;
+  // w is in the packed layout (pack_weights; the kernels must read_packed the type). Not with
+  // batch_invariant: the packed decode kernel sums in another order than the panel.
+  bool w_packed = false;
 };
 
 bool supports_matmul(const Kernels& k, TensorType w_type);
@@ -202,6 +212,21 @@ size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, i
 // sits among the n_rows: kernels compute each row alike. It depends on n_rows only where the
 // row count picks the kernel, a type's panel above DotKernel::panel_above rows, whose sums run
 // in another order than its dot and tile; batch_invariant keeps the panel for every row count.
+// ---- packed weights --------------------------------------------------------------------------
+// A Q4_0 matrix whose rows are a multiple of kPanelW can be repacked once, at load, into groups of
+// kPanelW rows that a kernel reads as one sequential stream with row l of the group in int32
+// lane l: per group, for each 32-element block b, four 64-byte vectors whose lane l holds row
+// l's quant bytes 4j..4j+3 (j = 0..3: elements 4j..4j+3 in the low nibbles, 16+4j.. in the high),
+// then, after all blocks, the 16 rows' f16 scales of each block (32 bytes per block). A group
+// is kPanelW GGUF rows long, so the packed matrix has the GGUF matrix's size and row r's group
+// starts where row r starts. The GGUF layout interleaves 18-byte blocks of one row; a decode
+// matmul read four rows side by side and spent most of its instructions taking them apart.
+bool packable(TensorType type, int64_t n_out, int64_t n_in);
+// Writes the packed layout of W [n_out][n_in] (GGUF rows) to `out` (row_bytes * n_out bytes).
+void pack_weights(TensorType type, const void* w, int64_t n_out, int64_t n_in, void* out);
+// Whether these kernels can multiply by packed weights of `type`.
+bool reads_packed(const Kernels& k, TensorType type);
+
 void matmul(const Kernels& k, core::ThreadPool& pool, const MatmulArgs& a);
 // Up to kMaxMatmulGroup matmuls of the same activations (equal x, x_stride, n_in, n_rows; one
 // scratch, the first's): X is converted once where their weight types take the same activation

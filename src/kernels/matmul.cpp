@@ -135,20 +135,26 @@ struct Part {
     OWL_CHECK(args.n_in % gguf::type_info(dk->act_type).block_size == 0);
     // Many activation rows: weight panels where the type has them (kernels.h, kPanelW); every
     // row count when batch invariant, as the panel sums in another order than the tile.
-    use_panel = dk->panel != nullptr && (args.n_rows > dk->panel_above || args.batch_invariant);
+    // Packed weights: their row kernel up to kPackedRowsMax rows (it reads each group from memory
+    // once and from L1 for every 4 rows, where the panel repacks), the panel above.
+    use_panel = args.w_packed ? args.n_rows > kPackedRowsMax
+                              : dk->panel != nullptr && (args.n_rows > dk->panel_above || args.batch_invariant);
     OWL_CHECK(!use_panel || dk->act_type == TensorType::Q8_0 || dk->act_type == TensorType::Q8_K ||
               dk->act_type == TensorType::F16);
     OWL_CHECK(!use_panel || dk->panel_w == kPanelW || dk->panel_w == 2 * kPanelW);
     format = {dk->act_type, use_panel && panel_q8_0(*dk)};
     // Panels go by aligned blocks of kBlockW weight rows (whose panel_w groups set a panel's
     // chunk length), never by runs that depend on the thread count.
-    decode = args.n_rows <= kTileX && !use_panel;
+    decode = (args.n_rows <= kTileX || args.w_packed) && !use_panel;
     w_row_bytes = static_cast<size_t>(gguf::row_bytes(args.w_type, args.n_in));
     y_stride = args.y_stride ? args.y_stride : args.n_out;
+    OWL_CHECK(!args.w_packed ||
+              (reads_packed(k, args.w_type) && packable(args.w_type, args.n_out, args.n_in) && !args.batch_invariant));
     if (decode) {
-      // Contiguous runs of whole tiles, a few per thread.
+      // Contiguous runs of whole tiles (packed: whole groups), a few per thread.
+      const int64_t unit = args.w_packed ? kPanelW : kTileW;
       const int64_t n_split = kTasksPerThread * n_threads;
-      run = std::max<int64_t>(kTileW, (a->n_out + n_split - 1) / n_split / kTileW * kTileW);
+      run = std::max<int64_t>(unit, (a->n_out + n_split - 1) / n_split / unit * unit);
       n_tasks = (a->n_out + run - 1) / run;
       return;
     }
@@ -160,6 +166,13 @@ struct Part {
   void task(int64_t t) const {
     const Operands op{.dk = *dk, .n_in = a->n_in, .w = static_cast<const uint8_t*>(a->w), .w_row_bytes = w_row_bytes,
                       .x = xq, .x_row_bytes = xq_stride, .y = a->y, .y_stride = y_stride};
+    if (decode && a->w_packed) {
+      const int64_t o0 = t * run, o1 = std::min(a->n_out, (t + 1) * run);
+      dk->packed_rows(TileArgs{.n = a->n_in, .w = op.w + o0 * op.w_row_bytes, .w_stride = op.w_row_bytes,
+                               .n_w = static_cast<int>(o1 - o0), .x = op.x, .x_stride = op.x_row_bytes,
+                               .n_x = static_cast<int>(a->n_rows), .y = a->y + o0, .y_stride = y_stride});
+      return;
+    }
     if (decode) {
       compute_block(op, t * run, std::min(a->n_out, (t + 1) * run), 0, a->n_rows);
       return;
@@ -172,8 +185,9 @@ struct Part {
       compute_block(op, o0, o1, r0, r1);
       return;
     }
+    const TileFn panel = a->w_packed ? dk->packed_panel : dk->panel;
     for (int64_t o = o0; o < o1; o += dk->panel_w) {
-      dk->panel(TileArgs{.n = a->n_in, .w = op.w + o * op.w_row_bytes, .w_stride = op.w_row_bytes,
+      panel(TileArgs{.n = a->n_in, .w = op.w + o * op.w_row_bytes, .w_stride = op.w_row_bytes,
                          .n_w = static_cast<int>(std::min<int64_t>(dk->panel_w, o1 - o)), .x = op.x + r0 * op.x_row_bytes,
                          .x_stride = op.x_row_bytes, .n_x = static_cast<int>(r1 - r0), .y = a->y + r0 * y_stride + o,
                          .y_stride = y_stride});

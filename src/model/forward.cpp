@@ -139,7 +139,10 @@ void matmul(Context& ctx, std::initializer_list<Out> outs, const float* x, int64
     if (ctx.observer) ctx.observer->observe(o.w, x, x_stride, n_rows);
     kernels::MatmulArgs& a = args.at(n++);
     a.w_type = o.w.type;
-    a.w = o.w.data;
+    // The packed copy where these kernels read it; batch-invariant sums stay on the GGUF rows,
+    // whose decode and panel kernels sum alike.
+    a.w_packed = o.w.packed != nullptr && !ctx.options.batch_invariant && kernels::reads_packed(ctx.kernels, o.w.type);
+    a.w = a.w_packed ? o.w.packed : o.w.data;
     a.x = x;
     a.y = o.y;
     a.n_in = o.w.n_in;

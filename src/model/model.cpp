@@ -1,5 +1,9 @@
 #include "model/model.h"
 
+#include <chrono>
+
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 namespace owl::model {
@@ -94,9 +98,44 @@ core::Status load_layer(WeightLoader& w, const ModelConfig& c, int64_t il, Layer
   return {};
 }
 
+// Packs every matrix the CPU's best kernels read packed (kernels.h, pack_weights) into one
+// buffer in 2 MiB pages, then drops the GGUF copies' pages from the map.
+void pack_matrices(Model& model) {
+  const kernels::Kernels k = kernels::make_kernels();
+  std::vector<Weight*> todo;
+  auto consider = [&](Weight& w) {
+    if (w.present() && w.n_out > 1 && kernels::reads_packed(k, w.type) && kernels::packable(w.type, w.n_out, w.n_in)) {
+      todo.push_back(&w);
+    }
+  };
+  consider(model.weights.output);
+  for (LayerWeights& l : model.weights.layers) {
+    for (Weight* w : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_qkv, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
+      consider(*w);
+    }
+  }
+  if (todo.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<size_t> offset(todo.size() + 1, 0);
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const size_t bytes = static_cast<size_t>(gguf::row_bytes(todo[i]->type, todo[i]->n_in) * todo[i]->n_out);
+    offset[i + 1] = offset[i] + (bytes + 63) / 64 * 64;  // each matrix 64-byte aligned
+  }
+  model.packed = std::make_unique<core::HugePageBuffer>(offset.back());
+  core::ThreadPool pool(0);
+  pool.parallel_for(static_cast<int64_t>(todo.size()), [&](int64_t i, int) {
+    Weight& w = *todo[static_cast<size_t>(i)];
+    uint8_t* out = model.packed->data() + offset[static_cast<size_t>(i)];
+    kernels::pack_weights(w.type, w.data, w.n_out, w.n_in, out);
+    model.file.release(w.data, static_cast<size_t>(gguf::row_bytes(w.type, w.n_in) * w.n_out));
+    w.packed = out;
+  });
+  model.pack_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace
 
-core::Result<std::unique_ptr<Model>> load_model(const std::string& path) {
+core::Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
   auto file = gguf::GgufFile::open(path, {.populate = true});
   if (!file) return file.error();
   auto model = std::make_unique<Model>();
@@ -118,6 +157,7 @@ core::Result<std::unique_ptr<Model>> load_model(const std::string& path) {
   OWL_TRY(w.vector("rope_freqs.weight", c.n_rot / 2, weights.rope_freqs, false));
   weights.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t il = 0; il < c.n_layer; ++il) OWL_TRY(load_layer(w, c, il, weights.layers[il]));
+  if (options.pack_weights) pack_matrices(*model);
   return model;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_buffer.h"
 #include "core/result.h"
 #include "gguf/gguf.h"
 #include "model/config.h"
@@ -18,6 +19,9 @@ struct Weight {
   const void* data = nullptr;
   int64_t n_in = 0;
   int64_t n_out = 1;
+  // The matrix in the kernels' packed layout (kernels::pack_weights) when load_model packed it;
+  // forward()'s matmuls read it instead of data where the context's kernels can.
+  const void* packed = nullptr;
 
   bool present() const { return data != nullptr; }
   const float* f32() const { return static_cast<const float*>(data); }  // vectors only
@@ -52,9 +56,19 @@ struct Model {
   ModelConfig config;
   ModelWeights weights;
   std::vector<std::vector<float>> converted;  // F32 copies of vectors stored as F16/BF16
+  std::unique_ptr<core::HugePageBuffer> packed;  // every Weight::packed; null when none is
+  double pack_seconds = 0;                       // the time packing took
+};
+
+struct LoadOptions {
+  // Repack the matrices that this CPU's kernels read faster in another layout
+  // (kernels::pack_weights: Q4_0 for the AVX-512 kernels) into memory of their own, and drop
+  // their pages from the file map, so the process holds one copy. Off where the weights are read
+  // as GGUF rows in bulk: fine-tuning's backward pass would map them back in beside the copy.
+  bool pack_weights = true;
 };
 
 // Opens, validates and maps a model. Errors name the tensor, its shape or type.
-core::Result<std::unique_ptr<Model>> load_model(const std::string& path);
+core::Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options = {});
 
 }  // namespace owl::model

@@ -285,6 +285,85 @@ TEST(Matmul, GroupsGiveEachMatmulsOwnResult) {
   }
 }
 
+// Q4_0 packed at load (pack_weights): each byte where the layout puts it, and matmuls on it within
+// the summation-order tolerance of the reference at decode (1-4 rows), panel and odd row counts,
+// including a group that mixes packed and GGUF-layout weights.
+TEST(Matmul, PackedWeightsMatchTheReference) {
+  EXPECT_TRUE(packable(TensorType::Q4_0, 32, 64));
+  EXPECT_FALSE(packable(TensorType::Q4_0, 40, 64));  // not whole groups of 16 rows
+  EXPECT_FALSE(packable(TensorType::Q8_0, 32, 64));
+  {
+    const Case c{.type = TensorType::Q4_0, .n_in = 96, .n_out = 32, .n_rows = 1, .w_fill = Fill::kRandom, .seed = 4};
+    const Problem p = make_problem(c);
+    std::vector<uint8_t> packed(p.w.size());
+    pack_weights(c.type, p.w.data(), c.n_out, c.n_in, packed.data());
+    const auto* rows = reinterpret_cast<const quant::BlockQ4_0*>(p.w.data());
+    const int64_t nb = 3, group = 16 * nb * 18;
+    for (int64_t o = 0; o < c.n_out; ++o) {
+      const uint8_t* g = packed.data() + o / 16 * group;
+      const int64_t l = o % 16;
+      for (int64_t b = 0; b < nb; ++b) {
+        const quant::BlockQ4_0& block = rows[o * nb + b];
+        ASSERT_EQ(std::memcmp(g + nb * 256 + b * 32 + l * 2, &block.d, 2), 0) << o << " " << b;
+        for (int j = 0; j < 16; ++j) ASSERT_EQ(g[b * 256 + j / 4 * 64 + l * 4 + j % 4], block.qs[j]) << o << " " << b << " " << j;
+      }
+    }
+  }
+  const Kernels ref = make_kernels(Isa::kScalar);
+  core::ThreadPool pool(2);
+  int checked = 0;
+  for (Isa isa : test::available_isas()) {
+    const Kernels k = make_kernels(isa);
+    if (!reads_packed(k, TensorType::Q4_0)) continue;
+    for (int64_t n_in : {32 * 7, 32 * 33, 2048}) {
+      for (int64_t n_rows : {1, 2, 3, 4, 5, 8, 16, 17, 300}) {
+        for (uint32_t seed : {1u, 2u, 3u}) {
+          const Fill fills[] = {Fill::kRandom, Fill::kZeros, Fill::kHuge, Fill::kTiny};
+          const Case c{.type = TensorType::Q4_0, .n_in = n_in, .n_out = 16 * static_cast<int64_t>(seed + 1),
+                       .n_rows = n_rows, .w_fill = fills[(seed + n_rows) % 4], .x_scale = seed == 3 ? 1e-2f : 1.0f,
+                       .seed = seed};
+          const Problem p = make_problem(c);
+          std::vector<uint8_t> packed(p.w.size());
+          pack_weights(c.type, p.w.data(), c.n_out, c.n_in, packed.data());
+          const std::vector<float> y_ref = run_matmul(ref, pool, c, p);
+          // Packed (c.n_out rows) and GGUF-layout (the first 16 rows again) in one group.
+          std::vector<float> y(static_cast<size_t>(n_rows * (c.n_out + 16)), NAN);
+          std::vector<uint8_t> scratch(matmul_scratch_bytes(k, c.type, c.n_in, n_rows));
+          const int64_t width = c.n_out + 16;
+          const MatmulArgs args[] = {
+              {.w_type = c.type, .w = packed.data(), .x = p.x.data(), .y = y.data(), .n_in = n_in, .n_out = c.n_out,
+               .n_rows = n_rows, .y_stride = width, .scratch = scratch.data(), .scratch_bytes = scratch.size(),
+               .w_packed = true},
+              {.w_type = c.type, .w = p.w.data(), .x = p.x.data(), .y = y.data() + c.n_out, .n_in = n_in, .n_out = 16,
+               .n_rows = n_rows, .y_stride = width, .scratch = scratch.data(), .scratch_bytes = scratch.size()}};
+          matmul(k, pool, args);
+          Case first16 = c;
+          first16.n_out = 16;
+          const std::vector<float> unpacked = run_matmul(k, pool, first16, p);
+          for (int64_t r = 0; r < n_rows; ++r) {
+            for (int64_t o = 0; o < c.n_out; ++o) {
+              const Bounds bd = bounds_for(ref, c, p, r, o);
+              const double tol = 2.0 * (static_cast<double>(n_in / 32) + 8) * kEps * bd.s + 1e-35;
+              ASSERT_LE(std::fabs(double{y[r * width + o]} - y_ref[r * c.n_out + o]), tol)
+                  << describe(c, isa) << " packed r=" << r << " o=" << o << " ref=" << y_ref[r * c.n_out + o];
+              if (o < 16) {
+                ASSERT_EQ(y[r * width + c.n_out + o], unpacked[r * 16 + o]) << describe(c, isa) << " r=" << r;
+              }
+              if (c.w_fill == Fill::kZeros) {
+                ASSERT_EQ(y[r * width + o], 0.0f);
+              }
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (detect_cpu_features().avx512 && detect_cpu_features().avx512_vnni) {
+    EXPECT_GT(checked, 0);
+  }
+}
+
 // The SIMD activation quantizers are bit-exact with the reference, ties included.
 TEST(Quantize, Q8_0VariantsBitExact) {
   std::mt19937 rng(5);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "model/forward.h"
 #include "reference.h"
@@ -149,6 +150,57 @@ TEST_F(Engine, BadBatchesAreRefused) {
   r = forward(*model, b, *ctx, out.data());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("skips ahead"), std::string::npos) << r.message();
+}
+
+// Q4_0 matrices packed at load (kernels::pack_weights) give the GGUF layout's logits up to
+// summation order in prefill, in decode steps of one and of several sequences, and the same bits
+// under batch invariance (which reads the GGUF rows).
+TEST(ModelLoad, PackedWeightsGiveTheGgufLayoutsLogits) {
+  const std::string path = std::string(OWL_SHARED_DIR) + "/reference/synthetic/llama-gqa.q4_0.gguf";
+  auto packed = load_model(path);
+  auto plain = load_model(path, {.pack_weights = false});
+  ASSERT_TRUE(packed.ok() && plain.ok()) << packed.message() << plain.message();
+  int n_packed = 0;
+  for (const LayerWeights& l : (*packed)->weights.layers) n_packed += l.attn_q.packed != nullptr;
+  for (const LayerWeights& l : (*plain)->weights.layers) EXPECT_EQ(l.attn_q.packed, nullptr);
+  if (!kernels::reads_packed(kernels::make_kernels(), gguf::TensorType::Q4_0)) GTEST_SKIP() << "no packed kernels here";
+  EXPECT_EQ(n_packed, (*packed)->config.n_layer);
+  EXPECT_NE((*packed)->packed, nullptr);
+  const int64_t n_vocab = (*packed)->config.n_vocab;
+  for (const bool invariant : {false, true}) {
+    std::vector<std::vector<float>> runs;
+    for (Model* m : {packed->get(), plain->get()}) {
+      auto ctx = make_context(*m, {.n_ctx = 64, .n_seq = 6, .n_batch = 32, .n_threads = 2, .batch_invariant = invariant});
+      ASSERT_TRUE(ctx.ok());
+      std::vector<float> all;
+      Batch b;  // a prompt of 20 tokens (panel rows), then decode steps of 1 and of 6 sequences
+      for (int i = 0; i < 20; ++i) b.add(3 + i, i, 0, true);
+      std::vector<float> out(static_cast<size_t>(20 * n_vocab));
+      ASSERT_TRUE(forward(*m, b, **ctx, out.data()).ok());
+      all.insert(all.end(), out.begin(), out.end());
+      for (int step = 0; step < 3; ++step) {
+        b.clear();
+        b.add(40 + step, 20 + step, 0, true);
+        ASSERT_TRUE(forward(*m, b, **ctx, out.data()).ok());
+        all.insert(all.end(), out.begin(), out.begin() + n_vocab);
+      }
+      for (int s = 1; s < 6; ++s) {  // five more sequences, then a step of all six
+        b.clear();
+        b.add(7 * s, 0, s, false);
+        ASSERT_TRUE(forward(*m, b, **ctx, out.data()).ok());
+      }
+      b.clear();
+      for (int s = 0; s < 6; ++s) b.add(50 + s, s == 0 ? 23 : 1, s, true);
+      ASSERT_TRUE(forward(*m, b, **ctx, out.data()).ok());
+      all.insert(all.end(), out.begin(), out.begin() + 6 * n_vocab);
+      runs.push_back(std::move(all));
+    }
+    if (invariant) {
+      EXPECT_EQ(std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)), 0);
+    } else {
+      expect_close(runs[0], runs[1], n_vocab);
+    }
+  }
 }
 
 TEST(ModelLoad, UnsupportedArchitectureAndTypesNameThemselves) {

@@ -2,9 +2,20 @@
 // Call only when cpu_features reports avx512 (and avx512_vnni: owl requires both together).
 #pragma once
 
+#include <type_traits>
+#include <utility>
+
 #include "kernels/kernels.h"
 
 namespace owl::kernels {
+
+// f(integral_constant N) for the runtime n in [1, Max].
+template <int Max, typename F>
+inline void with_count(int n, F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
+  }(std::make_integer_sequence<int, Max>{});
+}
 
 void dot_f32_f32_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
 void dot_f16_f16_avx512(int64_t n, const void* w, const void* x, size_t x_stride, int n_x, float* y);
@@ -28,6 +39,8 @@ void panel_q8_0_q8_0_avx512(const TileArgs& t);
 void panel_q4_K_q8_K_avx512(const TileArgs& t);  // Q8_K activations as they are
 void panel_q6_K_q8_K_avx512(const TileArgs& t);
 void panel_f16_f16_avx512(const TileArgs& t);    // F16 activations as they are
+void packed_rows_q4_0_q8_0_avx512(const TileArgs& t);   // the packed layout (DotKernel::packed_rows)
+void packed_panel_q4_0_q8_0_avx512(const TileArgs& t);  // the packed layout (DotKernel::packed_panel)
 
 void quantize_row_q8_0_avx512(const float* x, void* y, int64_t n);
 void quantize_row_panel_q8_0_avx512(const float* x, void* y, int64_t n);

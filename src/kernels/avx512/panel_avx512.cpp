@@ -85,36 +85,60 @@ inline void transpose_16x16(const Block* const (&rows)[kPanelW], int k, size_t o
   p[3] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// start = -128 sum w (four independent sums, not one chain of eight) and d, the f16 scale at
-// the start of each row's block.
-template <typename Block>
-inline void finish_block(const Block* const (&rows)[kPanelW], int k, PackedBlock& o) {
+// start = -128 sum w (four independent sums, not one chain of eight).
+inline void set_start(PackedBlock& o) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum[4];
 #pragma GCC unroll 4
   for (int g = 0; g < 4; ++g) sum[g] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, o.w[g]), ones, o.w[4 + g]);
   const __m512i all = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
   o.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(all, 7));
+}
+
+// The start and d, the f16 scale at the start of each row's block.
+template <typename Block>
+inline void finish_block(const Block* const (&rows)[kPanelW], int k, PackedBlock& o) {
+  set_start(o);
 #pragma GCC unroll 16
   for (int l = 0; l < kPanelW; ++l) std::memcpy(&o.d[l], &rows[l][k].d, 2);
+}
+
+// w = q - 8 from the four vectors of nibbles p (lane l: row l; low nibbles: elements 4j.., high:
+// 16 + 4j..), as the GGUF rows give them after transposing and the packed layout stores them.
+inline void unpack_q4_0(const __m512i (&p)[4], PackedBlock& o) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i eight = _mm512_set1_epi8(8);
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    o.w[j] = _mm512_sub_epi8(_mm512_and_si512(p[j], m4), eight);
+    o.w[4 + j] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4), eight);
+  }
 }
 
 // Q4_0: w = q - 8 from the nibbles (low: elements 4j.., high: 16 + 4j..).
 void pack_q4_0(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
   const BlockQ4_0* rows[kPanelW];
   panel_rows(t, b0, rows);
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i eight = _mm512_set1_epi8(8);
   for (int k = 0; k < count; ++k) {
     __m512i p[4];
     transpose_16x16(rows, k, offsetof(BlockQ4_0, qs), p);
-    PackedBlock& o = out[k];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      o.w[j] = _mm512_sub_epi8(_mm512_and_si512(p[j], m4), eight);
-      o.w[4 + j] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p[j], 4), m4), eight);
-    }
-    finish_block(rows, k, o);
+    unpack_q4_0(p, out[k]);
+    finish_block(rows, k, out[k]);
+  }
+}
+
+// The same from the packed layout (kernels.h), t.w at the group: already transposed.
+void pack_q4_0_packed(const TileArgs& t, int64_t b0, int count, PackedBlock* out) {
+  const int64_t nb = t.n / quant::kQK;
+  const uint8_t* quants = static_cast<const uint8_t*>(t.w);
+  const uint8_t* scales = quants + nb * 256;
+  for (int k = 0; k < count; ++k) {
+    const uint8_t* q = quants + (b0 + k) * 256;
+    const __m512i p[4] = {_mm512_loadu_si512(q), _mm512_loadu_si512(q + 64), _mm512_loadu_si512(q + 128),
+                          _mm512_loadu_si512(q + 192)};
+    unpack_q4_0(p, out[k]);
+    set_start(out[k]);
+    std::memcpy(out[k].d, scales + (b0 + k) * 32, 32);
   }
 }
 
@@ -201,14 +225,6 @@ void panel_rows_q8_0(const TileArgs (&t)[NP], const PackedBlock* const (&pk)[NP]
   }
 #pragma GCC unroll 2
   for (int p = 0; p < NP; ++p) store_rows(t[p], acc[p], r0, first);
-}
-
-// f(integral_constant N) for the runtime n in [1, Max].
-template <int Max, typename F>
-inline void with_count(int n, F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
-  }(std::make_integer_sequence<int, Max>{});
 }
 
 // ---- Q4_K x Q8_K ---------------------------------------------------------------------------
@@ -693,6 +709,15 @@ void panel_f16_f16_avx512(const TileArgs& t) {
 }
 
 void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ4_0>(t, pack_q4_0); }
+
+// Packed Q4_0: every activation row count through the panel rows (decode has its own kernel).
+void packed_panel_q4_0_q8_0_avx512(const TileArgs& t) {
+  const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const PackedBlock* const (&pk)[NP], auto... a) {
+    panel_rows_q8_0<NP, nx()>(ts, pk, a...);
+  };
+  if (t.n_w <= kPanelW) return run_panel<1, kChunkBlocks, kPanelX, PackedBlock, BlockQ4_0>(t, quant::kQK, pack_q4_0_packed, rows);
+  run_panel<2, kChunkBlocks / 2, kPanelX2, PackedBlock, BlockQ4_0>(t, quant::kQK, pack_q4_0_packed, rows);
+}
 void panel_q8_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ8_0>(t, pack_q8_0); }
 
 namespace {
