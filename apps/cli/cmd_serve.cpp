@@ -521,8 +521,12 @@ int run_serve(ServeArgs& args) {
     }
     context_size(*locals.back()->model, entry.engine.n_ctx, "owl serve");  // warns beyond the training length
     const Loaded& l = *locals.back();
-    fmt::print(stderr, "owl serve: {}{} of {} in memory, warmed up in {:.2f} s\n", plan.config ? fmt::format("model '{}': ", entry.name) : "",
-               cli::human_bytes(l.model->file.resident_bytes()), cli::human_bytes(l.model->file.file_size()), l.engine->warm_up_seconds());
+    const std::string packed = l.model->packed ? fmt::format(", {} repacked for the kernels in {:.2f} s",
+                                                             cli::human_bytes(l.model->packed->size()), l.model->pack_seconds)
+                                               : "";
+    fmt::print(stderr, "owl serve: {}{} of {} in memory{}, warmed up in {:.2f} s\n", plan.config ? fmt::format("model '{}': ", entry.name) : "",
+               cli::human_bytes(l.model->file.resident_bytes()), cli::human_bytes(l.model->file.file_size()), packed,
+               l.engine->warm_up_seconds());
   }
   metrics.set_model_load_seconds(std::chrono::duration<double>(engine::Clock::now() - load_start).count());
   auto models = std::make_shared<serve::ModelRegistry>();

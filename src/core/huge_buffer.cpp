@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 
-#include <cstring>
 #include <new>
 
 namespace owl::core {
@@ -18,7 +17,6 @@ HugePageBuffer::HugePageBuffer(size_t bytes) : size_(bytes) {
 #ifdef MADV_HUGEPAGE
   ::madvise(data_, rounded, MADV_HUGEPAGE);
 #endif
-  std::memset(data_, 0, rounded);  // touched now: the pages exist before anything is timed
 }
 
 HugePageBuffer::~HugePageBuffer() { ::munmap(mapping_, mapped_bytes_); }

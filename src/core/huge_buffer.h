@@ -8,7 +8,8 @@
 
 namespace owl::core {
 
-// Zero-filled, 2 MiB aligned, every page touched. Throws std::bad_alloc when the mapping fails.
+// Zero-filled and 2 MiB aligned; a page is allocated when first written (so filling it part by
+// part, while freeing something else, never holds both). Throws std::bad_alloc when the mapping fails.
 class HugePageBuffer {
  public:
   explicit HugePageBuffer(size_t bytes);

@@ -75,6 +75,8 @@ struct DotKernel {
   // (panel_w rows), for more.
   TileFn packed_rows = nullptr;
   TileFn packed_panel = nullptr;
+  // Writes pack_weights' bytes (its fast variant).
+  void (*pack)(const void* w, int64_t n_out, int64_t n_in, void* out) = nullptr;
 };
 
 // One query block against a KV cache; see attention() below.
@@ -222,7 +224,8 @@ size_t matmul_scratch_bytes(const Kernels& k, TensorType w_type, int64_t n_in, i
 // starts where row r starts. The GGUF layout interleaves 18-byte blocks of one row; a decode
 // matmul read four rows side by side and spent most of its instructions taking them apart.
 bool packable(TensorType type, int64_t n_out, int64_t n_in);
-// Writes the packed layout of W [n_out][n_in] (GGUF rows) to `out` (row_bytes * n_out bytes).
+// Writes the packed layout of W [n_out][n_in] (GGUF rows) to `out` (row_bytes * n_out bytes):
+// the reference, byte by byte; kernels that read the layout write it with DotKernel::pack.
 void pack_weights(TensorType type, const void* w, int64_t n_out, int64_t n_in, void* out);
 // Whether these kernels can multiply by packed weights of `type`.
 bool reads_packed(const Kernels& k, TensorType type);

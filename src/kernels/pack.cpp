@@ -32,7 +32,7 @@ void pack_weights(TensorType type, const void* w, int64_t n_out, int64_t n_in, v
 
 bool reads_packed(const Kernels& k, TensorType type) {
   const DotKernel& dk = k.dot_for(type);
-  return dk.packed_rows != nullptr && dk.packed_panel != nullptr;
+  return dk.packed_rows != nullptr && dk.packed_panel != nullptr && dk.pack != nullptr;
 }
 
 }  // namespace owl::kernels

@@ -126,7 +126,7 @@ void pack_matrices(Model& model) {
   pool.parallel_for(static_cast<int64_t>(todo.size()), [&](int64_t i, int) {
     Weight& w = *todo[static_cast<size_t>(i)];
     uint8_t* out = model.packed->data() + offset[static_cast<size_t>(i)];
-    kernels::pack_weights(w.type, w.data, w.n_out, w.n_in, out);
+    k.dot_for(w.type).pack(w.data, w.n_out, w.n_in, out);
     model.file.release(w.data, static_cast<size_t>(gguf::row_bytes(w.type, w.n_in) * w.n_out));
     w.packed = out;
   });

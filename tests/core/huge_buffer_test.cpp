@@ -8,7 +8,7 @@
 namespace owl::core {
 namespace {
 
-TEST(HugePageBuffer, IsAlignedZeroedAndWritableToItsEnd) {
+TEST(HugePageBuffer, IsAlignedZeroFilledAndWritableToItsEnd) {
   for (const size_t bytes : {size_t{1}, size_t{4096}, (size_t{2} << 20) + 1, size_t{5} << 20}) {
     HugePageBuffer b(bytes);
     ASSERT_EQ(b.size(), bytes);

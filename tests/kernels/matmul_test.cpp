@@ -323,8 +323,10 @@ TEST(Matmul, PackedWeightsMatchTheReference) {
                        .n_rows = n_rows, .w_fill = fills[(seed + n_rows) % 4], .x_scale = seed == 3 ? 1e-2f : 1.0f,
                        .seed = seed};
           const Problem p = make_problem(c);
-          std::vector<uint8_t> packed(p.w.size());
+          std::vector<uint8_t> packed(p.w.size()), fast(p.w.size());
           pack_weights(c.type, p.w.data(), c.n_out, c.n_in, packed.data());
+          k.dot_for(c.type).pack(p.w.data(), c.n_out, c.n_in, fast.data());
+          ASSERT_EQ(packed, fast) << describe(c, isa) << ": the kernels' pack differs from the reference";
           const std::vector<float> y_ref = run_matmul(ref, pool, c, p);
           // Packed (c.n_out rows) and GGUF-layout (the first 16 rows again) in one group.
           std::vector<float> y(static_cast<size_t>(n_rows * (c.n_out + 16)), NAN);

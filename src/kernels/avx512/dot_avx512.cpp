@@ -225,6 +225,7 @@ void fill_avx512(Kernels& k) {
   k.dot[static_cast<uint32_t>(T::Q4_0)].panel_w = 2 * kPanelW;  // two panels per call
   k.dot[static_cast<uint32_t>(T::Q4_0)].packed_rows = packed_rows_q4_0_q8_0_avx512;
   k.dot[static_cast<uint32_t>(T::Q4_0)].packed_panel = packed_panel_q4_0_q8_0_avx512;
+  k.dot[static_cast<uint32_t>(T::Q4_0)].pack = pack_q4_0_avx512;
   k.dot[static_cast<uint32_t>(T::Q8_0)].panel_w = 2 * kPanelW;
   k.dot[static_cast<uint32_t>(T::Q8_0)].panel = panel_q8_0_q8_0_avx512;
   k.dot[static_cast<uint32_t>(T::Q4_K)].panel = panel_q4_K_q8_K_avx512;

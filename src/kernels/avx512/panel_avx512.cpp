@@ -710,6 +710,30 @@ void panel_f16_f16_avx512(const TileArgs& t) {
 
 void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ4_0>(t, pack_q4_0); }
 
+// The packed layout of W (kernels.h), a block of 16 rows at a time: the panel's transpose is it.
+void pack_q4_0_avx512(const void* w, int64_t n_out, int64_t n_in, void* out) {
+  const int64_t nb = n_in / quant::kQK;
+  const size_t row_bytes = static_cast<size_t>(nb) * sizeof(BlockQ4_0);
+  for (int64_t g = 0; g < n_out / kPanelW; ++g) {
+    const TileArgs t{.n = n_in, .w = static_cast<const uint8_t*>(w) + g * kPanelW * row_bytes, .w_stride = row_bytes,
+                     .n_w = kPanelW};
+    const BlockQ4_0* rows[kPanelW];
+    panel_rows(t, 0, rows);
+    uint8_t* quants = static_cast<uint8_t*>(out) + g * kPanelW * row_bytes;
+    uint8_t* scales = quants + nb * 256;
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512i p[4];
+      transpose_16x16(rows, static_cast<int>(b), offsetof(BlockQ4_0, qs), p);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) _mm512_storeu_si512(quants + b * 256 + 64 * j, p[j]);
+      alignas(32) uint16_t d[kPanelW];
+#pragma GCC unroll 16
+      for (int l = 0; l < kPanelW; ++l) std::memcpy(&d[l], &rows[l][b].d, 2);
+      std::memcpy(scales + b * 32, d, 32);
+    }
+  }
+}
+
 // Packed Q4_0: every activation row count through the panel rows (decode has its own kernel).
 void packed_panel_q4_0_q8_0_avx512(const TileArgs& t) {
   const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const PackedBlock* const (&pk)[NP], auto... a) {
