@@ -231,6 +231,7 @@ void fill_avx512(Kernels& k) {
   k.dot[static_cast<uint32_t>(T::Q4_K)].panel = panel_q4_K_q8_K_avx512;
   k.dot[static_cast<uint32_t>(T::Q6_K)].panel = panel_q6_K_q8_K_avx512;
   k.dot[static_cast<uint32_t>(T::F16)].panel = panel_f16_f16_avx512;
+  k.dot[static_cast<uint32_t>(T::F16)].panel_w = 2 * kPanelW;
   // A decode step of up to 16 sequences reads F16 weights faster through tiles (the panel's
   // widening pays off over more rows); the quantized panels win from 5 rows on.
   k.dot[static_cast<uint32_t>(T::F16)].panel_above = 16;

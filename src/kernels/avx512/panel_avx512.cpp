@@ -1,4 +1,4 @@
-// AVX-512 weight panels (DotKernel::panel): kPanelW = 16 weight rows (Q4_0 and Q8_0: two such
+// AVX-512 weight panels (DotKernel::panel): kPanelW = 16 weight rows (Q4_0, Q8_0 and F16: two such
 // panels, 32 rows) against any number of activation rows, for matmuls with many activation rows
 // (prefill, batched decode).
 //
@@ -634,10 +634,14 @@ void run_panel_q8_0(const TileArgs& t, Pack pack) {
 // Products of f16 values are exact in f32, so the panel sums what the dot sums (f32 FMAs of f16 x
 // f16 products; only the order differs). The weights are widened to f32 lanes (row l in lane l),
 // each activation row's chunk is widened once per pass, and an element of 16 rows is one FMA
-// with the activation broadcast from memory: no horizontal sums.
+// with the activation broadcast from memory: no horizontal sums. Over 16 rows, two panels share
+// each broadcast (one load feeds two FMAs): with one panel the loads, one per FMA, were the limit.
+// Every output's sum runs in the same order (a chunk's elements in order, chunks added to y in
+// order) whatever the panels and rows of the call: batch invariance holds.
 
-constexpr int kChunkF16 = 128;  // elements per chunk: 8 KiB of packed weights
-constexpr int kPanelXF16 = 16;  // activation rows per register pass
+constexpr int kChunkF16 = 128;   // elements per chunk: 8 KiB of packed weights per panel
+constexpr int kPanelXF16 = 16;   // activation rows per register pass, one panel
+constexpr int kPanelX2F16 = 12;  // with two panels: 24 accumulators
 
 struct Half8 {
   uint16_t v[8];
@@ -658,26 +662,58 @@ void pack_f16(const TileArgs& t, int64_t e0, int count, __m512* out) {
   }
 }
 
-template <int NX>
-void panel_rows_f16(const TileArgs& t, const __m512* pk, int64_t e0, int count, int r0, bool first) {
+template <int NP, int NX>
+void panel_rows_f16(const TileArgs (&t)[NP], const __m512* const (&pk)[NP], int64_t e0, int count, int r0, bool first) {
   alignas(64) float xf[NX][kChunkF16];
 #pragma GCC unroll 16
   for (int r = 0; r < NX; ++r) {
-    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.x) + (r0 + r) * t.x_stride) + e0;
+    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t[0].x) + (r0 + r) * t[0].x_stride) + e0;
     for (int i = 0; i < count; i += 16) {
       _mm512_store_ps(xf[r] + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
     }
   }
-  __m512 acc[NX];
+  __m512 acc[NP][NX];
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 16
-  for (int r = 0; r < NX; ++r) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < NX; ++r) acc[p][r] = _mm512_setzero_ps();
 #pragma GCC unroll 4
   for (int k = 0; k < count; ++k) {
-    const __m512 w = _mm512_load_ps(&pk[k]);
+    __m512 w[NP];
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) w[p] = _mm512_load_ps(&pk[p][k]);
 #pragma GCC unroll 16
-    for (int r = 0; r < NX; ++r) acc[r] = _mm512_fmadd_ps(w, _mm512_set1_ps(xf[r][k]), acc[r]);
+    for (int r = 0; r < NX; ++r) {
+      const __m512 x = _mm512_set1_ps(xf[r][k]);
+#pragma GCC unroll 2
+      for (int p = 0; p < NP; ++p) acc[p][r] = _mm512_fmadd_ps(w[p], x, acc[p][r]);
+    }
   }
-  store_rows(t, acc, r0, first);
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p) store_rows(t[p], acc[p], r0, first);
+}
+
+// NP panels (t.n_w > (NP - 1) kPanelW rows), chunk by chunk.
+template <int NP, int kRowsPerPass>
+void run_panel_f16(const TileArgs& t, int64_t n16) {
+  TileArgs ts[NP];
+  alignas(64) __m512 packed[NP][kChunkF16];
+  const __m512* pk[NP];
+  for (int p = 0; p < NP; ++p) {
+    ts[p] = t;
+    ts[p].w = static_cast<const uint8_t*>(t.w) + p * kPanelW * t.w_stride;
+    ts[p].y = t.y + p * kPanelW;
+    ts[p].n_w = std::min(kPanelW, t.n_w - p * kPanelW);
+    pk[p] = packed[p];
+  }
+  for (int64_t e0 = 0; e0 < n16; e0 += kChunkF16) {
+    const int count = static_cast<int>(std::min<int64_t>(kChunkF16, n16 - e0));
+    for (int p = 0; p < NP; ++p) pack_f16(ts[p], e0, count, packed[p]);
+    for (int r = 0; r < t.n_x; r += kRowsPerPass) {
+      with_count<kRowsPerPass>(std::min(kRowsPerPass, t.n_x - r),
+                               [&](auto nx) { panel_rows_f16<NP, nx()>(ts, pk, e0, count, r, e0 == 0); });
+    }
+  }
 }
 
 }  // namespace
@@ -685,15 +721,11 @@ void panel_rows_f16(const TileArgs& t, const __m512* pk, int64_t e0, int count, 
 void panel_f16_f16_avx512(const TileArgs& t) {
   static_assert(kChunkF16 % 16 == 0);
   const int64_t n16 = t.n / 16 * 16;
-  alignas(64) __m512 packed[kChunkF16];
   stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(t.n) * 2);
-  for (int64_t e0 = 0; e0 < n16; e0 += kChunkF16) {
-    const int count = static_cast<int>(std::min<int64_t>(kChunkF16, n16 - e0));
-    pack_f16(t, e0, count, packed);
-    for (int r = 0; r < t.n_x; r += kPanelXF16) {
-      with_count<kPanelXF16>(std::min(kPanelXF16, t.n_x - r),
-                             [&](auto nx) { panel_rows_f16<nx()>(t, packed, e0, count, r, e0 == 0); });
-    }
+  if (t.n_w <= kPanelW) {
+    run_panel_f16<1, kPanelXF16>(t, n16);
+  } else {
+    run_panel_f16<2, kPanelX2F16>(t, n16);
   }
   if (n16 == t.n) return;
   // The last n % 16 elements, one product at a time (y holds the sums of the rest, if any).
