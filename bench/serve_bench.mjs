@@ -1,7 +1,8 @@
 // Streaming throughput and latency of an OpenAI-compatible server: for each concurrency, that
 // many clients each stream ROUNDS completions of exactly TOKENS tokens (ignore_eos); prints the
-// aggregate generated tokens/s and the p50, mean and p99 time to first token. Prints figures,
-// asserts nothing.
+// aggregate generated tokens/s and the p50, mean and p99 time to first token, and how many
+// requests failed (an HTTP error, an error event in the stream, a connection closed early: each
+// named on stderr and left out of the figures). Prints figures, asserts nothing.
 //   node serve_bench.mjs --url http://127.0.0.1:8080 [--clients 1,4,16] [--tokens 64] [--requests 16]
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,8 +34,9 @@ async function one(c, i) {
       buffer = buffer.slice(cut + 2);
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
       const chunk = JSON.parse(event.slice(6));
+      if (chunk.error) throw new Error(`error event: ${JSON.stringify(chunk.error)}`);
       if (chunk.usage) generated = chunk.usage.completion_tokens;
-      if (ttft === null && chunk.choices.length) ttft = performance.now() - start;
+      if (ttft === null && chunk.choices?.length) ttft = performance.now() - start;
     }
   }
   return { ttft, generated };
@@ -51,22 +53,27 @@ const pct = (xs, p) => {
 for await (const part of (await fetch(`${url}/v1/models`)).body) new TextDecoder().decode(part, { stream: true });
 const first = await one(0, 0);
 console.log(`first request: TTFT ${(first.ttft / 1000).toFixed(3)} s`);
-console.log("| clients | requests | tokens | aggregate tokens/s | TTFT p50 (s) | TTFT mean (s) | TTFT p99 (s) |");
-console.log("|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| clients | requests | tokens | aggregate tokens/s | TTFT p50 (s) | TTFT mean (s) | TTFT p99 (s) | failed |");
+console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const c of levels) {
   const per = Math.max(1, Math.ceil(requests / c));
   const ttfts = [];
-  let generated = 0;
+  let generated = 0, failed = 0;
   const start = performance.now();
   await Promise.all(Array.from({ length: c }, async (_, k) => {
     for (let i = 0; i < per; i++) {
-      const r = await one(c, k * per + i);
-      ttfts.push(r.ttft / 1000);
-      generated += r.generated;
+      try {
+        const r = await one(c, k * per + i);
+        ttfts.push(r.ttft / 1000);
+        generated += r.generated;
+      } catch (e) {
+        failed += 1;
+        console.error(`serve_bench: ${c} clients, request ${k * per + i}: ${e.cause?.message ?? e.message}`);
+      }
     }
   }));
   const secs = (performance.now() - start) / 1000;
   const mean = ttfts.reduce((a, b) => a + b, 0) / ttfts.length;
   console.log(`| ${c} | ${ttfts.length} | ${generated} | ${(generated / secs).toFixed(1)} | ${pct(ttfts, 50).toFixed(3)} | ` +
-              `${mean.toFixed(3)} | ${pct(ttfts, 99).toFixed(3)} |`);
+              `${mean.toFixed(3)} | ${pct(ttfts, 99).toFixed(3)} | ${failed} |`);
 }

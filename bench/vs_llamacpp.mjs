@@ -152,6 +152,7 @@ const runAsync = (cmd, args) => new Promise((resolve) => {
   const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 26 }, (error, stdout, stderr) => {
     servers.delete(child);
     if (error) fail(`${cmd} ${args.join(" ")} failed: ${String(stderr || error.message).trim().slice(-800)}`);
+    if (stderr) process.stderr.write(stderr);  // the failed requests serve_bench names
     resolve(stdout);
   });
   servers.add(child);
@@ -173,7 +174,8 @@ async function serve(name, cmd, args, readyOf, port) {
   const table = await runAsync("node", [join(root, "bench/serve_bench.mjs"), "--url", url, "--clients", "1,4,16", "--tokens", "64", "--requests", "16"]);
   child.kill("SIGTERM");
   await new Promise((r) => child.on("exit", r));
-  const rows = Object.fromEntries([...table.matchAll(/^\| (\d+) \| \d+ \| \d+ \| ([\d.]+) \| ([\d.]+) \|/gm)].map((m) => [m[1], [Number(m[2]), Number(m[3])]]));
+  const rows = Object.fromEntries([...table.matchAll(/^\| (\d+) \| \d+ \| \d+ \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \| (\d+) \|/gm)]
+    .map((m) => [m[1], [Number(m[2]), Number(m[3]), Number(m[4])]]));
   const first = Number(table.match(/first request: TTFT ([\d.]+)/)?.[1]);
   return { ready, first, rows };
 }
@@ -208,4 +210,7 @@ if (parts.includes("serve") && env.LLAMA_SERVER && files.Q4_0) {
     row(`tokens/s at ${c} client${c === "1" ? "" : "s"}`, (x) => x.rows[c]?.[0], 1);
     row(`TTFT p50 at ${c} client${c === "1" ? "" : "s"}, s`, (x) => x.rows[c]?.[1], 3);
   }
+  // Failed requests (left out of the figures above), summed over levels and rounds.
+  const failed = (who) => runs[who].reduce((n, x) => n + Object.values(x.rows).reduce((m, r) => m + r[2], 0), 0);
+  console.log(`| failed requests, all rounds | ${failed("llama")} | ${failed("owl")} | |`);
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,32 @@ TEST_F(FilesTest, LargeCommitLeavesCacheAndPopulateMapsEveryPage) {
   ASSERT_TRUE(map);
   ASSERT_EQ(map->size(), size);
   EXPECT_EQ(resident_pages(map->data(), map->size()), size / static_cast<size_t>(::sysconf(_SC_PAGESIZE)));
+  EXPECT_EQ(std::memcmp(map->data(), data.data(), size), 0);
+}
+
+// Resident pages of this process (/proc/self/statm), in bytes.
+size_t process_resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t total = 0, resident = 0;
+  statm >> total >> resident;
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// release() takes the pages inside the range out of the process (the rest of the map stays),
+// and a read brings the same bytes back.
+TEST_F(FilesTest, ReleasedPagesLeaveTheProcessAndReadBack) {
+  const size_t size = size_t{32} << 20;
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * 2654435761u >> 24);
+  ASSERT_TRUE(write_file_atomic(path("r"), data));
+  auto map = MappedFile::open(path("r"), true);
+  ASSERT_TRUE(map);
+  const size_t before = process_resident_bytes();
+  map->release(map->data() + 1000, size - 2000);  // whole pages inside only
+  const size_t after = process_resident_bytes();
+  EXPECT_GT(before, after + (size_t{24} << 20)) << before << " " << after;
+  EXPECT_EQ(std::memcmp(map->data(), data.data(), size), 0);
+  map->release(map->data() + size - 10, 100);  // past the end: nothing outside the map
   EXPECT_EQ(std::memcmp(map->data(), data.data(), size), 0);
 }
 
