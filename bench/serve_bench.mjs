@@ -51,8 +51,13 @@ const pct = (xs, p) => {
 // first, as a stream, warms up this client (node's fetch and streams load on first use), not
 // the server's model.
 for await (const part of (await fetch(`${url}/v1/models`)).body) new TextDecoder().decode(part, { stream: true });
-const first = await one(0, 0);
-console.log(`first request: TTFT ${(first.ttft / 1000).toFixed(3)} s`);
+try {
+  const first = await one(0, 0);
+  console.log(`first request: TTFT ${(first.ttft / 1000).toFixed(3)} s`);
+} catch (e) {
+  console.log("first request: failed");
+  console.error(`serve_bench: the first request: ${e.cause?.message ?? e.message}`);
+}
 console.log("| clients | requests | tokens | aggregate tokens/s | TTFT p50 (s) | TTFT mean (s) | TTFT p99 (s) | failed |");
 console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const c of levels) {

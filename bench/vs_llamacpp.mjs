@@ -176,7 +176,8 @@ async function serve(name, cmd, args, readyOf, port) {
   await new Promise((r) => child.on("exit", r));
   const rows = Object.fromEntries([...table.matchAll(/^\| (\d+) \| \d+ \| \d+ \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \| (\d+) \|/gm)]
     .map((m) => [m[1], [Number(m[2]), Number(m[3]), Number(m[4])]]));
-  const first = Number(table.match(/first request: TTFT ([\d.]+)/)?.[1]);
+  const firstMatch = table.match(/first request: TTFT ([\d.]+)/);  // absent when it failed
+  const first = firstMatch ? Number(firstMatch[1]) : undefined;
   return { ready, first, rows };
 }
 const health = async (url) => {
@@ -196,13 +197,16 @@ if (parts.includes("serve") && env.LLAMA_SERVER && files.Q4_0) {
       ["serve", "-m", files.Q4_0, "--port", "18432", "-t", threads, "--parallel", "16", "-c", "1024"],
       async (url, log) => log.includes("ready:"), 18432));
   }
-  const med = (who, f) => median(runs[who].map(f));
+  const med = (who, f) => {
+    const xs = runs[who].map(f).filter((x) => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
   console.log("\n## serving the Q4_0 file, 16 slots, 64 tokens per request (median)\n");
   console.log("| | llama-server | owl serve | owl / llama.cpp |");
   console.log("|---|---:|---:|---:|");
   const row = (label, f, d) => {
     const l = med("llama", f), o = med("owl", f);
-    console.log(`| ${label} | ${fmt(l, d)} | ${fmt(o, d)} | ${fmt(o / l)} |`);
+    console.log(`| ${label} | ${fmt(l, d)} | ${fmt(o, d)} | ${l === undefined || o === undefined ? "–" : fmt(o / l)} |`);
   };
   row("start to ready, s", (x) => x.ready, 2);
   row("first request's TTFT, s", (x) => x.first, 3);
