@@ -2,7 +2,8 @@
 // many clients each stream ROUNDS completions of exactly TOKENS tokens (ignore_eos); prints the
 // aggregate generated tokens/s and the p50, mean and p99 time to first token, and how many
 // requests failed (an HTTP error, an error event in the stream, a connection closed early: each
-// named on stderr and left out of the figures). Prints figures, asserts nothing.
+// named on stderr). A request that streamed tokens before an error event still counts them
+// (one per streamed chunk) and its time to first token. Prints figures, asserts nothing.
 //   node serve_bench.mjs --url http://127.0.0.1:8080 [--clients 1,4,16] [--tokens 64] [--requests 16]
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,7 +26,7 @@ async function one(c, i) {
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
-  let ttft = null, generated = 0, buffer = "";
+  let ttft = null, generated = 0, streamed = 0, buffer = "";
   for await (const part of res.body) {
     buffer += decoder.decode(part, { stream: true });
     let cut;
@@ -34,9 +35,15 @@ async function one(c, i) {
       buffer = buffer.slice(cut + 2);
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
       const chunk = JSON.parse(event.slice(6));
-      if (chunk.error) throw new Error(`error event: ${JSON.stringify(chunk.error)}`);
+      if (chunk.error) {
+        // What the server generated before it gave up still took its time: the caller counts it.
+        throw Object.assign(new Error(`error event: ${JSON.stringify(chunk.error)}`), { ttft, streamed });
+      }
       if (chunk.usage) generated = chunk.usage.completion_tokens;
-      if (ttft === null && chunk.choices?.length) ttft = performance.now() - start;
+      if (chunk.choices?.length) {
+        streamed += 1;
+        if (ttft === null) ttft = performance.now() - start;
+      }
     }
   }
   return { ttft, generated };
@@ -74,6 +81,10 @@ for (const c of levels) {
       } catch (e) {
         failed += 1;
         console.error(`serve_bench: ${c} clients, request ${k * per + i}: ${e.cause?.message ?? e.message}`);
+        if (e.ttft != null) {  // an error event after tokens streamed: its tokens and TTFT count
+          ttfts.push(e.ttft / 1000);
+          generated += e.streamed;
+        }
       }
     }
   }));
