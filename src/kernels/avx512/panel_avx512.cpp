@@ -693,39 +693,20 @@ void panel_rows_f16(const TileArgs (&t)[NP], const __m512* const (&pk)[NP], int6
   for (int p = 0; p < NP; ++p) store_rows(t[p], acc[p], r0, first);
 }
 
-// NP panels (t.n_w > (NP - 1) kPanelW rows), chunk by chunk.
-template <int NP, int kRowsPerPass>
-void run_panel_f16(const TileArgs& t, int64_t n16) {
-  TileArgs ts[NP];
-  alignas(64) __m512 packed[NP][kChunkF16];
-  const __m512* pk[NP];
-  for (int p = 0; p < NP; ++p) {
-    ts[p] = t;
-    ts[p].w = static_cast<const uint8_t*>(t.w) + p * kPanelW * t.w_stride;
-    ts[p].y = t.y + p * kPanelW;
-    ts[p].n_w = std::min(kPanelW, t.n_w - p * kPanelW);
-    pk[p] = packed[p];
-  }
-  for (int64_t e0 = 0; e0 < n16; e0 += kChunkF16) {
-    const int count = static_cast<int>(std::min<int64_t>(kChunkF16, n16 - e0));
-    for (int p = 0; p < NP; ++p) pack_f16(ts[p], e0, count, packed[p]);
-    for (int r = 0; r < t.n_x; r += kRowsPerPass) {
-      with_count<kRowsPerPass>(std::min(kRowsPerPass, t.n_x - r),
-                               [&](auto nx) { panel_rows_f16<NP, nx()>(ts, pk, e0, count, r, e0 == 0); });
-    }
-  }
-}
-
 }  // namespace
 
 void panel_f16_f16_avx512(const TileArgs& t) {
   static_assert(kChunkF16 % 16 == 0);
   const int64_t n16 = t.n / 16 * 16;
-  stream_in(t.w, static_cast<size_t>(t.n_w - 1) * t.w_stride + static_cast<size_t>(t.n) * 2);
+  TileArgs whole = t;  // run_panel's "blocks" are elements here, the whole vectors of 16
+  whole.n = n16;
+  const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const __m512* const (&pk)[NP], auto... a) {
+    panel_rows_f16<NP, nx()>(ts, pk, a...);
+  };
   if (t.n_w <= kPanelW) {
-    run_panel_f16<1, kPanelXF16>(t, n16);
+    run_panel<1, kChunkF16, kPanelXF16, __m512, uint16_t>(whole, 1, pack_f16, rows);
   } else {
-    run_panel_f16<2, kPanelX2F16>(t, n16);
+    run_panel<2, kChunkF16, kPanelX2F16, __m512, uint16_t>(whole, 1, pack_f16, rows);
   }
   if (n16 == t.n) return;
   // The last n % 16 elements, one product at a time (y holds the sums of the rest, if any).
