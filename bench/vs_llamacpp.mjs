@@ -80,7 +80,8 @@ const sameBytes = (a, b) => readFileSync(a).equals(readFileSync(b));
 
 console.log(`# ${run(owl, ["--version"]).trim()} beside llama.cpp: ${rounds} rounds, ${threads} threads`);
 console.log(`machine: ${run("nproc", []).trim()} cores; ${readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? "?"}`);
-if (!existsSync(f16)) {
+// The F16 file feeds quantize and the F16 rows of bench; serving alone needs only the Q4_0 file.
+if (!existsSync(f16) && (parts.includes("quantize") || parts.includes("bench"))) {
   console.log(`making ${f16} (owl synth, 1.1B llama shape, F16)`);
   run(owl, ["synth", "--n-embd", "2048", "--n-layer", "22", "--n-head", "32", "--n-head-kv", "4", "--n-ff", "5632",
             "--vocab-from", join(root, "../shared/vocab/ggml-vocab-llama-spm.gguf"), "--type", "f16", "-o", f16]);
