@@ -140,7 +140,7 @@ struct Part {
     use_panel = args.w_packed ? args.n_rows > kPackedRowsMax
                               : dk->panel != nullptr && (args.n_rows > dk->panel_above || args.batch_invariant);
     OWL_CHECK(!use_panel || dk->act_type == TensorType::Q8_0 || dk->act_type == TensorType::Q8_K ||
-              dk->act_type == TensorType::F16);
+              dk->act_type == TensorType::F16 || dk->act_type == TensorType::BF16);
     OWL_CHECK(!use_panel || dk->panel_w == kPanelW || dk->panel_w == 2 * kPanelW);
     format = {dk->act_type, use_panel && panel_q8_0(*dk)};
     // Panels go by aligned blocks of kBlockW weight rows (whose panel_w groups set a panel's

@@ -39,6 +39,7 @@ void panel_q8_0_q8_0_avx512(const TileArgs& t);
 void panel_q4_K_q8_K_avx512(const TileArgs& t);  // Q8_K activations as they are
 void panel_q6_K_q8_K_avx512(const TileArgs& t);
 void panel_f16_f16_avx512(const TileArgs& t);    // F16 activations as they are
+void panel_bf16_bf16_avx512(const TileArgs& t);  // BF16 activations as they are
 void packed_rows_q4_0_q8_0_avx512(const TileArgs& t);   // the packed layout (DotKernel::packed_rows)
 void packed_panel_q4_0_q8_0_avx512(const TileArgs& t);  // the packed layout (DotKernel::packed_panel)
 void pack_q4_0_avx512(const void* w, int64_t n_out, int64_t n_in, void* out);  // DotKernel::pack

@@ -240,6 +240,12 @@ void fill_avx512(Kernels& k) {
     set(T::BF16, dot_bf16_bf16_avx512);
     set_tile(T::BF16, tile_bf16_bf16_avx512);
   }
+  {  // BF16 prefill widens to f32 as F16 does (a shift): AVX-512F only
+    DotKernel& bf16 = k.dot[static_cast<uint32_t>(T::BF16)];
+    bf16.panel = panel_bf16_bf16_avx512;
+    bf16.panel_w = 2 * kPanelW;
+    bf16.panel_above = 16;
+  }
   k.quantize_q8_0 = quantize_row_q8_0_avx512;
   k.quantize_panel_q8_0 = quantize_row_panel_q8_0_avx512;
   k.quantize_q8_K = quantize_row_q8_K_avx512;

@@ -630,8 +630,8 @@ void run_panel_q8_0(const TileArgs& t, Pack pack) {
   run_panel<2, kChunkBlocks / 2, kPanelX2, PackedBlock, Block>(t, quant::kQK, pack, rows);
 }
 
-// ---- F16 x F16 --------------------------------------------------------------------------------
-// Products of f16 values are exact in f32, so the panel sums what the dot sums (f32 FMAs of f16 x
+// ---- F16 x F16 and BF16 x BF16 ------------------------------------------------------------------
+// Products of f16 (and of bf16) values are exact in f32, so the panel sums what the dot sums (f32 FMAs of f16 x
 // f16 products; only the order differs). The weights are widened to f32 lanes (row l in lane l),
 // each activation row's chunk is widened once per pass, and an element of 16 rows is one FMA
 // with the activation broadcast from memory: no horizontal sums. Over 16 rows, two panels share
@@ -647,7 +647,27 @@ struct Half8 {
   uint16_t v[8];
 };
 
+// The two 16-bit values in each dword of p, as f32: the low ones (lo) or the high ones. F16 by
+// vcvtph2ps; BF16 is the top half of an f32.
+template <bool kBf16>
+inline __m512 widen_halves(__m512i p, bool lo) {
+  if constexpr (kBf16) {
+    return _mm512_castsi512_ps(lo ? _mm512_slli_epi32(p, 16) : _mm512_and_si512(p, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  } else {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo ? p : _mm512_srli_epi32(p, 16)));
+  }
+}
+
+// 16 consecutive 16-bit values at p, as f32.
+template <bool kBf16>
+inline __m512 widen16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (kBf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
 // Elements [e0, e0 + count) (multiples of 8) of the 16 rows, widened: out[k] lane l = row l's e0 + k.
+template <bool kBf16>
 void pack_f16(const TileArgs& t, int64_t e0, int count, __m512* out) {
   const Half8* rows[kPanelW];
   panel_rows(t, e0 / 8, rows);
@@ -656,21 +676,19 @@ void pack_f16(const TileArgs& t, int64_t e0, int count, __m512* out) {
     transpose_16x16(rows, k, 0, p);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      out[8 * k + 2 * j] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p[j]));
-      out[8 * k + 2 * j + 1] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p[j], 16)));
+      out[8 * k + 2 * j] = widen_halves<kBf16>(p[j], true);
+      out[8 * k + 2 * j + 1] = widen_halves<kBf16>(p[j], false);
     }
   }
 }
 
-template <int NP, int NX>
+template <bool kBf16, int NP, int NX>
 void panel_rows_f16(const TileArgs (&t)[NP], const __m512* const (&pk)[NP], int64_t e0, int count, int r0, bool first) {
   alignas(64) float xf[NX][kChunkF16];
 #pragma GCC unroll 16
   for (int r = 0; r < NX; ++r) {
     const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t[0].x) + (r0 + r) * t[0].x_stride) + e0;
-    for (int i = 0; i < count; i += 16) {
-      _mm512_store_ps(xf[r] + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
-    }
+    for (int i = 0; i < count; i += 16) _mm512_store_ps(xf[r] + i, widen16<kBf16>(x + i));
   }
   __m512 acc[NP][NX];
 #pragma GCC unroll 2
@@ -693,33 +711,39 @@ void panel_rows_f16(const TileArgs (&t)[NP], const __m512* const (&pk)[NP], int6
   for (int p = 0; p < NP; ++p) store_rows(t[p], acc[p], r0, first);
 }
 
-}  // namespace
-
-void panel_f16_f16_avx512(const TileArgs& t) {
+// F16 or BF16 weights against activations of the same type.
+template <bool kBf16>
+void panel_half(const TileArgs& t) {
   static_assert(kChunkF16 % 16 == 0);
   const int64_t n16 = t.n / 16 * 16;
   TileArgs whole = t;  // run_panel's "blocks" are elements here, the whole vectors of 16
   whole.n = n16;
   const auto rows = [&]<int NP>(auto nx, const TileArgs (&ts)[NP], const __m512* const (&pk)[NP], auto... a) {
-    panel_rows_f16<NP, nx()>(ts, pk, a...);
+    panel_rows_f16<kBf16, NP, nx()>(ts, pk, a...);
   };
   if (t.n_w <= kPanelW) {
-    run_panel<1, kChunkF16, kPanelXF16, __m512, uint16_t>(whole, 1, pack_f16, rows);
+    run_panel<1, kChunkF16, kPanelXF16, __m512, uint16_t>(whole, 1, pack_f16<kBf16>, rows);
   } else {
-    run_panel<2, kChunkF16, kPanelX2F16, __m512, uint16_t>(whole, 1, pack_f16, rows);
+    run_panel<2, kChunkF16, kPanelX2F16, __m512, uint16_t>(whole, 1, pack_f16<kBf16>, rows);
   }
   if (n16 == t.n) return;
   // The last n % 16 elements, one product at a time (y holds the sums of the rest, if any).
+  const auto widen = [](uint16_t h) { return kBf16 ? quant::bf16_to_f32(h) : quant::f16_to_f32(h); };
   for (int r = 0; r < t.n_x; ++r) {
     const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.x) + r * t.x_stride);
     for (int l = 0; l < t.n_w; ++l) {
       const auto* w = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(t.w) + l * t.w_stride);
       float sum = n16 == 0 ? 0.0f : t.y[r * t.y_stride + l];
-      for (int64_t i = n16; i < t.n; ++i) sum += quant::f16_to_f32(w[i]) * quant::f16_to_f32(x[i]);
+      for (int64_t i = n16; i < t.n; ++i) sum += widen(w[i]) * widen(x[i]);
       t.y[r * t.y_stride + l] = sum;
     }
   }
 }
+
+}  // namespace
+
+void panel_f16_f16_avx512(const TileArgs& t) { panel_half<false>(t); }
+void panel_bf16_bf16_avx512(const TileArgs& t) { panel_half<true>(t); }
 
 void panel_q4_0_q8_0_avx512(const TileArgs& t) { run_panel_q8_0<BlockQ4_0>(t, pack_q4_0); }
 
