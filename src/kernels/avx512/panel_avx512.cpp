@@ -8,7 +8,7 @@
 // accumulator per activation row, then one convert and one FMA with the 16 rows' scales. No
 // horizontal sums: the 16 results of a row are one masked store. The repacking is paid once per
 // chunk and shared by every activation row of the call. Formats: Q4_0 and Q8_0 (below), Q4_K,
-// Q6_K and F16 (their own sections further down).
+// Q6_K, F16 and BF16 (their own sections further down).
 //
 // Q4_0 and Q8_0 weights against Q8_0 activations: vpdpbusd takes unsigned x signed bytes. The
 // weights are packed signed (Q4_0: q - 8; Q8_0: q) and the activations come as panel rows,
