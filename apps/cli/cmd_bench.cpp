@@ -68,12 +68,7 @@ std::string profile_note(const std::string& model, const eval::BenchResult& r) {
   const bool tg = r.n_gen > 0;
   const double units = tg ? static_cast<double>(p.tokens) : static_cast<double>(r.samples_ns.size());
   if (units <= 0 || p.total_ns <= 0) return {};
-  double read_gbs = 0;  // the median bandwidth measured before the repetitions, if it was
-  if (!r.read_gbs.empty()) {
-    std::vector<double> v = r.read_gbs;
-    std::sort(v.begin(), v.end());
-    read_gbs = v[v.size() / 2];
-  }
+  const double read_gbs = r.median_read_gbs();  // 0: not measured
   std::string text = fmt::format("{} of {}, where the time goes ({}: {:.3f} ms):\n\n", r.test, model,
                                  tg ? "per token" : "per repetition", p.total_ns / units / 1e6);
   text += fmt::format("| part | weights | calls | ms | share | weight MB | weight GB/s |{} GFLOP/s |\n",

@@ -56,6 +56,13 @@ core::Result<double> time_run(const Model& model, Context& ctx, const std::vecto
   return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
 double bytes(const Weight& w) {
   return w.present() ? static_cast<double>(gguf::row_bytes(w.type, w.n_in) * w.n_out) : 0.0;
 }
@@ -92,13 +99,9 @@ std::vector<double> BenchResult::bandwidth_shares() const {
   return shares;
 }
 
-double BenchResult::median_share() const {
-  std::vector<double> v = bandwidth_shares();
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
+double BenchResult::median_share() const { return median(bandwidth_shares()); }
+
+double BenchResult::median_read_gbs() const { return median(read_gbs); }
 
 core::Status check_bench_options(const Model& model, const BenchOptions& o) {
   if (o.repetitions < 1) return core::make_error("bench: repetitions {} must be at least 1", o.repetitions);

@@ -52,6 +52,7 @@ struct BenchResult {
   // Per repetition, the share of read_gbs that its tokens' weights took; and their median.
   std::vector<double> bandwidth_shares() const;
   double median_share() const;
+  double median_read_gbs() const;  // 0 when the bandwidth was not measured
   // With BenchOptions::profile: every timed repetition's forward passes together.
   model::StepProfile profile;
 };

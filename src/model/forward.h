@@ -15,6 +15,7 @@
 #include "model/adapter.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "model/profile.h"
 
 namespace owl::model {
 
@@ -71,28 +72,6 @@ struct ActivationObserver {
   virtual ~ActivationObserver() = default;
   // x: [n_rows] rows of w.n_in floats, row i at x + i * x_stride.
   virtual void observe(const Weight& w, const float* x, int64_t x_stride, int64_t n_rows) const = 0;
-};
-
-// Where forward()'s time goes (owl bench --profile): the wall time, weight bytes and floating-point
-// operations of each kind of weight matmul, split by the weights' types, and of attention (with the
-// K/V store). The rest (norms, RoPE, the activation, residual adds, the embedding row) is total_ns
-// less their sum. A matmul's time includes its LoRA adapters. Timing costs two clock reads per
-// matmul and per attention.
-struct StepProfile {
-  enum class Part : uint8_t { kAttnQkv, kAttnOutput, kFfnGateUp, kFfnDown, kOutput, kAttention };
-  struct Entry {
-    Part part;
-    uint32_t types = 0;  // a bit per gguf::TensorType of the weights timed together
-    int64_t calls = 0;
-    double ns = 0, weight_bytes = 0, flops = 0;
-  };
-  std::vector<Entry> entries;  // in the order first seen
-  double total_ns = 0;          // of whole forward() calls
-  int64_t forwards = 0, tokens = 0;
-
-  void add(Part part, uint32_t types, double ns, double weight_bytes, double flops);
-  static const char* part_name(Part part);       // "attn_q/k/v", "ffn_down", "attention", ...
-  static std::string type_names(uint32_t types);  // "q4_k+q6_k"
 };
 
 // What a backward pass needs from one forward pass (llm.c's ActivationTensors): per layer, the
